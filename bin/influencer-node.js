@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+import { main } from '../dist/lib/cli.js';
+
+main(process.argv.slice(2)).then(
+  (code) => { if (typeof code === 'number') process.exitCode = code; },
+  (err) => { console.error(`influencer-node: ${err?.message ?? err}`); process.exit(1); },
+);

@@ -1,0 +1,55 @@
+import { UsageError } from '../cli.js';
+import { maskUrl, type Config } from '../config.js';
+import { createMongo } from '../mongo.js';
+import { readInfluencer, type InfluencerView } from '../read.js';
+
+/** Parses an ISO time or epoch milliseconds. */
+export function parseTime(flag: string, raw: unknown): number {
+  const text = String(raw).trim();
+  const t = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  if (!Number.isFinite(t)) throw new UsageError(`--${flag}=${JSON.stringify(raw)} is not valid: expected an ISO time (2026-11-27T10:00Z) or epoch milliseconds`);
+  return t;
+}
+
+export async function showCommand(config: Config, opts: Record<string, unknown>, args: string[]): Promise<number> {
+  const raw = args[0];
+  if (!/^\d+$/.test(raw ?? '') || Number(raw) < config.pkMin || Number(raw) > config.pkMax) {
+    throw new UsageError(`pk ${JSON.stringify(raw)} is not valid: expected an integer from ${config.pkMin} to ${config.pkMax}`);
+  }
+  const pk = Number(raw);
+  const to = opts.to === undefined ? Date.now() : parseTime('to', opts.to);
+  const from = opts.from === undefined ? to - 3_600_000 : parseTime('from', opts.from);
+  if (from > to) throw new UsageError(`--from is after --to: ${new Date(from).toISOString()} > ${new Date(to).toISOString()}`);
+  const client = createMongo(config.mongoUrl);
+  try {
+    try {
+      await client.connect();
+    } catch (err) {
+      process.stderr.write(`influencer-node: MongoDB unreachable at ${maskUrl(config.mongoUrl)}: ${(err as Error).message}\n`);
+      return 1;
+    }
+    const view = await readInfluencer(client.db(config.mongoDb), pk, from, to);
+    if (!view) {
+      if (opts.json) process.stdout.write(`${JSON.stringify({ pk, found: false })}\n`);
+      else process.stdout.write(`pk ${pk}: no data yet (no node has stored a sample for it)\n`);
+      return 0;
+    }
+    process.stdout.write(opts.json ? `${JSON.stringify(view, null, 2)}\n` : renderInfluencer(view));
+    return 0;
+  } finally {
+    await client.close().catch(() => undefined);
+  }
+}
+
+export function renderInfluencer(v: InfluencerView): string {
+  const lines = [
+    `${v.username} (pk ${v.pk})  last updated ${v.lastUpdated}${v.suspicious === null ? '' : `  suspicious: ${v.suspicious ? 'yes' : 'no'}`}`,
+    `followers ${v.followerCount}  following ${v.followingCount}  ratio ${v.followerRatio ?? '-'}`,
+    `average ${v.averageFollowers}  min ${v.minFollowers}  max ${v.maxFollowers}  over ${v.samples} samples`,
+    '',
+    `timeline ${v.range.from} .. ${v.range.to}: ${v.points.length} points`,
+    ...v.points.map((p) => `  ${p.at}  ${String(p.followerCount).padStart(9)}  ${String(p.followingCount).padStart(7)}  ${p.followerRatio ?? '-'}`),
+    '',
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,130 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+
+/** A setting that cannot be used: the CLI prints `message` alone and exits with code 2. */
+export class ConfigError extends Error {
+  readonly exitCode = 2;
+}
+
+type Kind = 'url' | 'int' | 'number' | 'name' | 'level' | 'string';
+
+interface Setting {
+  env: string;
+  flag: string;
+  kind: Kind;
+  def: () => string | undefined;
+  help: string;
+  min?: number;
+  protocols?: string[];
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Every setting, in the order of the README table and .env.example. */
+export const SETTINGS = {
+  redisUrl: { env: 'REDIS_URL', flag: 'redis-url', kind: 'url', protocols: ['redis:', 'rediss:'], def: () => 'redis://127.0.0.1:6379', help: 'Redis holding membership, events, locks (rediss:// for TLS; a password may be in the URL)' },
+  mongoUrl: { env: 'MONGO_URL', flag: 'mongo-url', kind: 'url', protocols: ['mongodb:', 'mongodb+srv:'], def: () => 'mongodb://127.0.0.1:27017', help: 'MongoDB (5+) or FerretDB (1.24+) storing influencers and timelines' },
+  mongoDb: { env: 'MONGO_DB', flag: 'mongo-db', kind: 'name', def: () => 'influencer', help: 'database name' },
+  mockstagramUrl: { env: 'MOCKSTAGRAM_URL', flag: 'mockstagram-url', kind: 'url', protocols: ['http:', 'https:'], def: () => 'http://127.0.0.1:3000', help: 'base URL of the Mockstagram API' },
+  cluster: { env: 'CLUSTER', flag: 'cluster', kind: 'name', def: () => 'influencer', help: 'Redis key prefix: clusters with different names share one Redis without meeting' },
+  nodeId: { env: 'NODE_ID', flag: 'node-id', kind: 'name', def: () => `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`, help: 'this node\'s id, unique in the cluster (default hostname-pid-random)' },
+  nodeWeight: { env: 'NODE_WEIGHT', flag: 'node-weight', kind: 'number', min: 0.1, def: () => '1', help: 'share of the ring relative to other nodes (2 = twice the pks)' },
+  pkMin: { env: 'PK_MIN', flag: 'pk-min', kind: 'int', min: 0, def: () => '1000000', help: 'first influencer pk tracked' },
+  pkMax: { env: 'PK_MAX', flag: 'pk-max', kind: 'int', min: 0, def: () => '1999999', help: 'last influencer pk tracked (at most 2,097,152 pks in all)' },
+  intervalMs: { env: 'INTERVAL_MS', flag: 'interval-ms', kind: 'int', min: 100, def: () => '60000', help: 'sampling resolution: each pk is fetched once per interval (aligned to UTC)' },
+  heartbeatTtlMs: { env: 'HEARTBEAT_TTL_MS', flag: 'heartbeat-ttl-ms', kind: 'int', min: 300, def: () => '10000', help: 'TTL of a node\'s membership key; refreshed every TTL/3' },
+  concurrency: { env: 'CONCURRENCY', flag: 'concurrency', kind: 'int', min: 1, def: () => '256', help: 'most Mockstagram requests in flight per node' },
+  requestTimeoutMs: { env: 'REQUEST_TIMEOUT_MS', flag: 'request-timeout-ms', kind: 'int', min: 10, def: () => '5000', help: 'timeout of one Mockstagram request' },
+  flushMaxSamples: { env: 'FLUSH_MAX_SAMPLES', flag: 'flush-max-samples', kind: 'int', min: 1, def: () => '1000', help: 'write a batch to MongoDB once this many samples are buffered' },
+  flushMaxAgeMs: { env: 'FLUSH_MAX_AGE_MS', flag: 'flush-max-age-ms', kind: 'int', min: 10, def: () => '1000', help: '…or once the oldest buffered sample is this old' },
+  bufferMaxSamples: { env: 'BUFFER_MAX_SAMPLES', flag: 'buffer-max-samples', kind: 'int', min: 1, def: () => '2000000', help: 'samples held while MongoDB is unreachable; past it the oldest are dropped (counted, logged)' },
+  logLevel: { env: 'LOG_LEVEL', flag: 'log-level', kind: 'level', def: () => 'info', help: `log level: ${LEVELS.join(', ')}` },
+} satisfies Record<string, Setting>;
+
+export type SettingName = keyof typeof SETTINGS;
+
+export interface Config {
+  redisUrl: string;
+  mongoUrl: string;
+  mongoDb: string;
+  mockstagramUrl: string;
+  cluster: string;
+  nodeId: string;
+  nodeWeight: number;
+  pkMin: number;
+  pkMax: number;
+  intervalMs: number;
+  heartbeatTtlMs: number;
+  concurrency: number;
+  requestTimeoutMs: number;
+  flushMaxSamples: number;
+  flushMaxAgeMs: number;
+  bufferMaxSamples: number;
+  logLevel: string;
+}
+
+/** Most pks one universe may hold: pk offsets are packed into 21 bits when sorting by hash. */
+export const MAX_UNIVERSE = 2 ** 21;
+
+/**
+ * Builds the validated config: CLI flag values (camelCase keys, as commander gives them) win over
+ * the environment, which wins over defaults. Throws ConfigError naming the setting, the value and
+ * what is allowed.
+ */
+export function loadConfig(flags: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  const out: Record<string, unknown> = {};
+  for (const [key, setting] of Object.entries(SETTINGS) as [SettingName, Setting][]) {
+    const fromFlag = flags[key];
+    const raw = fromFlag !== undefined ? String(fromFlag) : env[setting.env] !== undefined && env[setting.env] !== '' ? env[setting.env] : setting.def();
+    const label = fromFlag !== undefined ? `--${setting.flag}` : setting.env;
+    out[key] = parseSetting(label, String(raw), setting);
+  }
+  const config = out as unknown as Config;
+  if (config.pkMin > config.pkMax) {
+    throw new ConfigError(`PK_MIN=${config.pkMin} is greater than PK_MAX=${config.pkMax}: PK_MIN must be ≤ PK_MAX`);
+  }
+  if (config.pkMax - config.pkMin + 1 > MAX_UNIVERSE) {
+    throw new ConfigError(`PK_MAX=${config.pkMax} makes ${config.pkMax - config.pkMin + 1} pks: at most ${MAX_UNIVERSE} pks (PK_MAX - PK_MIN + 1) are allowed`);
+  }
+  return config;
+}
+
+function parseSetting(label: string, raw: string, s: Setting): string | number {
+  const bad = (allowed: string): never => {
+    const shown = s.kind === 'url' ? maskUrl(raw) : raw;
+    throw new ConfigError(`${label}=${JSON.stringify(shown)} is not valid: expected ${allowed}`);
+  };
+  const value = raw.trim();
+  switch (s.kind) {
+    case 'url': {
+      let url: URL;
+      try { url = new URL(value); } catch { return bad(`a URL starting with ${s.protocols!.map((p) => `${p}//`).join(' or ')}`); }
+      if (!s.protocols!.includes(url.protocol)) return bad(`a URL starting with ${s.protocols!.map((p) => `${p}//`).join(' or ')}`);
+      return value;
+    }
+    case 'int': {
+      if (!/^-?\d+$/.test(value) || !Number.isSafeInteger(Number(value)) || Number(value) < (s.min ?? 0)) {
+        return bad(`an integer ≥ ${s.min ?? 0}`);
+      }
+      return Number(value);
+    }
+    case 'number': {
+      const n = Number(value);
+      if (value === '' || !Number.isFinite(n) || n < (s.min ?? 0) || n > 1000) return bad(`a number from ${s.min ?? 0} to 1000`);
+      return n;
+    }
+    case 'name':
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(value)) return bad('1-128 characters of letters, digits, ".", "_" or "-"');
+      return value;
+    case 'level':
+      if (!LEVELS.includes(value.toLowerCase())) return bad(`one of ${LEVELS.join(', ')}`);
+      return value.toLowerCase();
+    case 'string':
+      return value;
+  }
+}
+
+/** The URL with any password replaced by `***`, for logs and output; the rest is kept as given. */
+export function maskUrl(raw: string): string {
+  return raw.replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1***@');
+}

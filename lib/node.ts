@@ -1,0 +1,129 @@
+import type { Redis } from 'ioredis';
+import type { MongoClient } from 'mongodb';
+import type { RingMember } from './card.js';
+import { maskUrl, type Config } from './config.js';
+import type { Logger } from './log.js';
+import { Membership } from './membership.js';
+import { connectMongo, createMongo } from './mongo.js';
+import { OwnershipTracker, type OwnershipChange } from './ownership.js';
+import { PkUniverse } from './pk-universe.js';
+import { connectRedis, createRedis } from './redis.js';
+import { SampleWriter } from './sample-writer.js';
+import { Scheduler } from './scheduler.js';
+import { MockstagramClient } from './source.js';
+import { BatchWriter, ensureIndexes } from './store.js';
+import type { Ring } from './ring.js';
+
+/**
+ * One peer of the cluster: membership in Redis, its share of the pk universe from the ring,
+ * the poller and the writer. `stop()` leaves in order: state leaving (peers take over its pks),
+ * stop polling once they have, finish requests in flight, flush every sample, delete its key.
+ */
+export class InfluencerNode {
+  private redis?: Redis;
+  private sub?: Redis;
+  private mongo?: MongoClient;
+  private membership?: Membership;
+  private tracker?: OwnershipTracker;
+  private scheduler?: Scheduler;
+  private writer?: SampleWriter;
+  private source?: MockstagramClient;
+  private leaving = false;
+  private stopping?: Promise<void>;
+  private readonly abort = new AbortController();
+
+  constructor(private readonly config: Config, private readonly log: Logger) {}
+
+  /** Connects (retrying while Redis or Mongo is down), joins the cluster and starts polling. */
+  async start(): Promise<void> {
+    const c = this.config;
+    this.log.info({ node: c.nodeId, cluster: c.cluster, redis: maskUrl(c.redisUrl), mongo: maskUrl(c.mongoUrl), mockstagram: c.mockstagramUrl, intervalMs: c.intervalMs, pks: `${c.pkMin}..${c.pkMax}` }, 'node starting');
+    this.redis = createRedis(c.redisUrl, this.log, `${c.cluster}:${c.nodeId}`);
+    this.sub = createRedis(c.redisUrl, this.log, `${c.cluster}:${c.nodeId}:sub`);
+    this.mongo = createMongo(c.mongoUrl);
+    const signal = this.abort.signal;
+    const [db] = await Promise.all([
+      connectMongo(this.mongo, c.mongoUrl, c.mongoDb, this.log, signal),
+      connectRedis(this.redis, c.redisUrl, this.log, signal),
+      connectRedis(this.sub, c.redisUrl, this.log, signal),
+    ]);
+    if (signal.aborted) return;
+    await ensureIndexes(db);
+
+    const t0 = performance.now();
+    const universe = new PkUniverse(c.pkMin, c.pkMax);
+    this.log.info({ pks: universe.size, ms: Math.round(performance.now() - t0) }, 'pk universe hashed');
+
+    this.writer = new SampleWriter(new BatchWriter(db, c.intervalMs), c, this.log);
+    this.source = new MockstagramClient(c.mockstagramUrl, { connections: c.concurrency, timeoutMs: c.requestTimeoutMs });
+    const writer = this.writer;
+    this.scheduler = new Scheduler(this.source, (s) => writer.add(s), { intervalMs: c.intervalMs, concurrency: c.concurrency });
+    const scheduler = this.scheduler;
+    writer.on('batch', (b: { stored: Parameters<Scheduler['recordStored']>[0]; doneAt: number }) => scheduler.recordStored(b.stored, b.doneAt));
+
+    this.tracker = new OwnershipTracker(universe, c.nodeId);
+    this.tracker.on('change', (change: OwnershipChange) => {
+      scheduler.setOwned(change.owned, change.gained);
+      this.log.info({ owned: change.owned.pks.length, gained: change.gained.length, lost: change.lost.length, members: change.members.length, ms: Math.round(change.ms) }, 'ownership changed');
+    });
+    this.tracker.on('ring', (ring: Ring) => this.membership?.setView(ring.members));
+    this.tracker.on('error', (err: Error) => this.log.error({ err: err.message }, 'ownership recompute failed'));
+
+    this.membership = new Membership(this.redis, this.sub, { cluster: c.cluster, id: c.nodeId, weight: c.nodeWeight, ttlMs: c.heartbeatTtlMs, stats: () => this.stats() }, this.log);
+    this.membership.on('members', (members: RingMember[]) => {
+      if (!this.leaving) this.tracker?.setMembers(members);
+    });
+    scheduler.start();
+    await this.membership.start();
+    this.log.info({ node: c.nodeId }, 'node active');
+  }
+
+  /** Figures for the member card and `status`. */
+  stats(): Record<string, unknown> {
+    const s = this.scheduler?.stats();
+    const w = this.writer?.counters;
+    return {
+      ...s,
+      owned: this.tracker?.owned().pks.length ?? 0,
+      writeQueue: this.writer?.length ?? 0,
+      stored: w?.stored ?? 0,
+      duplicates: w?.duplicates ?? 0,
+      dropped: w?.dropped ?? 0,
+      lastBatchMs: w?.lastBatchMs ?? 0,
+    };
+  }
+
+  /** Graceful stop; idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= this.leave();
+    return this.stopping;
+  }
+
+  private async leave(): Promise<void> {
+    this.abort.abort();
+    this.leaving = true;
+    const ttl = this.config.heartbeatTtlMs;
+    if (this.membership) {
+      try {
+        await this.membership.setState('leaving');
+        const handed = await this.membership.awaitHandover(ttl + 2000);
+        if (!handed) this.log.warn('peers did not confirm the handover in time; stopping anyway');
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'could not announce leaving');
+      }
+    }
+    await this.scheduler?.stop();
+    this.tracker?.close();
+    if (this.writer) {
+      const flushed = await this.writer.flushAll(Math.max(30_000, 3 * this.config.intervalMs));
+      if (!flushed) this.log.error({ unwritten: this.writer.length }, 'MongoDB did not take every buffered sample before the stop deadline');
+      this.writer.close();
+    }
+    await this.membership?.close();
+    await this.source?.close();
+    await this.mongo?.close().catch(() => undefined);
+    this.sub?.disconnect();
+    await this.redis?.quit().catch(() => this.redis?.disconnect());
+    this.log.info({ ...this.stats() }, 'node stopped');
+  }
+}

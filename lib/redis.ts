@@ -1,0 +1,57 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { maskUrl } from './config.js';
+import { StateLog, type Logger } from './log.js';
+
+/**
+ * A Redis connection that reconnects for ever with capped backoff and fails commands at once
+ * while disconnected (callers keep working on their last view instead of queueing).
+ * rediss:// URLs get TLS; passwords in the URL are used and never logged.
+ */
+export function createRedis(url: string, log: Logger, name: string, extra: RedisOptions = {}): Redis {
+  const state = new StateLog(log, 'redis');
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectionName: name,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 3000,
+    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+    ...extra,
+  });
+  redis.on('ready', () => state.set('up', { url: maskUrl(url), conn: name }));
+  redis.on('error', (err: Error) => state.set('down', { url: maskUrl(url), conn: name, err: err.message }, 'warn'));
+  redis.on('end', () => state.set('closed', { conn: name }));
+  return redis;
+}
+
+/** Connects, retrying every second while `signal` is not aborted; logs once that it waits. */
+export async function connectRedis(redis: Redis, url: string, log: Logger, signal?: AbortSignal): Promise<void> {
+  let warned = false;
+  for (;;) {
+    try {
+      if (redis.status === 'ready') return;
+      if (redis.status === 'wait' || redis.status === 'end') await redis.connect();
+      else await new Promise<void>((resolve, reject) => {
+        const onReady = (): void => { redis.off('error', onError); resolve(); };
+        const onError = (err: Error): void => { redis.off('ready', onReady); reject(err); };
+        redis.once('ready', onReady);
+        redis.once('error', onError);
+      });
+      return;
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      if (!warned) log.warn({ url: maskUrl(url), err: (err as Error).message }, 'Redis unreachable; retrying every second');
+      warned = true;
+      await sleep(1000, signal);
+    }
+  }
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve(); }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,215 @@
+import type { FetchErrorKind, FetchResult } from './source.js';
+import type { Sample } from './store.js';
+
+export interface OwnedPks {
+  /** owned pks, sorted by hash */
+  pks: Int32Array;
+  /** their 32-bit ring hashes, ascending */
+  hashes: Uint32Array;
+}
+
+export interface SchedulerOptions {
+  intervalMs: number;
+  concurrency: number;
+  /** how long a not-found pk is left alone before it is asked again */
+  notFoundRecheckMs?: number;
+  now?: () => number;
+}
+
+export interface Fetcher {
+  fetch(pk: number, deadline: number, onError?: (kind: FetchErrorKind) => void): Promise<FetchResult>;
+}
+
+/** Figures of the last complete interval plus running totals; published in the member card. */
+export interface SchedulerStats {
+  owned: number;
+  intervalMs: number;
+  samplesLastInterval: number;
+  onTimePct: number | null;
+  latenessP50Ms: number | null;
+  latenessP99Ms: number | null;
+  missed: number;
+  missedLastInterval: number;
+  fetchErrors: Partial<Record<FetchErrorKind, number>>;
+  notFound: number;
+  inFlight: number;
+}
+
+const TWO_32 = 2 ** 32;
+
+/**
+ * Polls every owned pk once per interval (aligned to UTC) at the offset hash/2^32 of the interval,
+ * so load is even and a pk keeps its cadence when another node takes it over. Owned pks are kept
+ * sorted by hash, which is also the order of their due times: a cursor walks them. A sample is
+ * stamped with the interval it was due in. Pks gained after their slot in the current interval
+ * are fetched at once (a duplicate is harmless, a gap is not); lost pks stop at once.
+ */
+export class Scheduler {
+  private owned: OwnedPks = { pks: new Int32Array(0), hashes: new Uint32Array(0) };
+  private interval = -1;
+  private cursor = 0;
+  private readonly catchUp: number[] = [];
+  private readonly notFoundUntil = new Map<number, number>();
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private inFlight = 0;
+  private readonly idle: Array<() => void> = [];
+  private readonly now: () => number;
+  // figures of the interval in progress and of the last complete one
+  private cur = { stored: 0, onTime: 0, lateness: [] as number[], missed: 0 };
+  private last = { stored: 0, onTime: 0, lateness: [] as number[], missed: 0 };
+  private missedTotal = 0;
+  private notFoundTotal = 0;
+  private readonly fetchErrors: Partial<Record<FetchErrorKind, number>> = {};
+
+  constructor(
+    private readonly fetcher: Fetcher,
+    private readonly sink: (sample: Sample) => void,
+    private readonly opts: SchedulerOptions,
+  ) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Replaces the owned set; the caller passes what it gained so late slots are caught up. */
+  setOwned(owned: OwnedPks, gained: Int32Array | number[] = []): void {
+    this.owned = owned;
+    const now = this.now();
+    const start = Math.floor(now / this.opts.intervalMs) * this.opts.intervalMs;
+    const elapsedFraction = (now - start) / this.opts.intervalMs;
+    // the cursor stays at the first pk not yet due in this interval
+    this.cursor = lowerBound(owned.hashes, Math.floor(elapsedFraction * TWO_32));
+    if (this.interval === start && gained.length > 0) {
+      const fresh = new Set(gained);
+      for (let i = 0; i < this.cursor; i++) if (fresh.has(owned.pks[i])) this.catchUp.push(owned.pks[i]);
+    }
+    this.tick();
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.tick();
+  }
+
+  /** Stops dispatching; resolves when every request in flight has finished and been handed on. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (this.inFlight > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+  }
+
+  /** Called by the writer when samples are stored: on time = stored before its interval ended. */
+  recordStored(samples: Sample[], doneAt: number): void {
+    for (const s of samples) {
+      const bucket = s.at === this.interval ? this.cur : s.at === this.interval - this.opts.intervalMs ? this.last : undefined;
+      if (!bucket) continue;
+      bucket.stored++;
+      if (doneAt < s.at + this.opts.intervalMs) bucket.onTime++;
+      if (bucket.lateness.length < 10_000) bucket.lateness.push(doneAt - (s.due ?? s.at));
+    }
+  }
+
+  stats(): SchedulerStats {
+    const l = this.last;
+    const sorted = [...l.lateness].sort((a, b) => a - b);
+    const pick = (q: number): number | null => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null);
+    return {
+      owned: this.owned.pks.length,
+      intervalMs: this.opts.intervalMs,
+      samplesLastInterval: l.stored,
+      onTimePct: l.stored + l.missed > 0 ? Math.round((l.onTime / (l.stored + l.missed)) * 10000) / 100 : null,
+      latenessP50Ms: pick(0.5),
+      latenessP99Ms: pick(0.99),
+      missed: this.missedTotal,
+      missedLastInterval: l.missed,
+      fetchErrors: { ...this.fetchErrors },
+      notFound: this.notFoundTotal,
+      inFlight: this.inFlight,
+    };
+  }
+
+  private tick(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.stopped) return;
+    const { now, start } = this.pump();
+    const { pks, hashes } = this.owned;
+    // next pk's due time, but look again at least every 50 ms (new interval, freed slots)
+    const nextDue = this.cursor < pks.length ? start + (hashes[this.cursor] / TWO_32) * this.opts.intervalMs : start + this.opts.intervalMs;
+    const wait = Math.max(1, Math.min(50, nextDue - now));
+    this.timer = setTimeout(() => this.tick(), wait);
+  }
+
+  /** Dispatches every due pk the concurrency limit allows. */
+  private pump(): { now: number; start: number } {
+    const now = this.now();
+    const start = Math.floor(now / this.opts.intervalMs) * this.opts.intervalMs;
+    if (this.stopped) return { now, start };
+    if (start !== this.interval) this.rollOver(start);
+    const { pks, hashes } = this.owned;
+    const dueUpTo = ((now - start) / this.opts.intervalMs) * TWO_32;
+    while (this.inFlight < this.opts.concurrency && this.catchUp.length > 0) this.dispatch(this.catchUp.pop()!, start, now);
+    while (this.inFlight < this.opts.concurrency && this.cursor < pks.length && hashes[this.cursor] <= dueUpTo) {
+      const i = this.cursor++;
+      this.dispatch(pks[i], start, start + (hashes[i] / TWO_32) * this.opts.intervalMs);
+    }
+    return { now, start };
+  }
+
+  /** A new interval: what was never dispatched in the last one is missed. */
+  private rollOver(start: number): void {
+    if (this.interval >= 0) {
+      const undispatched = this.owned.pks.length - this.cursor + this.catchUp.length;
+      this.cur.missed += undispatched;
+      this.missedTotal += undispatched;
+      this.last = this.cur;
+      this.cur = { stored: 0, onTime: 0, lateness: [], missed: 0 };
+    }
+    this.catchUp.length = 0;
+    this.interval = start;
+    this.cursor = 0;
+  }
+
+  private dispatch(pk: number, intervalStart: number, due: number): void {
+    const until = this.notFoundUntil.get(pk);
+    if (until !== undefined) {
+      if (this.now() < until) return;
+      this.notFoundUntil.delete(pk);
+    }
+    this.inFlight++;
+    const deadline = intervalStart + this.opts.intervalMs;
+    this.fetcher.fetch(pk, deadline, (kind) => { this.fetchErrors[kind] = (this.fetchErrors[kind] ?? 0) + 1; })
+      .then((r) => {
+        if (r.kind === 'ok') {
+          const i = r.influencer;
+          this.sink({ pk, at: intervalStart, due, username: i.username, followerCount: i.followerCount, followingCount: i.followingCount });
+        } else if (r.kind === 'not_found') {
+          this.notFoundTotal++;
+          this.notFoundUntil.set(pk, this.now() + (this.opts.notFoundRecheckMs ?? 3_600_000));
+        } else {
+          this.countMissed(intervalStart);
+        }
+      }, () => this.countMissed(intervalStart))
+      .finally(() => {
+        this.inFlight--;
+        if (this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve();
+        this.pump();
+      });
+  }
+
+  private countMissed(intervalStart: number): void {
+    this.missedTotal++;
+    if (intervalStart === this.interval) this.cur.missed++;
+    else if (intervalStart === this.interval - this.opts.intervalMs) this.last.missed++;
+  }
+}
+
+/** First index whose hash is ≥ value. */
+function lowerBound(hashes: Uint32Array, value: number): number {
+  let lo = 0;
+  let hi = hashes.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (hashes[mid] < value) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}

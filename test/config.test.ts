@@ -1,0 +1,103 @@
+import t from 'tap';
+import { ConfigError, loadConfig, maskUrl } from '../lib/config.js';
+import { runCli } from './helpers/cli.js';
+
+function configError(env: Record<string, string>): string {
+  try {
+    loadConfig({}, env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message;
+    throw err;
+  }
+  return '(no error)';
+}
+
+t.test('defaults', async (t) => {
+  const c = loadConfig({}, {});
+  t.equal(c.redisUrl, 'redis://127.0.0.1:6379');
+  t.equal(c.mongoUrl, 'mongodb://127.0.0.1:27017');
+  t.equal(c.mongoDb, 'influencer');
+  t.equal(c.mockstagramUrl, 'http://127.0.0.1:3000');
+  t.equal(c.cluster, 'influencer');
+  t.match(c.nodeId, /^[\w.-]+-\d+-[0-9a-f]{4}$/);
+  t.equal(c.nodeWeight, 1);
+  t.equal(c.pkMin, 1_000_000);
+  t.equal(c.pkMax, 1_999_999);
+  t.equal(c.intervalMs, 60_000);
+  t.equal(c.heartbeatTtlMs, 10_000);
+  t.equal(c.logLevel, 'info');
+});
+
+t.test('flags win over env, env over defaults', async (t) => {
+  const c = loadConfig({ pkMin: '5' }, { PK_MIN: '3', PK_MAX: '9', CLUSTER: 'blue' });
+  t.equal(c.pkMin, 5);
+  t.equal(c.pkMax, 9);
+  t.equal(c.cluster, 'blue');
+});
+
+t.test('each bad value names the setting, the value and what is allowed', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ REDIS_URL: 'localhost:6379' }, /^REDIS_URL="localhost:6379" is not valid: expected a URL starting with redis:\/\/ or rediss:\/\/$/],
+    [{ MONGO_URL: 'http://x' }, /^MONGO_URL="http:\/\/x" is not valid: expected a URL starting with mongodb:\/\//],
+    [{ MOCKSTAGRAM_URL: 'nope' }, /^MOCKSTAGRAM_URL="nope" is not valid/],
+    [{ HEARTBEAT_TTL_MS: '0' }, /^HEARTBEAT_TTL_MS="0" is not valid: expected an integer ≥ 300$/],
+    [{ HEARTBEAT_TTL_MS: '-5' }, /^HEARTBEAT_TTL_MS="-5" is not valid/],
+    [{ PK_MIN: '1.5' }, /^PK_MIN="1.5" is not valid: expected an integer ≥ 0$/],
+    [{ INTERVAL_MS: 'abc' }, /^INTERVAL_MS="abc" is not valid: expected an integer ≥ 100$/],
+    [{ CONCURRENCY: '0' }, /^CONCURRENCY="0" is not valid: expected an integer ≥ 1$/],
+    [{ NODE_WEIGHT: 'heavy' }, /^NODE_WEIGHT="heavy" is not valid: expected a number from 0.1 to 1000$/],
+    [{ NODE_ID: 'has space' }, /^NODE_ID="has space" is not valid/],
+    [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL="loud" is not valid: expected one of fatal, error/],
+    [{ PK_MIN: '10', PK_MAX: '5' }, /^PK_MIN=10 is greater than PK_MAX=5/],
+    [{ PK_MIN: '0', PK_MAX: '3000000' }, /at most 2097152 pks/],
+  ];
+  for (const [env, message] of cases) {
+    t.match(configError(env), message, JSON.stringify(env));
+  }
+});
+
+t.test('passwords never appear in messages', async (t) => {
+  t.equal(maskUrl('redis://:s3cret@host:6379/0'), 'redis://:***@host:6379/0');
+  t.equal(maskUrl('mongodb://user:s3cret@db:27017/x'), 'mongodb://user:***@db:27017/x');
+  t.equal(maskUrl('redis://host:6379'), 'redis://host:6379');
+  const message = configError({ REDIS_URL: 'ftp://u:s3cret@h' });
+  t.match(message, /^REDIS_URL="ftp:\/\/u:\*\*\*@h" is not valid/);
+  t.notMatch(message, /s3cret/);
+});
+
+t.test('the CLI exits 2 with one line and no stack trace', async (t) => {
+  const cases: Array<[string[], Record<string, string>, RegExp]> = [
+    [['status'], { HEARTBEAT_TTL_MS: '0' }, /HEARTBEAT_TTL_MS="0" is not valid/],
+    [['start', '--pk-min', '9', '--pk-max', '3'], {}, /PK_MIN=9 is greater than PK_MAX=3/],
+    [['status', '--redis-url', 'redis://:hunter2@nohost:1/'], { PK_MAX: 'x' }, /PK_MAX="x" is not valid/],
+    [['frobnicate'], {}, /unknown command 'frobnicate'/],
+    [['status', '--frob'], {}, /unknown option '--frob'/],
+    [['mock', '--error-rate', '2'], {}, /--error-rate="2" is not valid: expected a number from 0 to 1/],
+    [['show', 'abc'], {}, /pk "abc" is not valid/],
+    [['show', '1000001', '--from', 'yesterday-ish'], {}, /--from="yesterday-ish" is not valid/],
+  ];
+  for (const [args, env, message] of cases) {
+    const r = await runCli(args, env);
+    t.equal(r.code, 2, `${args.join(' ')} exits 2`);
+    t.match(r.stderr, message);
+    t.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: one line: ${r.stderr}`);
+    t.notMatch(r.stderr, /\bat .*\.js:\d+/, 'no stack trace');
+    t.notMatch(r.stderr, /hunter2/);
+  }
+});
+
+t.test('--help and --version', async (t) => {
+  const help = await runCli(['--help']);
+  t.equal(help.code, 0);
+  t.match(help.stdout, /start/);
+  t.match(help.stdout, /status/);
+  t.match(help.stdout, /Exit codes: 0 ok, 1 runtime failure, 2 usage/);
+  const version = await runCli(['--version']);
+  t.equal(version.code, 0);
+  t.match(version.stdout.trim(), /^\d+\.\d+\.\d+$/);
+  for (const cmd of ['start', 'status', 'show', 'mock']) {
+    const r = await runCli([cmd, '--help']);
+    t.equal(r.code, 0, `${cmd} --help`);
+    t.match(r.stdout, /Examples:/, `${cmd} --help has examples`);
+  }
+});

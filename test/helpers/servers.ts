@@ -1,0 +1,145 @@
+// Gives each test file real servers: those named by REDIS_URL / MONGO_URL when set, otherwise a
+// throwaway redis-server and FerretDB (SQLite backend) on free ports in a temp dir, stopped when
+// the file's tests end. Every call of `services()` hands out its own key prefix and database.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Test } from 'tap';
+
+export interface Services {
+  redisUrl: string;
+  mongoUrl: string;
+  /** unique per call: use as CLUSTER (Redis key prefix) */
+  cluster: string;
+  /** unique per call: use as MONGO_DB */
+  mongoDb: string;
+}
+
+export interface Server {
+  url: string;
+  port: number;
+  process?: ChildProcess;
+  stop(): Promise<void>;
+  /** for fault tests: stop and start the same server on the same port */
+  restart(): Promise<void>;
+}
+
+const started: Server[] = [];
+let redisServer: Promise<Server> | undefined;
+let mongoServer: Promise<Server> | undefined;
+
+export async function services(t: Test): Promise<Services> {
+  registerTeardown(t);
+  const redisUrl = process.env.REDIS_URL || (await (redisServer ??= startRedis())).url;
+  const mongoUrl = process.env.MONGO_URL || (await (mongoServer ??= startFerret())).url;
+  const id = randomBytes(4).toString('hex');
+  return { redisUrl, mongoUrl, cluster: `t${id}`, mongoDb: `t_${id}` };
+}
+
+let teardownRegistered = false;
+function registerTeardown(t: Test): void {
+  if (teardownRegistered) return;
+  teardownRegistered = true;
+  // the root test ends after every subtest of the file
+  let root = t;
+  while (root.parent) root = root.parent as Test;
+  root.teardown(async () => { await Promise.all(started.map((s) => s.stop())); });
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function findBinary(name: string, extra: string[], hint: string): string {
+  for (const candidate of extra) if (existsSync(candidate)) return candidate;
+  try {
+    return execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim();
+  } catch {
+    throw new Error(`${name} not found: ${hint}`);
+  }
+}
+
+function goBin(): string[] {
+  try {
+    return [join(execFileSync('go', ['env', 'GOPATH'], { encoding: 'utf8' }).trim(), 'bin', 'ferretdb')];
+  } catch {
+    return [];
+  }
+}
+
+/** Starts redis-server on a free port, without persistence. */
+export async function startRedis(port?: number): Promise<Server> {
+  const bin = findBinary('redis-server', ['/usr/bin/redis-server'], 'install it with `apt-get install redis-server`');
+  const p = port ?? (await freePort());
+  const dir = mkdtempSync(join(tmpdir(), 'inode-redis-'));
+  return launch(`redis://127.0.0.1:${p}`, p, dir, () =>
+    spawn(bin, ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' }));
+}
+
+/** Starts FerretDB 1.24 with its SQLite backend on a free port; its data lives in a temp dir. */
+export async function startFerret(port?: number): Promise<Server> {
+  const bin = findBinary('ferretdb', goBin(), 'build it with `bash .ci/build-ferretdb.sh` (FerretDB 1.24.2, needs Go)');
+  const p = port ?? (await freePort());
+  const dir = mkdtempSync(join(tmpdir(), 'inode-ferret-'));
+  return launch(`mongodb://127.0.0.1:${p}`, p, dir, () =>
+    spawn(bin, ['--handler=sqlite', `--sqlite-url=file:${dir}/`, `--listen-addr=127.0.0.1:${p}`, '--telemetry=disable',
+      '--debug-addr=-', `--state-dir=${dir}`, '--log-level=error'], { stdio: 'ignore' }));
+}
+
+async function launch(url: string, port: number, dir: string, run: () => ChildProcess): Promise<Server> {
+  let child: ChildProcess | undefined;
+  const server: Server = {
+    url,
+    port,
+    async stop() {
+      await kill(child);
+      child = undefined;
+      const i = started.indexOf(server);
+      if (i >= 0) started.splice(i, 1);
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async restart() {
+      await kill(child);
+      child = run();
+      server.process = child;
+      await waitForPort(port);
+    },
+  };
+  child = run();
+  server.process = child;
+  started.push(server);
+  await waitForPort(port);
+  return server;
+}
+
+async function kill(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+export async function waitForPort(port: number, timeoutMs = 20000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = connect(port, '127.0.0.1');
+      sock.once('connect', () => { sock.destroy(); resolve(true); });
+      sock.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
