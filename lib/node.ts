@@ -12,6 +12,7 @@ import { SampleWriter } from './sample-writer.js';
 import { Scheduler } from './scheduler.js';
 import { MockstagramClient } from './source.js';
 import { BatchWriter, ensureIndexes } from './store.js';
+import { Totals } from './totals.js';
 import type { Ring } from './ring.js';
 
 /**
@@ -54,7 +55,7 @@ export class InfluencerNode {
     const universe = new PkUniverse(c.pkMin, c.pkMax);
     this.log.info({ pks: universe.size, ms: Math.round(performance.now() - t0) }, 'pk universe hashed');
 
-    this.writer = new SampleWriter(new BatchWriter(db, c.intervalMs), c, this.log);
+    this.writer = new SampleWriter(new BatchWriter(db, new Totals(this.redis, c.cluster)), c, this.log);
     this.source = new MockstagramClient(c.mockstagramUrl, { connections: c.concurrency, timeoutMs: c.requestTimeoutMs });
     const writer = this.writer;
     this.scheduler = new Scheduler(this.source, (s) => writer.add(s), { intervalMs: c.intervalMs, concurrency: c.concurrency });

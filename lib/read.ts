@@ -1,5 +1,6 @@
 import type { Db } from 'mongodb';
-import { collections, SLOTS_PER_BUCKET } from './store.js';
+import { collections, pointId } from './store.js';
+import type { Totals } from './totals.js';
 
 export interface TimelinePoint {
   at: string;
@@ -19,6 +20,7 @@ export interface InfluencerView {
   maxFollowers: number;
   samples: number;
   lastUpdated: string;
+  rank: number | null;
   suspicious: boolean | null;
   range: { from: string; to: string };
   points: TimelinePoint[];
@@ -30,40 +32,33 @@ export function ratio(followers: number, following: number): number | null {
 }
 
 /**
- * One influencer with its timeline in [from, to): two index lookups (the influencer by _id, its
- * buckets by {pk, t}). Null when the pk has no data.
+ * One influencer with its timeline in [from, to): its running totals and rank from Redis (a hash
+ * and a sorted-set count), its points from one _id range of the timeline, its flags by _id.
+ * Null when the pk has no data.
  */
-export async function readInfluencer(db: Db, pk: number, from: number, to: number): Promise<InfluencerView | null> {
+export async function readInfluencer(db: Db, totals: Totals, pk: number, from: number, to: number): Promise<InfluencerView | null> {
   const { influencers, timeline } = collections(db);
-  const doc = await influencers.findOne({ _id: pk });
-  if (!doc || !doc.latest) return null;
-  // a bucket starts up to 60 intervals before `from`; the widest interval in use bounds it
-  const widest = 60 * 60_000 * SLOTS_PER_BUCKET;
-  const buckets = await timeline.find({ pk, t: { $gte: new Date(from - widest), $lt: new Date(to) } }).sort({ t: 1 }).toArray();
-  const points: TimelinePoint[] = [];
-  for (const b of buckets) {
-    const start = b.t.getTime();
-    for (const [slot, followers] of Object.entries(b.f ?? {})) {
-      const at = start + Number(slot) * b.iv;
-      if (at < from || at >= to) continue;
-      const following = b.g?.[slot] ?? 0;
-      points.push({ at: new Date(at).toISOString(), followerCount: followers, followingCount: following, followerRatio: ratio(followers, following) });
-    }
-  }
-  points.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-  const latest = doc.latest;
+  const [t, rank, doc, docs] = await Promise.all([
+    totals.read(pk),
+    totals.rank(pk),
+    influencers.findOne({ _id: pk }),
+    timeline.find({ _id: { $gte: pointId(pk, Math.max(0, from)), $lt: pointId(pk, to) } }).sort({ _id: 1 }).toArray(),
+  ]);
+  if (!t) return null;
+  const points = docs.map((p) => ({ at: p.t.toISOString(), followerCount: p.f, followingCount: p.g, followerRatio: ratio(p.f, p.g) }));
   return {
     pk,
-    username: doc.username,
-    followerCount: latest.followerCount,
-    followingCount: latest.followingCount,
-    followerRatio: ratio(latest.followerCount, latest.followingCount),
-    averageFollowers: doc.samples > 0 ? Math.round((doc.followerSum / doc.samples) * 100) / 100 : 0,
-    minFollowers: doc.followerMin,
-    maxFollowers: doc.followerMax,
-    samples: doc.samples,
-    lastUpdated: latest.at.toISOString(),
-    suspicious: doc.suspicious ?? null,
+    username: t.username,
+    followerCount: t.followerCount,
+    followingCount: t.followingCount,
+    followerRatio: ratio(t.followerCount, t.followingCount),
+    averageFollowers: Math.round((t.followerSum / t.samples) * 100) / 100,
+    minFollowers: t.followerMin,
+    maxFollowers: t.followerMax,
+    samples: t.samples,
+    lastUpdated: new Date(t.latestAt).toISOString(),
+    rank,
+    suspicious: doc?.suspicious ?? null,
     range: { from: new Date(from).toISOString(), to: new Date(to).toISOString() },
     points,
   };

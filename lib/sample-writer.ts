@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { BatchWriter, type Sample } from './store.js';
+import { BatchWriter, type PendingBatch, type Sample } from './store.js';
 import { StateLog, type Logger } from './log.js';
 
 export interface SampleWriterOptions {
@@ -27,7 +27,7 @@ export interface WriterCounters {
 export class SampleWriter extends EventEmitter {
   private queue: Sample[] = [];
   private head = 0;
-  private inflight: { samples: Sample[]; token: number; pointsDone?: Sample[] } | undefined;
+  private inflight: PendingBatch | undefined;
   private timer?: NodeJS.Timeout;
   private running = false;
   private backoffMs = 0;
@@ -113,18 +113,12 @@ export class SampleWriter extends EventEmitter {
           this.counters.duplicates += taken - samples.length;
           this.head += taken;
           this.compact();
-          this.inflight = { samples, token: BatchWriter.token() };
+          this.inflight = BatchWriter.batch(samples);
         }
         const batch = this.inflight;
         const started = Date.now();
         try {
-          if (!batch.pointsDone) {
-            const r = await this.writer.writePoints(batch.samples, batch.token);
-            batch.pointsDone = r.stored;
-            this.counters.duplicates += r.duplicates;
-            this.counters.rejected += r.rejected;
-          }
-          await this.writer.writeTotals(batch.pointsDone, batch.token);
+          await this.writer.write(batch);
         } catch (err) {
           this.counters.failedFlushes++;
           this.mongoState.set('down', { err: (err as Error).message, buffered: this.length }, 'warn');
@@ -138,9 +132,11 @@ export class SampleWriter extends EventEmitter {
         this.inflight = undefined;
         const doneAt = Date.now();
         this.counters.batches++;
-        this.counters.stored += batch.pointsDone.length;
+        this.counters.stored += batch.stored!.length;
+        this.counters.duplicates += batch.duplicates ?? 0;
+        this.counters.rejected += batch.rejected ?? 0;
         this.counters.lastBatchMs = doneAt - started;
-        this.emit('batch', { stored: batch.pointsDone, doneAt, ms: doneAt - started });
+        this.emit('batch', { stored: batch.stored, doneAt, ms: doneAt - started });
       }
     } finally {
       this.running = false;

@@ -48,7 +48,10 @@ export class Scheduler {
   private owned: OwnedPks = { pks: new Int32Array(0), hashes: new Uint32Array(0) };
   private interval = -1;
   private cursor = 0;
-  private readonly catchUp: number[] = [];
+  /** hash of the last pk dispatched by the cursor in this interval (-1: none yet) */
+  private lastHash = -1;
+  /** due pks not yet dispatched: gained after their slot, or left over when an interval ended */
+  private late: Array<{ pk: number; at: number; due: number }> = [];
   private readonly notFoundUntil = new Map<number, number>();
   private timer?: NodeJS.Timeout;
   private stopped = false;
@@ -73,14 +76,12 @@ export class Scheduler {
   /** Replaces the owned set; the caller passes what it gained so late slots are caught up. */
   setOwned(owned: OwnedPks, gained: Int32Array | number[] = []): void {
     this.owned = owned;
-    const now = this.now();
-    const start = Math.floor(now / this.opts.intervalMs) * this.opts.intervalMs;
-    const elapsedFraction = (now - start) / this.opts.intervalMs;
-    // the cursor stays at the first pk not yet due in this interval
-    this.cursor = lowerBound(owned.hashes, Math.floor(elapsedFraction * TWO_32));
-    if (this.interval === start && gained.length > 0) {
+    // continue after the last pk dispatched in this interval; gained pks before it are caught up
+    this.cursor = upperBound(owned.hashes, this.lastHash);
+    if (this.interval >= 0 && gained.length > 0 && this.cursor > 0) {
       const fresh = new Set(gained);
-      for (let i = 0; i < this.cursor; i++) if (fresh.has(owned.pks[i])) this.catchUp.push(owned.pks[i]);
+      const now = this.now();
+      for (let i = 0; i < this.cursor; i++) if (fresh.has(owned.pks[i])) this.late.push({ pk: owned.pks[i], at: this.interval, due: now });
     }
     this.tick();
   }
@@ -147,26 +148,41 @@ export class Scheduler {
     if (start !== this.interval) this.rollOver(start);
     const { pks, hashes } = this.owned;
     const dueUpTo = ((now - start) / this.opts.intervalMs) * TWO_32;
-    while (this.inFlight < this.opts.concurrency && this.catchUp.length > 0) this.dispatch(this.catchUp.pop()!, start, now);
+    let taken = 0;
+    while (this.inFlight < this.opts.concurrency && taken < this.late.length) {
+      const { pk, at, due } = this.late[taken++];
+      this.dispatch(pk, at, due);
+    }
+    if (taken > 0) this.late = this.late.slice(taken);
     while (this.inFlight < this.opts.concurrency && this.cursor < pks.length && hashes[this.cursor] <= dueUpTo) {
       const i = this.cursor++;
+      this.lastHash = hashes[i];
       this.dispatch(pks[i], start, start + (hashes[i] / TWO_32) * this.opts.intervalMs);
     }
     return { now, start };
   }
 
-  /** A new interval: what was never dispatched in the last one is missed. */
+  /**
+   * A new interval: pks of the last one not dispatched yet go first, still stamped with it; what
+   * is still waiting from the one before (a whole interval behind) is missed.
+   */
   private rollOver(start: number): void {
     if (this.interval >= 0) {
-      const undispatched = this.owned.pks.length - this.cursor + this.catchUp.length;
-      this.cur.missed += undispatched;
-      this.missedTotal += undispatched;
+      const kept = this.late.filter((l) => l.at === this.interval);
+      const missed = this.late.length - kept.length;
+      this.last.missed += missed;
+      this.missedTotal += missed;
+      const { pks, hashes } = this.owned;
+      for (let i = this.cursor; i < pks.length; i++) {
+        kept.push({ pk: pks[i], at: this.interval, due: this.interval + (hashes[i] / TWO_32) * this.opts.intervalMs });
+      }
+      this.late = kept;
       this.last = this.cur;
       this.cur = { stored: 0, onTime: 0, lateness: [], missed: 0 };
     }
-    this.catchUp.length = 0;
     this.interval = start;
     this.cursor = 0;
+    this.lastHash = -1;
   }
 
   private dispatch(pk: number, intervalStart: number, due: number): void {
@@ -203,13 +219,13 @@ export class Scheduler {
   }
 }
 
-/** First index whose hash is ≥ value. */
-function lowerBound(hashes: Uint32Array, value: number): number {
+/** First index whose hash is > value. */
+function upperBound(hashes: Uint32Array, value: number): number {
   let lo = 0;
   let hi = hashes.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (hashes[mid] < value) lo = mid + 1; else hi = mid;
+    if (hashes[mid] <= value) lo = mid + 1; else hi = mid;
   }
   return lo;
 }

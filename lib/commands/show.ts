@@ -1,6 +1,8 @@
 import { UsageError } from '../cli.js';
 import { maskUrl, type Config } from '../config.js';
+import { Redis } from 'ioredis';
 import { createMongo } from '../mongo.js';
+import { Totals } from '../totals.js';
 import { readInfluencer, type InfluencerView } from '../read.js';
 
 /** Parses an ISO time or epoch milliseconds. */
@@ -21,6 +23,8 @@ export async function showCommand(config: Config, opts: Record<string, unknown>,
   const from = opts.from === undefined ? to - 3_600_000 : parseTime('from', opts.from);
   if (from > to) throw new UsageError(`--from is after --to: ${new Date(from).toISOString()} > ${new Date(to).toISOString()}`);
   const client = createMongo(config.mongoUrl);
+  const redis = new Redis(config.redisUrl, { lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+  redis.on('error', () => undefined);
   try {
     try {
       await client.connect();
@@ -28,7 +32,13 @@ export async function showCommand(config: Config, opts: Record<string, unknown>,
       process.stderr.write(`influencer-node: MongoDB unreachable at ${maskUrl(config.mongoUrl)}: ${(err as Error).message}\n`);
       return 1;
     }
-    const view = await readInfluencer(client.db(config.mongoDb), pk, from, to);
+    try {
+      await redis.connect();
+    } catch (err) {
+      process.stderr.write(`influencer-node: Redis unreachable at ${maskUrl(config.redisUrl)}: ${(err as Error).message}\n`);
+      return 1;
+    }
+    const view = await readInfluencer(client.db(config.mongoDb), new Totals(redis, config.cluster), pk, from, to);
     if (!view) {
       if (opts.json) process.stdout.write(`${JSON.stringify({ pk, found: false })}\n`);
       else process.stdout.write(`pk ${pk}: no data yet (no node has stored a sample for it)\n`);
@@ -37,6 +47,7 @@ export async function showCommand(config: Config, opts: Record<string, unknown>,
     process.stdout.write(opts.json ? `${JSON.stringify(view, null, 2)}\n` : renderInfluencer(view));
     return 0;
   } finally {
+    redis.disconnect();
     await client.close().catch(() => undefined);
   }
 }
@@ -45,7 +56,7 @@ export function renderInfluencer(v: InfluencerView): string {
   const lines = [
     `${v.username} (pk ${v.pk})  last updated ${v.lastUpdated}${v.suspicious === null ? '' : `  suspicious: ${v.suspicious ? 'yes' : 'no'}`}`,
     `followers ${v.followerCount}  following ${v.followingCount}  ratio ${v.followerRatio ?? '-'}`,
-    `average ${v.averageFollowers}  min ${v.minFollowers}  max ${v.maxFollowers}  over ${v.samples} samples`,
+    `average ${v.averageFollowers}  min ${v.minFollowers}  max ${v.maxFollowers}  over ${v.samples} samples  rank ${v.rank ?? '-'}`,
     '',
     `timeline ${v.range.from} .. ${v.range.to}: ${v.points.length} points`,
     ...v.points.map((p) => `  ${p.at}  ${String(p.followerCount).padStart(9)}  ${String(p.followingCount).padStart(7)}  ${p.followerRatio ?? '-'}`),

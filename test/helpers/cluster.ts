@@ -1,0 +1,169 @@
+// A real cluster for tests: the bundled mock, nodes in-process or as child processes
+// (`influencer-node start`), and a checker that reads back what was stored, interval by interval.
+import type { ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { MongoClient, type Db } from 'mongodb';
+import type { Test } from 'tap';
+import { loadConfig, type Config } from '../../lib/config.js';
+import { createLogger } from '../../lib/log.js';
+import { startMock, type MockOptions, type MockServer } from '../../lib/mock.js';
+import { InfluencerNode } from '../../lib/node.js';
+import { collections } from '../../lib/store.js';
+import { Totals } from '../../lib/totals.js';
+import { spawnCli, waitExit } from './cli.js';
+import { services, type Services } from './servers.js';
+
+export interface ClusterOptions {
+  pks: number;
+  intervalMs: number;
+  ttlMs: number;
+  mock?: Partial<MockOptions>;
+  extraEnv?: Record<string, string>;
+  mongoUrl?: string;
+}
+
+export const PK_MIN = 1_000_000;
+
+export interface TestCluster {
+  svc: Services;
+  mock: MockServer;
+  env: Record<string, string>;
+  config: (id: string) => Config;
+  /** a node as a child process running `influencer-node start` */
+  spawnNode: (id: string) => ChildProcess & { output: () => string };
+  /** a node in this process */
+  startNode: (id: string) => Promise<InfluencerNode>;
+  redis: Redis;
+  db: Db;
+  totals: Totals;
+}
+
+export async function startCluster(t: Test, opts: ClusterOptions): Promise<TestCluster> {
+  const svc = await services(t);
+  const mock = await startMock({ port: 0, pkMin: PK_MIN, count: opts.pks, seed: 42, suspiciousDelayScale: 0, ...opts.mock });
+  const env: Record<string, string> = {
+    REDIS_URL: svc.redisUrl,
+    MONGO_URL: opts.mongoUrl ?? svc.mongoUrl,
+    MONGO_DB: svc.mongoDb,
+    CLUSTER: svc.cluster,
+    MOCKSTAGRAM_URL: mock.url,
+    PK_MIN: String(PK_MIN),
+    PK_MAX: String(PK_MIN + opts.pks - 1),
+    INTERVAL_MS: String(opts.intervalMs),
+    HEARTBEAT_TTL_MS: String(opts.ttlMs),
+    FLUSH_MAX_AGE_MS: '200',
+    REQUEST_TIMEOUT_MS: '1000',
+    CONCURRENCY: '64',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
+    ...opts.extraEnv,
+  };
+  const redis = new Redis(svc.redisUrl);
+  const mongo = new MongoClient(env.MONGO_URL, { serverSelectionTimeoutMS: 60_000 });
+  const children: ChildProcess[] = [];
+  const nodes: InfluencerNode[] = [];
+  t.teardown(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await Promise.all(nodes.map((n) => n.stop().catch(() => undefined)));
+    await mock.close();
+    redis.disconnect();
+    await mongo.close();
+  });
+  const config = (id: string): Config => loadConfig({ nodeId: id }, env);
+  return {
+    svc,
+    mock,
+    env,
+    config,
+    spawnNode(id) {
+      const child = spawnCli(['start'], { ...env, NODE_ID: id });
+      children.push(child);
+      return child;
+    },
+    async startNode(id) {
+      const node = new InfluencerNode(config(id), createLogger('warn', id));
+      nodes.push(node);
+      await node.start();
+      return node;
+    },
+    redis,
+    db: mongo.db(svc.mongoDb),
+    totals: new Totals(redis, svc.cluster),
+  };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Waits until `fn` is true (polling), or fails after `timeoutMs`. */
+export async function until(fn: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<number> {
+  const start = Date.now();
+  for (;;) {
+    if (await fn()) return Date.now() - start;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  child.kill(signal);
+  return waitExit(child, 60_000);
+}
+
+export interface StoreCheck {
+  /** (pk, interval) pairs with no point, in the window */
+  gaps: Array<[number, number]>;
+  /** per pk: number of intervals missing in the window */
+  gapsPerPk: Map<number, number>;
+  points: number;
+  /** pks whose running totals differ from their stored points */
+  totalsMismatch: number[];
+  /** points whose counts are not non-negative integers */
+  malformed: number;
+}
+
+/**
+ * Reads every stored point and checks, for the intervals in [from, to), that each pk has one,
+ * and for every pk that the running totals (samples, followerSum, min, max) equal its points.
+ */
+export async function checkStore(c: TestCluster, pks: number[], intervalMs: number, from: number, to: number): Promise<StoreCheck> {
+  const { timeline } = collections(c.db);
+  const points = await timeline.find({}).toArray();
+  const byPk = new Map<number, Map<number, number>>();
+  let malformed = 0;
+  for (const p of points) {
+    if (!Number.isSafeInteger(p.f) || p.f < 0 || !Number.isSafeInteger(p.g) || p.g < 0) malformed++;
+    let m = byPk.get(p.pk);
+    if (!m) byPk.set(p.pk, (m = new Map()));
+    m.set(p.t.getTime(), p.f);
+  }
+  const gaps: Array<[number, number]> = [];
+  const gapsPerPk = new Map<number, number>();
+  for (const pk of pks) {
+    const m = byPk.get(pk);
+    for (let at = from; at < to; at += intervalMs) {
+      if (!m?.has(at)) {
+        gaps.push([pk, at]);
+        gapsPerPk.set(pk, (gapsPerPk.get(pk) ?? 0) + 1);
+      }
+    }
+  }
+  const totalsMismatch: number[] = [];
+  for (const [pk, m] of byPk) {
+    const tot = await c.totals.read(pk);
+    const values = [...m.values()];
+    const sum = values.reduce((a, b) => a + b, 0);
+    if (!tot || tot.samples !== values.length || tot.followerSum !== sum || tot.followerMin !== Math.min(...values) || tot.followerMax !== Math.max(...values)) {
+      totalsMismatch.push(pk);
+    }
+  }
+  return { gaps, gapsPerPk, points: points.length, totalsMismatch, malformed };
+}
+
+export function intervalStart(t: number, intervalMs: number): number {
+  return Math.floor(t / intervalMs) * intervalMs;
+}
+
+export function range(from: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => from + i);
+}
