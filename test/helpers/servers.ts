@@ -23,8 +23,10 @@ export interface Server {
   port: number;
   process?: ChildProcess;
   stop(): Promise<void>;
-  /** for fault tests: stop and start the same server on the same port */
+  /** for fault tests: stop and start the same server on the same port, keeping its data dir */
   restart(): Promise<void>;
+  down(): Promise<void>;
+  up(): Promise<void>;
 }
 
 const started: Server[] = [];
@@ -110,7 +112,13 @@ async function launch(url: string, port: number, dir: string, run: () => ChildPr
       rmSync(dir, { recursive: true, force: true });
     },
     async restart() {
+      await server.down();
+      await server.up();
+    },
+    async down() {
       await kill(child);
+    },
+    async up() {
       child = run();
       server.process = child;
       await waitForPort(port);

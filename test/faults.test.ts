@@ -1,0 +1,77 @@
+// A Mockstagram that misbehaves (5xx, 429 with Retry-After, hangs, malformed JSON, wrong-typed
+// fields, added latency) and pks it does not know: the node does not crash, counts each kind,
+// stores nothing malformed, and asks an unknown pk again only rarely.
+import t from 'tap';
+import { checkStore, intervalStart, range, sleep, startCluster, PK_MIN } from './helpers/cluster.js';
+import type { SchedulerStats } from '../lib/scheduler.js';
+import { MockstagramClient, validateInfluencer } from '../lib/source.js';
+import { startMock } from '../lib/mock.js';
+
+const INTERVAL = 2000;
+
+t.test('payload validation', async (t) => {
+  const ok = { pk: 5, username: 'a', followerCount: 10, followingCount: 0 };
+  t.same(validateInfluencer(5, ok), ok);
+  t.match(validateInfluencer(6, ok), /pk 5 is not 6/);
+  t.match(validateInfluencer(5, { ...ok, followerCount: '10' }), /bad followerCount/);
+  t.match(validateInfluencer(5, { ...ok, followerCount: -1 }), /bad followerCount/);
+  t.match(validateInfluencer(5, { ...ok, followingCount: 1.5 }), /bad followingCount/);
+  t.match(validateInfluencer(5, { ...ok, username: undefined }), /bad username/);
+  t.match(validateInfluencer(5, [ok]), /not an object/);
+  t.match(validateInfluencer(5, null), /not an object/);
+});
+
+t.test('client: not found, retries, Retry-After, timeouts', async (t) => {
+  const mock = await startMock({ port: 0, count: 10, seed: 1, suspiciousDelayScale: 0 });
+  t.teardown(() => mock.close());
+  const client = new MockstagramClient(mock.url, { connections: 4, timeoutMs: 300 });
+  t.teardown(() => client.close());
+  const found = await client.fetch(1_000_003, Date.now() + 5000);
+  t.match(found, { kind: 'ok', influencer: { pk: 1_000_003, username: 'influencer-1000003' } });
+  t.same(await client.fetch(1_000_010, Date.now() + 5000), { kind: 'not_found' }, 'outside the mock\'s range');
+  t.same(await client.fetch(999, Date.now() + 5000), { kind: 'not_found' });
+
+  const flaky = await startMock({ port: 0, count: 10, seed: 2, rateLimitRate: 1, retryAfterS: 1, suspiciousDelayScale: 0 });
+  t.teardown(() => flaky.close());
+  const limited = new MockstagramClient(flaky.url, { connections: 2, timeoutMs: 300 });
+  t.teardown(() => limited.close());
+  const errors: string[] = [];
+  const started = Date.now();
+  const r = await limited.fetch(1_000_001, Date.now() + 2500, (k) => errors.push(k));
+  t.match(r, { kind: 'failed', error: 'http_429' });
+  t.ok(errors.length >= 2 && errors.length <= 3, `retried after Retry-After within the deadline (${errors.length} attempts)`);
+  t.ok(Date.now() - started >= 1000, 'waited for Retry-After before retrying');
+
+  const hanging = await startMock({ port: 0, count: 10, seed: 3, hangRate: 1, suspiciousDelayScale: 0 });
+  t.teardown(() => hanging.close());
+  const timing = new MockstagramClient(hanging.url, { connections: 2, timeoutMs: 200, maxAttempts: 2 });
+  t.teardown(() => timing.close());
+  t.match(await timing.fetch(1_000_001, Date.now() + 5000), { kind: 'failed', error: 'timeout', attempts: 2 });
+});
+
+t.test('a node against a faulty mock: no crash, counters by kind, nothing malformed stored', async (t) => {
+  const known = 300;
+  const unknown = 20;
+  const c = await startCluster(t, {
+    pks: known,
+    intervalMs: INTERVAL,
+    ttlMs: 1500,
+    mock: { errorRate: 0.05, rateLimitRate: 0.05, retryAfterS: 0, hangRate: 0.02, malformedRate: 0.05, badFieldRate: 0.05, latencyMs: 5, jitterMs: 20 },
+    extraEnv: { PK_MAX: String(PK_MIN + known + unknown - 1), REQUEST_TIMEOUT_MS: '300' },
+  });
+  const node = await c.startNode('faulty');
+  const from = intervalStart(Date.now(), INTERVAL) + INTERVAL;
+  await sleep(4 * INTERVAL);
+  const stats = node.stats() as unknown as SchedulerStats & { stored: number };
+  await node.stop();
+  const to = intervalStart(Date.now(), INTERVAL) - INTERVAL;
+  for (const kind of ['http_5xx', 'http_429', 'timeout', 'malformed_json', 'invalid_payload'] as const) {
+    t.ok((stats.fetchErrors[kind] ?? 0) > 0, `${kind} counted (${stats.fetchErrors[kind] ?? 0})`);
+  }
+  t.equal(stats.notFound, unknown, 'each unknown pk counted once: not asked again every interval');
+  t.ok(stats.stored > 0, `samples stored despite the faults (${stats.stored})`);
+  const check = await checkStore(c, range(PK_MIN, known), INTERVAL, from, to);
+  t.equal(check.malformed, 0, 'no malformed point stored');
+  t.same(check.totalsMismatch, [], 'totals equal the stored points');
+  t.ok(check.gaps.length < known * ((to - from) / INTERVAL) * 0.05, `retries fill most faults (${check.gaps.length} missing of ${known * ((to - from) / INTERVAL)})`);
+});

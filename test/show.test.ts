@@ -1,0 +1,59 @@
+// `influencer-node show`: one influencer's counts, ratio, average and timeline.
+import t from 'tap';
+import { createLogger } from '../lib/log.js';
+import { connectMongo, createMongo } from '../lib/mongo.js';
+import { connectRedis, createRedis } from '../lib/redis.js';
+import { BatchWriter } from '../lib/store.js';
+import { Totals } from '../lib/totals.js';
+import { runCli } from './helpers/cli.js';
+import { services } from './helpers/servers.js';
+
+t.test('show', async (t) => {
+  const svc = await services(t);
+  const log = createLogger('silent');
+  const redis = createRedis(svc.redisUrl, log, 'show-test');
+  await connectRedis(redis, svc.redisUrl, log);
+  const mongo = createMongo(svc.mongoUrl);
+  const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
+  t.teardown(async () => { redis.disconnect(); await mongo.close(); });
+  const now = Math.floor(Date.now() / 60_000) * 60_000;
+  const pk = 1_000_042;
+  await new BatchWriter(db, new Totals(redis, svc.cluster)).write(BatchWriter.batch([
+    { pk, at: now - 120_000, username: 'influencer-1000042', followerCount: 100_000, followingCount: 1000 },
+    { pk, at: now - 60_000, username: 'influencer-1000042', followerCount: 100_300, followingCount: 1003 },
+    { pk, at: now, username: 'influencer-1000042', followerCount: 100_600, followingCount: 1000 },
+    { pk: pk + 1, at: now, username: 'influencer-1000043', followerCount: 200_000, followingCount: 10 },
+  ]));
+  const env = { REDIS_URL: svc.redisUrl, MONGO_URL: svc.mongoUrl, MONGO_DB: svc.mongoDb, CLUSTER: svc.cluster };
+
+  const text = await runCli(['show', String(pk)], env);
+  t.equal(text.code, 0, text.stderr);
+  t.match(text.stdout, /influencer-1000042 \(pk 1000042\)/);
+  t.match(text.stdout, /followers 100600 {2}following 1000 {2}ratio 100.6/);
+  t.match(text.stdout, /average 100300 {2}min 100000 {2}max 100600 {2}over 3 samples {2}rank 2/);
+  t.match(text.stdout, /3 points/);
+  t.match(text.stdout, /100300 +1003 +100\b/);
+
+  const json = await runCli(['show', String(pk), '--json', '--from', new Date(now - 90_000).toISOString()], env);
+  t.equal(json.code, 0);
+  const v = JSON.parse(json.stdout);
+  t.match(v, { pk, followerCount: 100_600, followingCount: 1000, followerRatio: 100.6, averageFollowers: 100_300, minFollowers: 100_000, maxFollowers: 100_600, samples: 3, rank: 2 });
+  t.same(v.points.map((p: { followerCount: number }) => p.followerCount), [100_300, 100_600], '--from limits the points');
+  t.equal(v.points[0].followerRatio, Math.round((100_300 / 1003) * 10000) / 10000, 'ratio per point');
+
+  const none = await runCli(['show', '1000500'], env);
+  t.equal(none.code, 0);
+  t.match(none.stdout, /pk 1000500: no data yet/);
+  const noneJson = await runCli(['show', '1000500', '--json'], env);
+  t.same(JSON.parse(noneJson.stdout), { pk: 1_000_500, found: false });
+
+  const invalid = await runCli(['show', '12'], env);
+  t.equal(invalid.code, 2);
+  t.match(invalid.stderr, /pk "12" is not valid: expected an integer from 1000000 to 1999999/);
+  const backwards = await runCli(['show', String(pk), '--from', '2026-01-02', '--to', '2026-01-01'], env);
+  t.equal(backwards.code, 2);
+  t.match(backwards.stderr, /--from is after --to/);
+  const down = await runCli(['show', String(pk)], { ...env, MONGO_URL: 'mongodb://127.0.0.1:1' });
+  t.equal(down.code, 1);
+  t.match(down.stderr, /MongoDB unreachable at mongodb:\/\/127.0.0.1:1/);
+});
