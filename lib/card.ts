@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import type { RingMember } from './ring.js';
+
+export type { RingMember };
 
 /** Lifecycle of a member: only `active` members are on the ring. */
 export type MemberState = 'joining' | 'active' | 'leaving';
@@ -24,11 +27,6 @@ export interface MemberCard {
   /** hash of the member set this node has built its ring from */
   view: string;
   stats: Record<string, unknown>;
-}
-
-export interface RingMember {
-  id: string;
-  weight: number;
 }
 
 export type ParsedCard = { ok: true; card: MemberCard } | { ok: false; id: string; error: string };
