@@ -26,6 +26,8 @@ export interface MemberCard {
   ttlMs: number;
   /** hash of the member set this node has built its ring from */
   view: string;
+  /** random per process: a node refreshes or deletes only a card that holds its own token */
+  token?: string;
   stats: Record<string, unknown>;
 }
 

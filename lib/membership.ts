@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
@@ -19,6 +20,38 @@ export interface MembershipOptions {
 
 /** Another live process holds this NODE_ID: the node must not start (exit 1). */
 export class DuplicateNodeError extends Error {}
+
+/**
+ * Refreshes a member card only if it is this process's own.
+ * KEYS[1] the member key; ARGV[1] the new card JSON, ARGV[2] TTL in ms, ARGV[3] this process's token.
+ * Returns 0 refreshed, 1 the key was gone and is claimed again, -1 another process holds it (untouched).
+ */
+const HEARTBEAT_SCRIPT = `
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+local ok, card = pcall(cjson.decode, cur)
+if ok and type(card) == 'table' and card.token == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 0
+end
+return -1`;
+
+/**
+ * Deletes a member card only if it is this process's own.
+ * KEYS[1] the member key; ARGV[1] this process's token. Returns 1 deleted, 0 not ours or gone.
+ */
+const RELEASE_SCRIPT = `
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 0 end
+local ok, card = pcall(cjson.decode, cur)
+if ok and type(card) == 'table' and card.token == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0`;
 
 /** Scans every member key of a cluster; garbage values come back as unreadable entries. */
 export async function readMembers(redis: Redis, cluster: string): Promise<ParsedCard[]> {
@@ -60,6 +93,10 @@ export class Membership extends EventEmitter {
   private lastCards: ParsedCard[] = [];
   /** set once this process holds the key: never touch another process's card */
   private claimed = false;
+  /** identifies this process's card: another process with the same id has another token */
+  private readonly token = randomBytes(8).toString('hex');
+  /** another process holds our id (we were gone past the TTL): logged once per episode */
+  private displaced = false;
 
   constructor(
     private readonly redis: Redis,
@@ -82,9 +119,11 @@ export class Membership extends EventEmitter {
   async start(): Promise<void> {
     const claimed = await this.redis.set(this.key, this.cardJson(), 'PX', this.opts.ttlMs, 'NX');
     if (claimed !== 'OK') {
-      const holder = parseCard(this.opts.id, await this.redis.get(this.key));
+      const [raw, pttl] = await Promise.all([this.redis.get(this.key), this.redis.pttl(this.key)]);
+      const holder = parseCard(this.opts.id, raw);
       const who = holder.ok ? `${holder.card.host} pid ${holder.card.pid}, heartbeat ${Math.round((Date.now() - holder.card.heartbeat) / 1000)} s ago` : 'an unreadable card';
-      throw new DuplicateNodeError(`NODE_ID ${this.opts.id} is already in use in cluster ${this.opts.cluster} (${who}); choose another NODE_ID or wait for its key to expire (${this.opts.ttlMs} ms)`);
+      const expires = pttl > 0 ? `its key expires in ${(pttl / 1000).toFixed(1)} s unless that process is still alive` : 'its key has no TTL: delete it if no process runs with this id';
+      throw new DuplicateNodeError(`NODE_ID ${this.opts.id} is already in use in cluster ${this.opts.cluster} (${who}); choose another NODE_ID or wait: ${expires}`);
     }
     this.claimed = true;
     this.sub.on('message', (channel: string) => { if (channel === this.channel) this.requestScan(); });
@@ -136,7 +175,7 @@ export class Membership extends EventEmitter {
       this.removeAllListeners('members');
       if (!this.claimed) return;
       try {
-        await this.redis.del(this.key);
+        await this.redis.eval(RELEASE_SCRIPT, 1, this.key, this.token);
         await this.publish('leave');
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'could not delete the member key; it expires with its TTL');
@@ -167,6 +206,7 @@ export class Membership extends EventEmitter {
       heartbeat: Date.now(),
       ttlMs: this.opts.ttlMs,
       view: this.view,
+      token: this.token,
       stats: this.opts.stats?.() ?? {},
     };
     return JSON.stringify(card);
@@ -178,23 +218,28 @@ export class Membership extends EventEmitter {
     } catch { /* lossy by design: peers rescan */ }
   }
 
-  /** Refreshes the card; re-announces when the key is gone (Redis restarted, a long pause). */
+  /**
+   * Refreshes the card; re-announces when the key is gone (Redis restarted, a long pause). If
+   * another process took this id meanwhile, its card is left alone and the conflict logged once.
+   */
   private async heartbeat(): Promise<void> {
     if (this.closing || !this.claimed) return;
+    let result: number;
     try {
-      const refreshed = await this.redis.set(this.key, this.cardJson(), 'PX', this.opts.ttlMs, 'XX');
-      if (refreshed === null) {
-        const claimed = await this.redis.set(this.key, this.cardJson(), 'PX', this.opts.ttlMs, 'NX');
-        if (claimed === 'OK') {
-          this.log.warn({ node: this.opts.id }, 'own member key was gone; announced again');
-          await this.publish('join');
-          this.requestScan();
-        } else {
-          this.log.error({ node: this.opts.id }, 'another process took this NODE_ID while our key was gone');
-        }
-      }
+      result = Number(await this.redis.eval(HEARTBEAT_SCRIPT, 1, this.key, this.cardJson(), this.opts.ttlMs, this.token));
     } catch {
-      // Redis down: the connection logs it once; keep working on the last view
+      return; // Redis down: the connection logs it once; keep working on the last view
+    }
+    if (result === -1) {
+      if (!this.displaced) this.log.error({ node: this.opts.id }, `another process took NODE_ID ${this.opts.id} while this one was away past its TTL; this process is no longer a member: stop it`);
+      this.displaced = true;
+      return;
+    }
+    this.displaced = false;
+    if (result === 1) {
+      this.log.warn({ node: this.opts.id }, 'own member key was gone; announced again');
+      await this.publish('join');
+      this.requestScan();
     }
   }
 

@@ -9,12 +9,14 @@ export async function statusCommand(config: Config, opts: Record<string, unknown
     throw new UsageError(`--pk=${pk} is outside the pk universe ${config.pkMin}..${config.pkMax}`);
   }
   const redis = new Redis(config.redisUrl, { lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
-  redis.on('error', () => undefined);
+  // connect() only says "Connection is closed."; the error event carries the cause (ECONNREFUSED, ...)
+  let cause: Error | undefined;
+  redis.on('error', (err: Error) => { cause ??= err; });
   try {
     try {
       await redis.connect();
     } catch (err) {
-      process.stderr.write(`influencer-node: Redis unreachable at ${maskUrl(config.redisUrl)}: ${(err as Error).message}\n`);
+      process.stderr.write(`influencer-node: Redis unreachable at ${maskUrl(config.redisUrl)}: ${(cause ?? err as Error).message}\n`);
       return 1;
     }
     if (pk !== undefined) {
@@ -39,7 +41,8 @@ export async function statusCommand(config: Config, opts: Record<string, unknown
     }
     return 0;
   } finally {
-    redis.disconnect();
+    // on a closed connection ioredis' disconnect() arms a 2 s timer that only a socket close clears
+    if (redis.status !== 'end') redis.disconnect();
   }
 }
 
