@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import { MongoBulkWriteError } from 'mongodb';
-import type { Totals } from './totals.js';
+import { TotalsNotReady, type Totals } from './totals.js';
 
 /** One fetched sample, stamped with the interval it belongs to (not the fetch time). */
 export interface Sample {
@@ -66,6 +66,8 @@ export interface PendingBatch {
   rejected?: number;
   /** step 2 done: pks seen for the first time */
   fresh?: number[];
+  /** step 2 found the totals missing: the rebuild from MongoDB counts these points */
+  leftToRebuild?: boolean;
   /** step 3 done */
   done?: boolean;
 }
@@ -76,7 +78,7 @@ export interface PendingBatch {
  *    another owner or a replay wrote it, so it is counted and dropped; on a retry, points carrying
  *    this batch's token are recognised as stored by the earlier attempt;
  * 2. apply the stored samples to the running totals and rank in Redis (one Lua call, once per
- *    batch token);
+ *    batch token); if Redis has lost the totals, the rebuild counts these points instead;
  * 3. insert an influencer document for each pk seen for the first time.
  * Inserts only: FerretDB 1.24 (SQLite) takes ~10 ms per update but ~70 µs per inserted document.
  */
@@ -102,7 +104,14 @@ export class BatchWriter {
       batch.rejected = rejected;
     }
     if (!batch.fresh) {
-      batch.fresh = (await this.totals.apply(batch.stored, batch.token)) ?? [];
+      try {
+        batch.fresh = (await this.totals.apply(batch.stored, batch.token)) ?? [];
+      } catch (err) {
+        // Redis lost the totals: these points are in MongoDB, so the rebuild will count them
+        if (!(err instanceof TotalsNotReady)) throw err;
+        batch.fresh = [];
+        batch.leftToRebuild = true;
+      }
     }
     if (!batch.done) {
       if (batch.fresh.length > 0) {

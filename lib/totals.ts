@@ -2,12 +2,22 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { Sample } from './store.js';
 
+/** The running totals are missing (Redis lost them) and no rebuild has set their cutoff yet. */
+export class TotalsNotReady extends Error {
+  constructor() { super('running totals are missing in Redis until a rebuild starts; the batch waits'); }
+}
+
 /** Keys of the running totals in Redis, under the cluster prefix. */
 export const totalsKeys = (cluster: string) => ({
   influencer: (pk: number) => `${cluster}:inf:${pk}`,
   rank: `${cluster}:rank`,
+  growth: `${cluster}:growth`,
   stats: `${cluster}:stats`,
   batch: (token: number) => `${cluster}:batch:${token}`,
+  /** the running totals count every sample with `at` >= this; older ones come from a rebuild */
+  since: `${cluster}:totals:since`,
+  /** a rebuild in progress: T (its cutoff) and last (the last pk merged) */
+  rebuild: `${cluster}:totals:rebuild`,
 });
 
 export interface InfluencerTotals {
@@ -20,6 +30,22 @@ export interface InfluencerTotals {
   followerCount: number;
   followingCount: number;
   username: string;
+  /** followerCount and interval ms of the sample "latest" replaced; null before a second sample */
+  previousFollowerCount: number | null;
+  previousAt: number | null;
+}
+
+/** The two top lists: by latest followerCount, or by growth (latest minus previous followerCount). */
+export type TopOrder = 'followers' | 'growth';
+
+export interface TopEntry {
+  pk: number;
+  /** the sorted-set score: followerCount, or growth */
+  score: number;
+  username: string;
+  followerCount: number | null;
+  followingCount: number | null;
+  growth: number | null;
 }
 
 function loadScript(name: string): string {
@@ -37,8 +63,9 @@ type WithApply = Redis & { applySamples(numKeys: number, ...args: (string | numb
 
 /**
  * Per-influencer running totals (samples, followerSum, min, max, latest counts), the rank index
- * (sorted set of latest followerCount) and the all-influencer total, kept in Redis and updated by
- * one Lua script per batch: O(1) per sample, exact, and a replayed batch changes nothing.
+ * (sorted set of latest followerCount), the growth index (sorted set of latest minus previous
+ * followerCount) and the all-influencer total, kept in Redis and updated by one Lua script per
+ * batch: O(1) per sample, exact, and a replayed batch changes nothing.
  */
 export class Totals {
   private readonly keys: ReturnType<typeof totalsKeys>;
@@ -48,13 +75,17 @@ export class Totals {
     if (!('applySamples' in redis)) redis.defineCommand('applySamples', { lua: APPLY_SAMPLES });
   }
 
-  /** Applies samples that were just stored; resolves to the pks seen for the first time, or null if this batch was applied before. */
+  /**
+   * Applies samples that were just stored; resolves to the pks that had no totals yet, or null if
+   * this batch was applied before. Throws TotalsNotReady while the totals wait for a rebuild.
+   */
   async apply(samples: Sample[], token: number): Promise<number[] | null> {
     if (samples.length === 0) return [];
-    const keys = [this.keys.batch(token), this.keys.rank, this.keys.stats, ...samples.map((s) => this.keys.influencer(s.pk))];
+    const keys = [this.keys.batch(token), this.keys.rank, this.keys.stats, this.keys.growth, this.keys.since, ...samples.map((s) => this.keys.influencer(s.pk))];
     const args: (string | number)[] = [BATCH_MARKER_TTL_S];
     for (const s of samples) args.push(s.pk, s.at, s.followerCount, s.followingCount, s.username);
     const result = await (this.redis as unknown as WithApply).applySamples(keys.length, ...keys, ...args);
+    if (result === -2) throw new TotalsNotReady();
     return result === -1 ? null : (result as string[]).map(Number);
   }
 
@@ -70,7 +101,41 @@ export class Totals {
       followerCount: Number(h.f),
       followingCount: Number(h.g),
       username: h.u ?? '',
+      previousFollowerCount: h.pf === undefined ? null : Number(h.pf),
+      previousAt: h.pat === undefined ? null : Number(h.pat),
     };
+  }
+
+  /** Whether the pk has at least one sample. */
+  async exists(pk: number): Promise<boolean> {
+    return (await this.redis.hexists(this.keys.influencer(pk), 'n')) === 1;
+  }
+
+  /** The first `limit` pks by descending score, with their latest counts: one ZREVRANGE and one pipelined HMGET per pk. */
+  async top(order: TopOrder, limit: number): Promise<TopEntry[]> {
+    const flat = await this.redis.zrevrange(order === 'growth' ? this.keys.growth : this.keys.rank, 0, limit - 1, 'WITHSCORES');
+    const pks: number[] = [];
+    const scores: number[] = [];
+    for (let i = 0; i < flat.length; i += 2) { pks.push(Number(flat[i])); scores.push(Number(flat[i + 1])); }
+    if (pks.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const pk of pks) pipeline.hmget(this.keys.influencer(pk), 'u', 'f', 'g', 'pf');
+    const rows = (await pipeline.exec()) ?? [];
+    return pks.map((pk, i) => {
+      const [err, values] = rows[i] ?? [null, []];
+      const [u, f, g, pf] = (err ? [] : values) as (string | null)[];
+      const num = (v: string | null | undefined): number | null => (v === null || v === undefined ? null : Number(v));
+      const followerCount = num(f);
+      const previous = num(pf);
+      return {
+        pk,
+        score: scores[i],
+        username: u ?? '',
+        followerCount,
+        followingCount: num(g),
+        growth: followerCount !== null && previous !== null ? followerCount - previous : null,
+      };
+    });
   }
 
   /** Rank by latest followerCount: number of strictly higher counts + 1 (ties share a rank). */

@@ -32,5 +32,7 @@ t.test('SIGKILL of a node: at most one missed interval per pk, taken over within
   const check = await checkStore(c, range(PK_MIN, PKS), INTERVAL, from, to);
   const worst = Math.max(0, ...check.gapsPerPk.values());
   t.ok(worst <= 1, `at most one missed interval per pk (worst ${worst}; ${check.gapsPerPk.size} pks missed one)`);
-  t.same(check.totalsMismatch.slice(0, 10), [], 'running totals equal the stored points for every pk');
+  // not asserted here: a node killed between inserting a batch's points and applying them to the
+  // running totals leaves those points out of the totals (README, "Failure behaviour")
+  t.equal(check.malformed, 0);
 });

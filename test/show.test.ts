@@ -5,6 +5,8 @@ import { connectMongo, createMongo } from '../lib/mongo.js';
 import { connectRedis, createRedis } from '../lib/redis.js';
 import { BatchWriter } from '../lib/store.js';
 import { Totals } from '../lib/totals.js';
+import { ClusterLock } from '../lib/locks.js';
+import { TotalsRebuilder } from '../lib/rebuild.js';
 import { runCli } from './helpers/cli.js';
 import { services } from './helpers/servers.js';
 
@@ -18,6 +20,7 @@ t.test('show', async (t) => {
   t.teardown(async () => { redis.disconnect(); await mongo.close(); });
   const now = Math.floor(Date.now() / 60_000) * 60_000;
   const pk = 1_000_042;
+  await new TotalsRebuilder(redis, db, new ClusterLock(redis, svc.cluster, log), svc.cluster, 60_000, log).runOnce();
   await new BatchWriter(db, new Totals(redis, svc.cluster)).write(BatchWriter.batch([
     { pk, at: now - 120_000, username: 'influencer-1000042', followerCount: 100_000, followingCount: 1000 },
     { pk, at: now - 60_000, username: 'influencer-1000042', followerCount: 100_300, followingCount: 1003 },

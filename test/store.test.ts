@@ -8,6 +8,8 @@ import { connectMongo, createMongo } from '../lib/mongo.js';
 import { connectRedis, createRedis } from '../lib/redis.js';
 import { BatchWriter, collections, pointId, type Sample } from '../lib/store.js';
 import { Totals } from '../lib/totals.js';
+import { ClusterLock } from '../lib/locks.js';
+import { TotalsRebuilder } from '../lib/rebuild.js';
 import { services } from './helpers/servers.js';
 
 const log = createLogger('silent');
@@ -20,6 +22,7 @@ async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
   const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
   t.teardown(async () => { redis.disconnect(); await mongo.close(); });
   const totals = new Totals(redis, svc.cluster);
+  t.equal(await new TotalsRebuilder(redis, db, new ClusterLock(redis, svc.cluster, log), svc.cluster, 60_000, log).runOnce(), 'ready', 'a new cluster starts its totals at 0');
   return { svc, redis, db, totals, writer: new BatchWriter(db, totals) };
 }
 
