@@ -12,6 +12,8 @@ type Action = (config: Config, opts: Record<string, unknown>, args: string[]) =>
 export async function main(argv: string[]): Promise<number> {
   dotenv.config({ quiet: true });
   let code: number = EXIT.ok;
+  // LOG_LEVEL=debug (env, .env or --log-level) adds the stack trace to a runtime error
+  let logLevel = process.env.LOG_LEVEL;
   const program = new Command('influencer-node')
     .description('Tracks follower counts of many influencers once a minute across a cluster of peer nodes.')
     .version(VERSION, '-v, --version', 'print the version')
@@ -24,6 +26,8 @@ Examples:
   $ influencer-node start                   # run one node of the cluster
   $ influencer-node status                  # the ring: members, shares, health
   $ influencer-node show 1000042            # one influencer's counts and timeline
+  $ influencer-node serve                   # the read API and the dashboard on :8080
+  $ influencer-node demo                    # mock + 3 nodes + dashboard, all on this machine
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
 Settings come from CLI flags, then the environment (and a .env file), then defaults.`);
@@ -33,6 +37,7 @@ Settings come from CLI flags, then the environment (and a .env file), then defau
       const cmd = a[a.length - 1] as Command;
       const opts = cmd.opts();
       const config = loadConfig(opts);
+      logLevel = config.logLevel;
       const loaded = await action();
       const fn = typeof loaded === 'function' ? loaded : loaded.default;
       const result = await fn(config, opts, cmd.args);
@@ -98,6 +103,37 @@ Examples:
   $ influencer-node mock --error-rate 0.05 --rate-limit-rate 0.01 --latency-ms 20 --jitter-ms 30`)
     .action(run(async () => (await import('./commands/mock.js')).mockCommand));
 
+  configOptions(program.command('serve'))
+    .description('serve the read API (JSON) and the dashboard over HTTP')
+    .option('--port <n>', 'port to listen on', '8080')
+    .option('--host <host>', 'address to bind (0.0.0.0 for every interface)', '127.0.0.1')
+    .addHelpText('after', `
+Examples:
+  $ influencer-node serve                              # http://127.0.0.1:8080/
+  $ influencer-node serve --host 0.0.0.0 --port 80
+  $ curl -s localhost:8080/api/influencers/1000042
+  $ curl -s 'localhost:8080/api/influencers?sort=growth&limit=20'
+
+Routes: GET /api/influencers/:pk, /api/influencers/:pk/timeline?from&to, /api/influencers?sort&limit,
+/api/stats, /api/cluster; the dashboard at /.`)
+    .action(run(async () => (await import('./commands/serve.js')).serveCommand));
+
+  configOptions(program.command('demo'))
+    .description('run a whole cluster on this machine: the mock, N nodes and the dashboard (needs Redis and MongoDB)')
+    .option('--nodes <n>', 'number of nodes (child processes)', '3')
+    .option('--pks <n>', 'number of influencers, from PK_MIN', '10000')
+    .option('--port <n>', 'dashboard port', '8080')
+    .option('--host <host>', 'dashboard address to bind', '127.0.0.1')
+    .option('--mock-port <n>', 'port of the bundled mock (0 = a free one)', '0')
+    .addHelpText('after', `
+Examples:
+  $ influencer-node demo                                   # 3 nodes, 10,000 pks, one sample a minute
+  $ influencer-node demo --nodes 2 --pks 500 --interval-ms 2000
+  $ REDIS_URL=redis://10.0.0.5:6379 influencer-node demo --port 9090
+
+Ctrl-C stops the nodes (they flush every sample), then the dashboard, then the mock.`)
+    .action(run(async () => (await import('./commands/demo.js')).demoCommand));
+
   try {
     await program.parseAsync(argv, { from: 'user' });
     return code;
@@ -111,8 +147,8 @@ Examples:
       process.stderr.write(`influencer-node: ${err.message}\n`);
       return EXIT.usage;
     }
-    process.stderr.write(`influencer-node: ${(err as Error).message}\n`);
-    if (process.env.LOG_LEVEL === 'debug' || process.env.LOG_LEVEL === 'trace') process.stderr.write(`${(err as Error).stack}\n`);
+    process.stderr.write(`influencer-node: ${String((err as Error).message).replace(/\s*\n\s*/g, ' ').trim()}\n`);
+    if (logLevel === 'debug' || logLevel === 'trace') process.stderr.write(`${(err as Error).stack}\n`);
     return EXIT.failure;
   }
 }

@@ -1,12 +1,13 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 
 /** A setting that cannot be used: the CLI prints `message` alone and exits with code 2. */
 export class ConfigError extends Error {
   readonly exitCode = 2;
 }
 
-type Kind = 'url' | 'int' | 'number' | 'name' | 'level' | 'string';
+type Kind = 'url' | 'int' | 'number' | 'name' | 'level' | 'host' | 'bool' | 'string';
 
 interface Setting {
   env: string;
@@ -15,6 +16,7 @@ interface Setting {
   def: () => string | undefined;
   help: string;
   min?: number;
+  max?: number;
   protocols?: string[];
 }
 
@@ -38,6 +40,12 @@ export const SETTINGS = {
   flushMaxSamples: { env: 'FLUSH_MAX_SAMPLES', flag: 'flush-max-samples', kind: 'int', min: 1, def: () => '1000', help: 'write a batch to MongoDB once this many samples are buffered' },
   flushMaxAgeMs: { env: 'FLUSH_MAX_AGE_MS', flag: 'flush-max-age-ms', kind: 'int', min: 10, def: () => '1000', help: '…or once the oldest buffered sample is this old' },
   bufferMaxSamples: { env: 'BUFFER_MAX_SAMPLES', flag: 'buffer-max-samples', kind: 'int', min: 1, def: () => '2000000', help: 'samples held while MongoDB is unreachable; past it the oldest are dropped (counted, logged)' },
+  metricsPort: { env: 'METRICS_PORT', flag: 'metrics-port', kind: 'int', min: 0, max: 65535, def: () => '0', help: 'port of the HTTP server for Prometheus /metrics, /healthz and /readyz (0 = off)' },
+  metricsHost: { env: 'METRICS_HOST', flag: 'metrics-host', kind: 'host', def: () => '127.0.0.1', help: 'address the metrics server listens on (0.0.0.0 or :: for every interface)' },
+  suspiciousIntervalMs: { env: 'SUSPICIOUS_INTERVAL_MS', flag: 'suspicious-interval-ms', kind: 'int', min: 0, def: () => '86400000', help: 'each owned pk is checked with is_suspicious once per this period, spread over it (0 = off)' },
+  suspiciousConcurrency: { env: 'SUSPICIOUS_CONCURRENCY', flag: 'suspicious-concurrency', kind: 'int', min: 1, def: () => '4', help: 'most is_suspicious requests in flight per node' },
+  suspiciousTimeoutMs: { env: 'SUSPICIOUS_TIMEOUT_MS', flag: 'suspicious-timeout-ms', kind: 'int', min: 10, def: () => '15000', help: 'timeout of one is_suspicious request' },
+  suspiciousPost: { env: 'SUSPICIOUS_POST', flag: 'suspicious-post', kind: 'bool', def: () => 'false', help: 'use the older POST /api/v1/influencers/is_suspicious (body: the latest counts) instead of GET' },
   logLevel: { env: 'LOG_LEVEL', flag: 'log-level', kind: 'level', def: () => 'info', help: `log level: ${LEVELS.join(', ')}` },
 } satisfies Record<string, Setting>;
 
@@ -60,6 +68,12 @@ export interface Config {
   flushMaxSamples: number;
   flushMaxAgeMs: number;
   bufferMaxSamples: number;
+  metricsPort: number;
+  metricsHost: string;
+  suspiciousIntervalMs: number;
+  suspiciousConcurrency: number;
+  suspiciousTimeoutMs: number;
+  suspiciousPost: boolean;
   logLevel: string;
 }
 
@@ -89,7 +103,7 @@ export function loadConfig(flags: Record<string, unknown> = {}, env: NodeJS.Proc
   return config;
 }
 
-function parseSetting(label: string, raw: string, s: Setting): string | number {
+function parseSetting(label: string, raw: string, s: Setting): string | number | boolean {
   const bad = (allowed: string): never => {
     const shown = s.kind === 'url' ? maskUrl(raw) : raw;
     throw new ConfigError(`${label}=${JSON.stringify(shown)} is not valid: expected ${allowed}`);
@@ -103,8 +117,8 @@ function parseSetting(label: string, raw: string, s: Setting): string | number {
       return value;
     }
     case 'int': {
-      if (!/^-?\d+$/.test(value) || !Number.isSafeInteger(Number(value)) || Number(value) < (s.min ?? 0)) {
-        return bad(`an integer ≥ ${s.min ?? 0}`);
+      if (!/^-?\d+$/.test(value) || !Number.isSafeInteger(Number(value)) || Number(value) < (s.min ?? 0) || Number(value) > (s.max ?? Infinity)) {
+        return bad(s.max === undefined ? `an integer ≥ ${s.min ?? 0}` : `an integer from ${s.min ?? 0} to ${s.max}`);
       }
       return Number(value);
     }
@@ -119,6 +133,13 @@ function parseSetting(label: string, raw: string, s: Setting): string | number {
     case 'level':
       if (!LEVELS.includes(value.toLowerCase())) return bad(`one of ${LEVELS.join(', ')}`);
       return value.toLowerCase();
+    case 'host':
+      if (!isIP(value) && !/^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/.test(value)) return bad('an IP address or a host name');
+      return value;
+    case 'bool':
+      if (/^(true|1|yes|on)$/i.test(value)) return true;
+      if (/^(false|0|no|off)$/i.test(value)) return false;
+      return bad('true or false');
     case 'string':
       return value;
   }

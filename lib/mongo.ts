@@ -12,6 +12,14 @@ export function createMongo(url: string): MongoClient {
   });
 }
 
+/** Tracks whether the driver reaches a server (it knows one that answers), for metrics and readiness. */
+export function watchReachable(client: MongoClient): () => boolean {
+  let up = false;
+  client.on('topologyDescriptionChanged', (e) => { up = e.newDescription.hasKnownServers; });
+  client.on('topologyClosed', () => { up = false; });
+  return () => up;
+}
+
 /** Connects, retrying every second while `signal` is not aborted; logs once that it waits. */
 export async function connectMongo(client: MongoClient, url: string, dbName: string, log: Logger, signal?: AbortSignal): Promise<Db> {
   let warned = false;
@@ -20,6 +28,7 @@ export async function connectMongo(client: MongoClient, url: string, dbName: str
       await client.connect();
       const db = client.db(dbName);
       await db.command({ ping: 1 });
+      if (warned) log.info({ url: maskUrl(url) }, 'MongoDB reachable');
       return db;
     } catch (err) {
       if (signal?.aborted) throw err;

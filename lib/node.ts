@@ -2,18 +2,23 @@ import type { Redis } from 'ioredis';
 import type { MongoClient } from 'mongodb';
 import type { RingMember } from './card.js';
 import { maskUrl, type Config } from './config.js';
-import type { Logger } from './log.js';
+import { StateLog, type Logger } from './log.js';
 import { Membership } from './membership.js';
-import { connectMongo, createMongo } from './mongo.js';
+import { connectMongo, createMongo, watchReachable } from './mongo.js';
+import { NodeMetrics, type NodeProbe } from './metrics.js';
 import { OwnershipTracker, type OwnershipChange } from './ownership.js';
 import { PkUniverse } from './pk-universe.js';
 import { connectRedis, createRedis } from './redis.js';
 import { SampleWriter } from './sample-writer.js';
 import { Scheduler } from './scheduler.js';
 import { MockstagramClient } from './source.js';
-import { BatchWriter, ensureIndexes } from './store.js';
+import { BatchWriter, collections, ensureIndexes } from './store.js';
+import { SuspiciousChecker } from './suspicious.js';
 import { Totals } from './totals.js';
+import { ClusterLock } from './locks.js';
+import { TotalsRebuilder } from './rebuild.js';
 import type { Ring } from './ring.js';
+import { VERSION } from './version.js';
 
 /**
  * One peer of the cluster: membership in Redis, its share of the pk universe from the ring,
@@ -29,6 +34,10 @@ export class InfluencerNode {
   private scheduler?: Scheduler;
   private writer?: SampleWriter;
   private source?: MockstagramClient;
+  private rebuilder?: TotalsRebuilder;
+  private suspicious?: SuspiciousChecker;
+  private metrics?: NodeMetrics;
+  private mongoReachable: () => boolean = () => false;
   private leaving = false;
   private stopping?: Promise<void>;
   private readonly abort = new AbortController();
@@ -39,17 +48,29 @@ export class InfluencerNode {
   async start(): Promise<void> {
     const c = this.config;
     this.log.info({ node: c.nodeId, cluster: c.cluster, redis: maskUrl(c.redisUrl), mongo: maskUrl(c.mongoUrl), mockstagram: c.mockstagramUrl, intervalMs: c.intervalMs, pks: `${c.pkMin}..${c.pkMax}` }, 'node starting');
-    this.redis = createRedis(c.redisUrl, this.log, `${c.cluster}:${c.nodeId}`);
-    this.sub = createRedis(c.redisUrl, this.log, `${c.cluster}:${c.nodeId}:sub`);
+    if (c.metricsPort > 0) {
+      // served from the start, so /healthz answers (and /readyz says why not) while servers are awaited
+      this.metrics = new NodeMetrics(() => this.probe(), { node: c.nodeId, cluster: c.cluster, version: VERSION }, this.log);
+      this.log.info({ url: await this.metrics.listen(c.metricsHost, c.metricsPort) }, 'serving /metrics, /healthz, /readyz');
+    }
+    // one state log for both connections: an outage is one line, not one per connection
+    const redisState = new StateLog(this.log, 'redis');
+    this.redis = createRedis(c.redisUrl, this.log, `${c.cluster}:${c.nodeId}`, {}, redisState);
+    const sub = createRedis(c.redisUrl, this.log, `${c.cluster}:${c.nodeId}:sub`, {}, redisState);
+    this.sub = sub;
     this.mongo = createMongo(c.mongoUrl);
+    this.mongoReachable = watchReachable(this.mongo);
     const signal = this.abort.signal;
     const [db] = await Promise.all([
       connectMongo(this.mongo, c.mongoUrl, c.mongoDb, this.log, signal),
-      connectRedis(this.redis, c.redisUrl, this.log, signal),
-      connectRedis(this.sub, c.redisUrl, this.log, signal),
+      // one after the other, so a Redis outage at start is reported once
+      connectRedis(this.redis, c.redisUrl, this.log, signal).then(() => connectRedis(sub, c.redisUrl, this.log, signal)),
     ]);
     if (signal.aborted) return;
     await ensureIndexes(db);
+    // restores the totals and rank in Redis if Redis lost them; on a new cluster, starts them at 0
+    this.rebuilder = new TotalsRebuilder(this.redis, db, new ClusterLock(this.redis, c.cluster, this.log), c.cluster, c.intervalMs, this.log, c.flushMaxAgeMs + 5000);
+    this.rebuilder.start();
 
     const t0 = performance.now();
     const universe = new PkUniverse(c.pkMin, c.pkMax);
@@ -61,6 +82,8 @@ export class InfluencerNode {
     this.scheduler = new Scheduler(this.source, (s) => writer.add(s), { intervalMs: c.intervalMs, concurrency: c.concurrency });
     const scheduler = this.scheduler;
     writer.on('batch', (b: { stored: Parameters<Scheduler['recordStored']>[0]; doneAt: number }) => scheduler.recordStored(b.stored, b.doneAt));
+    const metrics = this.metrics;
+    if (metrics) writer.on('batch', (b: Parameters<NodeMetrics['observeBatch']>[0]) => metrics.observeBatch(b));
 
     this.tracker = new OwnershipTracker(universe, c.nodeId);
     this.tracker.on('change', (change: OwnershipChange) => {
@@ -77,6 +100,15 @@ export class InfluencerNode {
     scheduler.start();
     await this.membership.start();
     this.log.info({ node: c.nodeId }, 'node active');
+    if (c.suspiciousIntervalMs > 0 && !this.leaving) {
+      // low priority, off the polling path: its own client, concurrency and timeout
+      const tracker = this.tracker;
+      this.suspicious = new SuspiciousChecker(
+        { mockstagramUrl: c.mockstagramUrl, intervalMs: c.suspiciousIntervalMs, concurrency: c.suspiciousConcurrency, timeoutMs: c.suspiciousTimeoutMs, post: c.suspiciousPost },
+        { owned: () => tracker.owned(), influencers: collections(db).influencers, totals: new Totals(this.redis, c.cluster), log: this.log },
+      );
+      this.suspicious.start();
+    }
   }
 
   /** Figures for the member card and `status`. */
@@ -91,6 +123,21 @@ export class InfluencerNode {
       duplicates: w?.duplicates ?? 0,
       dropped: w?.dropped ?? 0,
       lastBatchMs: w?.lastBatchMs ?? 0,
+      ...(this.suspicious ? { suspicious: this.suspicious.stats() } : {}),
+    };
+  }
+
+  /** What /metrics and /readyz read at scrape time. */
+  probe(): NodeProbe {
+    const w = this.writer;
+    return {
+      scheduler: this.scheduler?.stats(),
+      writer: w && { ...w.counters, length: w.length, failing: w.failing },
+      owned: this.tracker?.owned().pks.length ?? 0,
+      state: this.leaving ? 'leaving' : this.membership?.currentState,
+      ringMembers: this.membership?.ringMembers.length ?? 0,
+      redisUp: this.redis?.status === 'ready' && this.sub?.status === 'ready',
+      mongoUp: this.mongoReachable(),
     };
   }
 
@@ -103,6 +150,7 @@ export class InfluencerNode {
   private async leave(): Promise<void> {
     this.abort.abort();
     this.leaving = true;
+    await this.suspicious?.stop();
     const ttl = this.config.heartbeatTtlMs;
     if (this.membership) {
       try {
@@ -114,6 +162,7 @@ export class InfluencerNode {
       }
     }
     await this.scheduler?.stop();
+    await this.rebuilder?.stop();
     this.tracker?.close();
     if (this.writer) {
       const flushed = await this.writer.flushAll(Math.max(30_000, 3 * this.config.intervalMs));
@@ -126,5 +175,6 @@ export class InfluencerNode {
     this.sub?.disconnect();
     await this.redis?.quit().catch(() => this.redis?.disconnect());
     this.log.info({ ...this.stats() }, 'node stopped');
+    await this.metrics?.close();
   }
 }

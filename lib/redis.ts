@@ -5,10 +5,12 @@ import { StateLog, type Logger } from './log.js';
 /**
  * A Redis connection that reconnects for ever with capped backoff and fails commands at once
  * while disconnected (callers keep working on their last view instead of queueing).
- * rediss:// URLs get TLS; passwords in the URL are used and never logged.
+ * rediss:// URLs get TLS; passwords in the URL are used and never logged. Connections given one
+ * `state` log an outage once between them; failures before the first connect are left to
+ * `connectRedis`, which says once that it waits.
  */
-export function createRedis(url: string, log: Logger, name: string, extra: RedisOptions = {}): Redis {
-  const state = new StateLog(log, 'redis');
+export function createRedis(url: string, log: Logger, name: string, extra: RedisOptions = {}, state = new StateLog(log, 'redis')): Redis {
+  let connected = false;
   const redis = new Redis(url, {
     lazyConnect: true,
     connectionName: name,
@@ -18,8 +20,8 @@ export function createRedis(url: string, log: Logger, name: string, extra: Redis
     retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
     ...extra,
   });
-  redis.on('ready', () => state.set('up', { url: maskUrl(url), conn: name }));
-  redis.on('error', (err: Error) => state.set('down', { url: maskUrl(url), conn: name, err: err.message }, 'warn'));
+  redis.on('ready', () => { connected = true; state.set('up', { url: maskUrl(url), conn: name }); });
+  redis.on('error', (err: Error) => { if (connected) state.set('down', { url: maskUrl(url), conn: name, err: err.message }, 'warn'); });
   redis.on('end', () => state.set('closed', { conn: name }));
   return redis;
 }
@@ -27,23 +29,31 @@ export function createRedis(url: string, log: Logger, name: string, extra: Redis
 /** Connects, retrying every second while `signal` is not aborted; logs once that it waits. */
 export async function connectRedis(redis: Redis, url: string, log: Logger, signal?: AbortSignal): Promise<void> {
   let warned = false;
-  for (;;) {
-    try {
-      if (redis.status === 'ready') return;
-      if (redis.status === 'wait' || redis.status === 'end') await redis.connect();
-      else await new Promise<void>((resolve, reject) => {
-        const onReady = (): void => { redis.off('error', onError); resolve(); };
-        const onError = (err: Error): void => { redis.off('ready', onReady); reject(err); };
-        redis.once('ready', onReady);
-        redis.once('error', onError);
-      });
-      return;
-    } catch (err) {
-      if (signal?.aborted) throw err;
-      if (!warned) log.warn({ url: maskUrl(url), err: (err as Error).message }, 'Redis unreachable; retrying every second');
-      warned = true;
-      await sleep(1000, signal);
+  // connect() only says "Connection is closed."; the error event carries the cause (ECONNREFUSED, ...)
+  let cause: Error | undefined;
+  const onAnyError = (err: Error): void => { cause = err; };
+  redis.on('error', onAnyError);
+  try {
+    for (;;) {
+      try {
+        if (redis.status === 'wait' || redis.status === 'end') await redis.connect();
+        else if (redis.status !== 'ready') await new Promise<void>((resolve, reject) => {
+          const onReady = (): void => { redis.off('error', onError); resolve(); };
+          const onError = (err: Error): void => { redis.off('ready', onReady); reject(err); };
+          redis.once('ready', onReady);
+          redis.once('error', onError);
+        });
+        if (warned) log.info({ url: maskUrl(url) }, 'Redis reachable');
+        return;
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        if (!warned) log.warn({ url: maskUrl(url), err: (cause ?? err as Error).message }, 'Redis unreachable; retrying every second');
+        warned = true;
+        await sleep(1000, signal);
+      }
     }
+  } finally {
+    redis.off('error', onAnyError);
   }
 }
 

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { MongoError } from 'mongodb';
 import { BatchWriter, type PendingBatch, type Sample } from './store.js';
 import { StateLog, type Logger } from './log.js';
 
@@ -33,12 +34,20 @@ export class SampleWriter extends EventEmitter {
   private backoffMs = 0;
   private dropEpisode = false;
   private closed = false;
+  private lastWriteFailed = false;
   private readonly mongoState: StateLog;
+  private readonly totalsState: StateLog;
   readonly counters: WriterCounters = { stored: 0, duplicates: 0, rejected: 0, dropped: 0, batches: 0, failedFlushes: 0, lastBatchMs: 0 };
 
   constructor(private readonly writer: BatchWriter, private readonly opts: SampleWriterOptions, private readonly log: Logger) {
     super();
     this.mongoState = new StateLog(log, 'mongo');
+    this.totalsState = new StateLog(log, 'totals');
+  }
+
+  /** Whether the last write attempt failed (cleared by the next one that succeeds); for readiness. */
+  get failing(): boolean {
+    return this.lastWriteFailed;
   }
 
   /** Samples waiting (buffered and in the batch being written). */
@@ -121,14 +130,19 @@ export class SampleWriter extends EventEmitter {
           await this.writer.write(batch);
         } catch (err) {
           this.counters.failedFlushes++;
-          this.mongoState.set('down', { err: (err as Error).message, buffered: this.length }, 'warn');
+          this.lastWriteFailed = true;
+          if (err instanceof MongoError) this.mongoState.set('down', { err: err.message, buffered: this.length }, 'warn');
+          // not MongoDB's: the running totals' step in Redis failed (Redis down)
+          else this.totalsState.set('down', { err: (err as Error).message, buffered: this.length }, 'warn');
           this.backoffMs = Math.min(Math.max(100, this.backoffMs * 2), 5000);
           this.kick(this.backoffMs);
           return;
         }
         this.backoffMs = 0;
+        this.lastWriteFailed = false;
         this.dropEpisode = false;
         this.mongoState.set('up', { buffered: this.length });
+        this.totalsState.set('up');
         this.inflight = undefined;
         const doneAt = Date.now();
         this.counters.batches++;

@@ -25,6 +25,8 @@ t.test('defaults', async (t) => {
   t.equal(c.pkMax, 1_999_999);
   t.equal(c.intervalMs, 60_000);
   t.equal(c.heartbeatTtlMs, 10_000);
+  t.equal(c.metricsPort, 0, 'metrics off by default');
+  t.equal(c.metricsHost, '127.0.0.1');
   t.equal(c.logLevel, 'info');
 });
 
@@ -48,6 +50,9 @@ t.test('each bad value names the setting, the value and what is allowed', async 
     [{ NODE_WEIGHT: 'heavy' }, /^NODE_WEIGHT="heavy" is not valid: expected a number from 0.1 to 1000$/],
     [{ NODE_ID: 'has space' }, /^NODE_ID="has space" is not valid/],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL="loud" is not valid: expected one of fatal, error/],
+    [{ METRICS_PORT: '70000' }, /^METRICS_PORT="70000" is not valid: expected an integer from 0 to 65535$/],
+    [{ METRICS_PORT: 'http' }, /^METRICS_PORT="http" is not valid: expected an integer from 0 to 65535$/],
+    [{ METRICS_HOST: 'http://x' }, /^METRICS_HOST="http:\/\/x" is not valid: expected an IP address or a host name$/],
     [{ PK_MIN: '10', PK_MAX: '5' }, /^PK_MIN=10 is greater than PK_MAX=5/],
     [{ PK_MIN: '0', PK_MAX: '3000000' }, /at most 2097152 pks/],
   ];
@@ -69,6 +74,7 @@ t.test('the CLI exits 2 with one line and no stack trace', async (t) => {
   const cases: Array<[string[], Record<string, string>, RegExp]> = [
     [['status'], { HEARTBEAT_TTL_MS: '0' }, /HEARTBEAT_TTL_MS="0" is not valid/],
     [['start', '--pk-min', '9', '--pk-max', '3'], {}, /PK_MIN=9 is greater than PK_MAX=3/],
+    [['start', '--metrics-port', '-1'], {}, /--metrics-port="-1" is not valid: expected an integer from 0 to 65535/],
     [['status', '--redis-url', 'redis://:hunter2@nohost:1/'], { PK_MAX: 'x' }, /PK_MAX="x" is not valid/],
     [['frobnicate'], {}, /unknown command 'frobnicate'/],
     [['status', '--frob'], {}, /unknown option '--frob'/],
@@ -95,9 +101,17 @@ t.test('--help and --version', async (t) => {
   const version = await runCli(['--version']);
   t.equal(version.code, 0);
   t.match(version.stdout.trim(), /^\d+\.\d+\.\d+$/);
-  for (const cmd of ['start', 'status', 'show', 'mock']) {
+  // every command the top-level help lists, so a new one cannot ship without help and examples
+  const commands = [...help.stdout.slice(help.stdout.indexOf('Commands:')).matchAll(/^ {2}([a-z][a-z-]*) /gm)].map((m) => m[1]).filter((c) => c !== 'help');
+  t.ok(['start', 'status', 'show', 'mock'].every((c) => commands.includes(c)), `commands listed: ${commands.join(', ')}`);
+  for (const cmd of commands) {
     const r = await runCli([cmd, '--help']);
     t.equal(r.code, 0, `${cmd} --help`);
     t.match(r.stdout, /Examples:/, `${cmd} --help has examples`);
+    t.match(r.stdout, new RegExp(`\\$ (\\S+=\\S+ )*influencer-node ${cmd}\\b`), `${cmd} --help shows it run`);
+    const bad = await runCli([cmd, '--frobnicate']);
+    t.equal(bad.code, 2, `${cmd} with an unknown flag exits 2`);
+    t.equal(bad.stderr.trim().split('\n').length, 1, `${cmd}: one line: ${bad.stderr}`);
   }
+  t.match((await runCli(['start', '--help'])).stdout, /--metrics-port <value>.*\[env METRICS_PORT\]/s, 'the metrics settings are flags too');
 });

@@ -1,6 +1,5 @@
 import type { Config } from '../config.js';
 import { createLogger } from '../log.js';
-import { DuplicateNodeError } from '../membership.js';
 import { InfluencerNode } from '../node.js';
 import { untilSignal } from '../signals.js';
 
@@ -11,12 +10,9 @@ export async function startCommand(config: Config): Promise<number> {
   try {
     await Promise.race([node.start(), signal]);
   } catch (err) {
-    if (err instanceof DuplicateNodeError) {
-      log.error(err.message);
-      process.stderr.write(`influencer-node: ${err.message}\n`);
-      await node.stop().catch(() => undefined);
-      return 1;
-    }
+    // close what start() opened (connections, the metrics port), so the process can exit with 1;
+    // the CLI prints the error as one line
+    await node.stop().catch(() => undefined);
     throw err;
   }
   await signal;

@@ -1,0 +1,272 @@
+import ky, { HTTPError, TimeoutError, type KyInstance } from 'ky';
+import type { Collection } from 'mongodb';
+import type { Logger } from './log.js';
+import type { OwnedPks } from './scheduler.js';
+import type { InfluencerDoc } from './store.js';
+import type { InfluencerTotals } from './totals.js';
+
+export interface SuspiciousOptions {
+  mockstagramUrl: string;
+  /** each owned pk is checked once per period (aligned to UTC), at the offset hash/2^32 of it */
+  intervalMs: number;
+  concurrency: number;
+  timeoutMs: number;
+  /** the older POST /api/v1/influencers/is_suspicious with the latest counts as body */
+  post: boolean;
+  /** how soon a pk is tried again after a failure or before its first sample is stored */
+  retryMs?: number;
+  /** tries per pk and period */
+  maxTries?: number;
+  now?: () => number;
+}
+
+export interface SuspiciousDeps {
+  /** the node's owned pks, sorted by hash (the same object until ownership changes) */
+  owned: () => OwnedPks;
+  influencers: Collection<InfluencerDoc>;
+  totals: { read(pk: number): Promise<InfluencerTotals | null> };
+  log: Logger;
+}
+
+type CheckError = 'timeout' | 'connect' | 'http_5xx' | 'http_other' | 'malformed_json' | 'invalid_payload' | 'store';
+type Outcome = { kind: 'ok'; suspicious: boolean } | { kind: 'no_data' } | { kind: 'not_found' } | { kind: 'aborted' } | { kind: 'error'; error: CheckError };
+
+/** Published in the member card (`stats.suspicious`). */
+export interface SuspiciousStats {
+  intervalMs: number;
+  /** checks stored since start */
+  checked: number;
+  /** of which answered suspicious */
+  flagged: number;
+  errors: Partial<Record<CheckError, number>>;
+  notFound: number;
+  /** pks without a stored sample yet when their turn came (tried again later) */
+  noData: number;
+  /** due while its previous check was still running: skipped */
+  skippedBusy: number;
+  /** pks not reached before their period ended (concurrency too small for the owned pks) */
+  missed: number;
+  inFlight: number;
+  lastCheckAt: string | null;
+}
+
+const TWO_32 = 2 ** 32;
+const MAX_RETRY_QUEUE = 10_000;
+const TICK_MAX_MS = 1000;
+const NOT_FOUND = 'InfluencerNotFoundError';
+
+/**
+ * The daily is_suspicious check of every owned pk, off the polling path: its own ky client, its own
+ * small concurrency and timeout, so its slow answers (about a second, up to 10 s for the POST form)
+ * never hold a polling slot. Pks are walked by hash like the scheduler, so checks are spread over
+ * the day and a pk keeps its slot when another node takes it over (a node started or handed pks
+ * mid-period checks them from their slot on, so a restart is no burst). The answer is stored on the
+ * pk's influencer document (one update per pk per day). At most `concurrency` checks run; nothing
+ * queues beyond the cursor: a pk not reached before its period ends is counted as missed.
+ */
+export class SuspiciousChecker {
+  private readonly http: KyInstance;
+  private readonly now: () => number;
+  private readonly retryMs: number;
+  private readonly maxTries: number;
+  private interval = -1;
+  private cursor = 0;
+  private lastHash = -1;
+  private ownedRef?: OwnedPks;
+  private retries: Array<{ pk: number; notBefore: number; tries: number }> = [];
+  private readonly running = new Set<number>();
+  private readonly abort = new AbortController();
+  private timer?: NodeJS.Timeout;
+  private stopped = true;
+  private readonly idle: Array<() => void> = [];
+  private readonly counters: Omit<SuspiciousStats, 'intervalMs' | 'inFlight' | 'errors' | 'lastCheckAt'> = { checked: 0, flagged: 0, notFound: 0, noData: 0, skippedBusy: 0, missed: 0 };
+  private readonly errors: Partial<Record<CheckError, number>> = {};
+  private lastCheckAt: number | null = null;
+
+  constructor(private readonly opts: SuspiciousOptions, private readonly deps: SuspiciousDeps) {
+    this.now = opts.now ?? Date.now;
+    this.retryMs = opts.retryMs ?? Math.max(10, Math.min(60_000, Math.floor(opts.intervalMs / 4)));
+    this.maxTries = opts.maxTries ?? 5;
+    const prefixUrl = opts.mockstagramUrl.endsWith('/') ? opts.mockstagramUrl : `${opts.mockstagramUrl}/`;
+    this.http = ky.create({ prefixUrl, timeout: opts.timeoutMs, retry: 0, signal: this.abort.signal });
+  }
+
+  start(): void {
+    if (!this.stopped || this.abort.signal.aborted) return;
+    this.stopped = false;
+    this.tick();
+  }
+
+  /** Stops the walk, aborts the requests in flight and resolves once none is running. Idempotent. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.abort.abort();
+    if (this.running.size > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+  }
+
+  stats(): SuspiciousStats {
+    return {
+      intervalMs: this.opts.intervalMs,
+      ...this.counters,
+      errors: { ...this.errors },
+      inFlight: this.running.size,
+      lastCheckAt: this.lastCheckAt === null ? null : new Date(this.lastCheckAt).toISOString(),
+    };
+  }
+
+  private schedule(ms: number): void {
+    clearTimeout(this.timer);
+    if (!this.stopped) this.timer = setTimeout(() => this.tick(), ms);
+  }
+
+  private tick(): void {
+    this.timer = undefined;
+    if (this.stopped) return;
+    try {
+      this.schedule(this.pump());
+    } catch (err) {
+      this.deps.log.error({ err: (err as Error).message }, 'suspicious check walk failed');
+      this.schedule(TICK_MAX_MS);
+    }
+  }
+
+  /** Starts every due check the concurrency allows; returns how long to wait before looking again. */
+  private pump(): number {
+    const I = this.opts.intervalMs;
+    const now = this.now();
+    const start = Math.floor(now / I) * I;
+    const dueUpTo = ((now - start) / I) * TWO_32;
+    if (start !== this.interval) {
+      const first = this.interval < 0;
+      this.rollOver(start);
+      // started mid-period: the slots already past were the previous owner's (or wait for the next period)
+      if (first) { this.lastHash = Math.floor(dueUpTo); this.ownedRef = undefined; }
+    }
+    const owned = this.deps.owned();
+    if (owned !== this.ownedRef) {
+      // ownership changed: carry on after the last hash checked in this period
+      this.ownedRef = owned;
+      this.cursor = upperBound(owned.hashes, this.lastHash);
+    }
+    const free = (): boolean => this.running.size < this.opts.concurrency;
+    while (free() && this.retries.length > 0 && this.retries[0].notBefore <= now) {
+      const r = this.retries.shift()!;
+      this.dispatch(r.pk, r.tries);
+    }
+    const { pks, hashes } = owned;
+    while (free() && this.cursor < pks.length && hashes[this.cursor] <= dueUpTo) {
+      const i = this.cursor++;
+      this.lastHash = hashes[i];
+      this.dispatch(pks[i], 0);
+    }
+    if (!free()) return TICK_MAX_MS; // a finished check pumps again
+    const nextDue = this.cursor < pks.length ? start + (hashes[this.cursor] / TWO_32) * I : start + I;
+    const nextRetry = this.retries.length > 0 ? this.retries[0].notBefore : Infinity;
+    return Math.max(1, Math.min(TICK_MAX_MS, Math.min(nextDue, nextRetry) - now));
+  }
+
+  /** A new period: pks the cursor did not reach are missed; retries of the last period are dropped (each pk has a slot in this one). */
+  private rollOver(start: number): void {
+    if (this.interval >= 0 && this.ownedRef) this.counters.missed += Math.max(0, this.ownedRef.pks.length - this.cursor);
+    this.retries = [];
+    this.interval = start;
+    this.cursor = 0;
+    this.lastHash = -1;
+  }
+
+  private dispatch(pk: number, tries: number): void {
+    if (this.running.has(pk)) {
+      this.counters.skippedBusy++;
+      return;
+    }
+    this.running.add(pk);
+    void this.check(pk).then((outcome) => {
+      switch (outcome.kind) {
+        case 'ok':
+          this.counters.checked++;
+          if (outcome.suspicious) this.counters.flagged++;
+          this.lastCheckAt = this.now();
+          break;
+        case 'not_found':
+          this.counters.notFound++;
+          break;
+        case 'aborted':
+          break;
+        case 'no_data':
+          this.counters.noData++;
+          this.retry(pk, tries);
+          break;
+        case 'error':
+          this.errors[outcome.error] = (this.errors[outcome.error] ?? 0) + 1;
+          this.retry(pk, tries);
+          break;
+      }
+    }).finally(() => {
+      this.running.delete(pk);
+      if (this.running.size === 0) for (const resolve of this.idle.splice(0)) resolve();
+      if (!this.stopped) this.schedule(0);
+    });
+  }
+
+  private retry(pk: number, tries: number): void {
+    if (this.stopped || tries + 1 >= this.maxTries || this.retries.length >= MAX_RETRY_QUEUE) return;
+    this.retries.push({ pk, notBefore: this.now() + this.retryMs, tries: tries + 1 });
+  }
+
+  /** Asks is_suspicious for one pk and stores the answer on its influencer document. */
+  private async check(pk: number): Promise<Outcome> {
+    let totals: InfluencerTotals | null;
+    try {
+      // a pk without a stored sample has no document to flag yet (and the POST form needs its counts)
+      totals = await this.deps.totals.read(pk);
+    } catch {
+      return { kind: 'error', error: 'store' };
+    }
+    if (!totals) return { kind: 'no_data' };
+    let body: unknown;
+    try {
+      const res = this.opts.post
+        ? await this.http.post('api/v1/influencers/is_suspicious', { json: { pk, username: totals.username, followerCount: totals.followerCount, followingCount: totals.followingCount } })
+        : await this.http.get(`api/v1/influencers/${pk}/is_suspicious`);
+      const text = await res.text();
+      try { body = JSON.parse(text); } catch { return { kind: 'error', error: 'malformed_json' }; }
+    } catch (err) {
+      if (this.abort.signal.aborted) return { kind: 'aborted' };
+      if (err instanceof TimeoutError) return { kind: 'error', error: 'timeout' };
+      if (err instanceof HTTPError) return this.httpFailure(err);
+      return { kind: 'error', error: 'connect' };
+    }
+    const b = body as { pk?: unknown; suspicious?: unknown } | null;
+    if (typeof b !== 'object' || b === null || b.pk !== pk || typeof b.suspicious !== 'boolean') return { kind: 'error', error: 'invalid_payload' };
+    try {
+      const r = await this.deps.influencers.updateOne({ _id: pk }, { $set: { suspicious: b.suspicious, suspiciousAt: new Date(this.now()) } });
+      if (r.matchedCount === 0) return { kind: 'no_data' };
+    } catch {
+      return { kind: 'error', error: 'store' };
+    }
+    return { kind: 'ok', suspicious: b.suspicious };
+  }
+
+  private async httpFailure(err: HTTPError): Promise<Outcome> {
+    const status = err.response.status;
+    if (status === 400 || status === 404 || status === 500) {
+      const text = await err.response.text().catch(() => '');
+      try {
+        if ((JSON.parse(text) as { error?: { name?: string } }).error?.name === NOT_FOUND) return { kind: 'not_found' };
+      } catch { /* not the not-found body */ }
+    }
+    return { kind: 'error', error: status >= 500 ? 'http_5xx' : 'http_other' };
+  }
+}
+
+/** First index whose hash is > value. */
+function upperBound(hashes: Uint32Array, value: number): number {
+  let lo = 0;
+  let hi = hashes.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (hashes[mid] <= value) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}

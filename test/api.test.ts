@@ -1,0 +1,238 @@
+// The read API (`influencer-node serve`): every route, each bad input, and the growth index.
+import t from 'tap';
+import type { Redis } from 'ioredis';
+import type { Db } from 'mongodb';
+import { startApi, type ApiServer } from '../lib/api.js';
+import { nodeKey, viewHash } from '../lib/card.js';
+import { loadConfig } from '../lib/config.js';
+import { ClusterLock } from '../lib/locks.js';
+import { createLogger } from '../lib/log.js';
+import { connectMongo, createMongo } from '../lib/mongo.js';
+import { ratio } from '../lib/read.js';
+import { TotalsRebuilder } from '../lib/rebuild.js';
+import { connectRedis, createRedis } from '../lib/redis.js';
+import { readStatus } from '../lib/status.js';
+import { BatchWriter, collections, type Sample } from '../lib/store.js';
+import { Totals } from '../lib/totals.js';
+import { until } from './helpers/cluster.js';
+import { services, type Services } from './helpers/servers.js';
+
+const log = createLogger('silent');
+const MIN = 60_000;
+const HOUR = 3_600_000;
+
+async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<{ svc: Services; redis: Redis; db: Db; writer: BatchWriter; api: ApiServer; get: (path: string) => Promise<{ status: number; headers: Headers; body: any }> }> {
+  const svc = await services(t);
+  const redis = createRedis(svc.redisUrl, log, 'api-test');
+  await connectRedis(redis, svc.redisUrl, log);
+  const mongo = createMongo(svc.mongoUrl);
+  const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
+  await new TotalsRebuilder(redis, db, new ClusterLock(redis, svc.cluster, log), svc.cluster, MIN, log).runOnce();
+  const config = loadConfig({}, { CLUSTER: svc.cluster, MONGO_DB: svc.mongoDb, PK_MIN: '1000000', PK_MAX: '1000999' });
+  const api = await startApi({ config, redis, db, log }, { host: '127.0.0.1', port: 0 });
+  t.teardown(async () => { await api.close(); redis.disconnect(); await mongo.close(); });
+  const get = async (path: string) => {
+    const res = await fetch(`${api.url}${path}`);
+    const text = await res.text();
+    let body: unknown = text;
+    try { body = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: res.status, headers: res.headers, body };
+  };
+  return { svc, redis, db, writer: new BatchWriter(db, new Totals(redis, svc.cluster)), api, get };
+}
+
+const s = (pk: number, at: number, followerCount: number, followingCount: number): Sample => ({ pk, at, username: `influencer-${pk}`, followerCount, followingCount });
+
+t.test('routes', async (t) => {
+  const { svc, redis, db, writer, get } = await setup(t);
+  const now = Math.floor(Date.now() / MIN) * MIN;
+  const A = 1_000_042;
+  const B = 1_000_043;
+  const C = 1_000_044;
+  // C: five points in each of three hours two days ago, then one now (tied with A's latest count)
+  const base = Math.floor((now - 2 * 86_400_000) / HOUR) * HOUR;
+  const history: Sample[] = [];
+  for (let h = 0; h < 3; h++) for (let m = 0; m < 5; m++) history.push(s(C, base + h * HOUR + m * MIN, 50_000 + h * 1000 + m * 10, 500 + m));
+  await writer.write(BatchWriter.batch([
+    s(A, now - 2 * MIN, 100_000, 1000), s(A, now - MIN, 100_300, 1003), s(A, now, 100_600, 1000),
+    s(B, now, 200_000, 10),
+    ...history, s(C, now, 100_600, 400),
+  ]));
+  const checkedAt = new Date(now - 5000);
+  await collections(db).influencers.updateOne({ _id: A }, { $set: { suspicious: true, suspiciousAt: checkedAt } });
+
+  t.test('GET /api/influencers/:pk: latest figures, rank, growth, suspicious flag', async (t) => {
+    const r = await get(`/api/influencers/${A}`);
+    t.equal(r.status, 200);
+    t.match(r.headers.get('content-type'), /^application\/json/);
+    t.equal(r.headers.get('cache-control'), 'no-store');
+    t.same(r.body, {
+      pk: A, username: 'influencer-1000042', followerCount: 100_600, followingCount: 1000, followerRatio: 100.6,
+      averageFollowers: 100_300, minFollowers: 100_000, maxFollowers: 100_600, samples: 3,
+      lastUpdated: new Date(now).toISOString(), rank: 2, growth: 300, previousAt: new Date(now - MIN).toISOString(),
+      suspicious: true, suspiciousAt: checkedAt.toISOString(), totals: 'ready',
+    });
+    const b = await get(`/api/influencers/${B}`);
+    t.match(b.body, { rank: 1, growth: null, previousAt: null, suspicious: null, suspiciousAt: null }, 'one sample: no growth; never checked');
+    t.equal((await get(`/api/influencers/${C}`)).body.rank, 2, 'equal counts share a rank');
+  });
+
+  t.test('GET /api/influencers/:pk/timeline: points for a day or less', async (t) => {
+    const last = await get(`/api/influencers/${A}/timeline`);
+    t.equal(last.status, 200);
+    t.equal(last.headers.get('cache-control'), 'no-store');
+    t.equal(last.body.resolution, 'interval');
+    t.same(last.body.points, [
+      { at: new Date(now - 2 * MIN).toISOString(), followerCount: 100_000, followingCount: 1000, followerRatio: 100 },
+      { at: new Date(now - MIN).toISOString(), followerCount: 100_300, followingCount: 1003, followerRatio: ratio(100_300, 1003) },
+      { at: new Date(now).toISOString(), followerCount: 100_600, followingCount: 1000, followerRatio: 100.6 },
+    ], 'default: the last hour');
+    const iso = await get(`/api/influencers/${A}/timeline?from=${new Date(now - 90_000).toISOString()}&to=${new Date(now).toISOString()}`);
+    t.same(iso.body.points.map((p: { followerCount: number }) => p.followerCount), [100_300], 'ISO from/to; to is exclusive');
+    const ms = await get(`/api/influencers/${A}/timeline?from=${now - 2 * MIN}&to=${now + 1}`);
+    t.equal(ms.body.points.length, 3, 'epoch ms from/to');
+    t.match(ms.body, { pk: A, from: new Date(now - 2 * MIN).toISOString(), to: new Date(now + 1).toISOString() });
+    const exactlyADay = await get(`/api/influencers/${A}/timeline?from=${now - 86_400_000 + 1}&to=${now + 1}`);
+    t.equal(exactlyADay.body.resolution, 'interval', 'a day is still one point per interval');
+  });
+
+  t.test('GET /api/influencers/:pk/timeline: hourly aggregates over a day', async (t) => {
+    const r = await get(`/api/influencers/${C}/timeline?from=${base - HOUR}&to=${now + 1}`);
+    t.equal(r.status, 200);
+    t.equal(r.body.resolution, 'hour');
+    t.equal(r.body.points.length, 4, 'three hours of history and the hour of the latest point');
+    t.same(r.body.points[0], {
+      at: new Date(base).toISOString(), followerCount: 50_040, followingCount: 504, followerRatio: ratio(50_040, 504),
+      minFollowers: 50_000, maxFollowers: 50_040, meanFollowers: 50_020, samples: 5,
+    }, 'last counts and their ratio, min, max, mean, samples');
+    t.match(r.body.points[2], { at: new Date(base + 2 * HOUR).toISOString(), minFollowers: 52_000, maxFollowers: 52_040, meanFollowers: 52_020 });
+    t.match(r.body.points[3], { at: new Date(Math.floor(now / HOUR) * HOUR).toISOString(), followerCount: 100_600, samples: 1 });
+  });
+
+  t.test('GET /api/influencers: top lists from the sorted sets', async (t) => {
+    const byFollowers = await get('/api/influencers');
+    t.equal(byFollowers.status, 200);
+    t.equal(byFollowers.body.sort, 'followers');
+    t.same(byFollowers.body.influencers.map((r: { pk: number; rank: number }) => [r.rank, r.pk]), [[1, B], [2, C], [2, A]], 'ties share a rank');
+    t.match(byFollowers.body.influencers[0], { pk: B, username: 'influencer-1000043', followerCount: 200_000, followingCount: 10, followerRatio: 20_000, growth: null });
+    const growth = await get('/api/influencers?sort=growth&limit=5');
+    t.same(growth.body.influencers.map((r: { pk: number; growth: number }) => [r.pk, r.growth]), [[C, 100_600 - 52_040], [A, 300]], 'by latest minus previous count; one sample is not ranked');
+    t.same(growth.body.influencers.map((r: { position: number }) => r.position), [1, 2]);
+    t.equal((await get('/api/influencers?limit=1')).body.influencers.length, 1);
+    t.equal((await get('/api/influencers?limit=1000')).status, 200);
+  });
+
+  t.test('GET /api/stats and /api/cluster', async (t) => {
+    const stats = await get('/api/stats');
+    t.same(stats.body, {
+      cluster: svc.cluster, influencers: 3, averageFollowers: Math.round(((200_000 + 100_600 + 100_600) / 3) * 100) / 100,
+      totals: 'ready', universe: { pkMin: 1_000_000, pkMax: 1_000_999, size: 1000 },
+    });
+    const empty = await get('/api/cluster');
+    t.equal(empty.status, 200);
+    t.same(empty.body.members, [], 'no node running');
+    const at = Date.now();
+    const card = { format: 1, id: 'n1', host: 'vm', pid: 1, version: '0.1.0', weight: 1, state: 'active', started: at - 60_000, heartbeat: at, ttlMs: 10_000, view: viewHash([{ id: 'n1', weight: 1 }]), stats: { owned: 1000, onTimePct: 99.5 } };
+    await redis.set(nodeKey(svc.cluster, 'n1'), JSON.stringify(card), 'PX', 60_000);
+    // one read of the cluster serves every request for a second
+    let one = await get('/api/cluster');
+    await until(async () => (one = await get('/api/cluster')).body.members.length === 1, 10_000, 'the new member');
+    const direct = await readStatus(redis, loadConfig({}, { CLUSTER: svc.cluster, PK_MIN: '1000000', PK_MAX: '1000999' }));
+    // the same data as status --json, but for the clock-dependent fields
+    const timeless = (x: unknown): unknown => JSON.parse(JSON.stringify(x, (k, v) => (['at', 'uptimeS', 'heartbeatAgeS'].includes(k) ? undefined : v)));
+    t.same(timeless(one.body), timeless(direct), 'the data of status --json');
+    t.match(one.body.members[0], { id: 'n1', state: 'active', healthy: true, sharePct: 100, stats: { owned: 1000 } });
+  });
+
+  t.test('bad input: 400 with a one-line JSON error', async (t) => {
+    const cases: Array<[string, RegExp]> = [
+      ['/api/influencers/abc', /^pk "abc" is not valid: expected an integer from 1000000 to 1000999$/],
+      ['/api/influencers/12', /^pk "12" is not valid/],
+      ['/api/influencers/1001000', /^pk "1001000" is not valid/],
+      ['/api/influencers/99999999999999999999', /is not valid/],
+      ['/api/influencers/1000042.5', /is not valid/],
+      ['/api/influencers/-1000042', /is not valid/],
+      ['/api/influencers/%E0%A4%A', /is not valid/],
+      ['/api/influencers/abc/timeline', /^pk "abc" is not valid/],
+      [`/api/influencers/${A}/timeline?from=yesterday`, /^from="yesterday" is not valid: expected an ISO time/],
+      [`/api/influencers/${A}/timeline?to=2026-13-45T99:00Z`, /^to="2026-13-45T99:00Z" is not valid/],
+      [`/api/influencers/${A}/timeline?from=`, /^from="" is not valid/],
+      [`/api/influencers/${A}/timeline?from=2026-01-02T00:00Z&to=2026-01-01T00:00Z`, /^from is after to: 2026-01-02T00:00:00.000Z > 2026-01-01T00:00:00.000Z$/],
+      [`/api/influencers/${A}/timeline?from=2026-01-01T00:00Z&to=2026-03-01T00:00Z`, /^range of 59 days is too long: at most 31 days$/],
+      ['/api/influencers?limit=1001', /^limit="1001" is not valid: expected an integer from 1 to 1000$/],
+      ['/api/influencers?limit=0', /^limit="0" is not valid/],
+      ['/api/influencers?limit=ten', /^limit="ten" is not valid/],
+      ['/api/influencers?limit=5.5', /^limit="5.5" is not valid/],
+      ['/api/influencers?sort=likes', /^sort="likes" is not valid: expected followers or growth$/],
+    ];
+    for (const [path, message] of cases) {
+      const r = await get(path);
+      t.equal(r.status, 400, path);
+      t.match(r.body.error, message, path);
+      t.same(Object.keys(r.body), ['error'], `${path}: only an error`);
+    }
+  });
+
+  t.test('unknown pk, unknown route, other methods', async (t) => {
+    const none = await get('/api/influencers/1000500');
+    t.equal(none.status, 404);
+    t.same(none.body, { error: 'pk 1000500 has no data yet (no node has stored a sample for it)' });
+    t.equal((await get('/api/influencers/1000500/timeline')).status, 404);
+    for (const path of ['/api/nope', '/api/influencers/1000042/points', '/api/influencers/', '/favicon.ico']) {
+      const r = await get(path);
+      t.equal(r.status, 404, path);
+      t.match(r.body.error, /^no route /, path);
+    }
+  });
+});
+
+t.test('dashboard files and uPlot are served locally', async (t) => {
+  const { api, get } = await setup(t);
+  const page = await get('/');
+  t.equal(page.status, 200);
+  t.match(page.headers.get('content-type'), /^text\/html/);
+  t.match(page.body, /<script src="\/vendor\/uPlot.iife.min.js">/);
+  t.notMatch(page.body, /https?:\/\//, 'no CDN');
+  for (const [path, type] of [['/app.js', /javascript/], ['/style.css', /text\/css/], ['/vendor/uPlot.iife.min.js', /javascript/], ['/vendor/uPlot.min.css', /text\/css/]] as const) {
+    const r = await get(path);
+    t.equal(r.status, 200, path);
+    t.match(r.headers.get('content-type'), type, path);
+  }
+  const post = await fetch(`${api.url}/api/stats`, { method: 'POST' });
+  t.equal(post.status, 405);
+  t.equal(post.headers.get('allow'), 'GET, HEAD');
+  t.match(await post.json(), { error: /read-only/ });
+});
+
+t.test('Redis down: 503 with a JSON error, not a crash', async (t) => {
+  const svc = await services(t);
+  const redis = createRedis('redis://127.0.0.1:1', log, 'down', { retryStrategy: () => null });
+  redis.on('error', () => undefined);
+  const mongo = createMongo(svc.mongoUrl);
+  const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
+  const api = await startApi({ config: loadConfig({}, { CLUSTER: svc.cluster }), redis, db, log }, { host: '127.0.0.1', port: 0 });
+  t.teardown(async () => { await api.close(); redis.disconnect(); await mongo.close(); });
+  const r = await fetch(`${api.url}/api/stats`);
+  t.equal(r.status, 503);
+  t.match(await r.json(), { error: /^storage unavailable: / });
+  t.equal((await fetch(`${api.url}/api/influencers/abc`)).status, 400, 'input is still checked first');
+});
+
+t.test('growth index: latest minus previous count, replay-safe, late samples ignored', async (t) => {
+  const { redis, svc, writer, get } = await setup(t);
+  const totals = new Totals(redis, svc.cluster);
+  const D = 1_000_100;
+  await writer.write(BatchWriter.batch([s(D, 10 * MIN, 1000, 10)]));
+  t.same((await get('/api/influencers?sort=growth')).body.influencers, [], 'one sample: not in the growth index');
+  const second = BatchWriter.batch([s(D, 11 * MIN, 1500, 10)]);
+  await writer.write(second);
+  t.same(await redis.zscore(`${svc.cluster}:growth`, String(D)), '500');
+  // as if the answer had been lost: every step again, same token
+  await writer.write({ ...second, attempts: 1, stored: undefined, fresh: undefined, done: undefined });
+  t.same(await redis.zscore(`${svc.cluster}:growth`, String(D)), '500', 'a replayed batch changes nothing');
+  await writer.write(BatchWriter.batch([s(D, 9 * MIN, 9000, 10)]));
+  t.same(await redis.zscore(`${svc.cluster}:growth`, String(D)), '500', 'an older sample arriving late changes nothing');
+  await writer.write(BatchWriter.batch([s(D, 12 * MIN, 1200, 10)]));
+  t.match(await totals.read(D), { followerCount: 1200, previousFollowerCount: 1500, previousAt: 11 * MIN });
+  t.same((await get('/api/influencers?sort=growth')).body.influencers.map((r: { growth: number }) => r.growth), [-300], 'a loss is negative growth');
+});

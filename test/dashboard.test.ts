@@ -1,0 +1,168 @@
+// The dashboard in a real browser (playwright-core driving Debian's chromium) over test data
+// served by the API: search a pk, see its figures and the charts drawn, at desktop and phone width.
+// Saves test/screenshots/dashboard.png and dashboard-phone.png (used by the README).
+import t from 'tap';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { startApi } from '../lib/api.js';
+import { nodeKey, viewHash } from '../lib/card.js';
+import { loadConfig } from '../lib/config.js';
+import { ClusterLock } from '../lib/locks.js';
+import { createLogger } from '../lib/log.js';
+import { connectMongo, createMongo } from '../lib/mongo.js';
+import { TotalsRebuilder } from '../lib/rebuild.js';
+import { connectRedis, createRedis } from '../lib/redis.js';
+import { BatchWriter, collections, type Sample } from '../lib/store.js';
+import { Totals } from '../lib/totals.js';
+import { services } from './helpers/servers.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const SHOTS = fileURLToPath(new URL('./screenshots/', import.meta.url));
+const MIN = 60_000;
+const PKS = 30;
+const PK = 1_000_007;
+const log = createLogger('silent');
+
+t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `no browser at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)` }, async (t) => {
+  const svc = await services(t);
+  const redis = createRedis(svc.redisUrl, log, 'dashboard-test');
+  await connectRedis(redis, svc.redisUrl, log);
+  const mongo = createMongo(svc.mongoUrl);
+  const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
+  await new TotalsRebuilder(redis, db, new ClusterLock(redis, svc.cluster, log), svc.cluster, MIN, log).runOnce();
+
+  // two hours of one-minute random walks for 30 influencers
+  const now = Math.floor(Date.now() / MIN) * MIN;
+  let seed = 7;
+  const rand = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31; };
+  const samples: Sample[] = [];
+  for (let i = 0; i < PKS; i++) {
+    const pk = 1_000_000 + i;
+    let f = 60_000 + Math.round(rand() * 250_000);
+    let g = 400 + Math.round(rand() * 1500);
+    for (let m = 120; m >= 0; m--) {
+      f = Math.max(5000, Math.round(f + (rand() - 0.45) * f * 0.01));
+      g = Math.max(50, Math.round(g + (rand() - 0.5) * 6));
+      samples.push({ pk, at: now - m * MIN, username: `influencer-${pk}`, followerCount: f, followingCount: g });
+    }
+  }
+  await new BatchWriter(db, new Totals(redis, svc.cluster)).write(BatchWriter.batch(samples));
+  await collections(db).influencers.updateOne({ _id: PK }, { $set: { suspicious: true, suspiciousAt: new Date(now - 3 * 3_600_000) } });
+  // three member cards, as running nodes would publish them
+  const members = ['node-1', 'node-2', 'node-3'].map((id) => ({ id, weight: 1 }));
+  for (const [i, m] of members.entries()) {
+    const card = { format: 1, id: m.id, host: 'vm', pid: 4100 + i, version: '0.1.0', weight: 1, state: 'active', started: now - 3_600_000, heartbeat: Date.now(), ttlMs: 10_000, view: viewHash(members), stats: { owned: [9, 11, 10][i], onTimePct: [99.9, 100, 99.8][i], samplesLastInterval: [9, 11, 10][i] } };
+    await redis.set(nodeKey(svc.cluster, m.id), JSON.stringify(card), 'PX', 120_000);
+  }
+
+  const config = loadConfig({}, { CLUSTER: svc.cluster, MONGO_DB: svc.mongoDb, PK_MIN: '1000000', PK_MAX: String(1_000_000 + PKS - 1) });
+  const api = await startApi({ config, redis, db, log }, { host: '127.0.0.1', port: 0 });
+  const profile = mkdtempSync(join(tmpdir(), 'inode-chromium-'));
+  const browser: BrowserContext = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    viewport: { width: 1280, height: 800 },
+  });
+  t.teardown(async () => {
+    await browser.close();
+    rmSync(profile, { recursive: true, force: true });
+    await api.close();
+    redis.disconnect();
+    await mongo.close();
+  });
+  mkdirSync(SHOTS, { recursive: true });
+  const errors: string[] = [];
+  const open = async (width: number, height: number, hash = ''): Promise<Page> => {
+    const page = await browser.newPage();
+    page.on('pageerror', (err) => errors.push(err.message));
+    // the 400s asked for below are logged as failed loads: expected, not script errors
+    page.on('console', (msg) => { if (msg.type() === 'error' && !/status of 400/.test(msg.text())) errors.push(msg.text()); });
+    await page.setViewportSize({ width, height });
+    await page.goto(`${api.url}/${hash}`);
+    return page;
+  };
+  /** The chart's point count once drawn, and the count the API gives for the same range. */
+  const drawn = async (page: Page, pk: number): Promise<{ points: number; expected: number; pixels: number }> => {
+    await page.waitForFunction((pk) => document.body.dataset.state === 'ready' && document.getElementById('pk-label')?.textContent === `pk ${pk}`, pk, { timeout: 20_000 });
+    const chart = page.locator('#chart-followers');
+    const [points, from, to] = await Promise.all(['data-points', 'data-from', 'data-to'].map((a) => chart.getAttribute(a)));
+    const res = await fetch(`${api.url}/api/influencers/${pk}/timeline?from=${from}&to=${to}`);
+    const expected = ((await res.json()) as { points: unknown[] }).points.length;
+    // pixels of the followers line colour (#2563eb) on the chart's canvas: the line is really drawn
+    const pixels = await page.evaluate(() => {
+      const canvas = document.querySelector('#chart-followers canvas') as HTMLCanvasElement | null;
+      if (!canvas) return -1;
+      const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+      let n = 0;
+      for (let i = 0; i < data.length; i += 4) if (Math.abs(data[i] - 37) < 30 && Math.abs(data[i + 1] - 99) < 30 && Math.abs(data[i + 2] - 235) < 30 && data[i + 3] > 200) n++;
+      return n;
+    });
+    return { points: Number(points), expected, pixels };
+  };
+
+  await t.test('desktop 1280×800: search a pk, see figures, flag, charts, cluster', async (t) => {
+    const page = await open(1280, 800);
+    // with no pk asked for, the page shows the top influencer
+    await page.waitForSelector('#top-list li a');
+    await page.fill('#pk-input', String(PK));
+    await page.press('#pk-input', 'Enter');
+    const d = await drawn(page, PK);
+    t.ok(d.expected >= 59, `the API returned ${d.expected} points for the last hour`);
+    t.equal(d.points, d.expected, 'the chart holds every point the API returned');
+    t.ok(d.pixels > 100, `the followers line is drawn (${d.pixels} pixels of its colour)`);
+    t.equal(await page.locator('#chart-followers canvas').count(), 1, 'a uPlot canvas for followers');
+    t.equal(await page.locator('#chart-ratio canvas').count(), 1, 'and one for the ratio');
+    t.match(await page.locator('#chart-followers .u-legend').innerText(), /Followers[\s\S]*Average/, 'followers and their average');
+    const summary = await (await fetch(`${api.url}/api/influencers/${PK}`)).json() as { followerCount: number; rank: number };
+    t.equal(await page.locator('#username').innerText(), `influencer-${PK}`);
+    t.equal(await page.locator('#followers').innerText(), summary.followerCount.toLocaleString('en-US'));
+    t.equal(await page.locator('#rank').innerText(), `#${summary.rank}`);
+    t.equal(await page.locator('#flag').innerText(), 'suspicious');
+    t.equal(await page.locator('#members tr').count(), 3, 'three cluster members');
+    t.match(await page.locator('#members').innerText(), /node-1\s+active\s+[\d.]+%\s+9\s+99.9%/);
+    t.match(await page.locator('#all-average').innerText(), /^[\d,.]+$/, 'the all-influencer average');
+    t.equal(await page.locator('#tracked').innerText(), String(PKS));
+    t.match(page.url(), new RegExp(`#pk=${PK}&range=hour$`), 'the URL names the pk and range');
+    await page.screenshot({ path: join(SHOTS, 'dashboard.png'), fullPage: true });
+
+    await page.click('button[data-range="week"]');
+    await page.waitForFunction(() => /hourly/.test(document.getElementById('resolution')?.textContent ?? ''));
+    const week = await drawn(page, PK);
+    t.equal(week.points, week.expected, 'a week is drawn from hourly aggregates');
+    t.ok(week.points >= 2 && week.points <= 3, `two hours of data make ${week.points} hourly points`);
+
+    await page.click('button[data-sort="growth"]');
+    await page.waitForFunction(() => document.querySelector('button[data-sort="growth"]')?.getAttribute('aria-pressed') === 'true' && document.querySelectorAll('#top-list li a').length === 10);
+    await page.locator('#top-list li a').first().click();
+    const top = await (await fetch(`${api.url}/api/influencers?sort=growth&limit=1`)).json() as { influencers: Array<{ pk: number }> };
+    await drawn(page, top.influencers[0].pk);
+    t.pass('a click in the top list shows that influencer');
+
+    await page.fill('#pk-input', String(1_000_000 + PKS - 1 + 1));
+    await page.press('#pk-input', 'Enter');
+    await page.waitForFunction(() => !document.getElementById('message')?.hidden);
+    t.match(await page.locator('#message').innerText(), /is not valid: expected an integer from 1000000 to 1000029/, 'an out-of-range pk: the API\'s message');
+    await page.fill('#pk-input', 'abc');
+    await page.press('#pk-input', 'Enter');
+    t.match(await page.locator('#message').innerText(), /"abc" is not a pk/);
+    await page.close();
+  });
+
+  await t.test('phone 375×812: one column, no sideways scrolling', async (t) => {
+    const page = await open(375, 812, `#pk=${PK}&range=day`);
+    const d = await drawn(page, PK);
+    t.equal(d.points, d.expected, `the chart holds the ${d.expected} points of the day`);
+    t.ok(d.pixels > 50, 'the line is drawn');
+    const widths = await page.evaluate(() => ({ page: document.documentElement.scrollWidth, chart: document.querySelector('#chart-followers canvas')!.getBoundingClientRect().right }));
+    t.ok(widths.page <= 375, `nothing wider than the screen (${widths.page} px)`);
+    t.ok(widths.chart <= 375, `the chart fits (${Math.round(widths.chart)} px)`);
+    await page.screenshot({ path: join(SHOTS, 'dashboard-phone.png'), fullPage: true });
+    await page.close();
+  });
+
+  t.same(errors, [], 'no script errors in the page');
+});

@@ -1,0 +1,194 @@
+// The daily is_suspicious check: the request forms, what is stored, what is counted, its bounds,
+// and that slow answers never cost the per-interval polling a sample.
+import t from 'tap';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createLogger } from '../lib/log.js';
+import { connectMongo, createMongo } from '../lib/mongo.js';
+import { collections } from '../lib/store.js';
+import { SuspiciousChecker, type SuspiciousStats } from '../lib/suspicious.js';
+import type { InfluencerTotals } from '../lib/totals.js';
+import { checkStore, intervalStart, range, sleep, startCluster, until, PK_MIN } from './helpers/cluster.js';
+import { services } from './helpers/servers.js';
+
+const log = createLogger('silent');
+
+interface Seen { method: string; url: string; body: string }
+
+/** A Mockstagram stand-in that records each is_suspicious request and answers after `delayMs`. */
+async function recordingServer(t: Parameters<Parameters<typeof t.test>[1]>[0], delayMs: number, answer: (pk: number) => [number, string]) {
+  const seen: Seen[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const timers = new Set<NodeJS.Timeout>();
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', body });
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      const pk = req.method === 'POST' ? (JSON.parse(body) as { pk: number }).pk : Number(/\/(\d+)\/is_suspicious$/.exec(req.url ?? '')?.[1]);
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        inFlight--;
+        const [status, text] = answer(pk);
+        res.writeHead(status, { 'Content-Type': 'application/json' }).end(text);
+      }, delayMs);
+      timers.add(timer);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => { for (const timer of timers) clearTimeout(timer); server.closeAllConnections(); server.close(); });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, maxInFlight: () => maxInFlight };
+}
+
+const totalsOf = (pk: number): InfluencerTotals => ({
+  samples: 3, followerSum: 30_000, followerMin: 9000, followerMax: 11_000, latestAt: 0,
+  followerCount: 10_000 + (pk % 100), followingCount: 2000, username: `influencer-${pk}`, previousFollowerCount: null, previousAt: null,
+});
+
+/** n pks spread evenly over the period (the checker only uses the hashes for timing). */
+function owned(pks: number[]) {
+  const hashes = new Uint32Array(pks.map((_, i) => Math.floor(((i + 0.5) / pks.length) * 2 ** 32)));
+  return { pks: Int32Array.from(pks), hashes };
+}
+
+t.test('each owned pk is checked and its flag stored; failures are counted, not stored', async (t) => {
+  const svc = await services(t);
+  const mongo = createMongo(svc.mongoUrl);
+  const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
+  t.teardown(() => mongo.close());
+  const { influencers } = collections(db);
+  const pks = range(PK_MIN, 12);
+  const NO_DATA = PK_MIN + 8;
+  const NOT_FOUND = PK_MIN + 9;
+  const FAILING = PK_MIN + 10;
+  const MALFORMED = PK_MIN + 11;
+  await influencers.insertMany(pks.filter((pk) => pk !== NO_DATA).map((pk) => ({ _id: pk, username: `influencer-${pk}`, firstAt: new Date(0) })));
+  const mock = await recordingServer(t, 100, (pk) => {
+    if (pk === NOT_FOUND) return [400, '{"error":{"name":"InfluencerNotFoundError"}}'];
+    if (pk === FAILING) return [503, '{"error":{"name":"ServiceUnavailable"}}'];
+    if (pk === MALFORMED) return [200, '{"pk":'];
+    return [200, JSON.stringify({ pk, suspicious: pk % 2 === 0 })];
+  });
+  const checker = new SuspiciousChecker(
+    { mockstagramUrl: mock.url, intervalMs: 1000, concurrency: 2, timeoutMs: 5000, post: false, retryMs: 50, maxTries: 3 },
+    { owned: () => owned(pks), influencers, totals: { read: async (pk) => (pk === NO_DATA ? null : totalsOf(pk)) }, log },
+  );
+  const started = Date.now();
+  checker.start();
+  t.teardown(() => checker.stop());
+  await until(async () => (await influencers.countDocuments({ suspiciousAt: { $exists: true } })) === 8, 30_000, 'eight pks flagged');
+  await until(() => { const s = checker.stats(); return (s.errors.http_5xx ?? 0) >= 3 && (s.errors.malformed_json ?? 0) >= 3 && s.notFound >= 1 && s.noData >= 3; }, 30_000, 'every failure counted');
+  await checker.stop();
+  const periods = Math.ceil((Date.now() - started) / 1000) + 1;
+  const docs = await influencers.find({}).sort({ _id: 1 }).toArray();
+  for (const d of docs.filter((d) => d._id < NO_DATA)) {
+    t.equal(d.suspicious, d._id % 2 === 0, `pk ${d._id}: the answer is stored`);
+    t.ok(d.suspiciousAt instanceof Date && d.suspiciousAt.getTime() >= started - 1000, `pk ${d._id}: with the time of the check`);
+  }
+  t.same(docs.filter((d) => d._id >= NO_DATA).map((d) => d.suspicious), [undefined, undefined, undefined], 'no flag for not-found, failed or malformed answers');
+  t.notOk(docs.some((d) => d._id === NO_DATA), 'a pk with no stored sample gets no half-made document');
+  const s: SuspiciousStats = checker.stats();
+  t.ok(s.checked >= 8, `${s.checked} checks stored`);
+  t.equal(s.flagged > 0, true, 'flagged ones counted');
+  t.ok(mock.maxInFlight() <= 2, `never more than the concurrency in flight (${mock.maxInFlight()})`);
+  t.ok(mock.seen.every((r) => r.method === 'GET' && /^\/api\/v1\/influencers\/\d+\/is_suspicious$/.test(r.url)), 'GET /api/v1/influencers/:pk/is_suspicious');
+  t.notOk(mock.seen.some((r) => r.url.includes(String(NO_DATA))), 'a pk without data is not asked about');
+  const failingTries = mock.seen.filter((r) => r.url.includes(String(FAILING))).length;
+  t.ok(failingTries >= 3 && failingTries <= 3 * periods, `a failing pk is tried at most maxTries times per period (${failingTries} in ${periods} periods)`);
+  t.equal(s.inFlight, 0);
+});
+
+t.test('SUSPICIOUS_POST: the older POST form with the latest counts as body', async (t) => {
+  const svc = await services(t);
+  const mongo = createMongo(svc.mongoUrl);
+  const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
+  t.teardown(() => mongo.close());
+  const { influencers } = collections(db);
+  const pks = range(PK_MIN, 4);
+  await influencers.insertMany(pks.map((pk) => ({ _id: pk, username: `influencer-${pk}`, firstAt: new Date(0) })));
+  const mock = await recordingServer(t, 0, (pk) => [200, JSON.stringify({ pk, suspicious: true })]);
+  const checker = new SuspiciousChecker(
+    { mockstagramUrl: `${mock.url}/`, intervalMs: 500, concurrency: 4, timeoutMs: 5000, post: true },
+    { owned: () => owned(pks), influencers, totals: { read: async (pk) => totalsOf(pk) }, log },
+  );
+  checker.start();
+  t.teardown(() => checker.stop());
+  await until(async () => (await influencers.countDocuments({ suspicious: true })) === 4, 30_000, 'four pks flagged');
+  await checker.stop();
+  t.ok(mock.seen.every((r) => r.method === 'POST' && r.url === '/api/v1/influencers/is_suspicious'), 'POST /api/v1/influencers/is_suspicious');
+  const bodies = new Map(mock.seen.map((r) => { const b = JSON.parse(r.body); return [b.pk, b]; }));
+  t.same(bodies.get(PK_MIN + 3), { pk: PK_MIN + 3, username: `influencer-${PK_MIN + 3}`, followerCount: 10_003, followingCount: 2000 }, 'the body is the influencer from its latest totals');
+});
+
+t.test('a check still running is not started again; stop() aborts what is in flight', async (t) => {
+  const svc = await services(t);
+  const mongo = createMongo(svc.mongoUrl);
+  const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
+  t.teardown(() => mongo.close());
+  const { influencers } = collections(db);
+  const mock = await recordingServer(t, 60_000, (pk) => [200, JSON.stringify({ pk, suspicious: false })]);
+  const checker = new SuspiciousChecker(
+    { mockstagramUrl: mock.url, intervalMs: 200, concurrency: 4, timeoutMs: 120_000, post: false },
+    { owned: () => owned([PK_MIN]), influencers, totals: { read: async (pk) => totalsOf(pk) }, log },
+  );
+  checker.start();
+  await until(() => checker.stats().skippedBusy >= 2, 30_000, 'the pk due again while its check hangs');
+  t.equal(mock.seen.length, 1, 'one request, not one per period');
+  t.equal(checker.stats().inFlight, 1);
+  await checker.stop();
+  t.equal(checker.stats().inFlight, 0, 'stop() returns once the hanging request is aborted');
+  t.same(checker.stats().errors, {}, 'an abort is not an error');
+});
+
+t.test('a node checks its pks (GET form, mock answering at once) and reports it in its stats', async (t) => {
+  const c = await startCluster(t, { pks: 40, intervalMs: 2000, ttlMs: 1500, extraEnv: { SUSPICIOUS_INTERVAL_MS: '2000' } });
+  const node = await c.startNode('s1');
+  const { influencers } = collections(c.db);
+  await until(async () => (await influencers.countDocuments({ suspiciousAt: { $exists: true } })) === 40, 60_000, 'every pk flagged');
+  const docs = await influencers.find({}).toArray();
+  t.ok(docs.every((d) => typeof d.suspicious === 'boolean' && d.suspiciousAt instanceof Date && typeof d.username === 'string' && d.username.length > 0), 'flag and time on every full document');
+  const stats = node.stats().suspicious as SuspiciousStats;
+  t.ok(stats.checked >= 40, `${stats.checked} checks in the node's stats`);
+  t.same(stats.errors, {});
+  await until(async () => (JSON.parse((await c.redis.get(`${c.svc.cluster}:node:s1`)) ?? '{}').stats?.suspicious?.checked ?? 0) > 0, 10_000, 'the member card carries the counters');
+  t.pass('the member card (and so status --json) carries the counters');
+});
+
+t.test('SUSPICIOUS_POST=true: a node uses the POST form', async (t) => {
+  const c = await startCluster(t, { pks: 20, intervalMs: 2000, ttlMs: 1500, extraEnv: { SUSPICIOUS_INTERVAL_MS: '2000', SUSPICIOUS_POST: 'true' } });
+  const node = await c.startNode('p1');
+  const { influencers } = collections(c.db);
+  await until(async () => (await influencers.countDocuments({ suspiciousAt: { $exists: true } })) === 20, 60_000, 'every pk flagged');
+  t.same((node.stats().suspicious as SuspiciousStats).errors, {});
+});
+
+t.test('slow is_suspicious answers (~1 s) do not cost the polling a sample', async (t) => {
+  const PKS = 300;
+  const INTERVAL = 2000;
+  const c = await startCluster(t, {
+    pks: PKS, intervalMs: INTERVAL, ttlMs: 1500,
+    mock: { suspiciousDelayScale: 1 },
+    extraEnv: { SUSPICIOUS_INTERVAL_MS: String(INTERVAL), SUSPICIOUS_CONCURRENCY: '4' },
+  });
+  const node = await c.startNode('slow');
+  await until(() => Number(node.stats().owned) === PKS, 30_000, 'the node owns every pk');
+  const from = intervalStart(Date.now(), INTERVAL) + INTERVAL;
+  let maxInFlight = 0;
+  const end = Date.now() + 5 * INTERVAL;
+  while (Date.now() < end) {
+    maxInFlight = Math.max(maxInFlight, (node.stats().suspicious as SuspiciousStats).inFlight);
+    await sleep(100);
+  }
+  const to = intervalStart(Date.now(), INTERVAL) - INTERVAL;
+  await sleep(INTERVAL); // the last interval of the window is written
+  const stats = node.stats().suspicious as SuspiciousStats;
+  t.ok(stats.checked > 0, `${stats.checked} slow checks done meanwhile`);
+  t.ok(maxInFlight <= 4, `at most SUSPICIOUS_CONCURRENCY checks in flight (${maxInFlight})`);
+  t.ok(stats.missed > 0, 'pks the small concurrency could not reach are counted as missed, not queued');
+  const check = await checkStore(c, range(PK_MIN, PKS), INTERVAL, from, to);
+  t.ok((to - from) / INTERVAL >= 3, `window of ${(to - from) / INTERVAL} intervals`);
+  t.same(check.gaps.slice(0, 10), [], `every pk has its sample in every interval (${check.gaps.length} missing)`);
+});
