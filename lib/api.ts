@@ -136,7 +136,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 /** The JSON routes; each validates its input (400), then reads. */
 class ApiRoutes {
   // reading the cluster SCANs for member keys: a thousand viewers share one read a second
-  private readonly clusterStatus = shared(CLUSTER_STATUS_SHARED_MS, () => readStatus(this.deps.redis, this.deps.config));
+  private readonly clusterStatus = shared(CLUSTER_STATUS_SHARED_MS, () => readStatus(this.deps.redis, this.deps.config, Date.now(), 'index'));
 
   constructor(private readonly deps: ApiDeps, private readonly totals: Totals) {}
 

@@ -22,26 +22,30 @@ export interface MembershipOptions {
 export class DuplicateNodeError extends Error {}
 
 /**
- * Refreshes a member card only if it is this process's own.
- * KEYS[1] the member key; ARGV[1] the new card JSON, ARGV[2] TTL in ms, ARGV[3] this process's token.
+ * Refreshes a member card only if it is this process's own, and keeps its id in the member index.
+ * KEYS[1] the member key, KEYS[2] the member index (set of ids); ARGV[1] the new card JSON,
+ * ARGV[2] TTL in ms, ARGV[3] this process's token, ARGV[4] the id.
  * Returns 0 refreshed, 1 the key was gone and is claimed again, -1 another process holds it (untouched).
  */
 const HEARTBEAT_SCRIPT = `
 local cur = redis.call('GET', KEYS[1])
 if not cur then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('SADD', KEYS[2], ARGV[4])
   return 1
 end
 local ok, card = pcall(cjson.decode, cur)
 if ok and type(card) == 'table' and card.token == ARGV[3] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('SADD', KEYS[2], ARGV[4])
   return 0
 end
 return -1`;
 
 /**
- * Deletes a member card only if it is this process's own.
- * KEYS[1] the member key; ARGV[1] this process's token. Returns 1 deleted, 0 not ours or gone.
+ * Deletes a member card only if it is this process's own, and its id from the member index.
+ * KEYS[1] the member key, KEYS[2] the member index; ARGV[1] this process's token, ARGV[2] the id.
+ * Returns 1 deleted, 0 not ours or gone.
  */
 const RELEASE_SCRIPT = `
 local cur = redis.call('GET', KEYS[1])
@@ -49,24 +53,44 @@ if not cur then return 0 end
 local ok, card = pcall(cjson.decode, cur)
 if ok and type(card) == 'table' and card.token == ARGV[1] then
   redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], ARGV[2])
   return 1
 end
 return 0`;
 
-/** Scans every member key of a cluster; garbage values come back as unreadable entries. */
-export async function readMembers(redis: Redis, cluster: string): Promise<ParsedCard[]> {
+/** The set of member ids: nodes read it every second instead of scanning every key of Redis. */
+export function memberIndexKey(cluster: string): string {
+  return `${cluster}:members`;
+}
+
+/**
+ * Reads the member cards. `index` (what nodes do every second): the ids in the member index, one
+ * SMEMBERS and one MGET whatever else Redis holds; ids whose key expired are pruned from it.
+ * `scan` (status): every `<cluster>:node:*` key, so garbage written there is shown too.
+ * Garbage values come back as unreadable entries.
+ */
+export async function readMembers(redis: Redis, cluster: string, mode: 'index' | 'scan' = 'scan'): Promise<ParsedCard[]> {
   const prefix = nodeKey(cluster, '');
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 1000);
-    cursor = next;
-    keys.push(...batch);
-  } while (cursor !== '0');
-  if (keys.length === 0) return [];
-  const unique = [...new Set(keys)].sort();
-  const values = await redis.mget(...unique);
-  return unique.map((key, i) => parseCard(key.slice(prefix.length), values[i])).filter((p) => p.ok || p.error !== 'key vanished');
+  let ids: string[];
+  if (mode === 'index') {
+    ids = await redis.smembers(memberIndexKey(cluster));
+  } else {
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await redis.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 1000);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+    ids = keys.map((k) => k.slice(prefix.length));
+  }
+  if (ids.length === 0) return [];
+  const unique = [...new Set(ids)].sort();
+  const values = await redis.mget(...unique.map((id) => prefix + id));
+  const gone = unique.filter((_, i) => values[i] === null);
+  // a member that re-announces between the MGET and the SREM adds itself again at its next heartbeat
+  if (mode === 'index' && gone.length > 0) await redis.srem(memberIndexKey(cluster), ...gone);
+  return unique.map((id, i) => parseCard(id, values[i])).filter((p) => p.ok || p.error !== 'key vanished');
 }
 
 function escapeGlob(s: string): string {
@@ -118,6 +142,7 @@ export class Membership extends EventEmitter {
   /** Claims the id (refusing a live duplicate), subscribes, scans, and becomes active. */
   async start(): Promise<void> {
     const claimed = await this.redis.set(this.key, this.cardJson(), 'PX', this.opts.ttlMs, 'NX');
+    if (claimed === 'OK') await this.redis.sadd(memberIndexKey(this.opts.cluster), this.opts.id);
     if (claimed !== 'OK') {
       const [raw, pttl] = await Promise.all([this.redis.get(this.key), this.redis.pttl(this.key)]);
       const holder = parseCard(this.opts.id, raw);
@@ -156,7 +181,7 @@ export class Membership extends EventEmitter {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
-        const cards = await readMembers(this.redis, this.opts.cluster);
+        const cards = await readMembers(this.redis, this.opts.cluster, 'index');
         const others = cards.flatMap((c) => (c.ok && c.card.state === 'active' && c.card.id !== this.opts.id ? [c.card] : []));
         const expected = viewHash(others.map((c) => ({ id: c.id, weight: c.weight })));
         if (others.every((c) => c.view === expected)) return true;
@@ -175,7 +200,7 @@ export class Membership extends EventEmitter {
       this.removeAllListeners('members');
       if (!this.claimed) return;
       try {
-        await this.redis.eval(RELEASE_SCRIPT, 1, this.key, this.token);
+        await this.redis.eval(RELEASE_SCRIPT, 2, this.key, memberIndexKey(this.opts.cluster), this.token, this.opts.id);
         await this.publish('leave');
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'could not delete the member key; it expires with its TTL');
@@ -226,7 +251,7 @@ export class Membership extends EventEmitter {
     if (this.closing || !this.claimed) return;
     let result: number;
     try {
-      result = Number(await this.redis.eval(HEARTBEAT_SCRIPT, 1, this.key, this.cardJson(), this.opts.ttlMs, this.token));
+      result = Number(await this.redis.eval(HEARTBEAT_SCRIPT, 2, this.key, memberIndexKey(this.opts.cluster), this.cardJson(), this.opts.ttlMs, this.token, this.opts.id));
     } catch {
       return; // Redis down: the connection logs it once; keep working on the last view
     }
@@ -269,7 +294,7 @@ export class Membership extends EventEmitter {
     if (this.closing) return;
     let cards: ParsedCard[];
     try {
-      cards = await readMembers(this.redis, this.opts.cluster);
+      cards = await readMembers(this.redis, this.opts.cluster, 'index');
     } catch {
       return; // Redis down: keep the last view
     }

@@ -36,6 +36,11 @@ export interface SchedulerStats {
 }
 
 const TWO_32 = 2 ** 32;
+const LATENESS_SAMPLE = 10_000;
+
+function newFigures(): { stored: number; onTime: number; seen: number; lateness: number[]; missed: number } {
+  return { stored: 0, onTime: 0, seen: 0, lateness: [], missed: 0 };
+}
 
 /**
  * Polls every owned pk once per interval (aligned to UTC) at the offset hash/2^32 of the interval,
@@ -52,6 +57,8 @@ export class Scheduler {
   private lastHash = -1;
   /** due pks not yet dispatched: gained after their slot, or left over when an interval ended */
   private late: Array<{ pk: number; at: number; due: number }> = [];
+  /** next entry of `late` to dispatch (a head index: shifting would cost O(backlog) per request) */
+  private lateHead = 0;
   private readonly notFoundUntil = new Map<number, number>();
   private timer?: NodeJS.Timeout;
   private stopped = false;
@@ -59,8 +66,8 @@ export class Scheduler {
   private readonly idle: Array<() => void> = [];
   private readonly now: () => number;
   // figures of the interval in progress and of the last complete one
-  private cur = { stored: 0, onTime: 0, lateness: [] as number[], missed: 0 };
-  private last = { stored: 0, onTime: 0, lateness: [] as number[], missed: 0 };
+  private cur = newFigures();
+  private last = newFigures();
   private missedTotal = 0;
   private notFoundTotal = 0;
   private readonly fetchErrors: Partial<Record<FetchErrorKind, number>> = {};
@@ -104,8 +111,16 @@ export class Scheduler {
       const bucket = s.at === this.interval ? this.cur : s.at === this.interval - this.opts.intervalMs ? this.last : undefined;
       if (!bucket) continue;
       bucket.stored++;
-      if (doneAt < s.at + this.opts.intervalMs) bucket.onTime++;
-      if (bucket.lateness.length < 10_000) bucket.lateness.push(doneAt - (s.due ?? s.at));
+      const due = s.due ?? s.at;
+      // on time: stored before the pk is due again
+      if (doneAt < due + this.opts.intervalMs) bucket.onTime++;
+      // a uniform sample of the interval's lateness (reservoir), for p50/p99
+      bucket.seen++;
+      if (bucket.lateness.length < LATENESS_SAMPLE) bucket.lateness.push(doneAt - due);
+      else {
+        const j = Math.floor(Math.random() * bucket.seen);
+        if (j < LATENESS_SAMPLE) bucket.lateness[j] = doneAt - due;
+      }
     }
   }
 
@@ -148,12 +163,14 @@ export class Scheduler {
     if (start !== this.interval) this.rollOver(start);
     const { pks, hashes } = this.owned;
     const dueUpTo = ((now - start) / this.opts.intervalMs) * TWO_32;
-    let taken = 0;
-    while (this.inFlight < this.opts.concurrency && taken < this.late.length) {
-      const { pk, at, due } = this.late[taken++];
+    while (this.inFlight < this.opts.concurrency && this.lateHead < this.late.length) {
+      const { pk, at, due } = this.late[this.lateHead++];
       this.dispatch(pk, at, due);
     }
-    if (taken > 0) this.late = this.late.slice(taken);
+    if (this.lateHead > 1024 && this.lateHead * 2 > this.late.length) {
+      this.late = this.late.slice(this.lateHead);
+      this.lateHead = 0;
+    }
     while (this.inFlight < this.opts.concurrency && this.cursor < pks.length && hashes[this.cursor] <= dueUpTo) {
       const i = this.cursor++;
       this.lastHash = hashes[i];
@@ -168,17 +185,20 @@ export class Scheduler {
    */
   private rollOver(start: number): void {
     if (this.interval >= 0) {
-      const kept = this.late.filter((l) => l.at === this.interval);
-      const missed = this.late.length - kept.length;
-      this.last.missed += missed;
+      const waiting = this.late.slice(this.lateHead);
+      const kept = waiting.filter((l) => l.at === this.interval);
+      // a whole interval behind: missed, and counted in the figures of the interval just ended
+      const missed = waiting.length - kept.length;
+      this.cur.missed += missed;
       this.missedTotal += missed;
       const { pks, hashes } = this.owned;
       for (let i = this.cursor; i < pks.length; i++) {
         kept.push({ pk: pks[i], at: this.interval, due: this.interval + (hashes[i] / TWO_32) * this.opts.intervalMs });
       }
       this.late = kept;
+      this.lateHead = 0;
       this.last = this.cur;
-      this.cur = { stored: 0, onTime: 0, lateness: [], missed: 0 };
+      this.cur = newFigures();
     }
     this.interval = start;
     this.cursor = 0;

@@ -40,8 +40,8 @@ export interface ClusterStatus {
 }
 
 /** Reads the cluster from Redis without joining it. */
-export async function readStatus(redis: Redis, config: Config, now = Date.now()): Promise<ClusterStatus> {
-  const cards = await readMembers(redis, config.cluster);
+export async function readStatus(redis: Redis, config: Config, now = Date.now(), mode: 'index' | 'scan' = 'scan'): Promise<ClusterStatus> {
+  const cards = await readMembers(redis, config.cluster, mode);
   const active: RingMember[] = cards.flatMap((c) => (c.ok && c.card.state === 'active' ? [{ id: c.card.id, weight: c.card.weight }] : []));
   const shares = active.length ? ringShares(new Ring(active)) : new Map<string, number>();
   const members: MemberRow[] = cards.map((c) => {

@@ -1,4 +1,5 @@
 // The read API (`influencer-node serve`): every route, each bad input, and the growth index.
+import { memberIndexKey } from '../lib/membership.js';
 import t from 'tap';
 import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
@@ -133,7 +134,9 @@ t.test('routes', async (t) => {
     t.same(empty.body.members, [], 'no node running');
     const at = Date.now();
     const card = { format: 1, id: 'n1', host: 'vm', pid: 1, version: '0.1.0', weight: 1, state: 'active', started: at - 60_000, heartbeat: at, ttlMs: 10_000, view: viewHash([{ id: 'n1', weight: 1 }]), stats: { owned: 1000, onTimePct: 99.5 } };
+    // as a node does: its card, and its id in the member index
     await redis.set(nodeKey(svc.cluster, 'n1'), JSON.stringify(card), 'PX', 60_000);
+    await redis.sadd(memberIndexKey(svc.cluster), 'n1');
     // one read of the cluster serves every request for a second
     let one = await get('/api/cluster');
     await until(async () => (one = await get('/api/cluster')).body.members.length === 1, 10_000, 'the new member');
