@@ -240,7 +240,7 @@ export class Scheduler {
 }
 
 /** First index whose hash is > value. */
-function upperBound(hashes: Uint32Array, value: number): number {
+export function upperBound(hashes: Uint32Array, value: number): number {
   let lo = 0;
   let hi = hashes.length;
   while (lo < hi) {

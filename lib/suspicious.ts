@@ -1,7 +1,7 @@
 import ky, { HTTPError, TimeoutError, type KyInstance } from 'ky';
 import type { Collection } from 'mongodb';
 import type { Logger } from './log.js';
-import type { OwnedPks } from './scheduler.js';
+import { upperBound, type OwnedPks } from './scheduler.js';
 import type { InfluencerDoc } from './store.js';
 import type { InfluencerTotals } from './totals.js';
 
@@ -258,15 +258,4 @@ export class SuspiciousChecker {
     }
     return { kind: 'error', error: status >= 500 ? 'http_5xx' : 'http_other' };
   }
-}
-
-/** First index whose hash is > value. */
-function upperBound(hashes: Uint32Array, value: number): number {
-  let lo = 0;
-  let hi = hashes.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (hashes[mid] <= value) lo = mid + 1; else hi = mid;
-  }
-  return lo;
 }

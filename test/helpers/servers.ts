@@ -1,13 +1,14 @@
 // Gives each test file real servers: those named by REDIS_URL / MONGO_URL when set, otherwise a
 // throwaway redis-server and FerretDB (SQLite backend) on free ports in a temp dir, stopped when
 // the file's tests end. Every call of `services()` hands out its own key prefix and database.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Test } from 'tap';
+import { ferretCommand, freePort, redisCommand } from '../../bench/services.js';
 
 export interface Services {
   redisUrl: string;
@@ -51,52 +52,22 @@ function registerTeardown(t: Test): void {
   root.teardown(async () => { await Promise.all(started.map((s) => s.stop())); });
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function findBinary(name: string, extra: string[], hint: string): string {
-  for (const candidate of extra) if (existsSync(candidate)) return candidate;
-  try {
-    return execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim();
-  } catch {
-    throw new Error(`${name} not found: ${hint}`);
-  }
-}
-
-function goBin(): string[] {
-  try {
-    return [join(execFileSync('go', ['env', 'GOPATH'], { encoding: 'utf8' }).trim(), 'bin', 'ferretdb')];
-  } catch {
-    return [];
-  }
-}
+export { freePort };
 
 /** Starts redis-server on a free port, without persistence. */
 export async function startRedis(port?: number): Promise<Server> {
-  const bin = findBinary('redis-server', ['/usr/bin/redis-server'], 'install it with `apt-get install redis-server`');
   const p = port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'inode-redis-'));
-  return launch(`redis://127.0.0.1:${p}`, p, dir, () =>
-    spawn(bin, ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' }));
+  const { bin, args } = redisCommand(p, dir);
+  return launch(`redis://127.0.0.1:${p}`, p, dir, () => spawn(bin, args, { stdio: 'ignore' }));
 }
 
 /** Starts FerretDB 1.24 with its SQLite backend on a free port; its data lives in a temp dir. */
 export async function startFerret(port?: number): Promise<Server> {
-  const bin = findBinary('ferretdb', goBin(), 'build it with `bash .ci/build-ferretdb.sh` (FerretDB 1.24.2, needs Go)');
   const p = port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'inode-ferret-'));
-  return launch(`mongodb://127.0.0.1:${p}`, p, dir, () =>
-    spawn(bin, ['--handler=sqlite', `--sqlite-url=file:${dir}/`, `--listen-addr=127.0.0.1:${p}`, '--telemetry=disable',
-      '--debug-addr=-', `--state-dir=${dir}`, '--log-level=error'], { stdio: 'ignore' }));
+  const { bin, args } = ferretCommand(p, dir);
+  return launch(`mongodb://127.0.0.1:${p}`, p, dir, () => spawn(bin, args, { stdio: 'ignore' }));
 }
 
 async function launch(url: string, port: number, dir: string, run: () => ChildProcess): Promise<Server> {

@@ -1,0 +1,115 @@
+// One measurement window over a running cluster: K whole intervals from a boundary. The figures
+// come from the nodes' member cards (each card's stats describe the interval before its heartbeat)
+// and from /proc (CPU of every process between the first and the last reading).
+import type { MemberCard } from '../lib/card.js';
+import { median, num, sleep, sleepUntil, type BenchCluster } from './cluster.js';
+import { cpuBetween, round, type CpuUse } from './proc.js';
+
+export interface Window {
+  /** per measured interval, each node's card written just after that interval ended */
+  intervals: Map<string, MemberCard>[];
+  /** samples stored per second over the window, summed over the nodes */
+  samplesPerSec: number;
+  /** samples stored over the window, per node */
+  stored: Map<string, number>;
+  cpu: CpuUse;
+  /** lastBatchMs and writeQueue as read about once a second, every node */
+  batchMs: number[];
+  writeQueue: number[];
+}
+
+/**
+ * How long after an interval's end its last samples are stored: they wait for a flush (by size or
+ * FLUSH_MAX_AGE_MS) and the write. A card read this long after the end counts them.
+ */
+export function settleMs(opts: { flushMaxAgeMs?: number }): number {
+  return (opts.flushMaxAgeMs ?? 1000) + 300;
+}
+
+/** Measures `k` intervals starting at the boundary `start` (epoch ms). */
+export async function measureWindow(c: BenchCluster, start: number, k: number): Promise<Window> {
+  const I = c.opts.intervalMs;
+  const lag = settleMs(c.opts);
+  await sleepUntil(start + lag);
+  const first = await c.cardsAfter(start + lag);
+  const cpu0 = c.cpu();
+  const batchMs: number[] = [];
+  const writeQueue: number[] = [];
+  const intervals: Map<string, MemberCard>[] = [];
+  for (let i = 1; i <= k; i++) {
+    const readAt = start + i * I + lag;
+    while (Date.now() < readAt - 1000) {
+      await sleep(1000);
+      for (const card of (await c.cards()).values()) {
+        batchMs.push(num(card.stats.lastBatchMs));
+        writeQueue.push(num(card.stats.writeQueue));
+      }
+    }
+    await sleepUntil(readAt);
+    intervals.push(await c.cardsAfter(readAt));
+  }
+  const cpu1 = c.cpu();
+  const last = intervals[intervals.length - 1]!;
+  const stored = new Map<string, number>();
+  let perSec = 0;
+  for (const [id, end] of last) {
+    const begin = first.get(id);
+    if (!begin) continue;
+    const n = num(end.stats.stored) - num(begin.stats.stored);
+    stored.set(id, n);
+    perSec += n / ((end.heartbeat - begin.heartbeat) / 1000);
+  }
+  return { intervals, samplesPerSec: round(perSec), stored, cpu: cpuBetween(cpu0, cpu1), batchMs, writeQueue };
+}
+
+/** Per interval: samples of that interval stored by the time of the reading, over `expected`, in %; the worst interval. */
+export function onTimePct(w: Window, expected: number): number {
+  const pcts = w.intervals.map((cards) => {
+    const n = [...cards.values()].reduce((sum, c) => sum + num(c.stats.samplesLastInterval), 0);
+    return Math.min(100, (n / expected) * 100);
+  });
+  return round(Math.min(...pcts), 2);
+}
+
+/** A card figure over every node and measured interval, reduced by `pick`. */
+export function cardFigure(w: Window, key: string, pick: (xs: number[]) => number | null): number | null {
+  const xs = w.intervals.flatMap((cards) => [...cards.values()].map((c) => num(c.stats[key]))).filter(Number.isFinite);
+  return xs.length ? pick(xs) : null;
+}
+
+export const maxOf = (xs: number[]): number => Math.max(...xs);
+export const minOf = (xs: number[]): number => Math.min(...xs);
+export { median };
+
+/** A process at ≥ this % of one core is saturated: each is one JS thread or one Redis thread. */
+export const SATURATED_PCT = 90;
+
+/**
+ * What limited the window: the busiest of our processes if it saturated a core, else "on-time
+ * fine" when the work was done, else the whole machine if it was busy (other processes included).
+ */
+export function bottleneck(cpu: CpuUse, nodeIds: string[], onTime: boolean, cores: number): string {
+  const label = (name: string): string => (nodeIds.includes(name) ? (nodeIds.length > 1 ? `node ${name}` : 'node') : name);
+  const ranked = [...cpu.percent].sort((a, b) => b[1] - a[1]);
+  const [topName, topPct] = ranked[0] ?? ['none', 0];
+  const ours = [...cpu.percent.values()].reduce((a, b) => a + b, 0);
+  const busy = `machine ${cpu.machineBusyPct}% busy, ours ${round(ours)}%`;
+  if (topPct >= SATURATED_PCT) return `${label(topName)} ${topPct}% of a core`;
+  if (onTime) return cpu.machineBusyPct >= SATURATED_PCT ? `on-time fine; ${busy}` : 'on-time fine';
+  if (cpu.machineBusyPct >= SATURATED_PCT) return `${busy}, top ${label(topName)} ${topPct}%`;
+  return `none saturated; top ${label(topName)} ${topPct}%`;
+}
+
+/** CPU % of one core for the shared processes and the node(s). */
+export function cpuColumns(cpu: CpuUse, nodeIds: string[]): { node: number; nodeMax: number; mock: number; redis: number; ferretdb: number; machine: number } {
+  const p = (name: string): number => cpu.percent.get(name) ?? 0;
+  const nodes = nodeIds.map(p);
+  return {
+    node: round(nodes.reduce((a, b) => a + b, 0), 1),
+    nodeMax: nodes.length ? Math.max(...nodes) : 0,
+    mock: p('mock'),
+    redis: p('redis'),
+    ferretdb: p('ferretdb'),
+    machine: cpu.machineBusyPct,
+  };
+}

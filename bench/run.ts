@@ -1,0 +1,153 @@
+// `npm run bench [-- --quick] [-- --only 1,4]`: starts its own mock, redis-server and FerretDB, runs
+// the scenarios, prints a table per scenario, writes bench/results/<date>.json and appends a
+// section to BENCHMARKS.md. A scenario that throws is reported as failed; the others still run.
+// Every child process is killed at the end, on an error and on Ctrl-C.
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { MongoClient } from 'mongodb';
+import { PK_MIN, type Infra } from './cluster.js';
+import { failover } from './failover.js';
+import { benchMock } from './mock.js';
+import { machineInfo, round } from './proc.js';
+import { appendBenchmarks, formatDuration, gitCommit, textTable, writeJson, type RunInfo, type ScenarioOutcome, type Table } from './report.js';
+import { benchRing } from './ring.js';
+import { scaleOut } from './scale-out.js';
+import { killAll, startFerret, startMockProcess, startRedis } from './services.js';
+import { singleNode } from './single-node.js';
+import { failoverTables, mockTables, ringTables, scaleOutTables, singleNodeTables, type RingResult } from './tables.js';
+
+const MINUTE = 60_000;
+
+/** What each mode runs. Quick compresses time 6× (10 s intervals) and keeps the samples/s of the full run. */
+function plan(quick: boolean) {
+  // flushes scale with the interval, so a compressed run waits as long, relative to its interval, as a real one
+  const flush = (intervalMs: number) => (intervalMs >= MINUTE ? undefined : Math.max(50, Math.round((1000 * intervalMs) / MINUTE)));
+  const s1Interval = quick ? 10_000 : MINUTE;
+  const scale = MINUTE / s1Interval;
+  const counts = quick ? [10_000, 50_000] : [10_000, 50_000, 100_000, 200_000, 300_000, 400_000, 500_000, 600_000, 800_000, 1_000_000];
+  return {
+    budgetMs: quick ? 118_000 : 19.5 * MINUTE,
+    scale,
+    single: { intervalMs: s1Interval, counts: counts.map((n) => Math.round(n / scale)), k: 2, warmupMs: quick ? 5000 : 45_000, ttlMs: quick ? 1500 : 3000, concurrency: 256, flushMaxAgeMs: flush(s1Interval) },
+    scaleOut: quick
+      ? { pks: 4000, intervalMs: 2000, nodeCounts: [1, 2, 4], k: 1, firstWarmupMs: 3000, warmupMs: 500, ttlMs: 1500, concurrency: 256, flushMaxAgeMs: flush(2000) }
+      : { pks: 50_000, intervalMs: 10_000, nodeCounts: [1, 2, 4], k: 2, firstWarmupMs: 20_000, warmupMs: 10_000, ttlMs: 3000, concurrency: 256, flushMaxAgeMs: flush(10_000) },
+    failover: quick
+      ? { pks: 4000, intervalMs: 2000, ttlMs: 1500, concurrency: 256, flushMaxAgeMs: flush(2000), intervalsAfter: 1 }
+      : { pks: 30_000, intervalMs: 10_000, ttlMs: 3000, concurrency: 256, flushMaxAgeMs: flush(10_000), intervalsAfter: 2 },
+    mock: { seconds: quick ? 5 : 10, connections: 50 },
+  };
+}
+
+async function startInfra(): Promise<Infra> {
+  const [redis, ferret, mock] = await Promise.all([startRedis(), startFerret(), startMockProcess(PK_MIN, 1_000_000)]);
+  const redisClient = new Redis(redis.url, { maxRetriesPerRequest: 2 });
+  redisClient.on('error', () => undefined);
+  const mongo = new MongoClient(ferret.url, { serverSelectionTimeoutMS: 10_000 });
+  return { redis, ferret, mock, redisClient, mongo };
+}
+
+function commandLine(argv: string[]): string {
+  if (process.env.npm_lifecycle_event === 'bench') return `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
+  return `node dist/bench/run.js${argv.length ? ` ${argv.join(' ')}` : ''}`;
+}
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  const { values } = parseArgs({ args: argv, options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } } });
+  const quick = values.quick ?? false;
+  const only = values.only ? new Set(values.only.split(',').map(Number)) : undefined;
+  const p = plan(quick);
+  const started = Date.now();
+  const deadline = started + p.budgetMs;
+  const machine = machineInfo();
+  const info: RunInfo = { date: new Date(started).toISOString(), mode: quick ? 'quick' : 'full', command: commandLine(argv), machine, commit: gitCommit(), node: process.version };
+  console.log(`influencer-node benchmark (${info.mode}${quick ? `, time compressed ${p.scale}×` : ''}) on ${machine.cores} cores, ${machine.cpuModel}, ${machine.memory}; commit ${info.commit}, node ${info.node}`);
+
+  // the ring and mock scenarios need no servers: they still run if these do not start
+  let infra: Infra | undefined;
+  let infraError = '';
+  try {
+    infra = await startInfra();
+    console.log(`servers: redis ${infra.redis.url}, ferretdb ${infra.ferret.url}, mock ${infra.mock.url}\n`);
+  } catch (err) {
+    infraError = `servers did not start: ${err instanceof Error ? err.message : String(err)}`;
+    console.log(`${infraError}\n`);
+  }
+  const servers = (): Infra => {
+    if (!infra) throw new Error(infraError);
+    return infra;
+  };
+
+  const progress = (line: string) => console.log(line);
+  const scenarios: Array<{ id: number; name: string; run: () => Promise<{ result: unknown; tables: Table[] }> }> = [
+    { id: 3, name: 'Rebalancing (ring)', run: async () => { const r = (await benchRing()) as unknown as RingResult; return { result: r, tables: ringTables(r) }; } },
+    {
+      id: 5, name: 'The mock alone', run: async () => {
+        const cpu0 = process.cpuUsage();
+        const t0 = performance.now();
+        const r = await benchMock(p.mock);
+        const cpu = process.cpuUsage(cpu0);
+        const clientCpuPercent = round(((cpu.user + cpu.system) / 1000 / (performance.now() - t0)) * 100, 1);
+        const out = { ...r, ...p.mock, clientCpuPercent };
+        return { result: out, tables: mockTables(out, machine.cores) };
+      },
+    },
+    { id: 2, name: 'Scale-out', run: async () => { const r = await scaleOut(servers(), { ...p.scaleOut, cores: machine.cores, deadline }, progress); return { result: r, tables: scaleOutTables(r) }; } },
+    { id: 4, name: 'Failover (SIGKILL of one of three nodes)', run: async () => { const r = await failover(servers(), { ...p.failover, deadline }, progress); return { result: r, tables: failoverTables(r) }; } },
+    {
+      id: 1, name: 'Single node, rising pks', run: async () => {
+        const r = await singleNode(servers(), { ...p.single, deadline, cores: machine.cores }, progress);
+        return { result: { ...r, timeCompressed: p.scale }, tables: singleNodeTables(r, p.scale) };
+      },
+    },
+  ];
+
+  // quick: the single node first, where its 10 s boundaries waste least; full: last, climbing with the time left
+  const order = quick ? [1, 3, 5, 4, 2] : [3, 5, 2, 4, 1];
+  scenarios.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
+  const outcomes: ScenarioOutcome[] = [];
+  for (const sc of scenarios) {
+    if (only && !only.has(sc.id)) continue;
+    console.log(`== ${sc.id}. ${sc.name}`);
+    const t0 = Date.now();
+    try {
+      const { result, tables } = await sc.run();
+      const seconds = round((Date.now() - t0) / 1000, 1);
+      outcomes.push({ id: sc.id, name: sc.name, ok: true, seconds, result, tables });
+      for (const t of tables) console.log(`\n${textTable(t)}`);
+      console.log(`(${seconds} s)\n`);
+    } catch (err) {
+      const seconds = round((Date.now() - t0) / 1000, 1);
+      const message = err instanceof Error ? err.message : String(err);
+      outcomes.push({ id: sc.id, name: sc.name, ok: false, seconds, error: message, tables: [] });
+      console.log(`FAILED after ${seconds} s: ${message}\n`);
+    }
+  }
+
+  infra?.redisClient.disconnect();
+  await infra?.mongo.close().catch(() => undefined);
+  killAll();
+  info.durationS = round((Date.now() - started) / 1000, 1);
+  const json = writeJson(info, outcomes);
+  appendBenchmarks(info, outcomes, json);
+  const failed = outcomes.filter((o) => !o.ok);
+  console.log(`run time ${formatDuration(info.durationS)}; results in ${json}, section appended to BENCHMARKS.md`);
+  if (failed.length) console.log(`failed: ${failed.map((o) => `${o.id}. ${o.name}: ${o.error}`).join('; ')}`);
+  return failed.length ? 1 : 0;
+}
+
+process.on('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    console.error(`\n${signal}: stopping every child process`);
+    killAll();
+    process.exit(130);
+  });
+}
+
+main().then((code) => process.exit(code), (err: unknown) => {
+  console.error(err instanceof Error ? err.stack ?? err.message : err);
+  killAll();
+  process.exit(1);
+});

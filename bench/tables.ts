@@ -1,0 +1,119 @@
+// Each scenario's result as readable tables (the same ones go to stdout and BENCHMARKS.md).
+import type { MockBenchResult } from './mock.js';
+import type { FailoverResult } from './failover.js';
+import { round } from './proc.js';
+import type { Table } from './report.js';
+import type { ScaleOutResult } from './scale-out.js';
+import type { SingleNodeResult } from './single-node.js';
+
+const MB = 2 ** 20;
+const s = (ms: number) => `${round(ms / 1000, 1)} s`;
+
+/** `scale`: 60 s / interval, when time is compressed. */
+export function singleNodeTables(r: SingleNodeResult, scale: number): Table[] {
+  const compressed = scale > 1;
+  const pkCell = (pks: number): string => (compressed ? `${pks.toLocaleString('en-US')} (≙${round((pks * scale) / 1000)}k)` : pks.toLocaleString('en-US'));
+  const timing: Table = {
+    title: `1. Single node, rising pks: interval ${s(r.intervalMs)}, ${r.k} intervals measured after ${s(r.warmupMs)} of warm-up`,
+    columns: ['pks', 'demand/s', 'samples/s', 'on time %', 'in interval %', 'late p50 ms', 'late p99 ms', 'missed', 'bottleneck'],
+    rows: r.rows.map((x) => [pkCell(x.pks), x.demandPerSec, x.samplesPerSec, x.onTimePct, x.storedInIntervalPct, x.latenessP50Ms, x.latenessP99Ms, x.missed, x.bottleneck]),
+    notes: [
+      ...(compressed ? [`time compressed ${scale}×: ${s(r.intervalMs)} intervals, so N pks here make the samples/s of ${scale}·N pks at 60 s (≙ column)`] : []),
+      'on time %: worst measured interval, its samples stored within about a flush age after it ended, over pks; in interval %: the card\'s onTimePct (stored before the interval ended)',
+      'late p50/p99: the card\'s figures, which the node takes from the first 10,000 samples stored in each interval only',
+      `stopped: ${r.stoppedBecause}`,
+      ...r.rows.filter((x) => x.warnings.length).map((x) => `node warnings at ${x.pks} pks: ${x.warnings.join('; ')}`),
+    ],
+  };
+  const cost: Table = {
+    title: '1. Single node: cost',
+    columns: ['pks', 'µs CPU/sample', 'RSS MB', 'B/pk', 'marginal B/pk', 'batch ms', 'queue max', 'CPU% node', 'mock', 'redis', 'ferretdb', 'machine'],
+    rows: r.rows.map((x) => [pkCell(x.pks), x.cpuUsPerSample, round(x.rssBytes / MB, 1), x.rssBytesPerPk, x.marginalBytesPerPk, x.batchMsMedian, x.writeQueueMax,
+      x.cpu.node, x.cpu.mock, x.cpu.redis, x.cpu.ferretdb, x.cpu.machine]),
+    notes: [
+      `B/pk: (RSS − ${round(r.baselineRssBytes / MB, 1)} MB of a node owning 1 pk) / pks; marginal: RSS growth over the previous row / added pks`,
+      `a node owning 1 pk uses ${r.idleCpuPct ?? '–'}% of a core (timers, heartbeats every TTL/3, member scans): part of µs CPU/sample at low rates`,
+      'CPU% is of one core; machine is the whole machine (other processes included), 100 % = every core busy',
+    ],
+  };
+  return [timing, cost];
+}
+
+export function scaleOutTables(r: ScaleOutResult): Table[] {
+  return [{
+    title: `2. Scale-out: ${r.pks} pks every ${s(r.intervalMs)}, ${r.k} interval(s) measured per step, from ≥ ${s(r.warmupMs)} after the ring settled (${s(r.firstWarmupMs)} for the first node); nodes join one cluster`,
+    columns: ['nodes', 'demand/s', 'samples/s', 'met %', 'on time %', 'balance', 'speed-up', 'per node vs 1', 'µs CPU/sample', 'CPU% nodes', 'max node', 'mock', 'redis', 'ferretdb', 'machine', 'bottleneck'],
+    rows: r.rows.map((x) => [x.nodes, x.demandPerSec, x.samplesPerSec, x.metPct, x.onTimePct, x.balance, x.speedup, x.perNodeVsOne, x.cpuUsPerSample,
+      x.cpu.node, x.cpu.nodeMax, x.cpu.mock, x.cpu.redis, x.cpu.ferretdb, x.cpu.machine, x.bottleneck]),
+    notes: ['balance: max / mean owned pks; speed-up: samples/s over one node\'s; per node vs 1: samples/s per node over one node\'s', r.note,
+      ...(r.warnings.length ? [`node warnings: ${r.warnings.join('; ')}`] : [])],
+  }];
+}
+
+export function ringTables(r: RingResult): Table[] {
+  const joins: Table = {
+    title: '3. Rebalancing: join of node n+1 (1,000,000 pks)',
+    columns: ['n', 'moved pks', 'moved / (1/(n+1))', '≤ 1.15', 'all to the joiner'],
+    rows: r.joinMoveRatio.map((j) => [j.n, j.moved, j.ratio, j.ratio <= 1.15, j.onlyToJoiner]),
+  };
+  const leaves: Table = {
+    title: '3. Rebalancing: leave of one of n nodes',
+    columns: ['n', 'leaver', "leaver's pks", 'moved pks', "only the leaver's moved"],
+    rows: r.leave.map((l) => [l.n, l.leaver, l.leaverPks, l.moved, l.onlyLeaversPks]),
+  };
+  const recompute: Table = {
+    title: '3. Rebalancing: ownership recompute for 1,000,000 pks (median of 7, ms; goal ≤ 100)',
+    columns: ['members', 'vnode points', 'digests', 'ring build', 'sweep', 'ownedBy', 'diff', 'total'],
+    rows: r.recompute.flatMap((x) => (['warm', 'cold'] as const).map((mode) => [x.members, x.points, mode, x[mode].buildMs, x[mode].sweepMs, x[mode].ownedByMs, x[mode].diffMs, x[mode].totalMs])),
+    notes: [
+      `share spread over n = 2..32 members: worst ${r.shareSpread.worstMin}–${r.shareSpread.worstMax} of a fair share (within ±10 %: ${r.shareSpread.withinTenPercent ? 'yes' : 'no'})`,
+      `pk universe: hashing 1,000,000 pks ${r.universe.hashMs.cryptoHash} ms (crypto.hash; createHash ${r.universe.hashMs.createHash} ms), sort ${r.universe.sortMs} ms, ${r.universe.bytesPerPk} B/pk`,
+      'warm: the old members\' vnode digests are memoised from the previous ring (a running node); cold: every id new',
+    ],
+  };
+  return [joins, leaves, recompute];
+}
+
+export function failoverTables(r: FailoverResult): Table[] {
+  return [{
+    title: `4. Failover: 3 nodes, ${r.pks} pks every ${s(r.intervalMs)}, HEARTBEAT_TTL_MS ${r.ttlMs}, SIGKILL of one mid-interval`,
+    columns: ['figure', 'value', 'goal'],
+    rows: [
+      ['killed node\'s pks', r.killedPks, null],
+      ['takeover: kill → survivors own every pk', `${r.takeoverMs} ms`, `≤ ${r.takeoverGoalMs} ms (TTL + 2 s)`],
+      ['missed intervals per affected pk, max', r.missedMax, '≤ 1'],
+      ['missed intervals per killed pk, mean', r.missedMean, null],
+      ['pks that missed an interval', r.affectedPks, null],
+      ['missed intervals of the other pks', r.otherPksMissed, '0'],
+      ['survivors\' exit codes (graceful stop)', r.survivorsExitCodes.join(', '), '0, 0'],
+      ['graceful stop of the survivors', `${r.stopMs} ms`, null],
+    ],
+    notes: [`window: ${r.window.intervals} whole intervals from ${r.window.from} (first full interval with all 3 active) to ${r.window.to} (last full interval before the stop), read back from the timeline collection`,
+      ...(r.warnings.length ? [`node warnings: ${r.warnings.join('; ')}`] : [])],
+  }];
+}
+
+export interface MockOutcome extends MockBenchResult { seconds: number; connections: number; clientCpuPercent: number }
+
+export function mockTables(r: MockOutcome, cores: number): Table[] {
+  const usPerReq = r.requestsPerSec > 0 ? round((r.mockCpuPercent * 10_000) / r.requestsPerSec, 1) : null;
+  const ceiling = usPerReq ? round(1e6 / usPerReq) : null;
+  const bottleneck = r.mockCpuPercent >= 90 ? `mock (${r.mockCpuPercent}% of a core)`
+    : r.clientCpuPercent >= 90 ? `load generator: autocannon in the bench process (${r.clientCpuPercent}%)`
+      : `none saturated on ${cores} cores (client ${r.clientCpuPercent}%, mock ${r.mockCpuPercent}%)`;
+  return [{
+    title: `5. The mock alone: autocannon, ${r.connections} connections, ${r.seconds} s, random pks (goal ≥ 20,000 req/s on one core)`,
+    columns: ['req/s', 'p50 ms', 'p99 ms', 'mock CPU %', 'mock µs CPU/req', 'one-core ceiling req/s', 'client CPU %', 'bottleneck'],
+    rows: [[r.requestsPerSec, r.p50Ms, r.p99Ms, r.mockCpuPercent, usPerReq, ceiling, r.clientCpuPercent, bottleneck]],
+    notes: ['one-core ceiling: 1 s / the mock\'s CPU per request, what it would serve with a core to itself and a faster client'],
+  }];
+}
+
+/** The shape benchRing() returns (bench/ring.ts). */
+export interface RingResult {
+  universe: { pks: number; hashMs: { cryptoHash: number; createHash: number }; sortMs: number; bytesPerPk: number };
+  recompute: Array<{ members: number; points: number } & Record<'warm' | 'cold', { buildMs: number; sweepMs: number; ownedByMs: number; diffMs: number; totalMs: number }>>;
+  shareSpread: { worstMin: number; worstMax: number; withinTenPercent: boolean };
+  joinMoveRatio: Array<{ n: number; moved: number; ratio: number; onlyToJoiner: boolean }>;
+  leave: Array<{ n: number; leaver: string; leaverPks: number; moved: number; onlyLeaversPks: boolean }>;
+}
