@@ -15,12 +15,12 @@ export function singleNodeTables(r: SingleNodeResult, scale: number): Table[] {
   const pkCell = (pks: number): string => (compressed ? `${pks.toLocaleString('en-US')} (≙${round((pks * scale) / 1000)}k)` : pks.toLocaleString('en-US'));
   const timing: Table = {
     title: `1. Single node, rising pks: interval ${s(r.intervalMs)}, ${r.k} intervals measured after ${s(r.warmupMs)} of warm-up`,
-    columns: ['pks', 'demand/s', 'samples/s', 'on time %', 'in interval %', 'late p50 ms', 'late p99 ms', 'missed', 'bottleneck'],
+    columns: ['pks', 'demand/s', 'samples/s', 'on time %', 'card on time %', 'late p50 ms', 'late p99 ms', 'missed', 'bottleneck'],
     rows: r.rows.map((x) => [pkCell(x.pks), x.demandPerSec, x.samplesPerSec, x.onTimePct, x.storedInIntervalPct, x.latenessP50Ms, x.latenessP99Ms, x.missed, x.bottleneck]),
     notes: [
       ...(compressed ? [`time compressed ${scale}×: ${s(r.intervalMs)} intervals, so N pks here make the samples/s of ${scale}·N pks at 60 s (≙ column)`] : []),
-      'on time %: worst measured interval, its samples stored within about a flush age after it ended, over pks; in interval %: the card\'s onTimePct (stored before the interval ended)',
-      'late p50/p99: the card\'s figures, which the node takes from the first 10,000 samples stored in each interval only',
+      'on time %: worst measured interval, its samples stored within about a flush age after it ended, over pks; card on time %: the node\'s own onTimePct (stored before the pk was due again)',
+      'late p50/p99: the card\'s figures, from a uniform sample of up to 10,000 samples of the interval',
       `stopped: ${r.stoppedBecause}`,
       ...r.rows.filter((x) => x.warnings.length).map((x) => `node warnings at ${x.pks} pks: ${x.warnings.join('; ')}`),
     ],
