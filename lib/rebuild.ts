@@ -1,21 +1,14 @@
-import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
 import type { ClusterLock } from './locks.js';
 import type { Logger } from './log.js';
 import { collections, pointId } from './store.js';
-import { totalsKeys } from './totals.js';
+import { loadScript, totalsKeys } from './totals.js';
 
 export type TotalsState = 'ready' | 'rebuilding' | 'missing';
 
 const MERGE_BATCH = 500;
 
-function loadScript(name: string): string {
-  for (const rel of [`./lua/${name}`, `../../lib/lua/${name}`]) {
-    try { return readFileSync(new URL(rel, import.meta.url), 'utf8'); } catch { /* next */ }
-  }
-  throw new Error(`Lua script ${name} not found`);
-}
 const MERGE_TOTALS = loadScript('merge-totals.lua');
 
 type WithMerge = Redis & { mergeTotals(numKeys: number, ...args: (string | number)[]): Promise<number> };

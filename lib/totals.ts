@@ -48,7 +48,8 @@ export interface TopEntry {
   growth: number | null;
 }
 
-function loadScript(name: string): string {
+/** Reads a Lua script of lib/lua. */
+export function loadScript(name: string): string {
   // lib/lua next to this file when run from source, ../../lib/lua when run from dist/lib
   for (const rel of [`./lua/${name}`, `../../lib/lua/${name}`]) {
     try { return readFileSync(new URL(rel, import.meta.url), 'utf8'); } catch { /* next */ }

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startApi } from '../lib/api.js';
 import { nodeKey, viewHash } from '../lib/card.js';
+import { memberIndexKey } from '../lib/membership.js';
 import { loadConfig } from '../lib/config.js';
 import { ClusterLock } from '../lib/locks.js';
 import { createLogger } from '../lib/log.js';
@@ -55,7 +56,9 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `no browser at ${CHRO
   const members = ['node-1', 'node-2', 'node-3'].map((id) => ({ id, weight: 1 }));
   for (const [i, m] of members.entries()) {
     const card = { format: 1, id: m.id, host: 'vm', pid: 4100 + i, version: '0.1.0', weight: 1, state: 'active', started: now - 3_600_000, heartbeat: Date.now(), ttlMs: 10_000, view: viewHash(members), stats: { owned: [9, 11, 10][i], onTimePct: [99.9, 100, 99.8][i], samplesLastInterval: [9, 11, 10][i] } };
+    // as a node does: its card, and its id in the member index
     await redis.set(nodeKey(svc.cluster, m.id), JSON.stringify(card), 'PX', 120_000);
+    await redis.sadd(memberIndexKey(svc.cluster), m.id);
   }
 
   const config = loadConfig({}, { CLUSTER: svc.cluster, MONGO_DB: svc.mongoDb, PK_MIN: '1000000', PK_MAX: String(1_000_000 + PKS - 1) });
