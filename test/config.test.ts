@@ -115,3 +115,14 @@ t.test('--help and --version', async (t) => {
   }
   t.match((await runCli(['start', '--help'])).stdout, /--metrics-port <value>.*\[env METRICS_PORT\]/s, 'the metrics settings are flags too');
 });
+
+t.test('.env.example and the README table list every setting', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const { SETTINGS } = await import('../lib/config.js');
+  const envExample = readFileSync(new URL('../.env.example', import.meta.url), 'utf8');
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  for (const s of Object.values(SETTINGS)) {
+    t.match(envExample, new RegExp(`^#? ?${s.env}=`, 'm'), `${s.env} in .env.example`);
+    t.match(readme, new RegExp(`^\\| \`${s.env}\` \\| \`--${s.flag}\` \\|`, 'm'), `${s.env} in the README table`);
+  }
+});
