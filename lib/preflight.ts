@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { createOneShotRedis } from './redis.js';
 import { MongoClient } from 'mongodb';
 import { maskUrl, type Config } from './config.js';
 
@@ -30,16 +30,13 @@ export function describeUnreachable(u: Unreachable): string {
 }
 
 async function pingRedis(url: string, timeoutMs: number): Promise<string | null> {
-  const redis = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
-  // connect() only says "Connection is closed."; the error event carries the cause (ECONNREFUSED, ...)
-  let cause: Error | undefined;
-  redis.on('error', (err: Error) => { cause ??= err; });
+  const redis = createOneShotRedis(url, timeoutMs);
   try {
     await redis.connect();
     await redis.ping();
     return null;
   } catch (err) {
-    return (cause ?? (err as Error)).message;
+    return (redis.cause() ?? (err as Error)).message;
   } finally {
     redis.disconnect();
   }

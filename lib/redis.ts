@@ -26,6 +26,18 @@ export function createRedis(url: string, log: Logger, name: string, extra: Redis
   return redis;
 }
 
+/**
+ * A connection for a command that runs once (status, show, a reachability check): it does not
+ * reconnect and fails commands at once. Its error events are swallowed; `cause()` gives the first
+ * one, which names the real reason (ECONNREFUSED, …) where connect() only says "Connection is closed.".
+ */
+export function createOneShotRedis(url: string, timeoutMs = 3000): Redis & { cause: () => Error | undefined } {
+  const redis = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+  let first: Error | undefined;
+  redis.on('error', (err: Error) => { first ??= err; });
+  return Object.assign(redis, { cause: () => first });
+}
+
 /** Connects, retrying every second while `signal` is not aborted; logs once that it waits. */
 export async function connectRedis(redis: Redis, url: string, log: Logger, signal?: AbortSignal): Promise<void> {
   let warned = false;

@@ -1,6 +1,6 @@
 import { UsageError } from '../cli.js';
 import { maskUrl, type Config } from '../config.js';
-import { Redis } from 'ioredis';
+import { createOneShotRedis } from '../redis.js';
 import { createMongo } from '../mongo.js';
 import { Totals } from '../totals.js';
 import { readInfluencer, type InfluencerView } from '../read.js';
@@ -23,8 +23,7 @@ export async function showCommand(config: Config, opts: Record<string, unknown>,
   const from = opts.from === undefined ? to - 3_600_000 : parseTime('from', opts.from);
   if (from > to) throw new UsageError(`--from is after --to: ${new Date(from).toISOString()} > ${new Date(to).toISOString()}`);
   const client = createMongo(config.mongoUrl);
-  const redis = new Redis(config.redisUrl, { lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
-  redis.on('error', () => undefined);
+  const redis = createOneShotRedis(config.redisUrl);
   try {
     try {
       await client.connect();
@@ -35,7 +34,7 @@ export async function showCommand(config: Config, opts: Record<string, unknown>,
     try {
       await redis.connect();
     } catch (err) {
-      process.stderr.write(`influencer-node: Redis unreachable at ${maskUrl(config.redisUrl)}: ${(err as Error).message}\n`);
+      process.stderr.write(`influencer-node: Redis unreachable at ${maskUrl(config.redisUrl)}: ${(redis.cause() ?? err as Error).message}\n`);
       return 1;
     }
     const view = await readInfluencer(client.db(config.mongoDb), new Totals(redis, config.cluster), pk, from, to);

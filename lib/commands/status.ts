@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { createOneShotRedis } from '../redis.js';
 import { numberFlag, UsageError } from '../cli.js';
 import { maskUrl, type Config } from '../config.js';
 import { ownerOfPk, readStatus, type ClusterStatus, type MemberRow } from '../status.js';
@@ -8,15 +8,12 @@ export async function statusCommand(config: Config, opts: Record<string, unknown
   if (pk !== undefined && (pk < config.pkMin || pk > config.pkMax)) {
     throw new UsageError(`--pk=${pk} is outside the pk universe ${config.pkMin}..${config.pkMax}`);
   }
-  const redis = new Redis(config.redisUrl, { lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
-  // connect() only says "Connection is closed."; the error event carries the cause (ECONNREFUSED, ...)
-  let cause: Error | undefined;
-  redis.on('error', (err: Error) => { cause ??= err; });
+  const redis = createOneShotRedis(config.redisUrl);
   try {
     try {
       await redis.connect();
     } catch (err) {
-      process.stderr.write(`influencer-node: Redis unreachable at ${maskUrl(config.redisUrl)}: ${(cause ?? err as Error).message}\n`);
+      process.stderr.write(`influencer-node: Redis unreachable at ${maskUrl(config.redisUrl)}: ${(redis.cause() ?? err as Error).message}\n`);
       return 1;
     }
     if (pk !== undefined) {
