@@ -51,6 +51,11 @@ export function parseCard(id: string, raw: string | null): ParsedCard {
   return { ok: true, card: { ...(c as unknown as MemberCard), stats } };
 }
 
+/** The members that belong on the ring: readable cards in state active, as {id, weight}. */
+export function activeMembers(cards: readonly ParsedCard[]): RingMember[] {
+  return cards.flatMap((c) => (c.ok && c.card.state === 'active' ? [{ id: c.card.id, weight: c.card.weight }] : []));
+}
+
 /** Healthy = active and heartbeat fresher than its TTL. */
 export function isHealthy(card: MemberCard, now = Date.now()): boolean {
   return card.state === 'active' && now - card.heartbeat <= card.ttlMs;

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import {
-  CARD_FORMAT, eventsChannel, nodeKey, parseCard, viewHash,
+  CARD_FORMAT, activeMembers, eventsChannel, nodeKey, parseCard, viewHash,
   type MemberCard, type MemberState, type ParsedCard, type RingMember,
 } from './card.js';
 import type { Logger } from './log.js';
@@ -299,9 +299,7 @@ export class Membership extends EventEmitter {
       return; // Redis down: keep the last view
     }
     this.lastCards = cards;
-    const active = cards
-      .flatMap((c) => (c.ok && c.card.state === 'active' ? [{ id: c.card.id, weight: c.card.weight }] : []))
-      .filter((m) => m.id !== this.opts.id);
+    const active = activeMembers(cards).filter((m) => m.id !== this.opts.id);
     if (this.state === 'active') active.push({ id: this.opts.id, weight: this.opts.weight });
     active.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     if (viewHash(active) === viewHash(this.members) && active.length === this.members.length) return;

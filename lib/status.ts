@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { isHealthy, viewHash, type RingMember } from './card.js';
+import { activeMembers, isHealthy, viewHash } from './card.js';
 import type { Config } from './config.js';
 import { readMembers } from './membership.js';
 import { Ring } from './ring.js';
@@ -42,7 +42,7 @@ export interface ClusterStatus {
 /** Reads the cluster from Redis without joining it. */
 export async function readStatus(redis: Redis, config: Config, now = Date.now(), mode: 'index' | 'scan' = 'scan'): Promise<ClusterStatus> {
   const cards = await readMembers(redis, config.cluster, mode);
-  const active: RingMember[] = cards.flatMap((c) => (c.ok && c.card.state === 'active' ? [{ id: c.card.id, weight: c.card.weight }] : []));
+  const active = activeMembers(cards);
   const shares = active.length ? ringShares(new Ring(active)) : new Map<string, number>();
   const members: MemberRow[] = cards.map((c) => {
     if (!c.ok) return { id: c.id, readable: false, error: c.error };
@@ -106,7 +106,7 @@ export interface PkOwner {
 /** Which active member owns `pk`, and why: the pk's hash and the first ring point at or after it. */
 export async function ownerOfPk(redis: Redis, config: Config, pk: number): Promise<PkOwner> {
   const cards = await readMembers(redis, config.cluster);
-  const active: RingMember[] = cards.flatMap((c) => (c.ok && c.card.state === 'active' ? [{ id: c.card.id, weight: c.card.weight }] : []));
+  const active = activeMembers(cards);
   if (active.length === 0) return { pk, hash: 0, owner: null, point: null, pointIndex: null, members: 0 };
   const ring = new Ring(active);
   const hash = ring.hashOf(pk);
