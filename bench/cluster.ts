@@ -27,6 +27,8 @@ export interface ClusterOptions {
   ttlMs: number;
   concurrency: number;
   flushMaxAgeMs?: number;
+  /** settings for every node, over the defaults below */
+  env?: Record<string, string>;
 }
 
 export interface NodeProcess {
@@ -66,16 +68,17 @@ export class BenchCluster {
       HEARTBEAT_TTL_MS: String(o.ttlMs),
       CONCURRENCY: String(o.concurrency),
       ...(o.flushMaxAgeMs ? { FLUSH_MAX_AGE_MS: String(o.flushMaxAgeMs) } : {}),
-      // the daily is_suspicious check is not part of the per-interval pipeline measured here, and a
-      // fresh node would start by catching up every pk whose daily slot has passed (see BENCHMARKS.md)
+      // the daily is_suspicious check is not part of the per-interval pipeline: scenario 7 measures it
       SUSPICIOUS_INTERVAL_MS: '0',
       LOG_LEVEL: 'warn',
+      ...o.env,
       NODE_ID: id,
     };
   }
 
-  spawn(id: string): NodeProcess {
-    const child = track(process.execPath, [BIN, 'start'], { cwd: ROOT, env: this.env(id) });
+  /** `nodeArgs`: options for node itself, e.g. `--cpu-prof` */
+  spawn(id: string, nodeArgs: string[] = []): NodeProcess {
+    const child = track(process.execPath, [...nodeArgs, BIN, 'start'], { cwd: ROOT, env: this.env(id) });
     const node = { id, child, pid: child.pid!, warnings: new Map<string, number>() };
     let partial = '';
     child.stderr?.on('data', (d: Buffer) => {

@@ -6,6 +6,8 @@ import { median, num, sleep, sleepUntil, type BenchCluster } from './cluster.js'
 import { cpuBetween, round, type CpuUse } from './proc.js';
 
 export interface Window {
+  /** each node's card written just before the window started */
+  first: Map<string, MemberCard>;
   /** per measured interval, each node's card written just after that interval ended */
   intervals: Map<string, MemberCard>[];
   /** samples stored per second over the window, summed over the nodes */
@@ -59,7 +61,7 @@ export async function measureWindow(c: BenchCluster, start: number, k: number): 
     stored.set(id, n);
     perSec += n / ((end.heartbeat - begin.heartbeat) / 1000);
   }
-  return { intervals, samplesPerSec: round(perSec), stored, cpu: cpuBetween(cpu0, cpu1), batchMs, writeQueue };
+  return { first, intervals, samplesPerSec: round(perSec), stored, cpu: cpuBetween(cpu0, cpu1), batchMs, writeQueue };
 }
 
 /** Per interval: samples of that interval stored by the time of the reading, over `expected`, in %; the worst interval. */
@@ -112,4 +114,15 @@ export function cpuColumns(cpu: CpuUse, nodeIds: string[]): { node: number; node
     ferretdb: p('ferretdb'),
     machine: cpu.machineBusyPct,
   };
+}
+
+/** is_suspicious checks stored per second over the window, summed over the nodes. */
+export function checksPerSec(w: Window): number {
+  let perSec = 0;
+  for (const [id, end] of w.intervals[w.intervals.length - 1] ?? []) {
+    const begin = w.first.get(id);
+    const checked = (card: MemberCard): number => num((card.stats.suspicious as { checked?: unknown } | undefined)?.checked);
+    if (begin && end.heartbeat > begin.heartbeat) perSec += (checked(end) - checked(begin)) / ((end.heartbeat - begin.heartbeat) / 1000);
+  }
+  return Number.isFinite(perSec) ? round(perSec, 1) : 0;
 }

@@ -9,12 +9,14 @@ import { PK_MIN, type Infra } from './cluster.js';
 import { failover } from './failover.js';
 import { benchMock } from './mock.js';
 import { machineInfo, round } from './proc.js';
+import { profileNode } from './profile.js';
 import { appendBenchmarks, formatDuration, gitCommit, textTable, writeJson, type RunInfo, type ScenarioOutcome, type Table } from './report.js';
 import { benchRing } from './ring.js';
 import { scaleOut } from './scale-out.js';
 import { killAll, startFerret, startMockProcess, startRedis } from './services.js';
 import { singleNode } from './single-node.js';
-import { failoverTables, mockTables, ringTables, scaleOutTables, singleNodeTables, type RingResult } from './tables.js';
+import { suspiciousImpact } from './suspicious.js';
+import { failoverTables, mockTables, profileTables, ringTables, scaleOutTables, singleNodeTables, suspiciousTables, type RingResult } from './tables.js';
 
 const MINUTE = 60_000;
 
@@ -36,6 +38,10 @@ function plan(quick: boolean) {
       ? { pks: 4000, intervalMs: 2000, ttlMs: 1500, concurrency: 256, flushMaxAgeMs: flush(2000), intervalsAfter: 1 }
       : { pks: 30_000, intervalMs: 10_000, ttlMs: 3000, concurrency: 256, flushMaxAgeMs: flush(10_000), intervalsAfter: 2 },
     mock: { seconds: quick ? 5 : 10, connections: 50 },
+    // time compressed 6× in both modes: the samples/s of 200k (full) or 60k (quick) pks at one minute
+    suspicious: { pks: quick ? 10_000 : 33_000, intervalMs: 10_000, k: quick ? 1 : 2, warmupMs: 5000, ttlMs: 3000, concurrency: 256, flushMaxAgeMs: flush(10_000), dailyMs: 86_400_000 / 6, stressMs: 60_000 },
+    // time compressed 6× in both modes: the samples/s of 200k (full) or 60k (quick) pks at one minute
+    profile: { pks: quick ? 10_000 : 33_000, intervalMs: 10_000, k: quick ? 1 : 3, ttlMs: 3000, concurrency: 256, flushMaxAgeMs: flush(10_000) },
   };
 }
 
@@ -101,10 +107,17 @@ async function main(): Promise<number> {
         return { result: { ...r, timeCompressed: p.scale }, tables: singleNodeTables(r, p.scale) };
       },
     },
+    {
+      id: 7, name: 'On time with and without the daily is_suspicious check', run: async () => {
+        const r = await suspiciousImpact(servers(), { ...p.suspicious, deadline, cores: machine.cores }, progress);
+        return { result: r, tables: suspiciousTables(r, MINUTE / p.suspicious.intervalMs) };
+      },
+    },
+    { id: 8, name: 'Profile of one node under load', run: async () => { const r = await profileNode(servers(), p.profile, progress); return { result: r, tables: profileTables(r) }; } },
   ];
 
   // quick: the single node first, where its 10 s boundaries waste least; full: last, climbing with the time left
-  const order = quick ? [1, 3, 5, 4, 2] : [3, 5, 2, 4, 1];
+  const order = quick ? [1, 3, 5, 4, 2, 7, 8] : [3, 5, 2, 4, 7, 8, 1];
   scenarios.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
   const outcomes: ScenarioOutcome[] = [];
   for (const sc of scenarios) {

@@ -1,7 +1,7 @@
 // Scenario 1: one node over a rising number of pks, a fresh node and cluster for each; stops
 // rising when the node is no longer on time or its CPU saturates (or the run's time is up).
 import { BenchCluster, nextBoundary, sleepUntil, type Infra } from './cluster.js';
-import { bottleneck, cardFigure, cpuColumns, maxOf, measureWindow, median, onTimePct, SATURATED_PCT, settleMs } from './measure.js';
+import { bottleneck, cardFigure, checksPerSec, cpuColumns, maxOf, measureWindow, median, onTimePct, SATURATED_PCT, settleMs } from './measure.js';
 import { cpuBetween, round } from './proc.js';
 
 export interface SingleNodeOptions {
@@ -18,6 +18,8 @@ export interface SingleNodeOptions {
   /** epoch ms by which the scenario must be done: a count that would end later is not started */
   deadline: number;
   cores: number;
+  /** settings for the node, over the benchmark's defaults */
+  env?: Record<string, string>;
 }
 
 export interface SingleNodeRow {
@@ -38,6 +40,8 @@ export interface SingleNodeRow {
   batchMsMedian: number | null;
   writeQueueMax: number | null;
   cpu: ReturnType<typeof cpuColumns>;
+  /** is_suspicious checks stored per second (0 when the check is off) */
+  checksPerSec: number;
   bottleneck: string;
   /** what the node logged at warn or above */
   warnings: string[];
@@ -96,7 +100,7 @@ export async function singleNode(infra: Infra, o: SingleNodeOptions, progress: (
       stoppedBecause = `time budget: ${pks} pks would end after the run's deadline`;
       break;
     }
-    const c = new BenchCluster(infra, { pks, intervalMs: I, ttlMs: o.ttlMs, concurrency: o.concurrency, flushMaxAgeMs: o.flushMaxAgeMs });
+    const c = new BenchCluster(infra, { pks, intervalMs: I, ttlMs: o.ttlMs, concurrency: o.concurrency, flushMaxAgeMs: o.flushMaxAgeMs, env: o.env });
     try {
       await sleepUntil(start - o.warmupMs - spawnMs);
       c.spawn(NODE);
@@ -128,6 +132,7 @@ export async function singleNode(infra: Infra, o: SingleNodeOptions, progress: (
         batchMsMedian: median(w.batchMs),
         writeQueueMax: w.writeQueue.length ? Math.max(...w.writeQueue.filter(Number.isFinite)) : null,
         cpu,
+        checksPerSec: checksPerSec(w),
         bottleneck: bottleneck(w.cpu, [NODE], fine, o.cores),
         warnings: [],
       });

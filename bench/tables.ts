@@ -1,10 +1,12 @@
 // Each scenario's result as readable tables (the same ones go to stdout and BENCHMARKS.md).
 import type { MockBenchResult } from './mock.js';
 import type { FailoverResult } from './failover.js';
+import type { ProfileResult } from './profile.js';
 import { round } from './proc.js';
 import type { Table } from './report.js';
 import type { ScaleOutResult } from './scale-out.js';
 import type { SingleNodeResult } from './single-node.js';
+import type { SuspiciousImpactResult } from './suspicious.js';
 
 const MB = 2 ** 20;
 const s = (ms: number) => `${round(ms / 1000, 1)} s`;
@@ -116,4 +118,35 @@ export interface RingResult {
   shareSpread: { worstMin: number; worstMax: number; withinTenPercent: boolean };
   joinMoveRatio: Array<{ n: number; moved: number; ratio: number; onlyToJoiner: boolean }>;
   leave: Array<{ n: number; leaver: string; leaverPks: number; moved: number; onlyLeaversPks: boolean }>;
+}
+
+export function profileTables(r: ProfileResult): Table[] {
+  const entries = (title: string, xs: ProfileResult['byFunction']): Table => ({
+    title, columns: ['', 'self ms', '% of busy'], rows: xs.map((x) => [x.name, x.selfMs, x.pct]),
+  });
+  return [
+    {
+      title: `8. Profile: one node, ${r.pks.toLocaleString('en-US')} pks every ${s(r.intervalMs)}, ${r.k} intervals measured under \`node --cpu-prof\``,
+      columns: ['samples/s', 'on time %', 'µs CPU/sample', 'CPU% node', 'mock', 'redis', 'ferretdb', 'machine', 'profiled'],
+      rows: [[r.samplesPerSec, r.onTimePct, r.cpuUsPerSample, r.cpu.node, r.cpu.mock, r.cpu.redis, r.cpu.ferretdb, r.cpu.machine, s(r.profileMs)]],
+      notes: [`profile: \`${r.file}\` (start to exit, warm-up included; open in Chrome DevTools); µs CPU/sample includes the profiler's own overhead`],
+    },
+    entries('8. Profile: self time per package (busy time only)', r.byPackage),
+    entries('8. Profile: self time per function, top 15', r.byFunction),
+  ];
+}
+
+/** `scale`: 60 s / interval, when time is compressed. */
+export function suspiciousTables(r: SuspiciousImpactResult, scale: number): Table[] {
+  return [{
+    title: `7. On time with and without the daily is_suspicious check: one node, ${r.pks.toLocaleString('en-US')} pks every ${s(r.intervalMs)}, ${r.k} intervals measured`,
+    columns: ['is_suspicious', 'period', 'checks/s', 'samples/s', 'on time %', 'card on time %', 'late p50 ms', 'late p99 ms', 'missed', 'µs CPU/sample', 'CPU% node', 'ferretdb', 'bottleneck'],
+    rows: r.rows.map((x) => [x.variant, x.periodMs ? s(x.periodMs) : '–', x.checksPerSec, x.samplesPerSec, x.onTimePct, x.storedInIntervalPct, x.latenessP50Ms, x.latenessP99Ms, x.missed,
+      x.cpuUsPerSample, x.cpu.node, x.cpu.ferretdb, x.bottleneck]),
+    notes: [
+      ...(scale > 1 ? [`time compressed ${scale}×: ${r.pks.toLocaleString('en-US')} pks every ${s(r.intervalMs)} make the samples/s of ${round((r.pks * scale) / 1000)}k pks at 60 s, and the day is compressed as much (daily = ${s(86_400_000 / scale)})`] : []),
+      `${r.concurrency}; the bench mock answers is_suspicious at once (the real one takes about a second), so each check costs the node an HTTP request, a Redis read and a MongoDB update back to back: the heaviest the check can be`,
+      'saturated: a period so short the check never catches up, so it runs at its concurrency limit for the whole window',
+    ],
+  }];
 }
