@@ -41,10 +41,37 @@ export function validateInfluencer(pk: number, body: unknown): Influencer | stri
 }
 
 const NOT_FOUND = 'InfluencerNotFoundError';
+/** An influencer answer is about 100 bytes; a body past this is refused unread. */
+const MAX_BODY_BYTES = 64 * 1024;
+
+class BodyTooLarge extends Error {}
+
+type Attempt = { kind: 'ok'; influencer: Influencer } | { kind: 'not_found' } | { kind: 'failed'; error: FetchErrorKind; retryAfterMs?: number };
+
+/** What one answer means: a valid influencer, an unknown pk, or a failure of some kind (429 with its Retry-After). */
+function answer(pk: number, status: number, text: string, retryAfter: string | string[] | undefined): Attempt {
+  if (status === 200) {
+    let body: unknown;
+    try { body = JSON.parse(text); } catch { return { kind: 'failed', error: 'malformed_json' }; }
+    const v = validateInfluencer(pk, body);
+    return typeof v === 'string' ? { kind: 'failed', error: 'invalid_payload' } : { kind: 'ok', influencer: v };
+  }
+  if ((status === 400 || status === 500 || status === 404) && text.includes(NOT_FOUND)) {
+    try {
+      if ((JSON.parse(text) as { error?: { name?: string } }).error?.name === NOT_FOUND) return { kind: 'not_found' };
+    } catch { /* fall through: a broken error body is a server error */ }
+  }
+  if (status === 429) {
+    const seconds = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
+    return { kind: 'failed', error: 'http_429', retryAfterMs: Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 1000 };
+  }
+  return { kind: 'failed', error: status >= 500 ? 'http_5xx' : 'http_other' };
+}
 
 /**
  * The per-interval Mockstagram client: undici's Pool over keep-alive connections (≈ 50 µs of CPU
- * per request here, against ≈ 370 µs for ky on fetch: see BENCHMARKS.md). A request times out
+ * per request here, against ≈ 370 µs for ky on fetch: see BENCHMARKS.md), driven through its
+ * `dispatch` handler API, which the profile showed cheaper than `request` (BENCHMARKS.md, scenario 8). A request times out
  * after `timeoutMs`; transient failures (timeouts, connection errors, 5xx, 429, bad bodies) are
  * retried with backoff while the deadline allows, 429 after its Retry-After.
  */
@@ -83,35 +110,35 @@ export class MockstagramClient {
     return { kind: 'failed', error: last, attempts: this.maxAttempts };
   }
 
-  private async once(pk: number): Promise<{ kind: 'ok'; influencer: Influencer } | { kind: 'not_found' } | { kind: 'failed'; error: FetchErrorKind; retryAfterMs?: number }> {
-    let status: number;
-    let text: string;
-    let retryAfter: string | string[] | undefined;
-    try {
-      const res = await this.pool.request({ method: 'GET', path: `${this.basePath}/api/v1/influencers/${pk}` });
-      status = res.statusCode;
-      retryAfter = res.headers['retry-after'];
-      text = await res.body.text();
-    } catch (err) {
-      const code = (err as { code?: string }).code ?? '';
-      return { kind: 'failed', error: /TIMEOUT/.test(code) ? 'timeout' : 'connect' };
-    }
-    if (status === 200) {
-      let body: unknown;
-      try { body = JSON.parse(text); } catch { return { kind: 'failed', error: 'malformed_json' }; }
-      const v = validateInfluencer(pk, body);
-      return typeof v === 'string' ? { kind: 'failed', error: 'invalid_payload' } : { kind: 'ok', influencer: v };
-    }
-    if ((status === 400 || status === 500 || status === 404) && text.includes(NOT_FOUND)) {
-      try {
-        if ((JSON.parse(text) as { error?: { name?: string } }).error?.name === NOT_FOUND) return { kind: 'not_found' };
-      } catch { /* fall through: a broken error body is a server error */ }
-    }
-    if (status === 429) {
-      const seconds = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
-      return { kind: 'failed', error: 'http_429', retryAfterMs: Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 1000 };
-    }
-    return { kind: 'failed', error: status >= 500 ? 'http_5xx' : 'http_other' };
+  /** One request through `dispatch` with a handler that only keeps the body: no promise-wrapped body stream per response. */
+  private once(pk: number): Promise<Attempt> {
+    return new Promise((resolve) => {
+      let status = 0;
+      let retryAfter: string | string[] | undefined;
+      const chunks: Buffer[] = [];
+      let size = 0;
+      this.pool.dispatch({ method: 'GET', path: `${this.basePath}/api/v1/influencers/${pk}` }, {
+        onRequestStart() { /* nothing to set up */ },
+        onResponseStart(_controller, statusCode, headers) {
+          status = statusCode;
+          retryAfter = headers['retry-after'];
+        },
+        onResponseData(controller, chunk) {
+          size += chunk.length;
+          if (size > MAX_BODY_BYTES) controller.abort(new BodyTooLarge());
+          else chunks.push(chunk);
+        },
+        onResponseEnd() {
+          const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
+          resolve(answer(pk, status, text, retryAfter));
+        },
+        onResponseError(_controller, err) {
+          if (err instanceof BodyTooLarge) return resolve({ kind: 'failed', error: 'invalid_payload' });
+          const code = (err as { code?: string }).code ?? '';
+          resolve({ kind: 'failed', error: /TIMEOUT/.test(code) ? 'timeout' : 'connect' });
+        },
+      });
+    });
   }
 
   async close(): Promise<void> {

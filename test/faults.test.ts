@@ -1,6 +1,8 @@
 // A Mockstagram that misbehaves (5xx, 429 with Retry-After, hangs, malformed JSON, wrong-typed
 // fields, added latency) and pks it does not know: the node does not crash, counts each kind,
 // stores nothing malformed, and asks an unknown pk again only rarely.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { checkStore, intervalStart, range, sleep, startCluster, PK_MIN } from './helpers/cluster.js';
 import type { SchedulerStats } from '../lib/scheduler.js';
@@ -47,6 +49,20 @@ t.test('client: not found, retries, Retry-After, timeouts', async (t) => {
   const timing = new MockstagramClient(hanging.url, { connections: 2, timeoutMs: 200, maxAttempts: 2 });
   t.teardown(() => timing.close());
   t.match(await timing.fetch(1_000_001, Date.now() + 5000), { kind: 'failed', error: 'timeout', attempts: 2 });
+});
+
+t.test('client: an answer far larger than an influencer is refused unread, and the pool keeps working', async (t) => {
+  const huge = JSON.stringify({ pk: 7, username: 'x'.repeat(200_000), followerCount: 1, followingCount: 1 });
+  const server = createServer((req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(req.url?.endsWith('/7') ? huge : JSON.stringify({ pk: 8, username: 'eight', followerCount: 2, followingCount: 3 }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const client = new MockstagramClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { connections: 1, timeoutMs: 1000, maxAttempts: 1 });
+  t.teardown(() => client.close());
+  t.match(await client.fetch(7, Date.now() + 2000), { kind: 'failed', error: 'invalid_payload' });
+  t.match(await client.fetch(8, Date.now() + 2000), { kind: 'ok', influencer: { pk: 8, followerCount: 2, followingCount: 3 } });
 });
 
 t.test('a node against a faulty mock: no crash, counters by kind, nothing malformed stored', async (t) => {
