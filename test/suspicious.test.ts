@@ -48,6 +48,16 @@ const totalsOf = (pk: number): InfluencerTotals => ({
   followerCount: 10_000 + (pk % 100), followingCount: 2000, username: `influencer-${pk}`, previousFollowerCount: null, previousAt: null,
 });
 
+/** The influencers collection of a fresh database, with a document for each of `pks`. */
+async function influencersOf(t: Parameters<Parameters<typeof t.test>[1]>[0], pks: number[]) {
+  const svc = await services(t);
+  const mongo = createMongo(svc.mongoUrl);
+  t.teardown(() => mongo.close());
+  const { influencers } = collections(await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log));
+  if (pks.length > 0) await influencers.insertMany(pks.map((pk) => ({ _id: pk, username: `influencer-${pk}`, firstAt: new Date(0) })));
+  return influencers;
+}
+
 /** n pks spread evenly over the period (the checker only uses the hashes for timing). */
 function owned(pks: number[]) {
   const hashes = new Uint32Array(pks.map((_, i) => Math.floor(((i + 0.5) / pks.length) * 2 ** 32)));
@@ -55,17 +65,12 @@ function owned(pks: number[]) {
 }
 
 t.test('each owned pk is checked and its flag stored; failures are counted, not stored', async (t) => {
-  const svc = await services(t);
-  const mongo = createMongo(svc.mongoUrl);
-  const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
-  t.teardown(() => mongo.close());
-  const { influencers } = collections(db);
   const pks = range(PK_MIN, 12);
   const NO_DATA = PK_MIN + 8;
   const NOT_FOUND = PK_MIN + 9;
   const FAILING = PK_MIN + 10;
   const MALFORMED = PK_MIN + 11;
-  await influencers.insertMany(pks.filter((pk) => pk !== NO_DATA).map((pk) => ({ _id: pk, username: `influencer-${pk}`, firstAt: new Date(0) })));
+  const influencers = await influencersOf(t, pks.filter((pk) => pk !== NO_DATA));
   const mock = await recordingServer(t, 100, (pk) => {
     if (pk === NOT_FOUND) return [400, '{"error":{"name":"InfluencerNotFoundError"}}'];
     if (pk === FAILING) return [503, '{"error":{"name":"ServiceUnavailable"}}'];
@@ -102,13 +107,8 @@ t.test('each owned pk is checked and its flag stored; failures are counted, not 
 });
 
 t.test('SUSPICIOUS_POST: the older POST form with the latest counts as body', async (t) => {
-  const svc = await services(t);
-  const mongo = createMongo(svc.mongoUrl);
-  const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
-  t.teardown(() => mongo.close());
-  const { influencers } = collections(db);
   const pks = range(PK_MIN, 4);
-  await influencers.insertMany(pks.map((pk) => ({ _id: pk, username: `influencer-${pk}`, firstAt: new Date(0) })));
+  const influencers = await influencersOf(t, pks);
   const mock = await recordingServer(t, 0, (pk) => [200, JSON.stringify({ pk, suspicious: true })]);
   const checker = new SuspiciousChecker(
     { mockstagramUrl: `${mock.url}/`, intervalMs: 500, concurrency: 4, timeoutMs: 5000, post: true },
@@ -123,12 +123,32 @@ t.test('SUSPICIOUS_POST: the older POST form with the latest counts as body', as
   t.same(bodies.get(PK_MIN + 3), { pk: PK_MIN + 3, username: `influencer-${PK_MIN + 3}`, followerCount: 10_003, followingCount: 2000 }, 'the body is the influencer from its latest totals');
 });
 
+t.test('a checker started mid-period skips the slots already past: no burst at start, then each pk at its slot', async (t) => {
+  const pks = range(PK_MIN, 100);
+  const influencers = await influencersOf(t, pks);
+  const mock = await recordingServer(t, 0, (pk) => [200, JSON.stringify({ pk, suspicious: false })]);
+  const PERIOD = 86_400_000;
+  const periodStart = Math.floor(Date.now() / PERIOD) * PERIOD;
+  // a clock the test moves: 60 % into the day at start
+  let now = periodStart + 0.6 * PERIOD;
+  const checker = new SuspiciousChecker(
+    { mockstagramUrl: mock.url, intervalMs: PERIOD, concurrency: 4, timeoutMs: 5000, post: false, now: () => now },
+    { owned: () => owned(pks), influencers, totals: { read: async (pk) => totalsOf(pk) }, log },
+  );
+  checker.start();
+  t.teardown(() => checker.stop());
+  await sleep(1500);
+  t.equal(mock.seen.length, 0, 'the 60 pks whose slots passed before the start are not asked at once');
+  now = periodStart + 0.7 * PERIOD;
+  await until(() => mock.seen.length >= 10, 10_000, 'the pks due between 60 % and 70 % of the day');
+  await sleep(1500);
+  const asked = mock.seen.map((r) => Number(/\/(\d+)\/is_suspicious$/.exec(r.url)?.[1])).sort((a, b) => a - b);
+  t.same(asked, range(PK_MIN + 60, 10), 'exactly the ten pks whose slots came, once each');
+  t.equal(checker.stats().missed, 0);
+});
+
 t.test('a check still running is not started again; stop() aborts what is in flight', async (t) => {
-  const svc = await services(t);
-  const mongo = createMongo(svc.mongoUrl);
-  const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
-  t.teardown(() => mongo.close());
-  const { influencers } = collections(db);
+  const influencers = await influencersOf(t, []);
   const mock = await recordingServer(t, 60_000, (pk) => [200, JSON.stringify({ pk, suspicious: false })]);
   const checker = new SuspiciousChecker(
     { mockstagramUrl: mock.url, intervalMs: 200, concurrency: 4, timeoutMs: 120_000, post: false },
