@@ -39,6 +39,7 @@ export const SETTINGS = {
   requestTimeoutMs: { env: 'REQUEST_TIMEOUT_MS', flag: 'request-timeout-ms', kind: 'int', min: 10, def: () => '5000', help: 'timeout of one Mockstagram request' },
   flushMaxSamples: { env: 'FLUSH_MAX_SAMPLES', flag: 'flush-max-samples', kind: 'int', min: 1, def: () => '1000', help: 'write a batch to MongoDB once this many samples are buffered' },
   flushMaxAgeMs: { env: 'FLUSH_MAX_AGE_MS', flag: 'flush-max-age-ms', kind: 'int', min: 10, def: () => '1000', help: '…or once the oldest buffered sample is this old' },
+  writeConcurrency: { env: 'WRITE_CONCURRENCY', flag: 'write-concurrency', kind: 'int', min: 1, max: 64, def: () => '3', help: 'batches written to MongoDB at once (their Redis totals steps keep batch order)' },
   bufferMaxSamples: { env: 'BUFFER_MAX_SAMPLES', flag: 'buffer-max-samples', kind: 'int', min: 1, def: () => '2000000', help: 'samples held while MongoDB is unreachable; past it the oldest are dropped (counted, logged)' },
   metricsPort: { env: 'METRICS_PORT', flag: 'metrics-port', kind: 'int', min: 0, max: 65535, def: () => '0', help: 'port of the HTTP server for Prometheus /metrics, /healthz and /readyz (0 = off)' },
   metricsHost: { env: 'METRICS_HOST', flag: 'metrics-host', kind: 'host', def: () => '127.0.0.1', help: 'address the metrics server listens on (0.0.0.0 or :: for every interface)' },
@@ -67,6 +68,7 @@ export interface Config {
   requestTimeoutMs: number;
   flushMaxSamples: number;
   flushMaxAgeMs: number;
+  writeConcurrency: number;
   bufferMaxSamples: number;
   metricsPort: number;
   metricsHost: string;

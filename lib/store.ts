@@ -94,8 +94,11 @@ export class BatchWriter {
     return { samples, token: randomInt(1, 2 ** 47) * 2 + 1, attempts: 0 };
   }
 
-  /** Runs the steps not yet done; throws if one fails (call again to retry). */
-  async write(batch: PendingBatch): Promise<void> {
+  /**
+   * Runs the steps not yet done; throws if one fails (call again to retry). Step 2 waits for
+   * `totalsTurn`, so batches written at once reach the running totals in the order they were made.
+   */
+  async write(batch: PendingBatch, totalsTurn?: Promise<unknown>): Promise<void> {
     batch.attempts++;
     if (!batch.stored) {
       const { stored, duplicates, rejected } = await this.insertPoints(batch.samples, batch.token, batch.attempts > 1);
@@ -104,6 +107,7 @@ export class BatchWriter {
       batch.rejected = rejected;
     }
     if (!batch.fresh) {
+      await totalsTurn;
       try {
         batch.fresh = (await this.totals.apply(batch.stored, batch.token)) ?? [];
       } catch (err) {

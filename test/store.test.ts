@@ -6,7 +6,8 @@ import { MongoClient } from 'mongodb';
 import { createLogger } from '../lib/log.js';
 import { connectMongo, createMongo } from '../lib/mongo.js';
 import { connectRedis, createRedis } from '../lib/redis.js';
-import { BatchWriter, collections, pointId, type Sample } from '../lib/store.js';
+import { BatchWriter, collections, pointId, type PendingBatch, type Sample } from '../lib/store.js';
+import { SampleWriter } from '../lib/sample-writer.js';
 import { Totals } from '../lib/totals.js';
 import { ClusterLock } from '../lib/locks.js';
 import { TotalsRebuilder } from '../lib/rebuild.js';
@@ -90,6 +91,40 @@ t.test('an older sample arriving late counts in the average but does not replace
   await writer.write(BatchWriter.batch([sample(5, 49, 6000)]));
   t.match(await totals.read(5), { samples: 2, followerSum: 13000, followerMin: 6000, latestAt: 50 * 60_000, followerCount: 7000 });
   t.same(await totals.summary(), { influencers: 1, averageFollowers: 7000 });
+});
+
+t.test('batches written at once: inserts overlap, totals are applied in batch order', async (t) => {
+  const { db, totals } = await setup(t);
+  // the real writer, with the first batch held back before its insert
+  let inProgress = 0;
+  let maxInProgress = 0;
+  let calls = 0;
+  class HeldFirst extends BatchWriter {
+    override async write(batch: PendingBatch, turn?: Promise<unknown>): Promise<void> {
+      const first = calls++ === 0;
+      maxInProgress = Math.max(maxInProgress, ++inProgress);
+      try {
+        if (first) await new Promise((r) => setTimeout(r, 800));
+        await super.write(batch, turn);
+      } finally {
+        inProgress--;
+      }
+    }
+  }
+  const writer = new SampleWriter(new HeldFirst(db, totals), { flushMaxSamples: 2, flushMaxAgeMs: 50, bufferMaxSamples: 1000, writeConcurrency: 3 }, log);
+  const order: number[] = [];
+  writer.on('batch', (b: { stored: Sample[] }) => order.push(b.stored[0]!.at / 60_000));
+  // three batches of pks 1 and 2: minutes 10, 11, 12
+  for (const minute of [10, 11, 12]) for (const pk of [1, 2]) writer.add(sample(pk, minute, 1000 * pk + minute));
+  t.ok(await writer.flushAll(10_000), 'everything written');
+  t.equal(maxInProgress, 3, 'three batches in flight at once');
+  t.same(order, [10, 11, 12], 'each batch completes after the one made before it');
+  for (const pk of [1, 2]) {
+    t.match(await totals.read(pk), { samples: 3, followerSum: 3 * 1000 * pk + 33, latestAt: 12 * 60_000, followerCount: 1000 * pk + 12, previousFollowerCount: 1000 * pk + 11, previousAt: 11 * 60_000 },
+      `pk ${pk}: latest and previous as if written one batch at a time`);
+  }
+  t.equal(await collections(db).timeline.countDocuments({}), 6);
+  writer.close();
 });
 
 t.test('rank: strictly higher counts + 1, ties share a rank', async (t) => {
