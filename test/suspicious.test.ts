@@ -46,7 +46,18 @@ async function recordingServer(t: Parameters<Parameters<typeof t.test>[1]>[0], d
 const totalsOf = (pk: number): InfluencerTotals => ({
   samples: 3, followerSum: 30_000, followerMin: 9000, followerMax: 11_000, latestAt: 0,
   followerCount: 10_000 + (pk % 100), followingCount: 2000, username: `influencer-${pk}`, previousFollowerCount: null, previousAt: null,
+  suspicious: null, suspiciousAt: null,
 });
+
+/** Totals that answer totalsOf(pk) (null for `noData`) and keep the flags stored next to them. */
+function fakeTotals(noData?: number) {
+  const flags = new Map<number, { suspicious: boolean; at: number }>();
+  return {
+    flags,
+    read: async (pk: number) => (pk === noData ? null : totalsOf(pk)),
+    setSuspicious: async (pk: number, suspicious: boolean, at: number) => { flags.set(pk, { suspicious, at }); },
+  };
+}
 
 /** n pks spread evenly over the period (the checker only uses the hashes for timing). */
 function owned(pks: number[]) {
@@ -65,6 +76,7 @@ t.test('each owned pk is checked and its flag stored; failures are counted, not 
   const NOT_FOUND = PK_MIN + 9;
   const FAILING = PK_MIN + 10;
   const MALFORMED = PK_MIN + 11;
+  const totals = fakeTotals(NO_DATA);
   await influencers.insertMany(pks.filter((pk) => pk !== NO_DATA).map((pk) => ({ _id: pk, username: `influencer-${pk}`, firstAt: new Date(0) })));
   const mock = await recordingServer(t, 100, (pk) => {
     if (pk === NOT_FOUND) return [400, '{"error":{"name":"InfluencerNotFoundError"}}'];
@@ -74,7 +86,7 @@ t.test('each owned pk is checked and its flag stored; failures are counted, not 
   });
   const checker = new SuspiciousChecker(
     { mockstagramUrl: mock.url, intervalMs: 1000, concurrency: 2, timeoutMs: 5000, post: false, retryMs: 50, maxTries: 3 },
-    { owned: () => owned(pks), influencers, totals: { read: async (pk) => (pk === NO_DATA ? null : totalsOf(pk)) }, log },
+    { owned: () => owned(pks), influencers, totals, log },
   );
   const started = Date.now();
   checker.start();
@@ -87,7 +99,9 @@ t.test('each owned pk is checked and its flag stored; failures are counted, not 
   for (const d of docs.filter((d) => d._id < NO_DATA)) {
     t.equal(d.suspicious, d._id % 2 === 0, `pk ${d._id}: the answer is stored`);
     t.ok(d.suspiciousAt instanceof Date && d.suspiciousAt.getTime() >= started - 1000, `pk ${d._id}: with the time of the check`);
+    t.same(totals.flags.get(d._id), { suspicious: d.suspicious, at: d.suspiciousAt?.getTime() }, `pk ${d._id}: the same answer next to its totals`);
   }
+  t.same([...totals.flags.keys()].filter((pk) => pk >= NO_DATA), [], 'nothing next to the totals of the others');
   t.same(docs.filter((d) => d._id >= NO_DATA).map((d) => d.suspicious), [undefined, undefined, undefined], 'no flag for not-found, failed or malformed answers');
   t.notOk(docs.some((d) => d._id === NO_DATA), 'a pk with no stored sample gets no half-made document');
   const s: SuspiciousStats = checker.stats();
@@ -112,7 +126,7 @@ t.test('SUSPICIOUS_POST: the older POST form with the latest counts as body', as
   const mock = await recordingServer(t, 0, (pk) => [200, JSON.stringify({ pk, suspicious: true })]);
   const checker = new SuspiciousChecker(
     { mockstagramUrl: `${mock.url}/`, intervalMs: 500, concurrency: 4, timeoutMs: 5000, post: true },
-    { owned: () => owned(pks), influencers, totals: { read: async (pk) => totalsOf(pk) }, log },
+    { owned: () => owned(pks), influencers, totals: fakeTotals(), log },
   );
   checker.start();
   t.teardown(() => checker.stop());
@@ -132,7 +146,7 @@ t.test('a check still running is not started again; stop() aborts what is in fli
   const mock = await recordingServer(t, 60_000, (pk) => [200, JSON.stringify({ pk, suspicious: false })]);
   const checker = new SuspiciousChecker(
     { mockstagramUrl: mock.url, intervalMs: 200, concurrency: 4, timeoutMs: 120_000, post: false },
-    { owned: () => owned([PK_MIN]), influencers, totals: { read: async (pk) => totalsOf(pk) }, log },
+    { owned: () => owned([PK_MIN]), influencers, totals: fakeTotals(), log },
   );
   checker.start();
   await until(() => checker.stats().skippedBusy >= 2, 30_000, 'the pk due again while its check hangs');
@@ -155,6 +169,10 @@ t.test('a node checks its pks (GET form, mock answering at once) and reports it 
   t.same(stats.errors, {});
   await until(async () => (JSON.parse((await c.redis.get(`${c.svc.cluster}:node:s1`)) ?? '{}').stats?.suspicious?.checked ?? 0) > 0, 10_000, 'the member card carries the counters');
   t.pass('the member card (and so status --json) carries the counters');
+  await node.stop();
+  const stored = await influencers.find({}).sort({ _id: 1 }).toArray();
+  const copies = await Promise.all(stored.map(async (d) => (await c.totals.read(d._id))!));
+  t.same(copies.map((x) => [x.suspicious, x.suspiciousAt]), stored.map((d) => [d.suspicious, d.suspiciousAt?.getTime()]), 'the same answers next to the totals, which the page reads');
 });
 
 t.test('SUSPICIOUS_POST=true: a node uses the POST form', async (t) => {
