@@ -74,8 +74,9 @@ export class BenchCluster {
     };
   }
 
-  spawn(id: string): NodeProcess {
-    const child = track(process.execPath, [BIN, 'start'], { cwd: ROOT, env: this.env(id) });
+  /** `influencer-node start` as node `id`, or another command (`serve`) with the cluster's settings. */
+  spawn(id: string, args = ['start']): NodeProcess {
+    const child = track(process.execPath, [BIN, ...args], { cwd: ROOT, env: this.env(id) });
     const node = { id, child, pid: child.pid!, warnings: new Map<string, number>() };
     let partial = '';
     child.stderr?.on('data', (d: Buffer) => {

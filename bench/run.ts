@@ -10,13 +10,15 @@ import { failover } from './failover.js';
 import { benchMock } from './mock.js';
 import { machineInfo, round } from './proc.js';
 import { appendBenchmarks, formatDuration, gitCommit, textTable, writeJson, type RunInfo, type ScenarioOutcome, type Table } from './report.js';
+import { readSide } from './read-side.js';
 import { benchRing } from './ring.js';
 import { scaleOut } from './scale-out.js';
 import { killAll, startFerret, startMockProcess, startRedis } from './services.js';
 import { singleNode } from './single-node.js';
-import { failoverTables, mockTables, ringTables, scaleOutTables, singleNodeTables, type RingResult } from './tables.js';
+import { failoverTables, mockTables, readSideTables, ringTables, scaleOutTables, singleNodeTables, type RingResult } from './tables.js';
 
 const MINUTE = 60_000;
+const READ_SIDE_PKS = 1_000_000;
 
 /** What each mode runs. Quick compresses time 6× (10 s intervals) and keeps the samples/s of the full run. */
 function plan(quick: boolean) {
@@ -36,6 +38,10 @@ function plan(quick: boolean) {
       ? { pks: 4000, intervalMs: 2000, ttlMs: 1500, concurrency: 256, flushMaxAgeMs: flush(2000), intervalsAfter: 1 }
       : { pks: 30_000, intervalMs: 10_000, ttlMs: 3000, concurrency: 256, flushMaxAgeMs: flush(10_000), intervalsAfter: 2 },
     mock: { seconds: quick ? 5 : 10, connections: 50 },
+    // quick: a fiftieth of the pks and a second per route, so the whole quick run keeps to its 2 minutes
+    readSide: quick
+      ? { pks: READ_SIDE_PKS / 50, timelinePks: 2, seconds: 1, warmUpS: 0.3, connections: 50, timelineConnections: 2, timelineRequests: 4 }
+      : { pks: READ_SIDE_PKS, timelinePks: 20, seconds: 5, warmUpS: 1, connections: 50, timelineConnections: 2, timelineRequests: 8 },
   };
 }
 
@@ -96,6 +102,12 @@ async function main(): Promise<number> {
     { id: 2, name: 'Scale-out', run: async () => { const r = await scaleOut(servers(), { ...p.scaleOut, cores: machine.cores, deadline }, progress); return { result: r, tables: scaleOutTables(r) }; } },
     { id: 4, name: 'Failover (SIGKILL of one of three nodes)', run: async () => { const r = await failover(servers(), { ...p.failover, deadline }, progress); return { result: r, tables: failoverTables(r) }; } },
     {
+      id: 6, name: 'Read side (serve)', run: async () => {
+        const r = await readSide(servers(), { ...p.readSide, deadline, cores: machine.cores }, progress);
+        return { result: r, tables: readSideTables(r, READ_SIDE_PKS) };
+      },
+    },
+    {
       id: 1, name: 'Single node, rising pks', run: async () => {
         const r = await singleNode(servers(), { ...p.single, deadline, cores: machine.cores }, progress);
         return { result: { ...r, timeCompressed: p.scale }, tables: singleNodeTables(r, p.scale) };
@@ -104,7 +116,7 @@ async function main(): Promise<number> {
   ];
 
   // quick: the single node first, where its 10 s boundaries waste least; full: last, climbing with the time left
-  const order = quick ? [1, 3, 5, 4, 2] : [3, 5, 2, 4, 1];
+  const order = quick ? [1, 3, 5, 6, 4, 2] : [3, 5, 6, 2, 4, 1];
   scenarios.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
   const outcomes: ScenarioOutcome[] = [];
   for (const sc of scenarios) {
