@@ -76,9 +76,9 @@ export class BenchCluster {
     };
   }
 
-  /** `nodeArgs`: options for node itself, e.g. `--cpu-prof` */
-  spawn(id: string, nodeArgs: string[] = []): NodeProcess {
-    const child = track(process.execPath, [...nodeArgs, BIN, 'start'], { cwd: ROOT, env: this.env(id) });
+  /** `influencer-node start` as node `id`, or another command (`serve`) with the cluster's settings; `nodeArgs`: options for node itself, e.g. `--cpu-prof` */
+  spawn(id: string, args = ['start'], nodeArgs: string[] = []): NodeProcess {
+    const child = track(process.execPath, [...nodeArgs, BIN, ...args], { cwd: ROOT, env: this.env(id) });
     const node = { id, child, pid: child.pid!, warnings: new Map<string, number>() };
     let partial = '';
     child.stderr?.on('data', (d: Buffer) => {

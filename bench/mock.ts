@@ -1,21 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-
-/** The slice of autocannon 8's API used here (it ships no types). */
-interface AutocannonRequest { method?: string; path?: string }
-interface AutocannonResult {
-  duration: number;
-  errors: number;
-  non2xx: number;
-  requests: { total: number; average: number };
-  latency: { p50: number; p99: number };
-}
-type Autocannon = (opts: {
-  url: string; connections: number; duration: number; requests?: AutocannonRequest[];
-}) => Promise<AutocannonResult>;
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+import { autocannon, randomPkRequests } from './autocannon.js';
 
 export interface MockBenchOptions { seconds: number; connections: number }
 export interface MockBenchResult { requestsPerSec: number; p50Ms: number; p99Ms: number; mockCpuPercent: number }
@@ -54,23 +40,12 @@ function cpuSample(child: ChildProcess): Promise<CpuSample> {
   });
 }
 
-/**
- * A fixed set of random valid pks, each request built once: autocannon's per-request
- * setupRequest costs it about half its throughput, which would make the client the bottleneck.
- */
-function randomPkRequests(n: number): AutocannonRequest[] {
-  return Array.from({ length: n }, () => ({
-    method: 'GET',
-    path: `/api/v1/influencers/${PK_MIN + Math.floor(Math.random() * COUNT)}`,
-  }));
-}
-
 /** Loads a mock in a child process with autocannon from this one; reports throughput, latency and the mock's CPU. */
 export async function benchMock(opts: MockBenchOptions): Promise<MockBenchResult> {
   const { child, port } = await startChild();
   try {
     const url = `http://127.0.0.1:${port}`;
-    const requests = randomPkRequests(PATHS);
+    const requests = randomPkRequests(PATHS, PK_MIN, COUNT, (pk) => `/api/v1/influencers/${pk}`);
     await autocannon({ url, connections: opts.connections, duration: WARM_UP_S, requests });
     const before = await cpuSample(child);
     const result = await autocannon({ url, connections: opts.connections, duration: opts.seconds, requests });

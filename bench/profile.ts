@@ -49,7 +49,7 @@ export async function profileNode(infra: Infra, o: ProfileOptions, progress: (li
   const before = new Set(readdirSync(dir));
   const c = new BenchCluster(infra, o);
   try {
-    c.spawn(NODE, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+    c.spawn(NODE, ['start'], ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
     await c.settled([NODE], 60_000);
     // a whole interval of warm-up, so the catch-up of the first interval is not measured
     const start = nextBoundary(Date.now() + o.intervalMs, o.intervalMs);

@@ -1,5 +1,6 @@
 // Each scenario's result as readable tables (the same ones go to stdout and BENCHMARKS.md).
 import type { MockBenchResult } from './mock.js';
+import type { ReadSideResult } from './read-side.js';
 import type { FailoverResult } from './failover.js';
 import type { ProfileResult } from './profile.js';
 import { round } from './proc.js';
@@ -109,6 +110,37 @@ export function mockTables(r: MockOutcome, cores: number): Table[] {
     rows: [[r.requestsPerSec, r.p50Ms, r.p99Ms, r.mockCpuPercent, usPerReq, ceiling, r.clientCpuPercent, bottleneck]],
     notes: ['one-core ceiling: 1 s / the mock\'s CPU per request, what it would serve with a core to itself and a faster client'],
   }];
+}
+
+/** `fullPks`: the tracked pks of the full run, when this one used fewer. */
+export function readSideTables(r: ReadSideResult, fullPks: number): Table[] {
+  const pks = r.pks.toLocaleString('en-US');
+  const fewer = r.pks < fullPks ? ` (quick: ${pks} tracked pks, not ${fullPks.toLocaleString('en-US')})` : '';
+  const routes: Table = {
+    title: `6. Read side: influencer-node serve over ${pks} tracked pks${fewer}, autocannon ${r.seconds} s per route (the timeline: a number of requests)`,
+    columns: ['route', 'connections', 'requests', 'seconds', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'CPU% serve', 'serve µs CPU/req', 'serve one-core req/s',
+      'redis', 'ferretdb', 'autocannon', 'machine', 'bottleneck'],
+    rows: r.routes.map((x) => [x.route, x.connections, x.requests, x.seconds, x.requestsPerSec, x.p50Ms, x.p99Ms, x.errors, x.non2xx, x.cpu.serve, x.serveCpuUsPerRequest,
+      x.serveCpuUsPerRequest ? round(1e6 / x.serveCpuUsPerRequest) : null, x.cpu.redis, x.cpu.ferretdb, x.cpu.autocannon, x.cpu.machine, x.bottleneck]),
+    notes: [
+      `requests: ${r.routes.map((x) => `${x.route} ${x.path}`).join('; ')}; the page takes random tracked pks, the timeline the ${r.seed.timelinePks} pks with points (T: the end of their day)`,
+      'influencer page: one Redis hash (figures and suspicious flag) and a rank (ZSCORE + ZCOUNT); top lists: one ZREVRANGE and an HMGET per row; stats: ZCARD and HGET; timeline: one _id range of MongoDB',
+      `timeline: FerretDB 1.24 does not push an _id range down to SQLite (nor use its _id index), so every request reads the whole timeline collection: ${r.seed.timelinePoints.toLocaleString('en-US')} points here, where nodes tracking 1M pks store 1.44 billion a day; on MongoDB it is an index range`,
+      'serve one-core req/s: 1 s / serve\'s CPU per request, what it would answer with a core to itself (Redis and FerretDB apart); CPU at 100 clock ticks a second: rough for a few requests',
+      'CPU% is of one core; autocannon runs in the bench process; machine is the whole machine (other processes included), 100 % = every core busy',
+    ],
+  };
+  const seed: Table = {
+    title: '6. Read side: seeded state',
+    columns: ['what', 'how', 'count', 'seconds', 'Redis MB'],
+    rows: [
+      ['totals, rank, growth, suspicious flag', 'the Lua script of the write path, two samples per pk; Totals.setSuspicious', r.pks, r.seed.redisS, round(r.seed.redisBytes / MB, 1)],
+      ['one-minute points, a day per pk', 'BatchWriter (points, totals, influencer documents)', `${r.seed.timelinePks} pks, ${r.seed.timelinePoints.toLocaleString('en-US')} points`, r.seed.timelineS, null],
+      ['total', '', null, r.seed.totalS, null],
+    ],
+    notes: [`Redis: ${round(r.seed.redisBytes / r.pks)} B per tracked pk; no other influencer documents in MongoDB: no route reads them`],
+  };
+  return [routes, seed];
 }
 
 /** The shape benchRing() returns (bench/ring.ts). */

@@ -154,7 +154,7 @@ class ApiRoutes {
   }
 
   private async influencer(pk: number): Promise<unknown> {
-    const [summary, totals] = await Promise.all([readSummary(this.deps.db, this.totals, pk), totalsState(this.deps.redis, this.deps.config.cluster)]);
+    const [summary, totals] = await Promise.all([readSummary(this.totals, pk), totalsState(this.deps.redis, this.deps.config.cluster)]);
     if (!summary) throw noData(pk);
     // while Redis's totals are rebuilt the rank would be wrong: say so instead of giving one
     return totals === 'ready' ? { ...summary, totals } : { ...summary, rank: null, totals, note: 'rank and averages are being rebuilt from MongoDB' };

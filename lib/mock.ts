@@ -66,7 +66,7 @@ const NOT_FOUND_PATH = staticReply(404, '{"error":{"name":"NotFoundError"}}');
 const UNAVAILABLE = staticReply(503, '{"error":{"name":"ServiceUnavailable"}}');
 
 /** sfc32 seeded through splitmix32, with Box–Muller normals: small, fast and reproducible. */
-class Random {
+export class Random {
   private a: number;
   private b: number;
   private c: number;
@@ -113,8 +113,11 @@ const CHUNK_BITS = 12;
 const CHUNK_SIZE = 1 << CHUNK_BITS;
 const CHUNK_MASK = CHUNK_SIZE - 1;
 
-/** Influencer counts by pk index, in typed-array chunks allocated on first use (0 following = not yet created). */
-class InfluencerTable {
+/**
+ * Influencer counts by pk index, in typed-array chunks allocated on first use (0 following = not yet
+ * created). Exported for the benchmark, which seeds the counts nodes would have stored.
+ */
+export class InfluencerTable {
   private readonly followers: (Int32Array | undefined)[];
   private readonly following: (Int32Array | undefined)[];
   created = 0;
@@ -153,6 +156,11 @@ class InfluencerTable {
     this.followerCount = f[at] = Math.min(followers, COUNT_CEILING);
     this.followingCount = g[at] = Math.min(following, COUNT_CEILING);
   }
+}
+
+/** The mock's is_suspicious answer: few followers per account followed. */
+export function isSuspicious(followerCount: number, followingCount: number): boolean {
+  return followerCount / followingCount <= SUSPICIOUS_RATIO;
 }
 
 function resolveOptions(options: Partial<MockOptions>): MockOptions {
@@ -262,7 +270,7 @@ export async function startMock(options: Partial<MockOptions> = {}): Promise<Moc
   const suspiciousDelay = (): number =>
     o.suspiciousDelayScale > 0 ? Math.max(0, 1000 + 1000 * delayRng.normal()) * o.suspiciousDelayScale : 0;
   const suspiciousBody = (pk: number, f: number, g: number): string =>
-    `{"pk":${pk},"suspicious":${f / g <= SUSPICIOUS_RATIO}}`;
+    `{"pk":${pk},"suspicious":${isSuspicious(f, g)}}`;
 
   const influencer = (res: ServerResponse, pk: number): void => {
     const u = faultRng.next();

@@ -49,15 +49,12 @@ export function ratio(followers: number, following: number): number | null {
 }
 
 /**
- * One influencer's latest figures: its running totals and rank from Redis (a hash and a
- * sorted-set count) and its suspicious flag from its document by _id. Null when the pk has no data.
+ * One influencer's latest figures: its running totals and suspicious flag (one Redis hash) and its
+ * rank (a sorted-set count). No MongoDB read: on FerretDB 1.24 (SQLite) even a lookup by _id scans
+ * the collection. Null when the pk has no data.
  */
-export async function readSummary(db: Db, totals: Totals, pk: number): Promise<InfluencerSummary | null> {
-  const [t, rank, doc] = await Promise.all([
-    totals.read(pk),
-    totals.rank(pk),
-    collections(db).influencers.findOne({ _id: pk }, { projection: { suspicious: 1, suspiciousAt: 1 } }),
-  ]);
+export async function readSummary(totals: Totals, pk: number): Promise<InfluencerSummary | null> {
+  const [t, rank] = await Promise.all([totals.read(pk), totals.rank(pk)]);
   if (!t) return null;
   return {
     pk,
@@ -73,8 +70,8 @@ export async function readSummary(db: Db, totals: Totals, pk: number): Promise<I
     rank,
     growth: t.previousFollowerCount === null ? null : t.followerCount - t.previousFollowerCount,
     previousAt: t.previousAt === null ? null : new Date(t.previousAt).toISOString(),
-    suspicious: doc?.suspicious ?? null,
-    suspiciousAt: doc?.suspiciousAt ? doc.suspiciousAt.toISOString() : null,
+    suspicious: t.suspicious,
+    suspiciousAt: t.suspiciousAt === null ? null : new Date(t.suspiciousAt).toISOString(),
   };
 }
 
@@ -120,7 +117,7 @@ export function hourly(points: TimelinePoint[]): HourlyPoint[] {
 
 /** One influencer with its timeline in [from, to); null when the pk has no data. */
 export async function readInfluencer(db: Db, totals: Totals, pk: number, from: number, to: number): Promise<InfluencerView | null> {
-  const [summary, points] = await Promise.all([readSummary(db, totals, pk), readPoints(db, pk, from, to)]);
+  const [summary, points] = await Promise.all([readSummary(totals, pk), readPoints(db, pk, from, to)]);
   if (!summary) return null;
   return { ...summary, range: { from: new Date(from).toISOString(), to: new Date(to).toISOString() }, points };
 }

@@ -115,11 +115,14 @@ export class TotalsRebuilder {
     const last = Number((await this.redis.hget(this.keys.rebuild, 'last')) ?? -1);
     const { timeline, influencers } = collections(this.db);
     const points = timeline.find({ _id: { $gt: pointId(last, 9_999_999_999_999) }, t: { $lt: new Date(T) } }, { projection: { pk: 1, t: 1, f: 1, g: 1 } }).sort({ _id: 1 });
-    const names = influencers.find({ _id: { $gt: last } }, { projection: { username: 1 } }).sort({ _id: 1 });
-    let nextName = await names.next();
-    const usernameOf = async (pk: number): Promise<string> => {
-      while (nextName && nextName._id < pk) nextName = await names.next();
-      return nextName && nextName._id === pk ? nextName.username : '';
+    const docs = influencers.find({ _id: { $gt: last } }, { projection: { username: 1, suspicious: 1, suspiciousAt: 1 } }).sort({ _id: 1 });
+    let nextDoc = await docs.next();
+    // the username and the daily suspicious flag of a pk, from its influencer document
+    const documentOf = async (pk: number): Promise<[string, string, number]> => {
+      while (nextDoc && nextDoc._id < pk) nextDoc = await docs.next();
+      const doc = nextDoc && nextDoc._id === pk ? nextDoc : undefined;
+      if (doc?.suspicious === undefined || !doc.suspiciousAt) return [doc?.username ?? '', '0', -1];
+      return [doc.username, doc.suspicious ? '1' : '0', doc.suspiciousAt.getTime()];
     };
     let merged = 0;
     let batch: (string | number)[] = [];
@@ -137,7 +140,7 @@ export class TotalsRebuilder {
     const close = async (): Promise<void> => {
       if (!cur) return;
       keys.push(this.keys.influencer(cur.pk));
-      batch.push(cur.pk, cur.n, cur.s, cur.mn, cur.mx, cur.at, cur.f, cur.g, cur.pat, cur.pf, await usernameOf(cur.pk));
+      batch.push(cur.pk, cur.n, cur.s, cur.mn, cur.mx, cur.at, cur.f, cur.g, cur.pat, cur.pf, ...await documentOf(cur.pk));
       if (keys.length >= MERGE_BATCH) await flush();
     };
     try {
@@ -159,7 +162,7 @@ export class TotalsRebuilder {
       await flush();
     } finally {
       await points.close();
-      await names.close();
+      await docs.close();
     }
     return merged;
   }

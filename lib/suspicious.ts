@@ -24,7 +24,7 @@ export interface SuspiciousDeps {
   /** the node's owned pks, sorted by hash (the same object until ownership changes) */
   owned: () => OwnedPks;
   influencers: Collection<InfluencerDoc>;
-  totals: { read(pk: number): Promise<InfluencerTotals | null> };
+  totals: { read(pk: number): Promise<InfluencerTotals | null>; setSuspicious(pk: number, suspicious: boolean, at: number): Promise<void> };
   log: Logger;
 }
 
@@ -50,6 +50,18 @@ export interface SuspiciousStats {
   lastCheckAt: string | null;
 }
 
+/**
+ * Stores one is_suspicious answer on the pk's influencer document (the durable copy, from which a
+ * totals rebuild restores it) and next to its totals in Redis (what the influencer page reads).
+ * False when the pk has no document yet. A failure between the two writes is retried whole: both repeat harmlessly.
+ */
+export async function storeSuspicious(deps: Pick<SuspiciousDeps, 'influencers' | 'totals'>, pk: number, suspicious: boolean, at: number): Promise<boolean> {
+  const r = await deps.influencers.updateOne({ _id: pk }, { $set: { suspicious, suspiciousAt: new Date(at) } });
+  if (r.matchedCount === 0) return false;
+  await deps.totals.setSuspicious(pk, suspicious, at);
+  return true;
+}
+
 const TWO_32 = 2 ** 32;
 const MAX_RETRY_QUEUE = 10_000;
 const TICK_MAX_MS = 1000;
@@ -61,7 +73,7 @@ const NOT_FOUND = 'InfluencerNotFoundError';
  * never hold a polling slot. Pks are walked by hash like the scheduler, so checks are spread over
  * the day and a pk keeps its slot when another node takes it over (a node started or handed pks
  * mid-period checks them from their slot on, so a restart is no burst). The answer is stored on the
- * pk's influencer document (one update per pk per day). At most `concurrency` checks run; nothing
+ * pk's influencer document (one update per pk per day) and copied next to its totals in Redis. At most `concurrency` checks run; nothing
  * queues beyond the cursor: a pk not reached before its period ends is counted as missed.
  */
 export class SuspiciousChecker {
@@ -214,7 +226,7 @@ export class SuspiciousChecker {
     this.retries.push({ pk, notBefore: this.now() + this.retryMs, tries: tries + 1 });
   }
 
-  /** Asks is_suspicious for one pk and stores the answer on its influencer document. */
+  /** Asks is_suspicious for one pk and stores the answer on its influencer document and next to its totals. */
   private async check(pk: number): Promise<Outcome> {
     let totals: InfluencerTotals | null;
     try {
@@ -240,8 +252,7 @@ export class SuspiciousChecker {
     const b = body as { pk?: unknown; suspicious?: unknown } | null;
     if (typeof b !== 'object' || b === null || b.pk !== pk || typeof b.suspicious !== 'boolean') return { kind: 'error', error: 'invalid_payload' };
     try {
-      const r = await this.deps.influencers.updateOne({ _id: pk }, { $set: { suspicious: b.suspicious, suspiciousAt: new Date(this.now()) } });
-      if (r.matchedCount === 0) return { kind: 'no_data' };
+      if (!(await storeSuspicious(this.deps, pk, b.suspicious, this.now()))) return { kind: 'no_data' };
     } catch {
       return { kind: 'error', error: 'store' };
     }

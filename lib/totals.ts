@@ -33,6 +33,9 @@ export interface InfluencerTotals {
   /** followerCount and interval ms of the sample "latest" replaced; null before a second sample */
   previousFollowerCount: number | null;
   previousAt: number | null;
+  /** the daily is_suspicious answer and when it was stored (epoch ms); null until checked */
+  suspicious: boolean | null;
+  suspiciousAt: number | null;
 }
 
 /** The two top lists: by latest followerCount, or by growth (latest minus previous followerCount). */
@@ -104,7 +107,17 @@ export class Totals {
       username: h.u ?? '',
       previousFollowerCount: h.pf === undefined ? null : Number(h.pf),
       previousAt: h.pat === undefined ? null : Number(h.pat),
+      suspicious: h.sus === undefined ? null : h.sus === '1',
+      suspiciousAt: h.sat === undefined ? null : Number(h.sat),
     };
+  }
+
+  /**
+   * Stores the daily is_suspicious answer next to the totals (its durable copy is on the influencer
+   * document), so a page view reads one hash and no MongoDB document.
+   */
+  async setSuspicious(pk: number, suspicious: boolean, at: number): Promise<void> {
+    await this.redis.hset(this.keys.influencer(pk), 'sus', suspicious ? '1' : '0', 'sat', String(at));
   }
 
   /** Whether the pk has at least one sample. */

@@ -14,6 +14,7 @@ import { TotalsRebuilder } from '../lib/rebuild.js';
 import { connectRedis, createRedis } from '../lib/redis.js';
 import { readStatus } from '../lib/status.js';
 import { BatchWriter, collections, type Sample } from '../lib/store.js';
+import { storeSuspicious } from '../lib/suspicious.js';
 import { Totals } from '../lib/totals.js';
 import { until } from './helpers/cluster.js';
 import { services, type Services } from './helpers/servers.js';
@@ -22,11 +23,15 @@ const log = createLogger('silent');
 const MIN = 60_000;
 const HOUR = 3_600_000;
 
-async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<{ svc: Services; redis: Redis; db: Db; writer: BatchWriter; api: ApiServer; get: (path: string) => Promise<{ status: number; headers: Headers; body: any }> }> {
+async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<{ svc: Services; redis: Redis; db: Db; writer: BatchWriter; api: ApiServer; get: (path: string) => Promise<{ status: number; headers: Headers; body: any }>; mongoCommands: string[] }> {
   const svc = await services(t);
   const redis = createRedis(svc.redisUrl, log, 'api-test');
   await connectRedis(redis, svc.redisUrl, log);
   const mongo = createMongo(svc.mongoUrl);
+  // every command the API sends to MongoDB, to show which routes read it
+  const mongoCommands: string[] = [];
+  mongo.monitorCommands = true;
+  mongo.on('commandStarted', (e) => mongoCommands.push(e.commandName));
   const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
   await new TotalsRebuilder(redis, db, new ClusterLock(redis, svc.cluster, log), svc.cluster, MIN, log).runOnce();
   const config = loadConfig({}, { CLUSTER: svc.cluster, MONGO_DB: svc.mongoDb, PK_MIN: '1000000', PK_MAX: '1000999' });
@@ -39,13 +44,13 @@ async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<{ 
     try { body = JSON.parse(text); } catch { /* not JSON */ }
     return { status: res.status, headers: res.headers, body };
   };
-  return { svc, redis, db, writer: new BatchWriter(db, new Totals(redis, svc.cluster)), api, get };
+  return { svc, redis, db, writer: new BatchWriter(db, new Totals(redis, svc.cluster)), api, get, mongoCommands };
 }
 
 const s = (pk: number, at: number, followerCount: number, followingCount: number): Sample => ({ pk, at, username: `influencer-${pk}`, followerCount, followingCount });
 
 t.test('routes', async (t) => {
-  const { svc, redis, db, writer, get } = await setup(t);
+  const { svc, redis, db, writer, get, mongoCommands } = await setup(t);
   const now = Math.floor(Date.now() / MIN) * MIN;
   const A = 1_000_042;
   const B = 1_000_043;
@@ -60,9 +65,10 @@ t.test('routes', async (t) => {
     ...history, s(C, now, 100_600, 400),
   ]));
   const checkedAt = new Date(now - 5000);
-  await collections(db).influencers.updateOne({ _id: A }, { $set: { suspicious: true, suspiciousAt: checkedAt } });
+  await storeSuspicious({ influencers: collections(db).influencers, totals: new Totals(redis, svc.cluster) }, A, true, checkedAt.getTime());
 
   t.test('GET /api/influencers/:pk: latest figures, rank, growth, suspicious flag', async (t) => {
+    mongoCommands.length = 0;
     const r = await get(`/api/influencers/${A}`);
     t.equal(r.status, 200);
     t.match(r.headers.get('content-type'), /^application\/json/);
@@ -76,6 +82,10 @@ t.test('routes', async (t) => {
     const b = await get(`/api/influencers/${B}`);
     t.match(b.body, { rank: 1, growth: null, previousAt: null, suspicious: null, suspiciousAt: null }, 'one sample: no growth; never checked');
     t.equal((await get(`/api/influencers/${C}`)).body.rank, 2, 'equal counts share a rank');
+    // a page view is a few Redis lookups: on FerretDB even a MongoDB lookup by _id scans the collection
+    t.same(mongoCommands, [], 'no MongoDB command for a page view');
+    await get(`/api/influencers/${A}/timeline`);
+    t.ok(mongoCommands.includes('find'), 'while the timeline is read from MongoDB');
   });
 
   t.test('GET /api/influencers/:pk/timeline: points for a day or less', async (t) => {

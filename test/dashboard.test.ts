@@ -17,6 +17,7 @@ import { connectMongo, createMongo } from '../lib/mongo.js';
 import { TotalsRebuilder } from '../lib/rebuild.js';
 import { connectRedis, createRedis } from '../lib/redis.js';
 import { BatchWriter, collections, type Sample } from '../lib/store.js';
+import { storeSuspicious } from '../lib/suspicious.js';
 import { Totals } from '../lib/totals.js';
 import { services } from './helpers/servers.js';
 
@@ -50,8 +51,9 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `no browser at ${CHRO
       samples.push({ pk, at: now - m * MIN, username: `influencer-${pk}`, followerCount: f, followingCount: g });
     }
   }
-  await new BatchWriter(db, new Totals(redis, svc.cluster)).write(BatchWriter.batch(samples));
-  await collections(db).influencers.updateOne({ _id: PK }, { $set: { suspicious: true, suspiciousAt: new Date(now - 3 * 3_600_000) } });
+  const totals = new Totals(redis, svc.cluster);
+  await new BatchWriter(db, totals).write(BatchWriter.batch(samples));
+  await storeSuspicious({ influencers: collections(db).influencers, totals }, PK, true, now - 3 * 3_600_000);
   // three member cards, as running nodes would publish them
   const members = ['node-1', 'node-2', 'node-3'].map((id) => ({ id, weight: 1 }));
   for (const [i, m] of members.entries()) {

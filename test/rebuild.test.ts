@@ -7,6 +7,7 @@ import { connectMongo, createMongo } from '../lib/mongo.js';
 import { TotalsRebuilder, totalsState } from '../lib/rebuild.js';
 import { connectRedis, createRedis } from '../lib/redis.js';
 import { BatchWriter, collections, type Sample } from '../lib/store.js';
+import { storeSuspicious } from '../lib/suspicious.js';
 import { Totals } from '../lib/totals.js';
 import { services } from './helpers/servers.js';
 
@@ -29,6 +30,11 @@ t.test('rebuild after the totals are lost gives the same answers', async (t) => 
   for (let m = 1; m <= 4; m++) {
     await writer.write(BatchWriter.batch(pks.map((pk) => sample(pk, m * 60_000, 5000 + ((pk * 37 + m * 101) % 900)))));
   }
+  // daily suspicious answers: on the influencer documents and next to the totals
+  const flagged = { influencers: collections(db).influencers, totals };
+  await storeSuspicious(flagged, pks[1], false, 4000);
+  await storeSuspicious(flagged, pks[5], true, 5000);
+  await storeSuspicious(flagged, pks[6], false, 6000);
   const before = {
     totals: await Promise.all(pks.map((pk) => totals.read(pk))),
     ranks: await Promise.all(pks.map((pk) => totals.rank(pk))),
@@ -52,6 +58,8 @@ t.test('rebuild after the totals are lost gives the same answers', async (t) => 
   await writer.write(late);
   const fresh = BatchWriter.batch([sample(pks[2], since, 6200), sample(pks[2], since + INTERVAL, 6300)]);
   await writer.write(fresh);
+  // a check stored after the rebuild read its document: the newer answer stays
+  await totals.setSuspicious(pks[1], true, 9000);
   t.equal(await run, 'rebuilt');
   t.equal(await totalsState(redis, svc.cluster), 'ready');
 
@@ -65,6 +73,10 @@ t.test('rebuild after the totals are lost gives the same answers', async (t) => 
   }
   const after = await Promise.all(pks.slice(3).map((pk) => totals.read(pk)));
   t.same(after, before.totals.slice(3), 'the same totals as before the loss');
+  t.match(await totals.read(pks[5]), { suspicious: true, suspiciousAt: 5000 }, 'suspicious flags restored from the influencer documents');
+  t.match(await totals.read(pks[6]), { suspicious: false, suspiciousAt: 6000 });
+  t.match(await totals.read(pks[1]), { suspicious: true, suspiciousAt: 9000 }, 'but not over a newer check');
+  t.match(await totals.read(pks[7]), { suspicious: null, suspiciousAt: null }, 'never checked: no flag');
   const summary = await totals.summary();
   t.equal(summary.influencers, before.summary.influencers);
   const latestSum = (await Promise.all(pks.map((pk) => totals.read(pk)))).reduce((a, x) => a + x!.followerCount, 0);

@@ -46,6 +46,7 @@ async function recordingServer(t: Parameters<Parameters<typeof t.test>[1]>[0], d
 const totalsOf = (pk: number): InfluencerTotals => ({
   samples: 3, followerSum: 30_000, followerMin: 9000, followerMax: 11_000, latestAt: 0,
   followerCount: 10_000 + (pk % 100), followingCount: 2000, username: `influencer-${pk}`, previousFollowerCount: null, previousAt: null,
+  suspicious: null, suspiciousAt: null,
 });
 
 /** The influencers collection of a fresh database, with a document for each of `pks`. */
@@ -56,6 +57,16 @@ async function influencersOf(t: Parameters<Parameters<typeof t.test>[1]>[0], pks
   const { influencers } = collections(await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log));
   if (pks.length > 0) await influencers.insertMany(pks.map((pk) => ({ _id: pk, username: `influencer-${pk}`, firstAt: new Date(0) })));
   return influencers;
+}
+
+/** Totals that answer totalsOf(pk) (null for `noData`) and keep the flags stored next to them. */
+function fakeTotals(noData?: number) {
+  const flags = new Map<number, { suspicious: boolean; at: number }>();
+  return {
+    flags,
+    read: async (pk: number) => (pk === noData ? null : totalsOf(pk)),
+    setSuspicious: async (pk: number, suspicious: boolean, at: number) => { flags.set(pk, { suspicious, at }); },
+  };
 }
 
 /** n pks spread evenly over the period (the checker only uses the hashes for timing). */
@@ -70,6 +81,7 @@ t.test('each owned pk is checked and its flag stored; failures are counted, not 
   const NOT_FOUND = PK_MIN + 9;
   const FAILING = PK_MIN + 10;
   const MALFORMED = PK_MIN + 11;
+  const totals = fakeTotals(NO_DATA);
   const influencers = await influencersOf(t, pks.filter((pk) => pk !== NO_DATA));
   const mock = await recordingServer(t, 100, (pk) => {
     if (pk === NOT_FOUND) return [400, '{"error":{"name":"InfluencerNotFoundError"}}'];
@@ -79,7 +91,7 @@ t.test('each owned pk is checked and its flag stored; failures are counted, not 
   });
   const checker = new SuspiciousChecker(
     { mockstagramUrl: mock.url, intervalMs: 1000, concurrency: 2, timeoutMs: 5000, post: false, retryMs: 50, maxTries: 3 },
-    { owned: () => owned(pks), influencers, totals: { read: async (pk) => (pk === NO_DATA ? null : totalsOf(pk)) }, log },
+    { owned: () => owned(pks), influencers, totals, log },
   );
   const started = Date.now();
   checker.start();
@@ -92,7 +104,9 @@ t.test('each owned pk is checked and its flag stored; failures are counted, not 
   for (const d of docs.filter((d) => d._id < NO_DATA)) {
     t.equal(d.suspicious, d._id % 2 === 0, `pk ${d._id}: the answer is stored`);
     t.ok(d.suspiciousAt instanceof Date && d.suspiciousAt.getTime() >= started - 1000, `pk ${d._id}: with the time of the check`);
+    t.same(totals.flags.get(d._id), { suspicious: d.suspicious, at: d.suspiciousAt?.getTime() }, `pk ${d._id}: the same answer next to its totals`);
   }
+  t.same([...totals.flags.keys()].filter((pk) => pk >= NO_DATA), [], 'nothing next to the totals of the others');
   t.same(docs.filter((d) => d._id >= NO_DATA).map((d) => d.suspicious), [undefined, undefined, undefined], 'no flag for not-found, failed or malformed answers');
   t.notOk(docs.some((d) => d._id === NO_DATA), 'a pk with no stored sample gets no half-made document');
   const s: SuspiciousStats = checker.stats();
@@ -112,7 +126,7 @@ t.test('SUSPICIOUS_POST: the older POST form with the latest counts as body', as
   const mock = await recordingServer(t, 0, (pk) => [200, JSON.stringify({ pk, suspicious: true })]);
   const checker = new SuspiciousChecker(
     { mockstagramUrl: `${mock.url}/`, intervalMs: 500, concurrency: 4, timeoutMs: 5000, post: true },
-    { owned: () => owned(pks), influencers, totals: { read: async (pk) => totalsOf(pk) }, log },
+    { owned: () => owned(pks), influencers, totals: fakeTotals(), log },
   );
   checker.start();
   t.teardown(() => checker.stop());
@@ -133,7 +147,7 @@ t.test('a checker started mid-period skips the slots already past: no burst at s
   let now = periodStart + 0.6 * PERIOD;
   const checker = new SuspiciousChecker(
     { mockstagramUrl: mock.url, intervalMs: PERIOD, concurrency: 4, timeoutMs: 5000, post: false, now: () => now },
-    { owned: () => owned(pks), influencers, totals: { read: async (pk) => totalsOf(pk) }, log },
+    { owned: () => owned(pks), influencers, totals: fakeTotals(), log },
   );
   checker.start();
   t.teardown(() => checker.stop());
@@ -152,7 +166,7 @@ t.test('a check still running is not started again; stop() aborts what is in fli
   const mock = await recordingServer(t, 60_000, (pk) => [200, JSON.stringify({ pk, suspicious: false })]);
   const checker = new SuspiciousChecker(
     { mockstagramUrl: mock.url, intervalMs: 200, concurrency: 4, timeoutMs: 120_000, post: false },
-    { owned: () => owned([PK_MIN]), influencers, totals: { read: async (pk) => totalsOf(pk) }, log },
+    { owned: () => owned([PK_MIN]), influencers, totals: fakeTotals(), log },
   );
   checker.start();
   await until(() => checker.stats().skippedBusy >= 2, 30_000, 'the pk due again while its check hangs');
@@ -175,6 +189,10 @@ t.test('a node checks its pks (GET form, mock answering at once) and reports it 
   t.same(stats.errors, {});
   await until(async () => (JSON.parse((await c.redis.get(`${c.svc.cluster}:node:s1`)) ?? '{}').stats?.suspicious?.checked ?? 0) > 0, 10_000, 'the member card carries the counters');
   t.pass('the member card (and so status --json) carries the counters');
+  await node.stop();
+  const stored = await influencers.find({}).sort({ _id: 1 }).toArray();
+  const copies = await Promise.all(stored.map(async (d) => (await c.totals.read(d._id))!));
+  t.same(copies.map((x) => [x.suspicious, x.suspiciousAt]), stored.map((d) => [d.suspicious, d.suspiciousAt?.getTime()]), 'the same answers next to the totals, which the page reads');
 });
 
 t.test('SUSPICIOUS_POST=true: a node uses the POST form', async (t) => {

@@ -12,7 +12,8 @@
             (Redis lost its data, or a new cluster) means nothing is counted until a rebuild sets it.
   KEYS[6..] one per sample: <cluster>:inf:<pk> (hash: n samples, s followerSum, mn, mx,
             at latest interval ms, f latest followerCount, g latest followingCount, u username,
-            pat / pf the interval ms and followerCount that "latest" replaced)
+            pat / pf the interval ms and followerCount that "latest" replaced; sus / sat the daily
+            is_suspicious answer and its epoch ms, set by Totals.setSuspicious, not here)
   ARGV[1]   seconds to keep the batch marker
   ARGV[2..] five per sample, in KEYS order: pk, at, followerCount, followingCount, username
 

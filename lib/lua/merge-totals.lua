@@ -11,9 +11,10 @@
   KEYS[5..] one per pk: <cluster>:inf:<pk>
   ARGV[1]   the cutoff this rebuild counts below; the call does nothing if the progress hash names
             another cutoff (a newer rebuild took over)
-  ARGV[2..] eleven per pk, in KEYS order: pk, samples, followerSum, min, max, latest at, latest
+  ARGV[2..] thirteen per pk, in KEYS order: pk, samples, followerSum, min, max, latest at, latest
             followerCount, latest followingCount, previous at (-1: none), previous
-            followerCount, username
+            followerCount, username, the daily suspicious flag ('1' / '0') and its epoch ms (-1: never
+            checked), both from the influencer document
 
   Returns the number of pks merged, or -1 if the cutoff does not match.
 ]]
@@ -23,12 +24,13 @@ end
 local delta = 0
 local last = nil
 for i = 5, #KEYS do
-  local a = 2 + (i - 5) * 11
+  local a = 2 + (i - 5) * 13
   local pk, n, s = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local mn, mx, at = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
   local f, g, pat, pf, u = ARGV[a + 6], ARGV[a + 7], tonumber(ARGV[a + 8]), ARGV[a + 9], ARGV[a + 10]
+  local sus, sat = ARGV[a + 11], tonumber(ARGV[a + 12])
   local key = KEYS[i]
-  local cur = redis.call('HMGET', key, 'mn', 'mx', 'at', 'f', 'pat')
+  local cur = redis.call('HMGET', key, 'mn', 'mx', 'at', 'f', 'pat', 'sat')
   redis.call('HINCRBY', key, 'n', n)
   redis.call('HINCRBY', key, 's', s)
   if not cur[1] or mn < tonumber(cur[1]) then redis.call('HSET', key, 'mn', mn) end
@@ -52,6 +54,10 @@ for i = 5, #KEYS do
       redis.call('HSET', key, 'pat', at, 'pf', f)
       redis.call('ZADD', KEYS[4], tonumber(cur[4]) - tonumber(f), pk)
     end
+  end
+  -- a check stored since the loss is newer than the document's copy read by this rebuild
+  if sat >= 0 and (not cur[6] or sat > tonumber(cur[6])) then
+    redis.call('HSET', key, 'sus', sus, 'sat', sat)
   end
   last = pk
 end
