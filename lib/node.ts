@@ -105,7 +105,7 @@ export class InfluencerNode {
       const tracker = this.tracker;
       this.suspicious = new SuspiciousChecker(
         { mockstagramUrl: c.mockstagramUrl, intervalMs: c.suspiciousIntervalMs, concurrency: c.suspiciousConcurrency, timeoutMs: c.suspiciousTimeoutMs, post: c.suspiciousPost },
-        { owned: () => tracker.owned(), influencers: collections(db).influencers, totals: new Totals(this.redis, c.cluster), log: this.log },
+        { owned: () => tracker.owned(), answers: collections(db).suspicious, totals: new Totals(this.redis, c.cluster), log: this.log },
       );
       this.suspicious.start();
     }

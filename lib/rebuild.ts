@@ -113,16 +113,24 @@ export class TotalsRebuilder {
   /** Adds up the points before T per pk, in pk order, after the last pk already merged. */
   private async scanAndMerge(T: number, signal: AbortSignal): Promise<number> {
     const last = Number((await this.redis.hget(this.keys.rebuild, 'last')) ?? -1);
-    const { timeline, influencers } = collections(this.db);
+    const { timeline, influencers, suspicious } = collections(this.db);
     const points = timeline.find({ _id: { $gt: pointId(last, 9_999_999_999_999) }, t: { $lt: new Date(T) } }, { projection: { pk: 1, t: 1, f: 1, g: 1 } }).sort({ _id: 1 });
     const docs = influencers.find({ _id: { $gt: last } }, { projection: { username: 1, suspicious: 1, suspiciousAt: 1 } }).sort({ _id: 1 });
+    const answers = suspicious.find({ _id: { $gt: pointId(last, 9_999_999_999_999) } }, { projection: { pk: 1, at: 1, suspicious: 1 } }).sort({ _id: 1 });
     let nextDoc = await docs.next();
-    // the username and the daily suspicious flag of a pk, from its influencer document
+    let nextAnswer = await answers.next();
+    // the username of a pk, and its latest daily suspicious answer: from the `suspicious`
+    // collection, or from the influencer document where an earlier version stored it
     const documentOf = async (pk: number): Promise<[string, string, number]> => {
       while (nextDoc && nextDoc._id < pk) nextDoc = await docs.next();
       const doc = nextDoc && nextDoc._id === pk ? nextDoc : undefined;
-      if (doc?.suspicious === undefined || !doc.suspiciousAt) return [doc?.username ?? '', '0', -1];
-      return [doc.username, doc.suspicious ? '1' : '0', doc.suspiciousAt.getTime()];
+      let flag: [string, number] = doc?.suspicious !== undefined && doc.suspiciousAt ? [doc.suspicious ? '1' : '0', doc.suspiciousAt.getTime()] : ['0', -1];
+      while (nextAnswer && nextAnswer.pk < pk) nextAnswer = await answers.next();
+      while (nextAnswer && nextAnswer.pk === pk) {
+        if (nextAnswer.at.getTime() > flag[1]) flag = [nextAnswer.suspicious ? '1' : '0', nextAnswer.at.getTime()];
+        nextAnswer = await answers.next();
+      }
+      return [doc?.username ?? '', ...flag];
     };
     let merged = 0;
     let batch: (string | number)[] = [];
@@ -163,6 +171,7 @@ export class TotalsRebuilder {
     } finally {
       await points.close();
       await docs.close();
+      await answers.close();
     }
     return merged;
   }

@@ -31,7 +31,10 @@ export interface PointDoc {
   w: number;
 }
 
-/** The durable list of tracked influencers (written once per pk; later: the daily suspicious flag). */
+/**
+ * The durable list of tracked influencers, written once per pk. Documents written by an earlier
+ * version may carry the daily suspicious flag; a totals rebuild still reads it.
+ */
 export interface InfluencerDoc {
   _id: number;
   username: string;
@@ -40,12 +43,24 @@ export interface InfluencerDoc {
   suspiciousAt?: Date;
 }
 
+/**
+ * One daily is_suspicious answer: one document per (pk, check period), `_id` like a timeline
+ * point's, so storing it is an insert and a second answer in the same period a duplicate key.
+ */
+export interface SuspiciousDoc {
+  _id: string;
+  pk: number;
+  /** when the answer was stored */
+  at: Date;
+  suspicious: boolean;
+}
+
 export function pointId(pk: number, at: number): string {
   return `${String(pk).padStart(10, '0')}:${String(at).padStart(13, '0')}`;
 }
 
-export function collections(db: Db): { influencers: Collection<InfluencerDoc>; timeline: Collection<PointDoc> } {
-  return { influencers: db.collection<InfluencerDoc>('influencers'), timeline: db.collection<PointDoc>('timeline') };
+export function collections(db: Db): { influencers: Collection<InfluencerDoc>; timeline: Collection<PointDoc>; suspicious: Collection<SuspiciousDoc> } {
+  return { influencers: db.collection<InfluencerDoc>('influencers'), timeline: db.collection<PointDoc>('timeline'), suspicious: db.collection<SuspiciousDoc>('suspicious') };
 }
 
 /** Creates the indexes the reads and retention use; safe to run on every start and on every node. */
@@ -53,7 +68,7 @@ export async function ensureIndexes(db: Db): Promise<void> {
   await collections(db).timeline.createIndexes([{ key: { t: 1 }, name: 't' }]);
 }
 
-const DUPLICATE_KEY = 11000;
+export const DUPLICATE_KEY = 11000;
 
 /** A batch in flight; its steps are remembered so a retry resumes where the last attempt failed. */
 export interface PendingBatch {

@@ -2,7 +2,7 @@ import ky, { HTTPError, TimeoutError, type KyInstance } from 'ky';
 import type { Collection } from 'mongodb';
 import type { Logger } from './log.js';
 import { upperBound, type OwnedPks } from './scheduler.js';
-import type { InfluencerDoc } from './store.js';
+import { DUPLICATE_KEY, pointId, type SuspiciousDoc } from './store.js';
 import type { InfluencerTotals } from './totals.js';
 
 export interface SuspiciousOptions {
@@ -23,7 +23,8 @@ export interface SuspiciousOptions {
 export interface SuspiciousDeps {
   /** the node's owned pks, sorted by hash (the same object until ownership changes) */
   owned: () => OwnedPks;
-  influencers: Collection<InfluencerDoc>;
+  /** where each answer is stored (the `suspicious` collection) */
+  answers: Collection<SuspiciousDoc>;
   totals: { read(pk: number): Promise<InfluencerTotals | null>; setSuspicious(pk: number, suspicious: boolean, at: number): Promise<void> };
   log: Logger;
 }
@@ -51,15 +52,21 @@ export interface SuspiciousStats {
 }
 
 /**
- * Stores one is_suspicious answer on the pk's influencer document (the durable copy, from which a
- * totals rebuild restores it) and next to its totals in Redis (what the influencer page reads).
- * False when the pk has no document yet. A failure between the two writes is retried whole: both repeat harmlessly.
+ * Stores one is_suspicious answer in the `suspicious` collection (the durable copy, one document
+ * per pk and period, from which a totals rebuild restores it) and next to the pk's totals in Redis
+ * (what the influencer page reads). An insert, never an update: FerretDB 1.24 updates a document
+ * by its numeric _id with a scan of the whole collection (about 0.9 s at 100,000 influencers),
+ * holding the lock the timeline inserts wait for. A failure between the two writes is retried
+ * whole: the insert is then a duplicate key, and both repeat harmlessly.
  */
-export async function storeSuspicious(deps: Pick<SuspiciousDeps, 'influencers' | 'totals'>, pk: number, suspicious: boolean, at: number): Promise<boolean> {
-  const r = await deps.influencers.updateOne({ _id: pk }, { $set: { suspicious, suspiciousAt: new Date(at) } });
-  if (r.matchedCount === 0) return false;
+export async function storeSuspicious(deps: Pick<SuspiciousDeps, 'answers' | 'totals'>, pk: number, suspicious: boolean, at: number, periodStart: number): Promise<void> {
+  try {
+    await deps.answers.insertOne({ _id: pointId(pk, periodStart), pk, at: new Date(at), suspicious });
+  } catch (err) {
+    // stored by an earlier try in this period: keep that one
+    if ((err as { code?: unknown }).code !== DUPLICATE_KEY) throw err;
+  }
   await deps.totals.setSuspicious(pk, suspicious, at);
-  return true;
 }
 
 const TWO_32 = 2 ** 32;
@@ -72,8 +79,8 @@ const NOT_FOUND = 'InfluencerNotFoundError';
  * small concurrency and timeout, so its slow answers (about a second, up to 10 s for the POST form)
  * never hold a polling slot. Pks are walked by hash like the scheduler, so checks are spread over
  * the day and a pk keeps its slot when another node takes it over (a node started or handed pks
- * mid-period checks them from their slot on, so a restart is no burst). The answer is stored on the
- * pk's influencer document (one update per pk per day) and copied next to its totals in Redis. At most `concurrency` checks run; nothing
+ * mid-period checks them from their slot on, so a restart is no burst). The answer is stored as one
+ * document per pk and day (an insert) and copied next to its totals in Redis. At most `concurrency` checks run; nothing
  * queues beyond the cursor: a pk not reached before its period ends is counted as missed.
  */
 export class SuspiciousChecker {
@@ -226,7 +233,7 @@ export class SuspiciousChecker {
     this.retries.push({ pk, notBefore: this.now() + this.retryMs, tries: tries + 1 });
   }
 
-  /** Asks is_suspicious for one pk and stores the answer on its influencer document and next to its totals. */
+  /** Asks is_suspicious for one pk and stores the answer (its document of the day, and next to its totals). */
   private async check(pk: number): Promise<Outcome> {
     let totals: InfluencerTotals | null;
     try {
@@ -252,7 +259,7 @@ export class SuspiciousChecker {
     const b = body as { pk?: unknown; suspicious?: unknown } | null;
     if (typeof b !== 'object' || b === null || b.pk !== pk || typeof b.suspicious !== 'boolean') return { kind: 'error', error: 'invalid_payload' };
     try {
-      if (!(await storeSuspicious(this.deps, pk, b.suspicious, this.now()))) return { kind: 'no_data' };
+      await storeSuspicious(this.deps, pk, b.suspicious, this.now(), this.interval);
     } catch {
       return { kind: 'error', error: 'store' };
     }

@@ -53,7 +53,7 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `no browser at ${CHRO
   }
   const totals = new Totals(redis, svc.cluster);
   await new BatchWriter(db, totals).write(BatchWriter.batch(samples));
-  await storeSuspicious({ influencers: collections(db).influencers, totals }, PK, true, now - 3 * 3_600_000);
+  await storeSuspicious({ answers: collections(db).suspicious, totals }, PK, true, now - 3 * 3_600_000, 0);
   // three member cards, as running nodes would publish them
   const members = ['node-1', 'node-2', 'node-3'].map((id) => ({ id, weight: 1 }));
   for (const [i, m] of members.entries()) {

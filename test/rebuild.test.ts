@@ -30,11 +30,14 @@ t.test('rebuild after the totals are lost gives the same answers', async (t) => 
   for (let m = 1; m <= 4; m++) {
     await writer.write(BatchWriter.batch(pks.map((pk) => sample(pk, m * 60_000, 5000 + ((pk * 37 + m * 101) % 900)))));
   }
-  // daily suspicious answers: on the influencer documents and next to the totals
-  const flagged = { influencers: collections(db).influencers, totals };
-  await storeSuspicious(flagged, pks[1], false, 4000);
-  await storeSuspicious(flagged, pks[5], true, 5000);
-  await storeSuspicious(flagged, pks[6], false, 6000);
+  // daily suspicious answers: in the suspicious collection and next to the totals; pk 6's on its
+  // influencer document, where an earlier version stored it
+  const flagged = { answers: collections(db).suspicious, totals };
+  await storeSuspicious(flagged, pks[1], false, 4000, 0);
+  await storeSuspicious(flagged, pks[5], false, 4500, 0);
+  await storeSuspicious(flagged, pks[5], true, 5000, 86_400_000);
+  await collections(db).influencers.updateOne({ _id: pks[6] }, { $set: { suspicious: false, suspiciousAt: new Date(6000) } });
+  await totals.setSuspicious(pks[6], false, 6000);
   const before = {
     totals: await Promise.all(pks.map((pk) => totals.read(pk))),
     ranks: await Promise.all(pks.map((pk) => totals.rank(pk))),
@@ -73,8 +76,8 @@ t.test('rebuild after the totals are lost gives the same answers', async (t) => 
   }
   const after = await Promise.all(pks.slice(3).map((pk) => totals.read(pk)));
   t.same(after, before.totals.slice(3), 'the same totals as before the loss');
-  t.match(await totals.read(pks[5]), { suspicious: true, suspiciousAt: 5000 }, 'suspicious flags restored from the influencer documents');
-  t.match(await totals.read(pks[6]), { suspicious: false, suspiciousAt: 6000 });
+  t.match(await totals.read(pks[5]), { suspicious: true, suspiciousAt: 5000 }, 'suspicious flags restored: the latest answer of each pk');
+  t.match(await totals.read(pks[6]), { suspicious: false, suspiciousAt: 6000 }, 'and from an influencer document of an earlier version');
   t.match(await totals.read(pks[1]), { suspicious: true, suspiciousAt: 9000 }, 'but not over a newer check');
   t.match(await totals.read(pks[7]), { suspicious: null, suspiciousAt: null }, 'never checked: no flag');
   const summary = await totals.summary();

@@ -5,7 +5,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '../lib/log.js';
 import { connectMongo, createMongo } from '../lib/mongo.js';
-import { collections } from '../lib/store.js';
+import type { Collection } from 'mongodb';
+import { collections, type SuspiciousDoc } from '../lib/store.js';
 import { SuspiciousChecker, type SuspiciousStats } from '../lib/suspicious.js';
 import type { InfluencerTotals } from '../lib/totals.js';
 import { checkStore, intervalStart, range, sleep, startCluster, until, PK_MIN } from './helpers/cluster.js';
@@ -49,14 +50,19 @@ const totalsOf = (pk: number): InfluencerTotals => ({
   suspicious: null, suspiciousAt: null,
 });
 
-/** The influencers collection of a fresh database, with a document for each of `pks`. */
-async function influencersOf(t: Parameters<Parameters<typeof t.test>[1]>[0], pks: number[]) {
+/** The `suspicious` collection of a fresh database. */
+async function answersOf(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
   const svc = await services(t);
   const mongo = createMongo(svc.mongoUrl);
   t.teardown(() => mongo.close());
-  const { influencers } = collections(await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log));
-  if (pks.length > 0) await influencers.insertMany(pks.map((pk) => ({ _id: pk, username: `influencer-${pk}`, firstAt: new Date(0) })));
-  return influencers;
+  return collections(await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log)).suspicious;
+}
+
+/** Each pk's latest stored answer. */
+async function latestAnswers(answers: Collection<SuspiciousDoc>): Promise<Map<number, { suspicious: boolean; at: number }>> {
+  const latest = new Map<number, { suspicious: boolean; at: number }>();
+  for (const d of await answers.find({}).sort({ _id: 1 }).toArray()) latest.set(d.pk, { suspicious: d.suspicious, at: d.at.getTime() });
+  return latest;
 }
 
 /** Totals that answer totalsOf(pk) (null for `noData`) and keep the flags stored next to them. */
@@ -82,7 +88,7 @@ t.test('each owned pk is checked and its flag stored; failures are counted, not 
   const FAILING = PK_MIN + 10;
   const MALFORMED = PK_MIN + 11;
   const totals = fakeTotals(NO_DATA);
-  const influencers = await influencersOf(t, pks.filter((pk) => pk !== NO_DATA));
+  const answers = await answersOf(t);
   const mock = await recordingServer(t, 100, (pk) => {
     if (pk === NOT_FOUND) return [400, '{"error":{"name":"InfluencerNotFoundError"}}'];
     if (pk === FAILING) return [503, '{"error":{"name":"ServiceUnavailable"}}'];
@@ -91,24 +97,25 @@ t.test('each owned pk is checked and its flag stored; failures are counted, not 
   });
   const checker = new SuspiciousChecker(
     { mockstagramUrl: mock.url, intervalMs: 1000, concurrency: 2, timeoutMs: 5000, post: false, retryMs: 50, maxTries: 3 },
-    { owned: () => owned(pks), influencers, totals, log },
+    { owned: () => owned(pks), answers, totals, log },
   );
   const started = Date.now();
   checker.start();
   t.teardown(() => checker.stop());
-  await until(async () => (await influencers.countDocuments({ suspiciousAt: { $exists: true } })) === 8, 30_000, 'eight pks flagged');
+  await until(async () => (await latestAnswers(answers)).size === 8, 30_000, 'eight pks flagged');
   await until(() => { const s = checker.stats(); return (s.errors.http_5xx ?? 0) >= 3 && (s.errors.malformed_json ?? 0) >= 3 && s.notFound >= 1 && s.noData >= 3; }, 30_000, 'every failure counted');
   await checker.stop();
   const periods = Math.ceil((Date.now() - started) / 1000) + 1;
-  const docs = await influencers.find({}).sort({ _id: 1 }).toArray();
-  for (const d of docs.filter((d) => d._id < NO_DATA)) {
-    t.equal(d.suspicious, d._id % 2 === 0, `pk ${d._id}: the answer is stored`);
-    t.ok(d.suspiciousAt instanceof Date && d.suspiciousAt.getTime() >= started - 1000, `pk ${d._id}: with the time of the check`);
-    t.same(totals.flags.get(d._id), { suspicious: d.suspicious, at: d.suspiciousAt?.getTime() }, `pk ${d._id}: the same answer next to its totals`);
+  const latest = await latestAnswers(answers);
+  for (const pk of pks.filter((pk) => pk < NO_DATA)) {
+    t.equal(latest.get(pk)?.suspicious, pk % 2 === 0, `pk ${pk}: the answer is stored`);
+    t.ok((latest.get(pk)?.at ?? 0) >= started - 1000, `pk ${pk}: with the time of the check`);
+    t.same(totals.flags.get(pk), latest.get(pk), `pk ${pk}: the same answer next to its totals`);
   }
   t.same([...totals.flags.keys()].filter((pk) => pk >= NO_DATA), [], 'nothing next to the totals of the others');
-  t.same(docs.filter((d) => d._id >= NO_DATA).map((d) => d.suspicious), [undefined, undefined, undefined], 'no flag for not-found, failed or malformed answers');
-  t.notOk(docs.some((d) => d._id === NO_DATA), 'a pk with no stored sample gets no half-made document');
+  t.same([...latest.keys()].filter((pk) => pk >= NO_DATA), [], 'no answer stored for a pk without data, not-found, failed or malformed answers');
+  const perPeriod = await answers.aggregate<{ n: number }>([{ $group: { _id: '$_id', n: { $sum: 1 } } }, { $match: { n: { $gt: 1 } } }]).toArray();
+  t.same(perPeriod, [], 'one document per pk and period');
   const s: SuspiciousStats = checker.stats();
   t.ok(s.checked >= 8, `${s.checked} checks stored`);
   t.equal(s.flagged > 0, true, 'flagged ones counted');
@@ -122,15 +129,15 @@ t.test('each owned pk is checked and its flag stored; failures are counted, not 
 
 t.test('SUSPICIOUS_POST: the older POST form with the latest counts as body', async (t) => {
   const pks = range(PK_MIN, 4);
-  const influencers = await influencersOf(t, pks);
+  const answers = await answersOf(t);
   const mock = await recordingServer(t, 0, (pk) => [200, JSON.stringify({ pk, suspicious: true })]);
   const checker = new SuspiciousChecker(
     { mockstagramUrl: `${mock.url}/`, intervalMs: 500, concurrency: 4, timeoutMs: 5000, post: true },
-    { owned: () => owned(pks), influencers, totals: fakeTotals(), log },
+    { owned: () => owned(pks), answers, totals: fakeTotals(), log },
   );
   checker.start();
   t.teardown(() => checker.stop());
-  await until(async () => (await influencers.countDocuments({ suspicious: true })) === 4, 30_000, 'four pks flagged');
+  await until(async () => [...(await latestAnswers(answers)).values()].filter((a) => a.suspicious).length === 4, 30_000, 'four pks flagged');
   await checker.stop();
   t.ok(mock.seen.every((r) => r.method === 'POST' && r.url === '/api/v1/influencers/is_suspicious'), 'POST /api/v1/influencers/is_suspicious');
   const bodies = new Map(mock.seen.map((r) => { const b = JSON.parse(r.body); return [b.pk, b]; }));
@@ -139,7 +146,7 @@ t.test('SUSPICIOUS_POST: the older POST form with the latest counts as body', as
 
 t.test('a checker started mid-period skips the slots already past: no burst at start, then each pk at its slot', async (t) => {
   const pks = range(PK_MIN, 100);
-  const influencers = await influencersOf(t, pks);
+  const answers = await answersOf(t);
   const mock = await recordingServer(t, 0, (pk) => [200, JSON.stringify({ pk, suspicious: false })]);
   const PERIOD = 86_400_000;
   const periodStart = Math.floor(Date.now() / PERIOD) * PERIOD;
@@ -147,7 +154,7 @@ t.test('a checker started mid-period skips the slots already past: no burst at s
   let now = periodStart + 0.6 * PERIOD;
   const checker = new SuspiciousChecker(
     { mockstagramUrl: mock.url, intervalMs: PERIOD, concurrency: 4, timeoutMs: 5000, post: false, now: () => now },
-    { owned: () => owned(pks), influencers, totals: fakeTotals(), log },
+    { owned: () => owned(pks), answers, totals: fakeTotals(), log },
   );
   checker.start();
   t.teardown(() => checker.stop());
@@ -162,11 +169,11 @@ t.test('a checker started mid-period skips the slots already past: no burst at s
 });
 
 t.test('a check still running is not started again; stop() aborts what is in flight', async (t) => {
-  const influencers = await influencersOf(t, []);
+  const answers = await answersOf(t);
   const mock = await recordingServer(t, 60_000, (pk) => [200, JSON.stringify({ pk, suspicious: false })]);
   const checker = new SuspiciousChecker(
     { mockstagramUrl: mock.url, intervalMs: 200, concurrency: 4, timeoutMs: 120_000, post: false },
-    { owned: () => owned([PK_MIN]), influencers, totals: fakeTotals(), log },
+    { owned: () => owned([PK_MIN]), answers, totals: fakeTotals(), log },
   );
   checker.start();
   await until(() => checker.stats().skippedBusy >= 2, 30_000, 'the pk due again while its check hangs');
@@ -180,26 +187,25 @@ t.test('a check still running is not started again; stop() aborts what is in fli
 t.test('a node checks its pks (GET form, mock answering at once) and reports it in its stats', async (t) => {
   const c = await startCluster(t, { pks: 40, intervalMs: 2000, ttlMs: 1500, extraEnv: { SUSPICIOUS_INTERVAL_MS: '2000' } });
   const node = await c.startNode('s1');
-  const { influencers } = collections(c.db);
-  await until(async () => (await influencers.countDocuments({ suspiciousAt: { $exists: true } })) === 40, 60_000, 'every pk flagged');
-  const docs = await influencers.find({}).toArray();
-  t.ok(docs.every((d) => typeof d.suspicious === 'boolean' && d.suspiciousAt instanceof Date && typeof d.username === 'string' && d.username.length > 0), 'flag and time on every full document');
+  const { suspicious } = collections(c.db);
+  await until(async () => (await latestAnswers(suspicious)).size === 40, 60_000, 'every pk flagged');
+  const docs = await suspicious.find({}).toArray();
+  t.ok(docs.every((d) => typeof d.suspicious === 'boolean' && d.at instanceof Date && d._id.startsWith(String(d.pk).padStart(10, '0'))), 'an answer and its time in every document');
   const stats = node.stats().suspicious as SuspiciousStats;
   t.ok(stats.checked >= 40, `${stats.checked} checks in the node's stats`);
   t.same(stats.errors, {});
   await until(async () => (JSON.parse((await c.redis.get(`${c.svc.cluster}:node:s1`)) ?? '{}').stats?.suspicious?.checked ?? 0) > 0, 10_000, 'the member card carries the counters');
   t.pass('the member card (and so status --json) carries the counters');
   await node.stop();
-  const stored = await influencers.find({}).sort({ _id: 1 }).toArray();
-  const copies = await Promise.all(stored.map(async (d) => (await c.totals.read(d._id))!));
-  t.same(copies.map((x) => [x.suspicious, x.suspiciousAt]), stored.map((d) => [d.suspicious, d.suspiciousAt?.getTime()]), 'the same answers next to the totals, which the page reads');
+  const stored = await latestAnswers(suspicious);
+  const copies = await Promise.all([...stored.keys()].map(async (pk) => (await c.totals.read(pk))!));
+  t.same(copies.map((x) => ({ suspicious: x.suspicious, at: x.suspiciousAt })), [...stored.values()], 'the latest answers next to the totals, which the page reads');
 });
 
 t.test('SUSPICIOUS_POST=true: a node uses the POST form', async (t) => {
   const c = await startCluster(t, { pks: 20, intervalMs: 2000, ttlMs: 1500, extraEnv: { SUSPICIOUS_INTERVAL_MS: '2000', SUSPICIOUS_POST: 'true' } });
   const node = await c.startNode('p1');
-  const { influencers } = collections(c.db);
-  await until(async () => (await influencers.countDocuments({ suspiciousAt: { $exists: true } })) === 20, 60_000, 'every pk flagged');
+  await until(async () => (await latestAnswers(collections(c.db).suspicious)).size === 20, 60_000, 'every pk flagged');
   t.same((node.stats().suspicious as SuspiciousStats).errors, {});
 });
 
