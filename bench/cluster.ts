@@ -111,7 +111,9 @@ export class BenchCluster {
 
   /** Readable member cards by id. */
   async cards(): Promise<Map<string, MemberCard>> {
-    const parsed = await readMembers(this.infra.redisClient, this.cluster);
+    // from the member index, as the nodes read it: a SCAN over every key (a hash per pk) would load
+    // Redis with the benchmark's own reads
+    const parsed = await readMembers(this.infra.redisClient, this.cluster, 'index');
     return new Map(parsed.flatMap((p) => (p.ok ? [[p.card.id, p.card] as const] : [])));
   }
 
