@@ -127,6 +127,13 @@ t.test('batches written at once: inserts overlap, totals are applied in batch or
   writer.close();
 });
 
+t.test('follower sums stay exact past 10^14', async (t) => {
+  const { totals, writer } = await setup(t);
+  await writer.write(BatchWriter.batch([sample(9, 1, 400_000_000_000_001), sample(9, 2, 400_000_000_000_002)]));
+  await writer.write(BatchWriter.batch([sample(9, 3, 400_000_000_000_004)]));
+  t.match(await totals.read(9), { samples: 3, followerSum: 1_200_000_000_000_007, followerMin: 400_000_000_000_001, followerMax: 400_000_000_000_004 });
+});
+
 t.test('rank: strictly higher counts + 1, ties share a rank', async (t) => {
   const { totals, writer } = await setup(t);
   await writer.write(BatchWriter.batch([sample(1, 1, 500), sample(2, 1, 900), sample(3, 1, 900), sample(4, 1, 100)]));

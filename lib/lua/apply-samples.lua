@@ -37,23 +37,28 @@ for i = 6, #KEYS do
   local pk, at, f, g, u = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local fn = tonumber(f)
   local key = KEYS[i]
-  local cur = redis.call('HMGET', key, 'n', 'mn', 'mx', 'at', 'f')
+  local cur = redis.call('HMGET', key, 'n', 's', 'mn', 'mx', 'at', 'f')
   if not cur[1] then
     fresh[#fresh + 1] = pk
   end
   if at >= since then
-    redis.call('HINCRBY', key, 'n', 1)
-    redis.call('HINCRBY', key, 's', f)
-    if not cur[2] or fn < tonumber(cur[2]) then redis.call('HSET', key, 'mn', f) end
-    if not cur[3] or fn > tonumber(cur[3]) then redis.call('HSET', key, 'mx', f) end
-    if not cur[4] or at > tonumber(cur[4]) then
-      redis.call('HSET', key, 'at', ARGV[a + 1], 'f', f, 'g', g, 'u', u)
-      redis.call('ZADD', KEYS[2], f, pk)
-      if cur[4] and cur[5] then
-        redis.call('HSET', key, 'pat', cur[4], 'pf', cur[5])
-        redis.call('ZADD', KEYS[4], fn - tonumber(cur[5]), pk)
+    -- one HSET per sample: counts and sums written as integers ('%.0f': exact below 2^53, where
+    -- tostring would switch to exponents past 1e14), min and max as the strings they came as
+    local n = string.format('%.0f', (tonumber(cur[1]) or 0) + 1)
+    local sum = string.format('%.0f', (tonumber(cur[2]) or 0) + fn)
+    local mn = (cur[3] and tonumber(cur[3]) <= fn) and cur[3] or f
+    local mx = (cur[4] and tonumber(cur[4]) >= fn) and cur[4] or f
+    if not cur[5] or at > tonumber(cur[5]) then
+      if cur[5] and cur[6] then
+        redis.call('HSET', key, 'n', n, 's', sum, 'mn', mn, 'mx', mx, 'at', ARGV[a + 1], 'f', f, 'g', g, 'u', u, 'pat', cur[5], 'pf', cur[6])
+        redis.call('ZADD', KEYS[4], fn - tonumber(cur[6]), pk)
+      else
+        redis.call('HSET', key, 'n', n, 's', sum, 'mn', mn, 'mx', mx, 'at', ARGV[a + 1], 'f', f, 'g', g, 'u', u)
       end
-      delta = delta + fn - (tonumber(cur[5]) or 0)
+      redis.call('ZADD', KEYS[2], f, pk)
+      delta = delta + fn - (tonumber(cur[6]) or 0)
+    else
+      redis.call('HSET', key, 'n', n, 's', sum, 'mn', mn, 'mx', mx)
     end
   end
 end
