@@ -7,6 +7,8 @@ export interface SampleWriterOptions {
   flushMaxSamples: number;
   flushMaxAgeMs: number;
   bufferMaxSamples: number;
+  /** the clock of the scheduler's due times, for `doneAt` */
+  now?: () => number;
 }
 
 export interface WriterCounters {
@@ -144,7 +146,7 @@ export class SampleWriter extends EventEmitter {
         this.mongoState.set('up', { buffered: this.length });
         this.totalsState.set('up');
         this.inflight = undefined;
-        const doneAt = Date.now();
+        const doneAt = (this.opts.now ?? Date.now)();
         this.counters.batches++;
         this.counters.stored += batch.stored!.length;
         this.counters.duplicates += batch.duplicates ?? 0;
