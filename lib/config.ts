@@ -47,6 +47,7 @@ export const SETTINGS = {
   suspiciousConcurrency: { env: 'SUSPICIOUS_CONCURRENCY', flag: 'suspicious-concurrency', kind: 'int', min: 1, def: () => '4', help: 'most is_suspicious requests in flight per node' },
   suspiciousTimeoutMs: { env: 'SUSPICIOUS_TIMEOUT_MS', flag: 'suspicious-timeout-ms', kind: 'int', min: 10, def: () => '15000', help: 'timeout of one is_suspicious request' },
   suspiciousPost: { env: 'SUSPICIOUS_POST', flag: 'suspicious-post', kind: 'bool', def: () => 'false', help: 'use the older POST /api/v1/influencers/is_suspicious (body: the latest counts) instead of GET' },
+  clockSkewMs: { env: 'CLOCK_SKEW_MS', flag: 'clock-skew-ms', kind: 'int', min: -3_600_000, max: 3_600_000, def: () => '0', help: 'test hook: offsets this node\'s clock by this many ms, as if its system clock were wrong (0 = off)' },
   logLevel: { env: 'LOG_LEVEL', flag: 'log-level', kind: 'level', def: () => 'info', help: `log level: ${LEVELS.join(', ')}` },
 } satisfies Record<string, Setting>;
 
@@ -76,6 +77,7 @@ export interface Config {
   suspiciousConcurrency: number;
   suspiciousTimeoutMs: number;
   suspiciousPost: boolean;
+  clockSkewMs: number;
   logLevel: string;
 }
 

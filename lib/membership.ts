@@ -16,6 +16,8 @@ export interface MembershipOptions {
   ttlMs: number;
   /** live figures published in the card */
   stats?: () => Record<string, unknown>;
+  /** the node's clock, for the card's times */
+  now?: () => number;
 }
 
 /** Another live process holds this NODE_ID: the node must not start (exit 1). */
@@ -105,7 +107,8 @@ function escapeGlob(s: string): string {
  */
 export class Membership extends EventEmitter {
   private state: MemberState = 'joining';
-  private readonly started = Date.now();
+  private readonly now: () => number;
+  private readonly started: number;
   private readonly key: string;
   private readonly channel: string;
   private members: RingMember[] = [];
@@ -129,6 +132,8 @@ export class Membership extends EventEmitter {
     private readonly log: Logger,
   ) {
     super();
+    this.now = opts.now ?? Date.now;
+    this.started = this.now();
     this.key = nodeKey(opts.cluster, opts.id);
     this.channel = eventsChannel(opts.cluster);
   }
@@ -228,7 +233,7 @@ export class Membership extends EventEmitter {
       weight: this.opts.weight,
       state: this.state,
       started: this.started,
-      heartbeat: Date.now(),
+      heartbeat: this.now(),
       ttlMs: this.opts.ttlMs,
       view: this.view,
       token: this.token,

@@ -36,11 +36,21 @@ export const DEFAULT_MOCK_OPTIONS: MockOptions = Object.freeze({
   badFieldRate: 0,
 });
 
+/** What `setFaults` may change on a running mock: the fault rates, Retry-After and the added latency. */
+export type MockFaults = Partial<Pick<MockOptions, 'hangRate' | 'errorRate' | 'rateLimitRate' | 'malformedRate' | 'badFieldRate' | 'retryAfterS' | 'latencyMs' | 'jitterMs'>>;
+
 export interface MockServer {
   url: string;
   port: number;
   close(): Promise<void>;
   stats(): { requests: number; influencers: number };
+  /**
+   * Changes the faults of the running server from its next request on (fault tests switch an
+   * outage on and off); validated like the options, unnamed ones are kept. Hanging requests stay hung.
+   */
+  setFaults(faults: MockFaults): void;
+  /** The options in force. */
+  options(): MockOptions;
 }
 
 const PREFIX = '/api/v1/influencers/';
@@ -225,19 +235,26 @@ function invalidInfluencer(body: unknown): string {
 
 /** Starts a Mockstagram-compatible server; resolves once it listens. */
 export async function startMock(options: Partial<MockOptions> = {}): Promise<MockServer> {
-  const o = resolveOptions(options);
+  let o = resolveOptions(options);
   const seed = o.seed ?? randomBytes(4).readUInt32LE(0);
   const faultRng = new Random(seed, 1);
   const delayRng = new Random(seed, 2);
   const table = new InfluencerTable(o.count, new Random(seed, 3));
   const pkMax = o.pkMin + o.count - 1;
-  const tHang = o.hangRate;
-  const tError = tHang + o.errorRate;
-  const tRateLimit = tError + o.rateLimitRate;
-  const tMalformed = tRateLimit + o.malformedRate;
-  const tBadField = tMalformed + o.badFieldRate;
-  const rateLimited = staticReply(429, '{"error":{"name":"TooManyRequests"}}', ['Retry-After', String(o.retryAfterS)]);
-  const delayed = o.latencyMs > 0 || o.jitterMs > 0;
+  // cumulative fault thresholds for one uniform draw per request, and what depends on the options
+  let tHang = 0, tError = 0, tRateLimit = 0, tMalformed = 0, tBadField = 0;
+  let rateLimited = staticReply(429, '{}');
+  let delayed = false;
+  const applyFaults = (): void => {
+    tHang = o.hangRate;
+    tError = tHang + o.errorRate;
+    tRateLimit = tError + o.rateLimitRate;
+    tMalformed = tRateLimit + o.malformedRate;
+    tBadField = tMalformed + o.badFieldRate;
+    rateLimited = staticReply(429, '{"error":{"name":"TooManyRequests"}}', ['Retry-After', String(o.retryAfterS)]);
+    delayed = o.latencyMs > 0 || o.jitterMs > 0;
+  };
+  applyFaults();
   const timers = new Set<NodeJS.Timeout>();
   let requests = 0;
   let closed = false;
@@ -349,6 +366,11 @@ export async function startMock(options: Partial<MockOptions> = {}): Promise<Moc
     url: `http://${host}:${port}`,
     port,
     stats: () => ({ requests, influencers: table.created }),
+    setFaults(faults: MockFaults) {
+      o = resolveOptions({ ...o, ...faults });
+      applyFaults();
+    },
+    options: () => ({ ...o }),
     close: () => (closing ??= new Promise<void>((resolve) => {
       closed = true;
       for (const t of timers) clearTimeout(t);

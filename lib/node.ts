@@ -67,25 +67,28 @@ export class InfluencerNode {
       connectRedis(this.redis, c.redisUrl, this.log, signal).then(() => connectRedis(sub, c.redisUrl, this.log, signal)),
     ]);
     if (signal.aborted) return;
+    // the clock that schedules and stamps samples: Date.now(), unless the test hook skews it
+    const now = c.clockSkewMs === 0 ? Date.now : () => Date.now() + c.clockSkewMs;
+    if (c.clockSkewMs !== 0) this.log.warn({ clockSkewMs: c.clockSkewMs }, 'clock skewed by CLOCK_SKEW_MS (a test hook)');
     await ensureIndexes(db);
     // restores the totals and rank in Redis if Redis lost them; on a new cluster, starts them at 0
-    this.rebuilder = new TotalsRebuilder(this.redis, db, new ClusterLock(this.redis, c.cluster, this.log), c.cluster, c.intervalMs, this.log, c.flushMaxAgeMs + 5000);
+    this.rebuilder = new TotalsRebuilder(this.redis, db, new ClusterLock(this.redis, c.cluster, this.log), c.cluster, c.intervalMs, this.log, c.flushMaxAgeMs + 5000, now);
     this.rebuilder.start();
 
     const t0 = performance.now();
     const universe = new PkUniverse(c.pkMin, c.pkMax);
     this.log.info({ pks: universe.size, ms: Math.round(performance.now() - t0) }, 'pk universe hashed');
 
-    this.writer = new SampleWriter(new BatchWriter(db, new Totals(this.redis, c.cluster)), c, this.log);
-    this.source = new MockstagramClient(c.mockstagramUrl, { connections: c.concurrency, timeoutMs: c.requestTimeoutMs });
+    this.writer = new SampleWriter(new BatchWriter(db, new Totals(this.redis, c.cluster)), { ...c, now }, this.log);
+    this.source = new MockstagramClient(c.mockstagramUrl, { connections: c.concurrency, timeoutMs: c.requestTimeoutMs, now });
     const writer = this.writer;
-    this.scheduler = new Scheduler(this.source, (s) => writer.add(s), { intervalMs: c.intervalMs, concurrency: c.concurrency });
+    this.scheduler = new Scheduler(this.source, (s) => writer.add(s), { intervalMs: c.intervalMs, concurrency: c.concurrency, now });
     const scheduler = this.scheduler;
     writer.on('batch', (b: { stored: Parameters<Scheduler['recordStored']>[0]; doneAt: number }) => scheduler.recordStored(b.stored, b.doneAt));
     const metrics = this.metrics;
     if (metrics) writer.on('batch', (b: Parameters<NodeMetrics['observeBatch']>[0]) => metrics.observeBatch(b));
 
-    this.tracker = new OwnershipTracker(universe, c.nodeId);
+    this.tracker = new OwnershipTracker(universe, c.nodeId, { now });
     this.tracker.on('change', (change: OwnershipChange) => {
       scheduler.setOwned(change.owned, change.gained);
       this.log.info({ owned: change.owned.pks.length, gained: change.gained.length, lost: change.lost.length, members: change.members.length, ms: Math.round(change.ms) }, 'ownership changed');
@@ -93,7 +96,7 @@ export class InfluencerNode {
     this.tracker.on('ring', (ring: Ring) => this.membership?.setView(ring.members));
     this.tracker.on('error', (err: Error) => this.log.error({ err: err.message }, 'ownership recompute failed'));
 
-    this.membership = new Membership(this.redis, this.sub, { cluster: c.cluster, id: c.nodeId, weight: c.nodeWeight, ttlMs: c.heartbeatTtlMs, stats: () => this.stats() }, this.log);
+    this.membership = new Membership(this.redis, this.sub, { cluster: c.cluster, id: c.nodeId, weight: c.nodeWeight, ttlMs: c.heartbeatTtlMs, stats: () => this.stats(), now }, this.log);
     this.membership.on('members', (members: RingMember[]) => {
       if (!this.leaving) this.tracker?.setMembers(members);
     });
@@ -104,7 +107,7 @@ export class InfluencerNode {
       // low priority, off the polling path: its own client, concurrency and timeout
       const tracker = this.tracker;
       this.suspicious = new SuspiciousChecker(
-        { mockstagramUrl: c.mockstagramUrl, intervalMs: c.suspiciousIntervalMs, concurrency: c.suspiciousConcurrency, timeoutMs: c.suspiciousTimeoutMs, post: c.suspiciousPost },
+        { mockstagramUrl: c.mockstagramUrl, intervalMs: c.suspiciousIntervalMs, concurrency: c.suspiciousConcurrency, timeoutMs: c.suspiciousTimeoutMs, post: c.suspiciousPost, now },
         { owned: () => tracker.owned(), answers: collections(db).suspicious, totals: new Totals(this.redis, c.cluster), log: this.log },
       );
       this.suspicious.start();

@@ -45,6 +45,8 @@ export class TotalsRebuilder {
     private readonly log: Logger,
     /** how long after the cutoff every sample before it is written (flush age and a margin) */
     private readonly graceMs = 5000,
+    /** the clock samples are stamped with */
+    private readonly now: () => number = Date.now,
   ) {
     this.keys = totalsKeys(cluster);
     if (!('mergeTotals' in redis)) redis.defineCommand('mergeTotals', { lua: MERGE_TOTALS });
@@ -94,13 +96,13 @@ export class TotalsRebuilder {
         this.log.info('running totals start empty (no timeline yet)');
         return 'ready';
       }
-      const T = (Math.floor(Date.now() / this.intervalMs) + 2) * this.intervalMs;
+      const T = (Math.floor(this.now() / this.intervalMs) + 2) * this.intervalMs;
       await this.redis.multi().hset(this.keys.rebuild, 'T', String(T)).set(this.keys.since, String(T)).exec();
       cutoff = String(T);
       this.log.warn({ cutoff: new Date(T).toISOString() }, 'running totals and rank are missing in Redis: rebuilding them from MongoDB');
     }
     const T = Number(cutoff);
-    const wait = T + this.graceMs - Date.now();
+    const wait = T + this.graceMs - this.now();
     if (wait > 0) await abortableSleep(wait, signal);
     if (signal.aborted) throw new Error('totals rebuild interrupted; it resumes where it stopped');
     const merged = await this.scanAndMerge(T, signal);

@@ -9,6 +9,8 @@ export interface SampleWriterOptions {
   bufferMaxSamples: number;
   /** batches written at once (default 1) */
   writeConcurrency?: number;
+  /** the clock of the scheduler's due times, for `doneAt` */
+  now?: () => number;
 }
 
 export interface WriterCounters {
@@ -50,6 +52,7 @@ export class SampleWriter extends EventEmitter {
   private closed = false;
   private lastWriteFailed = false;
   private readonly concurrency: number;
+  private readonly now: () => number;
   private readonly mongoState: StateLog;
   private readonly totalsState: StateLog;
   readonly counters: WriterCounters = { stored: 0, duplicates: 0, rejected: 0, dropped: 0, batches: 0, failedFlushes: 0, lastBatchMs: 0 };
@@ -57,6 +60,7 @@ export class SampleWriter extends EventEmitter {
   constructor(private readonly writer: BatchWriter, private readonly opts: SampleWriterOptions, private readonly log: Logger) {
     super();
     this.concurrency = Math.max(1, opts.writeConcurrency ?? 1);
+    this.now = opts.now ?? Date.now;
     this.mongoState = new StateLog(log, 'mongo');
     this.totalsState = new StateLog(log, 'totals');
   }
@@ -146,7 +150,7 @@ export class SampleWriter extends EventEmitter {
   /** Writes one batch until it succeeds (or the writer is closed); its totals step waits for `turn`. */
   private async write(batch: PendingBatch, turn: Promise<void>): Promise<void> {
     for (;;) {
-      const started = Date.now();
+      const started = this.now();
       try {
         await this.writer.write(batch, turn);
       } catch (err) {
@@ -175,7 +179,7 @@ export class SampleWriter extends EventEmitter {
     this.inflightSamples -= batch.samples.length;
     this.mongoState.set('up', { buffered: this.length });
     this.totalsState.set('up');
-    const doneAt = Date.now();
+    const doneAt = this.now();
     this.counters.batches++;
     this.counters.stored += batch.stored!.length;
     this.counters.duplicates += batch.duplicates ?? 0;

@@ -13,6 +13,12 @@ export interface SchedulerOptions {
   concurrency: number;
   /** how long a not-found pk is left alone before it is asked again */
   notFoundRecheckMs?: number;
+  /**
+   * A gained pk whose slot in the previous interval is less than this old is fetched for that
+   * interval too: the last owner may have let it go before its slot (it recomputed the ring first,
+   * or its clock is behind). Default min(interval, 5 s); a repeat is a harmless duplicate.
+   */
+  catchUpMs?: number;
   now?: () => number;
 }
 
@@ -47,7 +53,8 @@ function newFigures(): { stored: number; onTime: number; seen: number; lateness:
  * so load is even and a pk keeps its cadence when another node takes it over. Owned pks are kept
  * sorted by hash, which is also the order of their due times: a cursor walks them. A sample is
  * stamped with the interval it was due in. Pks gained after their slot in the current interval
- * are fetched at once (a duplicate is harmless, a gap is not); lost pks stop at once.
+ * are fetched at once, and so are those whose slot in the previous interval passed less than
+ * `catchUpMs` ago (a duplicate is harmless, a gap is not); lost pks stop at once.
  */
 export class Scheduler {
   private owned: OwnedPks = { pks: new Int32Array(0), hashes: new Uint32Array(0) };
@@ -65,6 +72,7 @@ export class Scheduler {
   private inFlight = 0;
   private readonly idle: Array<() => void> = [];
   private readonly now: () => number;
+  private readonly catchUpMs: number;
   // figures of the interval in progress and of the last complete one
   private cur = newFigures();
   private last = newFigures();
@@ -78,6 +86,7 @@ export class Scheduler {
     private readonly opts: SchedulerOptions,
   ) {
     this.now = opts.now ?? Date.now;
+    this.catchUpMs = opts.catchUpMs ?? Math.min(opts.intervalMs, 5000);
   }
 
   /** Replaces the owned set; the caller passes what it gained so late slots are caught up. */
@@ -85,9 +94,19 @@ export class Scheduler {
     this.owned = owned;
     // continue after the last pk dispatched in this interval; gained pks before it are caught up
     this.cursor = upperBound(owned.hashes, this.lastHash);
-    if (this.interval >= 0 && gained.length > 0 && this.cursor > 0) {
+    if (this.interval >= 0 && gained.length > 0) {
       const fresh = new Set(gained);
       const now = this.now();
+      const I = this.opts.intervalMs;
+      const previous = this.interval - I;
+      // gained pks whose slot in the previous interval came less than catchUpMs ago
+      const since = now - this.catchUpMs;
+      if (this.catchUpMs > 0 && since < this.interval) {
+        const fromHash = Math.ceil((Math.max(0, since - previous) / I) * TWO_32);
+        for (let i = upperBound(owned.hashes, fromHash - 1); i < owned.pks.length; i++) {
+          if (fresh.has(owned.pks[i])) this.late.push({ pk: owned.pks[i], at: previous, due: now });
+        }
+      }
       for (let i = 0; i < this.cursor; i++) if (fresh.has(owned.pks[i])) this.late.push({ pk: owned.pks[i], at: this.interval, due: now });
     }
     this.tick();

@@ -22,6 +22,8 @@ export interface SourceOptions {
   connections: number;
   timeoutMs: number;
   maxAttempts?: number;
+  /** the clock deadlines are given in */
+  now?: () => number;
 }
 
 /**
@@ -79,6 +81,7 @@ export class MockstagramClient {
   private readonly pool: Pool;
   private readonly maxAttempts: number;
   private readonly basePath: string;
+  private readonly now: () => number;
 
   constructor(baseUrl: string, opts: SourceOptions) {
     const url = new URL(baseUrl);
@@ -92,6 +95,7 @@ export class MockstagramClient {
       connectTimeout: Math.min(opts.timeoutMs, 5000),
     });
     this.maxAttempts = opts.maxAttempts ?? 4;
+    this.now = opts.now ?? Date.now;
   }
 
   /** Fetches one influencer, retrying until `deadline` (epoch ms) or the attempt limit. */
@@ -104,7 +108,7 @@ export class MockstagramClient {
       last = r.error;
       onError?.(r.error);
       const wait = r.retryAfterMs ?? Math.min(2000, 100 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-      if (Date.now() + wait + 50 >= deadline) break;
+      if (this.now() + wait + 50 >= deadline) break;
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
     return { kind: 'failed', error: last, attempts: this.maxAttempts };

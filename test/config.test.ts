@@ -30,6 +30,11 @@ t.test('defaults', async (t) => {
   t.equal(c.logLevel, 'info');
 });
 
+t.test('CLOCK_SKEW_MS may be negative', async (t) => {
+  t.equal(loadConfig({}, {}).clockSkewMs, 0);
+  t.equal(loadConfig({}, { CLOCK_SKEW_MS: '-3000' }).clockSkewMs, -3000);
+});
+
 t.test('flags win over env, env over defaults', async (t) => {
   const c = loadConfig({ pkMin: '5' }, { PK_MIN: '3', PK_MAX: '9', CLUSTER: 'blue' });
   t.equal(c.pkMin, 5);
@@ -53,6 +58,7 @@ t.test('each bad value names the setting, the value and what is allowed', async 
     [{ METRICS_PORT: '70000' }, /^METRICS_PORT="70000" is not valid: expected an integer from 0 to 65535$/],
     [{ METRICS_PORT: 'http' }, /^METRICS_PORT="http" is not valid: expected an integer from 0 to 65535$/],
     [{ METRICS_HOST: 'http://x' }, /^METRICS_HOST="http:\/\/x" is not valid: expected an IP address or a host name$/],
+    [{ CLOCK_SKEW_MS: '3s' }, /^CLOCK_SKEW_MS="3s" is not valid: expected an integer from -3600000 to 3600000$/],
     [{ PK_MIN: '10', PK_MAX: '5' }, /^PK_MIN=10 is greater than PK_MAX=5/],
     [{ PK_MIN: '0', PK_MAX: '3000000' }, /at most 2097152 pks/],
   ];

@@ -198,6 +198,28 @@ async function countHangs(url: string, n: number, timeoutMs: number): Promise<nu
   return outcomes.reduce((a, b) => a + b, 0);
 }
 
+t.test('setFaults switches faults of a running mock on and off', async (t) => {
+  const m = await mock(t, { seed: 5 });
+  const kinds = async (n: number): Promise<string[]> => {
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) out.push(kind(await get(m.url, `/api/v1/influencers/${PK + i}`)));
+    return out;
+  };
+  t.same(new Set(await kinds(20)), new Set(['ok']));
+  m.setFaults({ errorRate: 1 });
+  t.same(new Set(await kinds(20)), new Set(['503']));
+  m.setFaults({ errorRate: 0, rateLimitRate: 1, retryAfterS: 7 });
+  const limited = await get(m.url, `/api/v1/influencers/${PK}`);
+  t.same([limited.status, limited.retryAfter], [429, '7']);
+  m.setFaults({ rateLimitRate: 0, malformedRate: 1 });
+  t.same(new Set(await kinds(20)), new Set(['malformed']));
+  m.setFaults({ malformedRate: 0 });
+  t.same(new Set(await kinds(20)), new Set(['ok']), 'back to healthy');
+  t.match(m.options(), { errorRate: 0, rateLimitRate: 0, retryAfterS: 7, malformedRate: 0, seed: 5 });
+  t.throws(() => m.setFaults({ errorRate: 0.7, hangRate: 0.7 }), /add up to at most 1/);
+  t.equal(m.options().errorRate, 0, 'a refused change leaves the faults as they were');
+});
+
 t.test('hangRate 0.3 leaves about 30 % unanswered, reproducibly', async (t) => {
   const counts = await Promise.all([0, 1].map(async () => {
     const m = await startMock({ port: 0, seed: 11, hangRate: 0.3 });

@@ -1,9 +1,18 @@
 // Runs the real CLI (bin/influencer-node.js over the compiled dist/) as a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const BIN = fileURLToPath(new URL('../../bin/influencer-node.js', import.meta.url));
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The checkout's root: above this file in test/helpers, or in dist/test/helpers when compiled (the soak). */
+function findRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'bin', 'influencer-node.js')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+export const ROOT = findRoot();
+export const BIN = join(ROOT, 'bin', 'influencer-node.js');
 
 export interface CliResult { code: number | null; stdout: string; stderr: string }
 

@@ -3,7 +3,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { MongoClient, type Db } from 'mongodb';
-import type { Test } from 'tap';
 import { loadConfig, type Config } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
 import { startMock, type MockOptions, type MockServer } from '../../lib/mock.js';
@@ -11,7 +10,7 @@ import { InfluencerNode } from '../../lib/node.js';
 import { collections } from '../../lib/store.js';
 import { Totals } from '../../lib/totals.js';
 import { spawnCli, waitExit } from './cli.js';
-import { services, type Services } from './servers.js';
+import { services, type Owner, type Services } from './servers.js';
 
 export interface ClusterOptions {
   pks: number;
@@ -19,6 +18,8 @@ export interface ClusterOptions {
   ttlMs: number;
   mock?: Partial<MockOptions>;
   extraEnv?: Record<string, string>;
+  /** servers of the test's own (fault tests restart them); shared throwaway ones otherwise */
+  redisUrl?: string;
   mongoUrl?: string;
 }
 
@@ -29,8 +30,8 @@ export interface TestCluster {
   mock: MockServer;
   env: Record<string, string>;
   config: (id: string) => Config;
-  /** a node as a child process running `influencer-node start` */
-  spawnNode: (id: string) => ChildProcess & { output: () => string };
+  /** a node as a child process running `influencer-node start`, with `env` added to the cluster's */
+  spawnNode: (id: string, env?: Record<string, string>) => ChildProcess & { output: () => string };
   /** a node in this process */
   startNode: (id: string) => Promise<InfluencerNode>;
   redis: Redis;
@@ -38,12 +39,12 @@ export interface TestCluster {
   totals: Totals;
 }
 
-export async function startCluster(t: Test, opts: ClusterOptions): Promise<TestCluster> {
-  const svc = await services(t);
+export async function startCluster(t: Owner, opts: ClusterOptions): Promise<TestCluster> {
+  const svc = await services(t, { redisUrl: opts.redisUrl, mongoUrl: opts.mongoUrl });
   const mock = await startMock({ port: 0, pkMin: PK_MIN, count: opts.pks, seed: 42, suspiciousDelayScale: 0, ...opts.mock });
   const env: Record<string, string> = {
     REDIS_URL: svc.redisUrl,
-    MONGO_URL: opts.mongoUrl ?? svc.mongoUrl,
+    MONGO_URL: svc.mongoUrl,
     MONGO_DB: svc.mongoDb,
     CLUSTER: svc.cluster,
     MOCKSTAGRAM_URL: mock.url,
@@ -61,21 +62,14 @@ export async function startCluster(t: Test, opts: ClusterOptions): Promise<TestC
   const mongo = new MongoClient(env.MONGO_URL, { serverSelectionTimeoutMS: 60_000 });
   const children: ChildProcess[] = [];
   const nodes: InfluencerNode[] = [];
-  t.teardown(async () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    await Promise.all(nodes.map((n) => n.stop().catch(() => undefined)));
-    await mock.close();
-    redis.disconnect();
-    await mongo.close();
-  });
   const config = (id: string): Config => loadConfig({ nodeId: id }, env);
-  return {
+  const cluster: TestCluster = {
     svc,
     mock,
     env,
     config,
-    spawnNode(id) {
-      const child = spawnCli(['start'], { ...env, NODE_ID: id });
+    spawnNode(id, extra = {}) {
+      const child = spawnCli(['start'], { ...env, ...extra, NODE_ID: id });
       children.push(child);
       return child;
     },
@@ -89,6 +83,15 @@ export async function startCluster(t: Test, opts: ClusterOptions): Promise<TestC
     db: mongo.db(svc.mongoDb),
     totals: new Totals(redis, svc.cluster),
   };
+  t.teardown(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await Promise.all(nodes.map((n) => n.stop().catch(() => undefined)));
+    // the mock in use: a fault test may have replaced it with a restarted one
+    await cluster.mock.close();
+    redis.disconnect();
+    await mongo.close();
+  });
+  return cluster;
 }
 
 export function sleep(ms: number): Promise<void> {

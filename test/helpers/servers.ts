@@ -7,7 +7,6 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Test } from 'tap';
 import { ferretCommand, freePort, redisCommand } from '../../bench/services.js';
 
 export interface Services {
@@ -30,25 +29,33 @@ export interface Server {
   up(): Promise<void>;
 }
 
+/** What owns the servers: a tap test (they stop when its file's tests end), or a script's own scope. */
+export interface Owner {
+  teardown(fn: () => unknown): void;
+  /** a subtest's parent: servers live until the root ends */
+  parent?: unknown;
+}
+
 const started: Server[] = [];
 let redisServer: Promise<Server> | undefined;
 let mongoServer: Promise<Server> | undefined;
 
-export async function services(t: Test): Promise<Services> {
+/** Servers for a test: `given` URLs (fault tests bring servers they restart), else shared ones. */
+export async function services(t: Owner, given: { redisUrl?: string; mongoUrl?: string } = {}): Promise<Services> {
   registerTeardown(t);
-  const redisUrl = process.env.REDIS_URL || (await (redisServer ??= startRedis())).url;
-  const mongoUrl = process.env.MONGO_URL || (await (mongoServer ??= startFerret())).url;
+  const redisUrl = given.redisUrl || process.env.REDIS_URL || (await (redisServer ??= startRedis())).url;
+  const mongoUrl = given.mongoUrl || process.env.MONGO_URL || (await (mongoServer ??= startFerret())).url;
   const id = randomBytes(4).toString('hex');
   return { redisUrl, mongoUrl, cluster: `t${id}`, mongoDb: `t_${id}` };
 }
 
 let teardownRegistered = false;
-function registerTeardown(t: Test): void {
+function registerTeardown(t: Owner): void {
   if (teardownRegistered) return;
   teardownRegistered = true;
   // the root test ends after every subtest of the file
   let root = t;
-  while (root.parent) root = root.parent as Test;
+  while (root.parent) root = root.parent as Owner;
   root.teardown(async () => { await Promise.all(started.map((s) => s.stop())); });
 }
 
