@@ -135,7 +135,7 @@ export async function verify(h: Chaos, run: FaultRun): Promise<Verdict> {
   // 3b. the average the API reports (lib/read.ts) = followerSum / samples, on a sample of pks
   let wrongAverage = 0;
   for (const pk of h.universe.sortedPks.filter((_, i) => i % Math.ceil(h.universe.size / API_SAMPLE) === 0)) {
-    const summary = await readSummary(h.cluster.db, h.cluster.totals, pk);
+    const summary = await readSummary(h.cluster.totals, pk);
     const totals = await h.cluster.totals.read(pk);
     if (!summary || !totals || summary.samples !== totals.samples) continue; // moved on between the reads
     if (summary.averageFollowers !== Math.round((totals.followerSum / totals.samples) * 100) / 100) wrongAverage++;
