@@ -11,7 +11,7 @@ import { connectMongo, createMongo } from './mongo.js';
 import { hourly, ratio, readPoints, readSummary } from './read.js';
 import { connectRedis, createRedis } from './redis.js';
 import { readStatus } from './status.js';
-import { Totals, type TopOrder } from './totals.js';
+import { Totals, type TopEntry, type TopOrder } from './totals.js';
 
 /** What the read API needs: open connections and the cluster's config (name, pk universe). */
 export interface ApiDeps {
@@ -36,6 +36,8 @@ const DEFAULT_LIMIT = 10;
 const DEFAULT_RANGE_MS = 3_600_000;
 /** How long one read of the cluster status serves every request (member cards change every TTL/3 anyway). */
 const CLUSTER_STATUS_SHARED_MS = 1000;
+/** a top list changes once an interval: the viewers of one second share one read of it */
+const TOP_SHARED_MS = 1000;
 
 /** A request the API refuses: answered with `status` and `{"error": message}`. */
 export class HttpError extends Error {
@@ -138,6 +140,9 @@ class ApiRoutes {
   // reading the cluster SCANs for member keys: a thousand viewers share one read a second
   private readonly clusterStatus = shared(CLUSTER_STATUS_SHARED_MS, () => readStatus(this.deps.redis, this.deps.config, Date.now(), 'index'));
 
+  // one shared read per (sort, limit): at most 2 × MAX_LIMIT of them
+  private readonly topLists = new Map<string, () => Promise<TopEntry[]>>();
+
   constructor(private readonly deps: ApiDeps, private readonly totals: Totals) {}
 
   dispatch(url: URL): Promise<unknown> {
@@ -182,7 +187,10 @@ class ApiRoutes {
     if (limitRaw !== null && (!/^\d+$/.test(limitRaw) || limit < 1 || limit > MAX_LIMIT)) {
       throw new HttpError(400, `limit=${JSON.stringify(limitRaw)} is not valid: expected an integer from 1 to ${MAX_LIMIT}`);
     }
-    const entries = await this.totals.top(sort as TopOrder, limit);
+    const key = `${sort}:${limit}`;
+    let read = this.topLists.get(key);
+    if (!read) this.topLists.set(key, (read = shared(TOP_SHARED_MS, () => this.totals.top(sort as TopOrder, limit))));
+    const entries = await read();
     let rank = 0;
     const influencers = entries.map((e, i) => {
       // ties share a rank: the list starts at the top, so every higher score is before this one

@@ -247,5 +247,11 @@ t.test('growth index: latest minus previous count, replay-safe, late samples ign
   t.same(await redis.zscore(`${svc.cluster}:growth`, String(D)), '500', 'an older sample arriving late changes nothing');
   await writer.write(BatchWriter.batch([s(D, 12 * MIN, 1200, 10)]));
   t.match(await totals.read(D), { followerCount: 1200, previousFollowerCount: 1500, previousAt: 11 * MIN });
-  t.same((await get('/api/influencers?sort=growth')).body.influencers.map((r: { growth: number }) => r.growth), [-300], 'a loss is negative growth');
+  await new Promise((r) => setTimeout(r, 1100));
+  const growthOf = async (): Promise<number[]> => (await get('/api/influencers?sort=growth')).body.influencers.map((r: { growth: number }) => r.growth);
+  t.same(await growthOf(), [-300], 'a loss is negative growth');
+  await redis.zadd(`${svc.cluster}:growth`, 77, String(D + 1));
+  t.same(await growthOf(), [-300], 'the viewers of one second share one read of a top list');
+  await new Promise((r) => setTimeout(r, 1100));
+  t.equal((await growthOf()).length, 2, 'and see the change a second later');
 });
