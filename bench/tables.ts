@@ -124,7 +124,7 @@ export function readSideTables(r: ReadSideResult, fullPks: number): Table[] {
       x.serveCpuUsPerRequest ? round(1e6 / x.serveCpuUsPerRequest) : null, x.cpu.redis, x.cpu.ferretdb, x.cpu.autocannon, x.cpu.machine, x.bottleneck]),
     notes: [
       `requests: ${r.routes.map((x) => `${x.route} ${x.path}`).join('; ')}; the page takes random tracked pks, the timeline the ${r.seed.timelinePks} pks with points (T: the end of their day)`,
-      'influencer page: one Redis hash (figures and suspicious flag) and a rank (ZSCORE + ZCOUNT); top lists: one ZREVRANGE and an HMGET per row; stats: ZCARD and HGET; timeline: one _id range of MongoDB',
+      'influencer page: one Redis hash (figures and suspicious flag) and a rank (ZSCORE + ZCOUNT); top lists: one ZREVRANGE and an HMGET per row, read at most once a second per list and shared; stats: ZCARD and HGET; timeline: one _id range of MongoDB',
       `timeline: FerretDB 1.24 does not push an _id range down to SQLite (nor use its _id index), so every request reads the whole timeline collection: ${r.seed.timelinePoints.toLocaleString('en-US')} points here, where nodes tracking 1M pks store 1.44 billion a day; on MongoDB it is an index range`,
       'serve one-core req/s: 1 s / serve\'s CPU per request, what it would answer with a core to itself (Redis and FerretDB apart); CPU at 100 clock ticks a second: rough for a few requests',
       'CPU% is of one core; autocannon runs in the bench process; machine is the whole machine (other processes included), 100 % = every core busy',
