@@ -13,13 +13,11 @@ import { memberIndexKey } from '../lib/membership.js';
 import { loadConfig } from '../lib/config.js';
 import { ClusterLock } from '../lib/locks.js';
 import { createLogger } from '../lib/log.js';
-import { connectMongo, createMongo } from '../lib/mongo.js';
 import { TotalsRebuilder } from '../lib/rebuild.js';
-import { connectRedis, createRedis } from '../lib/redis.js';
 import { BatchWriter, collections, type Sample } from '../lib/store.js';
 import { storeSuspicious } from '../lib/suspicious.js';
 import { Totals } from '../lib/totals.js';
-import { services } from './helpers/servers.js';
+import { connected } from './helpers/servers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = fileURLToPath(new URL('./screenshots/', import.meta.url));
@@ -29,11 +27,7 @@ const PK = 1_000_007;
 const log = createLogger('silent');
 
 t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `no browser at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)` }, async (t) => {
-  const svc = await services(t);
-  const redis = createRedis(svc.redisUrl, log, 'dashboard-test');
-  await connectRedis(redis, svc.redisUrl, log);
-  const mongo = createMongo(svc.mongoUrl);
-  const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
+  const { redis, db, ...svc } = await connected(t, 'dashboard-test');
   await new TotalsRebuilder(redis, db, new ClusterLock(redis, svc.cluster, log), svc.cluster, MIN, log).runOnce();
 
   // two hours of one-minute random walks for 30 influencers
@@ -76,8 +70,6 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `no browser at ${CHRO
     await browser.close();
     rmSync(profile, { recursive: true, force: true });
     await api.close();
-    redis.disconnect();
-    await mongo.close();
   });
   mkdirSync(SHOTS, { recursive: true });
   const errors: string[] = [];

@@ -3,23 +3,16 @@
 import t from 'tap';
 import { createLogger } from '../lib/log.js';
 import { ClusterLock } from '../lib/locks.js';
-import { connectMongo, createMongo } from '../lib/mongo.js';
 import { TotalsRebuilder, totalsState } from '../lib/rebuild.js';
-import { connectRedis, createRedis } from '../lib/redis.js';
 import { BatchWriter, collections, type Sample } from '../lib/store.js';
 import { storeSuspicious } from '../lib/suspicious.js';
 import { Totals } from '../lib/totals.js';
-import { services } from './helpers/servers.js';
+import { connected } from './helpers/servers.js';
 
 const log = createLogger('silent');
 
 t.test('rebuild after the totals are lost gives the same answers', async (t) => {
-  const svc = await services(t);
-  const redis = createRedis(svc.redisUrl, log, 'rebuild-test');
-  await connectRedis(redis, svc.redisUrl, log);
-  const mongo = createMongo(svc.mongoUrl);
-  const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
-  t.teardown(async () => { redis.disconnect(); await mongo.close(); });
+  const { redis, db, ...svc } = await connected(t, 'rebuild-test');
   const INTERVAL = 500;
   const rebuilder = new TotalsRebuilder(redis, db, new ClusterLock(redis, svc.cluster, log), svc.cluster, INTERVAL, log, 300);
   t.equal(await rebuilder.runOnce(), 'ready', 'a new cluster starts at 0 without waiting');

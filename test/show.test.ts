@@ -1,23 +1,16 @@
 // `influencer-node show`: one influencer's counts, ratio, average and timeline.
 import t from 'tap';
 import { createLogger } from '../lib/log.js';
-import { connectMongo, createMongo } from '../lib/mongo.js';
-import { connectRedis, createRedis } from '../lib/redis.js';
 import { BatchWriter } from '../lib/store.js';
 import { Totals } from '../lib/totals.js';
 import { ClusterLock } from '../lib/locks.js';
 import { TotalsRebuilder } from '../lib/rebuild.js';
 import { runCli } from './helpers/cli.js';
-import { services } from './helpers/servers.js';
+import { connected } from './helpers/servers.js';
 
 t.test('show', async (t) => {
-  const svc = await services(t);
   const log = createLogger('silent');
-  const redis = createRedis(svc.redisUrl, log, 'show-test');
-  await connectRedis(redis, svc.redisUrl, log);
-  const mongo = createMongo(svc.mongoUrl);
-  const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
-  t.teardown(async () => { redis.disconnect(); await mongo.close(); });
+  const { redis, db, ...svc } = await connected(t, 'show-test');
   const now = Math.floor(Date.now() / 60_000) * 60_000;
   const pk = 1_000_042;
   await new TotalsRebuilder(redis, db, new ClusterLock(redis, svc.cluster, log), svc.cluster, 60_000, log).runOnce();

@@ -4,24 +4,17 @@ import t from 'tap';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import { createLogger } from '../lib/log.js';
-import { connectMongo, createMongo } from '../lib/mongo.js';
-import { connectRedis, createRedis } from '../lib/redis.js';
 import { BatchWriter, collections, pointId, type PendingBatch, type Sample } from '../lib/store.js';
 import { SampleWriter } from '../lib/sample-writer.js';
 import { Totals } from '../lib/totals.js';
 import { ClusterLock } from '../lib/locks.js';
 import { TotalsRebuilder } from '../lib/rebuild.js';
-import { services } from './helpers/servers.js';
+import { connected } from './helpers/servers.js';
 
 const log = createLogger('silent');
 
 async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
-  const svc = await services(t);
-  const redis = createRedis(svc.redisUrl, log, 'test');
-  await connectRedis(redis, svc.redisUrl, log);
-  const mongo = createMongo(svc.mongoUrl);
-  const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
-  t.teardown(async () => { redis.disconnect(); await mongo.close(); });
+  const { redis, db, ...svc } = await connected(t, 'test');
   const totals = new Totals(redis, svc.cluster);
   t.equal(await new TotalsRebuilder(redis, db, new ClusterLock(redis, svc.cluster, log), svc.cluster, 60_000, log).runOnce(), 'ready', 'a new cluster starts its totals at 0');
   return { svc, redis, db, totals, writer: new BatchWriter(db, totals) };

@@ -4,13 +4,12 @@ import t from 'tap';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '../lib/log.js';
-import { connectMongo, createMongo } from '../lib/mongo.js';
 import type { Collection } from 'mongodb';
 import { collections, type SuspiciousDoc } from '../lib/store.js';
 import { SuspiciousChecker, type SuspiciousStats } from '../lib/suspicious.js';
 import type { InfluencerTotals } from '../lib/totals.js';
 import { checkStore, intervalStart, range, sleep, startCluster, until, PK_MIN } from './helpers/cluster.js';
-import { services } from './helpers/servers.js';
+import { connected } from './helpers/servers.js';
 
 const log = createLogger('silent');
 
@@ -52,10 +51,7 @@ const totalsOf = (pk: number): InfluencerTotals => ({
 
 /** The `suspicious` collection of a fresh database. */
 async function answersOf(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
-  const svc = await services(t);
-  const mongo = createMongo(svc.mongoUrl);
-  t.teardown(() => mongo.close());
-  return collections(await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log)).suspicious;
+  return collections((await connected(t, 'suspicious-test')).db).suspicious;
 }
 
 /** Each pk's latest stored answer. */

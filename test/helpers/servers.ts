@@ -7,7 +7,12 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Db, MongoClient } from 'mongodb';
 import { ferretCommand, freePort, redisCommand } from '../../bench/services.js';
+import { createLogger } from '../../lib/log.js';
+import { connectMongo, createMongo } from '../../lib/mongo.js';
+import { connectRedis, createRedis } from '../../lib/redis.js';
 
 export interface Services {
   redisUrl: string;
@@ -47,6 +52,18 @@ export async function services(t: Owner, given: { redisUrl?: string; mongoUrl?: 
   const mongoUrl = given.mongoUrl || process.env.MONGO_URL || (await (mongoServer ??= startFerret())).url;
   const id = randomBytes(4).toString('hex');
   return { redisUrl, mongoUrl, cluster: `t${id}`, mongoDb: `t_${id}` };
+}
+
+/** `services(t)` with clients connected by the product's own connection code, closed when `t` ends. */
+export async function connected(t: Owner, name: string): Promise<Services & { redis: Redis; mongo: MongoClient; db: Db }> {
+  const svc = await services(t);
+  const log = createLogger('silent');
+  const redis = createRedis(svc.redisUrl, log, name);
+  await connectRedis(redis, svc.redisUrl, log);
+  const mongo = createMongo(svc.mongoUrl);
+  t.teardown(async () => { redis.disconnect(); await mongo.close(); });
+  const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
+  return { ...svc, redis, mongo, db };
 }
 
 let teardownRegistered = false;
