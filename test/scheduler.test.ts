@@ -8,48 +8,40 @@ import type { Sample } from '../lib/store.js';
 const TWO_32 = 2 ** 32;
 const I = 10_000;
 
-function setup(now: { t: number }, catchUpMs?: number): { scheduler: Scheduler; stored: Array<[number, number]> } {
+/**
+ * A scheduler at 20,500 ms (0.5 s into the interval [20,000, 30,000)) that `own` hands pks to;
+ * returns the (pk, interval) pairs it stored, sorted.
+ */
+async function caughtUp(catchUpMs: number | undefined, own: (scheduler: Scheduler) => void): Promise<Array<[number, number]>> {
   const fetcher: Fetcher = {
     fetch: async (pk) => ({ kind: 'ok', attempts: 1, influencer: { pk, username: `u${pk}`, followerCount: 1, followingCount: 1 } }),
   };
   const stored: Array<[number, number]> = [];
-  const scheduler = new Scheduler(fetcher, (s: Sample) => stored.push([s.pk, s.at]), { intervalMs: I, concurrency: 8, now: () => now.t, catchUpMs });
-  return { scheduler, stored };
+  const scheduler = new Scheduler(fetcher, (s: Sample) => stored.push([s.pk, s.at]), { intervalMs: I, concurrency: 8, now: () => 20_500, catchUpMs });
+  scheduler.start();
+  own(scheduler);
+  await new Promise((r) => setTimeout(r, 100));
+  await scheduler.stop();
+  return stored.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
 }
 
 // slots at 1 %, 20 % and 90 % of the interval
 const owned = { pks: Int32Array.from([1, 2, 3]), hashes: Uint32Array.from([0.01, 0.2, 0.9].map((f) => Math.floor(f * TWO_32))) };
 
 t.test('gained pks: the current interval if their slot passed, the previous one if it passed less than catchUpMs ago', async (t) => {
-  const now = { t: 20_500 };
-  const { scheduler, stored } = setup(now, 5000);
-  scheduler.start();
-  scheduler.setOwned(owned, owned.pks);
-  await new Promise((r) => setTimeout(r, 100));
-  await scheduler.stop();
-  t.same(stored.sort((a, b) => a[0] - b[0] || a[1] - b[1]), [
+  t.same(await caughtUp(5000, (s) => s.setOwned(owned, owned.pks)), [
     [1, 20_000], // its slot (20,100) has passed in this interval
     [3, 10_000], // its slot in the previous interval (19,000) passed 1.5 s ago
   ], 'pk 2 (previous slot 12,000: 8.5 s ago) is left to its slot in this interval');
 });
 
 t.test('the default catch-up is min(interval, 5 s), and pks already owned are not fetched again', async (t) => {
-  const now = { t: 20_500 };
-  const { scheduler, stored } = setup(now);
-  scheduler.start();
-  scheduler.setOwned({ pks: owned.pks.slice(0, 1), hashes: owned.hashes.slice(0, 1) }, [1]);
-  scheduler.setOwned(owned, [2, 3]);
-  await new Promise((r) => setTimeout(r, 100));
-  await scheduler.stop();
-  t.same(stored.sort((a, b) => a[0] - b[0] || a[1] - b[1]), [[1, 20_000], [3, 10_000]]);
+  t.same(await caughtUp(undefined, (s) => {
+    s.setOwned({ pks: owned.pks.slice(0, 1), hashes: owned.hashes.slice(0, 1) }, [1]);
+    s.setOwned(owned, [2, 3]);
+  }), [[1, 20_000], [3, 10_000]]);
 });
 
 t.test('catchUpMs 0: only the current interval is caught up', async (t) => {
-  const now = { t: 20_500 };
-  const { scheduler, stored } = setup(now, 0);
-  scheduler.start();
-  scheduler.setOwned(owned, owned.pks);
-  await new Promise((r) => setTimeout(r, 100));
-  await scheduler.stop();
-  t.same(stored, [[1, 20_000]]);
+  t.same(await caughtUp(0, (s) => s.setOwned(owned, owned.pks)), [[1, 20_000]]);
 });
