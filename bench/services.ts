@@ -115,20 +115,21 @@ export function ferretCommand(port: number, dir: string): { bin: string; args: s
   };
 }
 
-export async function startRedis(): Promise<Service> {
-  const port = await freePort();
-  const { bin, args } = redisCommand(port, tempDir('bench-redis-'));
-  const child = track(bin, args);
-  await waitForPort(port, child, 'redis-server');
-  return { name: 'redis', url: `redis://127.0.0.1:${port}`, child };
+export function startRedis(): Promise<Service> {
+  return startServer('redis', 'redis-server', 'redis', redisCommand);
 }
 
-export async function startFerret(): Promise<Service> {
+export function startFerret(): Promise<Service> {
+  return startServer('ferretdb', 'ferretdb', 'mongodb', ferretCommand);
+}
+
+/** A server on a free port with its data in a temp dir, once it listens. */
+async function startServer(name: string, what: string, scheme: string, command: (port: number, dir: string) => { bin: string; args: string[] }): Promise<Service> {
   const port = await freePort();
-  const { bin, args } = ferretCommand(port, tempDir('bench-ferret-'));
+  const { bin, args } = command(port, tempDir(`bench-${name}-`));
   const child = track(bin, args);
-  await waitForPort(port, child, 'ferretdb');
-  return { name: 'ferretdb', url: `mongodb://127.0.0.1:${port}`, child };
+  await waitForPort(port, child, what);
+  return { name, url: `${scheme}://127.0.0.1:${port}`, child };
 }
 
 /** The mock as the CLI runs it, with no is_suspicious delay. */
