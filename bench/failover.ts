@@ -3,7 +3,9 @@
 import { normalizeMembers, Ring } from '../lib/ring.js';
 import { ownedBy } from '../lib/ownership.js';
 import { PkUniverse } from '../lib/pk-universe.js';
-import { collections } from '../lib/store.js';
+import { loadConfig } from '../lib/config.js';
+import { loadLayout } from '../lib/storage/layout.js';
+import { mapLimit, TimelineReader } from '../lib/storage/reader.js';
 import { BenchCluster, PK_MIN, nextBoundary, sleep, sleepUntil, type Infra } from './cluster.js';
 import { round } from './proc.js';
 
@@ -113,21 +115,15 @@ export async function failover(infra: Infra, o: FailoverOptions, progress: (line
   }
 }
 
-/** Per pk, the intervals in [from, to) with no timeline point. */
+/** Per pk, the intervals in [from, to) with no timeline point, read as the API reads a timeline. */
 async function missedPerPk(c: BenchCluster, from: number, to: number): Promise<Map<number, number>> {
-  const { timeline } = collections(c.infra.mongo.db(c.dbName));
-  const seen = new Map<number, Set<number>>();
-  const cursor = timeline.find({ t: { $gte: new Date(from), $lt: new Date(to) } }, { projection: { _id: 0, pk: 1, t: 1 } });
-  for await (const p of cursor) {
-    let s = seen.get(p.pk);
-    if (!s) seen.set(p.pk, (s = new Set()));
-    s.add(p.t.getTime());
-  }
+  const db = c.infra.mongo.db(c.dbName);
+  const env = c.env('reader');
+  const reader = new TimelineReader(c.infra.redisClient, db, await loadLayout(db, loadConfig({}, env)), c.cluster);
   const intervals = (to - from) / c.opts.intervalMs;
   const gaps = new Map<number, number>();
-  for (let pk = PK_MIN; pk <= c.pkMax; pk++) {
-    const n = intervals - (seen.get(pk)?.size ?? 0);
-    if (n > 0) gaps.set(pk, n);
-  }
+  const pks = Array.from({ length: c.pkMax - PK_MIN + 1 }, (_, i) => PK_MIN + i);
+  const counts = await mapLimit(pks, 16, async (pk) => new Set((await reader.points(pk, from, to)).map((p) => p.at)).size);
+  pks.forEach((pk, i) => { if (counts[i]! < intervals) gaps.set(pk, intervals - counts[i]!); });
   return gaps;
 }

@@ -2,11 +2,15 @@
 // loaded route by route with autocannon. The running totals, rank and growth index of every pk are
 // seeded in Redis by the product's Lua script (two samples a pk) and its daily suspicious answer by
 // Totals.setSuspicious; a few pks also get a day of one-minute points in MongoDB through BatchWriter.
+import { randomBytes } from 'node:crypto';
+import { loadConfig } from '../lib/config.js';
 import { ClusterLock } from '../lib/locks.js';
 import { createLogger } from '../lib/log.js';
 import { InfluencerTable, Random, isSuspicious } from '../lib/mock.js';
-import { TotalsRebuilder } from '../lib/rebuild.js';
-import { BatchWriter, type Sample } from '../lib/store.js';
+import { loadLayout } from '../lib/storage/layout.js';
+import { LogWriter } from '../lib/storage/log-writer.js';
+import { TotalsRebuilder } from '../lib/storage/rebuild.js';
+import type { Sample } from '../lib/store.js';
 import { Totals } from '../lib/totals.js';
 import { autocannon, randomPkRequests, type AutocannonRequest } from './autocannon.js';
 import { BenchCluster, PK_MIN, type Infra } from './cluster.js';
@@ -123,8 +127,9 @@ async function seedState(c: BenchCluster, end: number, timelinePks: number[], pr
   const log = createLogger('silent');
   const t0 = performance.now();
   const memory0 = await usedMemory(c);
-  // as the first node of a new cluster does: the totals start at 0
-  await new TotalsRebuilder(redis, db, new ClusterLock(redis, c.cluster, log), c.cluster, MINUTE, log).runOnce();
+  // as the first node of a new cluster does, its layout begun two days ago: the totals start at 0
+  const layout = await loadLayout(db, loadConfig({}, c.env('seed')), end - 2 * DAY_POINTS * MINUTE);
+  await new TotalsRebuilder({ redis, db, lock: new ClusterLock(redis, c.cluster, log), layout, cluster: c.cluster, log }, { graceMs: 0 }).runOnce();
   const totals = new Totals(redis, c.cluster);
   // the counts the mock would have answered
   const counts = new InfluencerTable(c.opts.pks, new Random(SEED, 3));
@@ -133,9 +138,12 @@ async function seedState(c: BenchCluster, end: number, timelinePks: number[], pr
     return { pk, at, username: `influencer-${pk}`, followerCount: counts.followerCount, followingCount: counts.followingCount };
   };
 
-  const writer = new BatchWriter(db, totals);
+  const writer = new LogWriter(db, totals, layout, 'seed');
   for (const pk of timelinePks) {
-    await writer.write(BatchWriter.batch(Array.from({ length: DAY_POINTS }, (_, m) => sample(pk, end - (DAY_POINTS - m) * MINUTE, m > 0))));
+    const batch = writer.batch(Array.from({ length: DAY_POINTS }, (_, m) => sample(pk, end - (DAY_POINTS - m) * MINUTE, m > 0)));
+    await writer.log(batch);
+    await writer.apply(batch);
+    await writer.register(batch);
   }
   const timelineS = (performance.now() - t0) / 1000;
 
@@ -147,8 +155,10 @@ async function seedState(c: BenchCluster, end: number, timelinePks: number[], pr
     for (let pk = first; pk < Math.min(first + SEED_CHUNK, c.pkMax + 1); pk++) {
       if (!withTimeline.has(pk)) samples.push(sample(pk, end - 2 * MINUTE, false), sample(pk, end - MINUTE, true));
     }
-    const batch = BatchWriter.batch(samples);
-    inFlight.push(totals.apply(batch.samples, batch.token));
+    // straight into Redis, as applied log documents would leave it (the log itself is not read here)
+    const period = layout.period(end - MINUTE);
+    inFlight.push(totals.applyLog(randomBytes(6).toString('hex'), period, samples.filter((x) => layout.period(x.at) === period), 'live', (pk) => layout.slice(pk)));
+    if (layout.period(end - 2 * MINUTE) !== period) inFlight.push(totals.applyLog(randomBytes(6).toString('hex'), layout.period(end - 2 * MINUTE), samples.filter((x) => x.at === end - 2 * MINUTE), 'live', (pk) => layout.slice(pk)));
     if (inFlight.length >= SEED_IN_FLIGHT) await inFlight.shift();
   }
   await Promise.all(inFlight);

@@ -3,7 +3,7 @@
 // chaos suite (one tap test per fault) and the soak (random faults for a given time).
 import { runCli } from '../test/helpers/cli.js';
 import { intervalStart, sleep, until } from '../test/helpers/cluster.js';
-import { totalsState } from '../lib/rebuild.js';
+import { totalsState } from '../lib/totals.js';
 import { nodeKey } from '../lib/card.js';
 import { memberIndexKey } from '../lib/membership.js';
 import type { Chaos } from './harness.js';

@@ -1,9 +1,12 @@
 // What must hold after every fault, checked against what was stored: one point per (pk, interval),
 // running totals and the API's average equal to the stored points, missed intervals within the
 // fault's bound, no process dead that was not killed, memory back near its steady state.
-import { totalsState } from '../lib/rebuild.js';
+import { totalsState } from '../lib/totals.js';
 import { readSummary } from '../lib/read.js';
-import { collections, pointId } from '../lib/store.js';
+import { readMembers } from '../lib/membership.js';
+import type { PayloadDoc } from '../lib/storage/slice-writer.js';
+import { decodeBucket, decodeOpen, type Point } from '../lib/storage/codec.js';
+import { collectionNames, docIds, loadLayout } from '../lib/storage/layout.js';
 import { totalsKeys } from '../lib/totals.js';
 import { sleep } from '../test/helpers/cluster.js';
 import type { Chaos } from './harness.js';
@@ -52,12 +55,24 @@ async function settle(h: Chaos, to: number): Promise<void> {
   await sleep(Math.max(0, to + h.intervalMs + 500 - Date.now()));
   for (;;) {
     try {
-      if (!(await h.writeBacklog()) && (await totalsState(h.cluster.redis, h.cluster.svc.cluster)) === 'ready') break;
+      if (!(await h.writeBacklog()) && (await totalsState(h.cluster.redis, h.cluster.svc.cluster)) === 'ready' && (await rebuiltPeriodClosed(h))) break;
     } catch { /* Redis back in a moment */ }
-    if (Date.now() > deadline) throw new Error('write backlog not written or totals not rebuilt after 120 s');
+    if (Date.now() > deadline) throw new Error('write backlog not written, totals not rebuilt or their period not closed after 120 s');
     await sleep(200);
   }
   await sleep(2 * flushAgeMs + 500);
+}
+
+/**
+ * After a rebuild, the samples before its cutoff are in the totals but not yet back in the open
+ * buffers: the close of the period holding the cutoff puts them there (its reconcile).
+ */
+async function rebuiltPeriodClosed(h: Chaos): Promise<boolean> {
+  const keys = totalsKeys(h.cluster.svc.cluster);
+  const [since, closed] = await h.cluster.redis.mget(keys.since, keys.closed);
+  const layout = await loadLayout(h.cluster.db, h.cluster.config('checker'));
+  if (since === null || Number(since) <= layout.firstPeriod) return true;
+  return closed !== null && Number(closed) >= layout.period(Number(since) - 1);
 }
 
 export async function verify(h: Chaos, run: FaultRun): Promise<Verdict> {
@@ -66,24 +81,22 @@ export async function verify(h: Chaos, run: FaultRun): Promise<Verdict> {
   const to = Math.max(...run.windows.map((w) => w.to));
   await settle(h, to);
 
-  // an atomic snapshot of the running totals, then every stored point
-  const snap = await snapshotTotals(h);
-  const { timeline } = collections(h.cluster.db);
-  const byPk = new Map<number, Map<number, { f: number; w: number }>>();
+  // one moment: the running totals and the open buffers (one MULTI), then the buckets of the
+  // periods whose buffers were gone at that moment
+  const snap = await snapshot(h, to);
+  const byPk = new Map<number, Map<number, number>>();
   let duplicates = 0;
-  let badIds = 0;
-  for (const doc of await timeline.find({}, { projection: { pk: 1, t: 1, f: 1, w: 1 } }).toArray()) {
-    const t = doc.t.getTime();
-    if (doc._id !== pointId(doc.pk, t)) badIds++;
-    let points = byPk.get(doc.pk);
-    if (!points) byPk.set(doc.pk, (points = new Map()));
-    if (points.has(t)) duplicates++;
-    points.set(t, { f: doc.f, w: doc.w });
+  for (const [pk, points] of snap.points) {
+    const m = new Map<number, number>();
+    for (const p of points) {
+      if (m.has(p.at)) duplicates++;
+      m.set(p.at, p.f);
+    }
+    byPk.set(pk, m);
   }
 
-  // 1. one point per (pk, interval), under the _id that makes a second insert of it a duplicate key
+  // 1. one point per (pk, interval)
   if (duplicates > 0) violations.push(`${duplicates} duplicate points for one (pk, interval)`);
-  if (badIds > 0) violations.push(`${badIds} points stored under an _id that is not pk:interval`);
 
   // 2. missed intervals per pk within each window's bound
   for (const w of run.windows) {
@@ -109,28 +122,19 @@ export async function verify(h: Chaos, run: FaultRun): Promise<Verdict> {
     if (over > 0) violations.push(`${w.what}: ${over} pks missed more intervals than allowed (${missed} missed in ${intervals} intervals, worst pk ${worst})`);
   }
 
-  // 3. running totals = the points they count: those before the rebuild cutoff (added up from
-  //    MongoDB) and those of every batch applied by the snapshot. A point not counted is either
-  //    newer than the snapshot or of a batch a SIGKILLed node inserted but never counted (one per kill).
-  const uncountedBatches = new Map<number, number>();
+  // 3. running totals = the points of the timeline, exactly: a sample is counted in the same
+  //    Lua step that puts it in an open buffer, and a log document a killed node never applied is
+  //    applied to both by its period's reconcile
   const wrong: string[] = [];
-  const old = snap.at - 3 * h.intervalMs;
   for (const pk of h.universe.sortedPks) {
-    const counted: number[] = [];
-    for (const [t, p] of byPk.get(pk) ?? []) {
-      if (t < snap.since || snap.batches.has(p.w)) counted.push(p.f);
-      else if (t < old) uncountedBatches.set(p.w, (uncountedBatches.get(p.w) ?? 0) + 1);
-    }
+    const values = [...(byPk.get(pk)?.values() ?? [])];
     const tot = snap.totals.get(pk);
-    const ok = tot === undefined ? counted.length === 0
-      : tot.n === counted.length && tot.s === counted.reduce((a, b) => a + b, 0) && tot.mn === Math.min(...counted) && tot.mx === Math.max(...counted);
-    if (!ok) wrong.push(`pk ${pk}: ${tot ? `${tot.n} samples, sum ${tot.s}` : 'no totals'} for ${counted.length} points counted, sum ${counted.reduce((a, b) => a + b, 0)}`);
+    const ok = tot === undefined ? values.length === 0
+      : tot.n === values.length && tot.s === values.reduce((a, b) => a + b, 0) && tot.mn === Math.min(...values) && tot.mx === Math.max(...values);
+    if (!ok) wrong.push(`pk ${pk}: ${tot ? `${tot.n} samples, sum ${tot.s}` : 'no totals'} for ${values.length} points, sum ${values.reduce((a, b) => a + b, 0)}`);
   }
-  if (wrong.length > 0) violations.push(`${wrong.length} pks whose running totals are not their counted points, e.g. ${wrong.slice(0, 3).join('; ')}`);
-  if (uncountedBatches.size > h.kills) {
-    violations.push(`${uncountedBatches.size} batches stored but never counted, more than the ${h.kills} SIGKILLs explain`);
-  }
-  figures['points never counted (SIGKILL mid-batch)'] = [...uncountedBatches.values()].reduce((a, b) => a + b, 0);
+  if (wrong.length > 0) violations.push(`${wrong.length} pks whose running totals are not their points, e.g. ${wrong.slice(0, 3).join('; ')}`);
+  figures['late samples (log only)'] = snap.late;
 
   // 3b. the average the API reports (lib/read.ts) = followerSum / samples, on a sample of pks
   let wrongAverage = 0;
@@ -162,27 +166,54 @@ export async function verify(h: Chaos, run: FaultRun): Promise<Verdict> {
 }
 
 interface Snapshot {
-  at: number;
-  /** the totals count every sample from this interval on; older ones come from a rebuild */
-  since: number;
-  /** tokens of the batches applied to the totals */
-  batches: Set<number>;
-  /** per pk: samples, follower sum, min, max (fields of lib/lua/apply-samples.lua) */
+  /** per pk: samples, follower sum, min, max (fields of lib/lua/apply-log.lua) */
   totals: Map<number, { n: number; s: number; mn: number; mx: number }>;
+  /** per pk: every point of the timeline, open buffers and buckets */
+  points: Map<number, Point[]>;
+  /** samples the nodes logged after their period's close began */
+  late: number;
 }
 
-/** The totals of every pk and the batches applied to them, read in one MULTI: one moment. */
-async function snapshotTotals(h: Chaos): Promise<Snapshot> {
-  const keys = totalsKeys(h.cluster.svc.cluster);
-  const multi = h.cluster.redis.multi().get(keys.since).keys(keys.batch(0).replace(/0$/, '*'));
-  for (const pk of h.universe.sortedPks) multi.hmget(keys.influencer(pk), 'n', 's', 'mn', 'mx');
-  const at = Date.now();
+/**
+ * The totals and the open buffers of every pk in one MULTI (one moment), then, for each (pk,
+ * period) whose buffer was gone, its bucket: a period closed after the MULTI has both, with the
+ * same points, and the buffer is used.
+ */
+async function snapshot(h: Chaos, to: number): Promise<Snapshot> {
+  const { redis, db, svc } = h.cluster;
+  const keys = totalsKeys(svc.cluster);
+  const layout = await loadLayout(db, h.cluster.config('checker'));
+  const periods = layout.periods(layout.firstPeriod, to + layout.bucketMs);
+  const pks = h.universe.sortedPks;
+  const multi = redis.multi();
+  for (const pk of pks) multi.hmget(keys.influencer(pk), 'n', 's', 'mn', 'mx');
+  for (const pk of pks) for (const p of periods) multi.getBuffer(keys.open(p, pk));
   const replies = (await multi.exec())!.map(([err, value]) => { if (err) throw err; return value; });
-  const [since, batchKeys, ...hashes] = replies as [string | null, string[], ...Array<Array<string | null>>];
   const totals = new Map<number, { n: number; s: number; mn: number; mx: number }>();
-  h.universe.sortedPks.forEach((pk, i) => {
-    const [n, s, mn, mx] = hashes[i];
+  pks.forEach((pk, i) => {
+    const [n, s, mn, mx] = replies[i] as Array<string | null>;
     if (n !== null) totals.set(pk, { n: Number(n), s: Number(s), mn: Number(mn), mx: Number(mx) });
   });
-  return { at, since: Number(since ?? 0), batches: new Set(batchKeys.map((k) => Number(k.slice(k.lastIndexOf(':') + 1)))), totals };
+  // the buckets: a scan per day collection is fine for a check (reads by the product never scan)
+  const buckets = new Map<string, Buffer>();
+  for (const name of new Set(periods.map((p) => collectionNames.buckets(p)))) {
+    for await (const doc of db.collection<PayloadDoc>(name).find({})) buckets.set(doc._id, Buffer.from(doc.b.buffer));
+  }
+  const points = new Map<number, Point[]>();
+  let k = pks.length;
+  for (const pk of pks) {
+    const list: Point[] = [];
+    for (const p of periods) {
+      const open = replies[k++] as Buffer | null;
+      if (open) list.push(...decodeOpen(p, open));
+      else {
+        const b = buckets.get(docIds.bucket(pk, p));
+        if (b) list.push(...decodeBucket(p, b));
+      }
+    }
+    points.set(pk, list);
+  }
+  let late = 0;
+  for (const c of await readMembers(redis, svc.cluster, 'index')) if (c.ok) late += Number(c.card.stats.late ?? 0);
+  return { totals, points, late };
 }

@@ -1,23 +1,25 @@
-import { totalsState } from './rebuild.js';
+import { totalsState } from './totals.js';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
-import type { Db, MongoClient } from 'mongodb';
+import type { MongoClient } from 'mongodb';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { connectMongo, createMongo } from './mongo.js';
-import { hourly, ratio, readPoints, readSummary } from './read.js';
+import { ratio, readSummary, readTimeline } from './read.js';
 import { connectRedis, createRedis } from './redis.js';
 import { readStatus } from './status.js';
+import { loadLayout } from './storage/layout.js';
+import { TimelineReader } from './storage/reader.js';
 import { Totals, type TopEntry, type TopOrder } from './totals.js';
 
 /** What the read API needs: open connections and the cluster's config (name, pk universe). */
 export interface ApiDeps {
   config: Config;
   redis: Redis;
-  db: Db;
+  reader: TimelineReader;
   log: Logger;
 }
 
@@ -27,8 +29,6 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-/** Above this range a timeline is answered in hourly aggregates instead of one point per interval. */
-export const MINUTE_RESOLUTION_MAX_MS = 86_400_000;
 /** Longest timeline range one request may read. */
 export const MAX_RANGE_MS = 31 * 86_400_000;
 export const MAX_LIMIT = 1000;
@@ -75,7 +75,7 @@ function findDir(name: string): URL {
 
 /**
  * The read API and the dashboard over node:http. Every route is a few index lookups: Redis hashes
- * and sorted sets for the figures, rank and top lists, one _id range of the timeline for a chart.
+ * and sorted sets for the figures, rank and top lists, finds by exact _id of buckets and rollups for a chart.
  */
 export async function startApi(deps: ApiDeps, opts: { host: string; port: number }): Promise<ApiServer> {
   const assets = loadAssets();
@@ -172,11 +172,9 @@ class ApiRoutes {
     const from = fromRaw === null ? to - DEFAULT_RANGE_MS : parseTime('from', fromRaw);
     if (from > to) throw new HttpError(400, `from is after to: ${new Date(from).toISOString()} > ${new Date(to).toISOString()}`);
     if (to - from > MAX_RANGE_MS) throw new HttpError(400, `range of ${Math.ceil((to - from) / 86_400_000)} days is too long: at most ${MAX_RANGE_MS / 86_400_000} days`);
-    const [exists, points] = await Promise.all([this.totals.exists(pk), readPoints(this.deps.db, pk, from, to)]);
-    if (!exists && points.length === 0) throw noData(pk);
-    const range = { from: new Date(from).toISOString(), to: new Date(to).toISOString() };
-    if (to - from > MINUTE_RESOLUTION_MAX_MS) return { pk, ...range, resolution: 'hour', points: hourly(points) };
-    return { pk, ...range, resolution: 'interval', points };
+    const [exists, timeline] = await Promise.all([this.totals.exists(pk), readTimeline(this.deps.reader, pk, from, to)]);
+    if (!exists && timeline.points.length === 0) throw noData(pk);
+    return { pk, ...timeline.range, resolution: timeline.resolution, bucketMs: this.deps.reader.layout.bucketMs, points: timeline.points };
   }
 
   private async top(q: URLSearchParams): Promise<unknown> {
@@ -267,7 +265,8 @@ export async function openApi(config: Config, log: Logger, opts: { host: string;
   let api: ApiServer;
   try {
     const [db] = await Promise.all([connectMongo(mongo, config.mongoUrl, config.mongoDb, log), connectRedis(redis, config.redisUrl, log)]);
-    api = await startApi({ config, redis, db, log }, opts);
+    const reader = new TimelineReader(redis, db, await loadLayout(db, config), config.cluster);
+    api = await startApi({ config, redis, reader, log }, opts);
   } catch (err) {
     await closeClients();
     throw err;

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
+import { bucketProblem } from './storage/layout.js';
 
 /** A setting that cannot be used: the CLI prints `message` alone and exits with code 2. */
 export class ConfigError extends Error {
@@ -41,6 +42,10 @@ export const SETTINGS = {
   flushMaxAgeMs: { env: 'FLUSH_MAX_AGE_MS', flag: 'flush-max-age-ms', kind: 'int', min: 10, def: () => '1000', help: '…or once the oldest buffered sample is this old' },
   writeConcurrency: { env: 'WRITE_CONCURRENCY', flag: 'write-concurrency', kind: 'int', min: 1, max: 64, def: () => '3', help: 'batches written to MongoDB at once (their Redis totals steps keep batch order)' },
   bufferMaxSamples: { env: 'BUFFER_MAX_SAMPLES', flag: 'buffer-max-samples', kind: 'int', min: 1, def: () => '2000000', help: 'samples held while MongoDB is unreachable; past it the oldest are dropped (counted, logged)' },
+  bucketMs: { env: 'BUCKET_MS', flag: 'bucket-ms', kind: 'int', min: 1000, def: () => '3600000', help: 'period of one timeline bucket (a document per pk and period): a multiple of INTERVAL_MS dividing a day; fixed for a database' },
+  timelineRetentionDays: { env: 'TIMELINE_RETENTION_DAYS', flag: 'timeline-retention-days', kind: 'int', min: 1, max: 36500, def: () => '30', help: 'days one-interval points (buckets) are kept' },
+  rollupRetentionDays: { env: 'ROLLUP_RETENTION_DAYS', flag: 'rollup-retention-days', kind: 'int', min: 1, max: 36500, def: () => '730', help: 'days the per-bucket rollups (hourly last, min, max, mean) are kept' },
+  logRetentionHours: { env: 'LOG_RETENTION_HOURS', flag: 'log-retention-hours', kind: 'int', min: 1, max: 8760, def: () => '24', help: 'hours a closed period\'s durable log is kept after its buckets are written' },
   metricsPort: { env: 'METRICS_PORT', flag: 'metrics-port', kind: 'int', min: 0, max: 65535, def: () => '0', help: 'port of the HTTP server for Prometheus /metrics, /healthz and /readyz (0 = off)' },
   metricsHost: { env: 'METRICS_HOST', flag: 'metrics-host', kind: 'host', def: () => '127.0.0.1', help: 'address the metrics server listens on (0.0.0.0 or :: for every interface)' },
   suspiciousIntervalMs: { env: 'SUSPICIOUS_INTERVAL_MS', flag: 'suspicious-interval-ms', kind: 'int', min: 0, def: () => '86400000', help: 'each owned pk is checked with is_suspicious once per this period, spread over it (0 = off)' },
@@ -71,6 +76,10 @@ export interface Config {
   flushMaxAgeMs: number;
   writeConcurrency: number;
   bufferMaxSamples: number;
+  bucketMs: number;
+  timelineRetentionDays: number;
+  rollupRetentionDays: number;
+  logRetentionHours: number;
   metricsPort: number;
   metricsHost: string;
   suspiciousIntervalMs: number;
@@ -101,6 +110,8 @@ export function loadConfig(flags: Record<string, unknown> = {}, env: NodeJS.Proc
   if (config.pkMin > config.pkMax) {
     throw new ConfigError(`PK_MIN=${config.pkMin} is greater than PK_MAX=${config.pkMax}: PK_MIN must be ≤ PK_MAX`);
   }
+  const bucket = bucketProblem(config.intervalMs, config.bucketMs);
+  if (bucket) throw new ConfigError(`BUCKET_MS=${config.bucketMs} is not valid: expected ${bucket}`);
   if (config.pkMax - config.pkMin + 1 > MAX_UNIVERSE) {
     throw new ConfigError(`PK_MAX=${config.pkMax} makes ${config.pkMax - config.pkMin + 1} pks: at most ${MAX_UNIVERSE} pks (PK_MAX - PK_MIN + 1) are allowed`);
   }

@@ -10,7 +10,7 @@ import type { Sample } from './store.js';
 /** What a node shows at scrape time; the parts built by `start()` are missing until then. */
 export interface NodeProbe {
   scheduler?: SchedulerStats;
-  writer?: WriterCounters & { length: number; failing: boolean };
+  writer?: WriterCounters & { length: number; pendingApply: number; failing: boolean };
   owned: number;
   /** membership state; undefined before the node has tried to join */
   state?: MemberState;
@@ -66,14 +66,16 @@ export class NodeMetrics {
     const gauge = (name: string, help: string, read: (p: NodeProbe) => number): void => {
       new Gauge({ name, help, registers, collect() { this.set(read(snap())); } });
     };
-    counter('influencer_samples_stored_total', 'Samples newly stored in MongoDB', (p) => p.writer?.stored ?? 0);
+    counter('influencer_samples_stored_total', 'Samples made durable in the log (MongoDB)', (p) => p.writer?.stored ?? 0);
     counter('influencer_missed_intervals_total', 'Owned pk-intervals that got no sample', (p) => p.scheduler?.missed ?? 0);
     counter('influencer_not_found_total', 'Fetches answered "InfluencerNotFoundError" (the pk is asked again an hour later)', (p) => p.scheduler?.notFound ?? 0);
     counter('influencer_write_batches_total', 'Batches written to MongoDB', (p) => p.writer?.batches ?? 0);
     counter('influencer_write_failures_total', 'Batch writes that failed and were retried', (p) => p.writer?.failedFlushes ?? 0);
     counter('influencer_duplicates_total', 'Samples dropped as repeats of a stored (pk, interval)', (p) => p.writer?.duplicates ?? 0);
     counter('influencer_dropped_samples_total', 'Samples dropped because the write buffer was full', (p) => p.writer?.dropped ?? 0);
-    counter('influencer_rejected_samples_total', 'Samples the store refused', (p) => p.writer?.rejected ?? 0);
+    counter('influencer_late_samples_total', 'Logged samples that reached Redis after their period had closed (in the log only)', (p) => p.writer?.late ?? 0);
+    counter('influencer_deferred_samples_total', 'Logged samples left to their period\'s reconcile (Redis down too long)', (p) => p.writer?.deferred ?? 0);
+    gauge('influencer_apply_queue_samples', 'Logged samples waiting for the Redis step', (p) => p.writer?.pendingApply ?? 0);
     new Counter({
       name: 'influencer_fetch_errors_total', help: 'Failed Mockstagram requests (each attempt), by kind', labelNames: ['kind'], registers,
       collect() {

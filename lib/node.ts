@@ -12,11 +12,15 @@ import { connectRedis, createRedis } from './redis.js';
 import { SampleWriter } from './sample-writer.js';
 import { Scheduler } from './scheduler.js';
 import { MockstagramClient } from './source.js';
-import { BatchWriter, collections, ensureIndexes } from './store.js';
+import { collections } from './store.js';
+import { PeriodCloser } from './storage/closer.js';
+import { loadLayout } from './storage/layout.js';
+import { LogWriter } from './storage/log-writer.js';
+import { TotalsRebuilder } from './storage/rebuild.js';
+import { RetentionJob } from './storage/retention.js';
 import { SuspiciousChecker } from './suspicious.js';
 import { Totals } from './totals.js';
 import { ClusterLock } from './locks.js';
-import { TotalsRebuilder } from './rebuild.js';
 import type { Ring } from './ring.js';
 import { VERSION } from './version.js';
 
@@ -35,6 +39,8 @@ export class InfluencerNode {
   private writer?: SampleWriter;
   private source?: MockstagramClient;
   private rebuilder?: TotalsRebuilder;
+  private closer?: PeriodCloser;
+  private retention?: RetentionJob;
   private suspicious?: SuspiciousChecker;
   private metrics?: NodeMetrics;
   private mongoReachable: () => boolean = () => false;
@@ -70,16 +76,24 @@ export class InfluencerNode {
     // the clock that schedules and stamps samples: Date.now(), unless the test hook skews it
     const now = c.clockSkewMs === 0 ? Date.now : () => Date.now() + c.clockSkewMs;
     if (c.clockSkewMs !== 0) this.log.warn({ clockSkewMs: c.clockSkewMs }, 'clock skewed by CLOCK_SKEW_MS (a test hook)');
-    await ensureIndexes(db);
+    const layout = await loadLayout(db, c, now());
+    const totals = new Totals(this.redis, c.cluster);
+    const lock = new ClusterLock(this.redis, c.cluster, this.log);
+    // every sample of a time before T is in the log T + grace later: flush age, fetch deadlines, a margin
+    const graceMs = c.flushMaxAgeMs + 5000;
     // restores the totals and rank in Redis if Redis lost them; on a new cluster, starts them at 0
-    this.rebuilder = new TotalsRebuilder(this.redis, db, new ClusterLock(this.redis, c.cluster, this.log), c.cluster, c.intervalMs, this.log, c.flushMaxAgeMs + 5000, now);
+    this.rebuilder = new TotalsRebuilder({ redis: this.redis, db, lock, layout, cluster: c.cluster, log: this.log }, { graceMs, now });
     this.rebuilder.start();
+    this.closer = new PeriodCloser(this.redis, db, totals, lock, layout, c.cluster, this.log, { graceMs, now });
+    this.closer.start();
+    this.retention = new RetentionJob(this.redis, db, lock, layout, c.cluster, c, this.log, now);
+    this.retention.start();
 
     const t0 = performance.now();
     const universe = new PkUniverse(c.pkMin, c.pkMax);
     this.log.info({ pks: universe.size, ms: Math.round(performance.now() - t0) }, 'pk universe hashed');
 
-    this.writer = new SampleWriter(new BatchWriter(db, new Totals(this.redis, c.cluster)), { ...c, now }, this.log);
+    this.writer = new SampleWriter(new LogWriter(db, totals, layout, c.nodeId), { ...c, now }, this.log);
     this.source = new MockstagramClient(c.mockstagramUrl, { connections: c.concurrency, timeoutMs: c.requestTimeoutMs, now });
     const writer = this.writer;
     this.scheduler = new Scheduler(this.source, (s) => writer.add(s), { intervalMs: c.intervalMs, concurrency: c.concurrency, now });
@@ -108,7 +122,7 @@ export class InfluencerNode {
       const tracker = this.tracker;
       this.suspicious = new SuspiciousChecker(
         { mockstagramUrl: c.mockstagramUrl, intervalMs: c.suspiciousIntervalMs, concurrency: c.suspiciousConcurrency, timeoutMs: c.suspiciousTimeoutMs, post: c.suspiciousPost, now },
-        { owned: () => tracker.owned(), answers: collections(db).suspicious, totals: new Totals(this.redis, c.cluster), log: this.log },
+        { owned: () => tracker.owned(), answers: collections(db).suspicious, totals, log: this.log },
       );
       this.suspicious.start();
     }
@@ -122,12 +136,26 @@ export class InfluencerNode {
       ...s,
       owned: this.tracker?.owned().pks.length ?? 0,
       writeQueue: this.writer?.length ?? 0,
+      applyQueue: this.writer?.pendingApply ?? 0,
+      loggedThrough: this.loggedThrough(),
       stored: w?.stored ?? 0,
       duplicates: w?.duplicates ?? 0,
+      late: w?.late ?? 0,
       dropped: w?.dropped ?? 0,
       lastBatchMs: w?.lastBatchMs ?? 0,
       ...(this.suspicious ? { suspicious: this.suspicious.stats() } : {}),
     };
+  }
+
+  /**
+   * Every sample of an interval before this is in the log: the oldest one still buffered, else
+   * the previous interval (fetches of it may still be answering). Periods close once every live
+   * member's card says so.
+   */
+  private loggedThrough(): number {
+    const now = this.config.clockSkewMs === 0 ? Date.now() : Date.now() + this.config.clockSkewMs;
+    const previous = Math.floor(now / this.config.intervalMs) * this.config.intervalMs - this.config.intervalMs;
+    return Math.min(this.writer?.oldestUnlogged() ?? previous, previous);
   }
 
   /** What /metrics and /readyz read at scrape time. */
@@ -135,7 +163,7 @@ export class InfluencerNode {
     const w = this.writer;
     return {
       scheduler: this.scheduler?.stats(),
-      writer: w && { ...w.counters, length: w.length, failing: w.failing },
+      writer: w && { ...w.counters, length: w.length, pendingApply: w.pendingApply, failing: w.failing },
       owned: this.tracker?.owned().pks.length ?? 0,
       state: this.leaving ? 'leaving' : this.membership?.currentState,
       ringMembers: this.membership?.ringMembers.length ?? 0,
@@ -166,6 +194,8 @@ export class InfluencerNode {
     }
     await this.scheduler?.stop();
     await this.rebuilder?.stop();
+    await this.closer?.stop();
+    await this.retention?.stop();
     this.tracker?.close();
     if (this.writer) {
       const flushed = await this.writer.flushAll(Math.max(30_000, 3 * this.config.intervalMs));

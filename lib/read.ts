@@ -1,6 +1,9 @@
-import type { Db } from 'mongodb';
-import { collections, pointId } from './store.js';
+import type { BucketSummary, Point } from './storage/codec.js';
+import type { TimelineReader } from './storage/reader.js';
 import type { Totals } from './totals.js';
+
+/** Above this range a timeline is answered in one point per bucket instead of one per interval. */
+export const INTERVAL_RESOLUTION_MAX_MS = 86_400_000;
 
 export interface TimelinePoint {
   at: string;
@@ -9,8 +12,8 @@ export interface TimelinePoint {
   followerRatio: number | null;
 }
 
-/** One UTC hour of points: the last counts (and their ratio) plus min, max and mean of followerCount. */
-export interface HourlyPoint extends TimelinePoint {
+/** One bucket (a UTC hour by default) of points: the last counts (and their ratio) plus min, max and mean of followerCount. */
+export interface BucketPoint extends TimelinePoint {
   minFollowers: number;
   maxFollowers: number;
   meanFollowers: number;
@@ -38,10 +41,14 @@ export interface InfluencerSummary {
   suspiciousAt: string | null;
 }
 
-export interface InfluencerView extends InfluencerSummary {
+/** A pk's timeline over a range: one point per interval up to a day, one per bucket beyond. */
+export interface Timeline {
   range: { from: string; to: string };
-  points: TimelinePoint[];
+  resolution: 'interval' | 'bucket';
+  points: TimelinePoint[] | BucketPoint[];
 }
+
+export interface InfluencerView extends InfluencerSummary, Timeline {}
 
 /** followerCount / followingCount, derived on read; null when nobody is followed. */
 export function ratio(followers: number, following: number): number | null {
@@ -75,49 +82,28 @@ export async function readSummary(totals: Totals, pk: number): Promise<Influence
   };
 }
 
-/** The points of one pk in [from, to): one _id range of the timeline (an index range on MongoDB). */
-export async function readPoints(db: Db, pk: number, from: number, to: number): Promise<TimelinePoint[]> {
-  if (to <= from) return [];
-  const docs = await collections(db).timeline
-    .find({ _id: { $gte: pointId(pk, Math.max(0, from)), $lt: pointId(pk, to) } }, { projection: { t: 1, f: 1, g: 1 } })
-    .sort({ _id: 1 })
-    .toArray();
-  return docs.map((p) => ({ at: p.t.toISOString(), followerCount: p.f, followingCount: p.g, followerRatio: ratio(p.f, p.g) }));
+export function intervalPoint(p: Point): TimelinePoint {
+  return { at: new Date(p.at).toISOString(), followerCount: p.f, followingCount: p.g, followerRatio: ratio(p.f, p.g) };
 }
 
-const HOUR = 3_600_000;
+export function bucketPoint(b: { at: number; s: BucketSummary }): BucketPoint {
+  const { s } = b;
+  return {
+    at: new Date(b.at).toISOString(), followerCount: s.lastF, followingCount: s.lastG, followerRatio: ratio(s.lastF, s.lastG),
+    minFollowers: s.min, maxFollowers: s.max, meanFollowers: Math.round((s.sum / s.n) * 100) / 100, samples: s.n,
+  };
+}
 
-/** Aggregates time-ordered points into UTC hours; each hour's counts and ratio are those of its last point. */
-export function hourly(points: TimelinePoint[]): HourlyPoint[] {
-  const out: HourlyPoint[] = [];
-  let hour = NaN;
-  let sum = 0;
-  for (const p of points) {
-    const h = Math.floor(Date.parse(p.at) / HOUR) * HOUR;
-    let cur = out[out.length - 1];
-    if (h !== hour) {
-      if (cur) cur.meanFollowers = Math.round((sum / cur.samples) * 100) / 100;
-      hour = h;
-      sum = 0;
-      cur = { ...p, at: new Date(h).toISOString(), minFollowers: p.followerCount, maxFollowers: p.followerCount, meanFollowers: 0, samples: 0 };
-      out.push(cur);
-    }
-    cur.followerCount = p.followerCount;
-    cur.followingCount = p.followingCount;
-    cur.followerRatio = p.followerRatio;
-    cur.minFollowers = Math.min(cur.minFollowers, p.followerCount);
-    cur.maxFollowers = Math.max(cur.maxFollowers, p.followerCount);
-    cur.samples++;
-    sum += p.followerCount;
-  }
-  const last = out[out.length - 1];
-  if (last) last.meanFollowers = Math.round((sum / last.samples) * 100) / 100;
-  return out;
+/** One pk's timeline in [from, to): a find by exact `_id` per bucket or rollup, never a scan. */
+export async function readTimeline(reader: TimelineReader, pk: number, from: number, to: number): Promise<Timeline> {
+  const range = { from: new Date(from).toISOString(), to: new Date(to).toISOString() };
+  if (to - from > INTERVAL_RESOLUTION_MAX_MS) return { range, resolution: 'bucket', points: (await reader.buckets(pk, from, to)).map(bucketPoint) };
+  return { range, resolution: 'interval', points: (await reader.points(pk, from, to)).map(intervalPoint) };
 }
 
 /** One influencer with its timeline in [from, to); null when the pk has no data. */
-export async function readInfluencer(db: Db, totals: Totals, pk: number, from: number, to: number): Promise<InfluencerView | null> {
-  const [summary, points] = await Promise.all([readSummary(totals, pk), readPoints(db, pk, from, to)]);
+export async function readInfluencer(reader: TimelineReader, totals: Totals, pk: number, from: number, to: number): Promise<InfluencerView | null> {
+  const [summary, timeline] = await Promise.all([readSummary(totals, pk), readTimeline(reader, pk, from, to)]);
   if (!summary) return null;
-  return { ...summary, range: { from: new Date(from).toISOString(), to: new Date(to).toISOString() }, points };
+  return { ...summary, ...timeline };
 }

@@ -2,7 +2,7 @@ import ky, { HTTPError, TimeoutError, type KyInstance } from 'ky';
 import type { Collection } from 'mongodb';
 import type { Logger } from './log.js';
 import { upperBound, type OwnedPks } from './scheduler.js';
-import { DUPLICATE_KEY, pointId, type SuspiciousDoc } from './store.js';
+import { answerId, DUPLICATE_KEY, type SuspiciousDoc } from './store.js';
 import type { InfluencerTotals } from './totals.js';
 
 export interface SuspiciousOptions {
@@ -61,7 +61,7 @@ export interface SuspiciousStats {
  */
 export async function storeSuspicious(deps: Pick<SuspiciousDeps, 'answers' | 'totals'>, pk: number, suspicious: boolean, at: number, periodStart: number): Promise<void> {
   try {
-    await deps.answers.insertOne({ _id: pointId(pk, periodStart), pk, at: new Date(at), suspicious });
+    await deps.answers.insertOne({ _id: answerId(pk, periodStart), pk, at: new Date(at), suspicious });
   } catch (err) {
     // stored by an earlier try in this period: keep that one
     if ((err as { code?: unknown }).code !== DUPLICATE_KEY) throw err;

@@ -1,24 +1,52 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import type { Sample } from './store.js';
 
 /** The running totals are missing (Redis lost them) and no rebuild has set their cutoff yet. */
 export class TotalsNotReady extends Error {
   constructor() { super('running totals are missing in Redis until a rebuild starts; the batch waits'); }
 }
 
-/** Keys of the running totals in Redis, under the cluster prefix. */
+/** Keys of the running totals and the open buffers in Redis, under the cluster prefix. */
 export const totalsKeys = (cluster: string) => ({
   influencer: (pk: number) => `${cluster}:inf:${pk}`,
   rank: `${cluster}:rank`,
   growth: `${cluster}:growth`,
   stats: `${cluster}:stats`,
-  batch: (token: number) => `${cluster}:batch:${token}`,
   /** the running totals count every sample with `at` >= this; older ones come from a rebuild */
   since: `${cluster}:totals:since`,
-  /** a rebuild in progress: T (its cutoff) and last (the last pk merged) */
+  /** a rebuild in progress: T (its cutoff), owner (its token) and last (the last pk merged) */
   rebuild: `${cluster}:totals:rebuild`,
+  /** the run id of the Redis server the totals were built on: another means a restart, maybe from an older snapshot */
+  builtOn: `${cluster}:totals:redis`,
+  /** tokens of the log documents of period P applied to the totals and open buffers */
+  applied: (period: number) => `${cluster}:applied:${period}`,
+  /** one pk's points of period P not yet in a bucket: 12-byte records (lib/storage/codec.ts) */
+  open: (period: number, pk: number) => `${cluster}:open:${period}:${pk}`,
+  /** the pks of a slice with an open buffer in period P */
+  openPks: (period: number, slice: number) => `${cluster}:pks:${period}:${slice}`,
+  /** start of the newest period whose close has begun: its samples are late from then on */
+  closing: `${cluster}:closing`,
+  /** start of the newest period closed in every slice */
+  closed: `${cluster}:closed`,
+  /** the slices of period P closed so far */
+  closedSlices: (period: number) => `${cluster}:closed:${period}`,
+  /** set once period P's log has been reconciled with the open buffers */
+  reconciled: (period: number) => `${cluster}:reconciled:${period}`,
+  /** hash: slice -> period of its newest checkpoint */
+  checkpoints: `${cluster}:checkpoints`,
 });
+
+export type TotalsKeys = ReturnType<typeof totalsKeys>;
+
+export type TotalsState = 'ready' | 'rebuilding' | 'missing';
+
+/** Whether the running totals in Redis can be trusted, are being rebuilt, or are gone. */
+export async function totalsState(redis: Redis, cluster: string): Promise<TotalsState> {
+  const keys = totalsKeys(cluster);
+  const [since, pending] = await Promise.all([redis.get(keys.since), redis.hget(keys.rebuild, 'T')]);
+  if (pending !== null) return 'rebuilding';
+  return since === null ? 'missing' : 'ready';
+}
 
 export interface InfluencerTotals {
   samples: number;
@@ -60,10 +88,35 @@ export function loadScript(name: string): string {
   throw new Error(`Lua script ${name} not found`);
 }
 
-const APPLY_SAMPLES = loadScript('apply-samples.lua');
-const BATCH_MARKER_TTL_S = 86_400;
+const APPLY_LOG = loadScript('apply-log.lua');
+const RAISE = loadScript('raise.lua');
 
-type WithApply = Redis & { applySamples(numKeys: number, ...args: (string | number)[]): Promise<number | string[]> };
+/** Raises a numeric mark in Redis to `value` if it is lower (or missing); resolves to the mark after. */
+export async function raise(redis: Redis, key: string, value: number): Promise<number> {
+  if (!('raiseMark' in redis)) redis.defineCommand('raiseMark', { lua: RAISE, numberOfKeys: 1 });
+  return Number(await (redis as unknown as { raiseMark(key: string, value: number): Promise<string> }).raiseMark(key, value));
+}
+/** an applied set is deleted when its period closes; this only bounds what a stopped cluster leaves */
+const APPLIED_SET_TTL_S = 7 * 86_400;
+
+type WithApply = Redis & { applyLog(numKeys: number, ...args: (string | number)[]): Promise<number | Array<string | number>> };
+
+/** What applying one log document did. */
+export type ApplyOutcome =
+  | { kind: 'applied'; repeats: number; fresh: number[] }
+  /** applied before (a retry, or the period's reconcile got there first) */
+  | { kind: 'replayed' }
+  /** the period's close had begun: the samples stay in the log only */
+  | { kind: 'late' };
+
+/** A sample as the totals see it. */
+export interface TotalsSample {
+  pk: number;
+  at: number;
+  followerCount: number;
+  followingCount: number;
+  username?: string;
+}
 
 /**
  * Per-influencer running totals (samples, followerSum, min, max, latest counts), the rank index
@@ -76,21 +129,28 @@ export class Totals {
 
   constructor(private readonly redis: Redis, cluster: string) {
     this.keys = totalsKeys(cluster);
-    if (!('applySamples' in redis)) redis.defineCommand('applySamples', { lua: APPLY_SAMPLES });
+    if (!('applyLog' in redis)) redis.defineCommand('applyLog', { lua: APPLY_LOG });
   }
 
   /**
-   * Applies samples that were just stored; resolves to the pks that had no totals yet, or null if
-   * this batch was applied before. Throws TotalsNotReady while the totals wait for a rebuild.
+   * Applies one log document (samples of period `period`, already durable in MongoDB) to the
+   * totals and the open buffers, once per token: 'live' from the node that wrote it, 'reconcile'
+   * from the period's close. Throws TotalsNotReady while the totals wait for a rebuild.
    */
-  async apply(samples: Sample[], token: number): Promise<number[] | null> {
-    if (samples.length === 0) return [];
-    const keys = [this.keys.batch(token), this.keys.rank, this.keys.stats, this.keys.growth, this.keys.since, ...samples.map((s) => this.keys.influencer(s.pk))];
-    const args: (string | number)[] = [BATCH_MARKER_TTL_S];
-    for (const s of samples) args.push(s.pk, s.at, s.followerCount, s.followingCount, s.username);
-    const result = await (this.redis as unknown as WithApply).applySamples(keys.length, ...keys, ...args);
+  async applyLog(token: string, period: number, samples: TotalsSample[], mode: 'live' | 'reconcile', slice: (pk: number) => number): Promise<ApplyOutcome> {
+    if (samples.length === 0) return { kind: 'applied', repeats: 0, fresh: [] };
+    const keys = [this.keys.applied(period), this.keys.rank, this.keys.stats, this.keys.growth, this.keys.since, this.keys.closing];
+    const args: (string | number)[] = [token, period, mode, APPLIED_SET_TTL_S];
+    for (const s of samples) {
+      keys.push(this.keys.influencer(s.pk), this.keys.open(period, s.pk), this.keys.openPks(period, slice(s.pk)));
+      args.push(s.pk, s.at, s.followerCount, s.followingCount, s.username ?? '');
+    }
+    const result = await (this.redis as unknown as WithApply).applyLog(keys.length, ...keys, ...args);
     if (result === -2) throw new TotalsNotReady();
-    return result === -1 ? null : (result as string[]).map(Number);
+    if (result === -3) return { kind: 'late' };
+    if (result === -1) return { kind: 'replayed' };
+    const [repeats, ...fresh] = result as Array<string | number>;
+    return { kind: 'applied', repeats: Number(repeats), fresh: fresh.map(Number) };
   }
 
   async read(pk: number): Promise<InfluencerTotals | null> {

@@ -10,20 +10,23 @@ import { ClusterLock } from '../lib/locks.js';
 import { createLogger } from '../lib/log.js';
 import { connectMongo, createMongo } from '../lib/mongo.js';
 import { ratio } from '../lib/read.js';
-import { TotalsRebuilder } from '../lib/rebuild.js';
 import { connectRedis, createRedis } from '../lib/redis.js';
 import { readStatus } from '../lib/status.js';
-import { BatchWriter, collections, type Sample } from '../lib/store.js';
+import { loadLayout } from '../lib/storage/layout.js';
+import type { PendingBatch } from '../lib/storage/log-writer.js';
+import { TimelineReader } from '../lib/storage/reader.js';
+import { collections, type Sample } from '../lib/store.js';
 import { storeSuspicious } from '../lib/suspicious.js';
 import { Totals } from '../lib/totals.js';
 import { until } from './helpers/cluster.js';
 import { services, type Services } from './helpers/servers.js';
+import { sampleStore, startTotals } from './helpers/storage.js';
 
 const log = createLogger('silent');
 const MIN = 60_000;
 const HOUR = 3_600_000;
 
-async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<{ svc: Services; redis: Redis; db: Db; writer: BatchWriter; api: ApiServer; get: (path: string) => Promise<{ status: number; headers: Headers; body: any }>; mongoCommands: string[] }> {
+async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<{ svc: Services; redis: Redis; db: Db; write: (samples: Sample[]) => Promise<PendingBatch>; api: ApiServer; get: (path: string) => Promise<{ status: number; headers: Headers; body: any }>; mongoCommands: string[] }> {
   const svc = await services(t);
   const redis = createRedis(svc.redisUrl, log, 'api-test');
   await connectRedis(redis, svc.redisUrl, log);
@@ -33,9 +36,11 @@ async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<{ 
   mongo.monitorCommands = true;
   mongo.on('commandStarted', (e) => mongoCommands.push(e.commandName));
   const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
-  await new TotalsRebuilder(redis, db, new ClusterLock(redis, svc.cluster, log), svc.cluster, MIN, log).runOnce();
   const config = loadConfig({}, { CLUSTER: svc.cluster, MONGO_DB: svc.mongoDb, PK_MIN: '1000000', PK_MAX: '1000999' });
-  const api = await startApi({ config, redis, db, log }, { host: '127.0.0.1', port: 0 });
+  // a layout begun three days ago: the tests write history that old
+  const layout = await loadLayout(db, config, Date.now() - 3 * 86_400_000);
+  await startTotals(redis, db, layout, svc.cluster);
+  const api = await startApi({ config, redis, reader: new TimelineReader(redis, db, layout, svc.cluster), log }, { host: '127.0.0.1', port: 0 });
   t.teardown(async () => { await api.close(); redis.disconnect(); await mongo.close(); });
   const get = async (path: string) => {
     const res = await fetch(`${api.url}${path}`);
@@ -44,13 +49,13 @@ async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<{ 
     try { body = JSON.parse(text); } catch { /* not JSON */ }
     return { status: res.status, headers: res.headers, body };
   };
-  return { svc, redis, db, writer: new BatchWriter(db, new Totals(redis, svc.cluster)), api, get, mongoCommands };
+  return { svc, redis, db, write: sampleStore(db, new Totals(redis, svc.cluster), layout), api, get, mongoCommands };
 }
 
 const s = (pk: number, at: number, followerCount: number, followingCount: number): Sample => ({ pk, at, username: `influencer-${pk}`, followerCount, followingCount });
 
 t.test('routes', async (t) => {
-  const { svc, redis, db, writer, get, mongoCommands } = await setup(t);
+  const { svc, redis, db, write, get, mongoCommands } = await setup(t);
   const now = Math.floor(Date.now() / MIN) * MIN;
   const A = 1_000_042;
   const B = 1_000_043;
@@ -59,11 +64,11 @@ t.test('routes', async (t) => {
   const base = Math.floor((now - 2 * 86_400_000) / HOUR) * HOUR;
   const history: Sample[] = [];
   for (let h = 0; h < 3; h++) for (let m = 0; m < 5; m++) history.push(s(C, base + h * HOUR + m * MIN, 50_000 + h * 1000 + m * 10, 500 + m));
-  await writer.write(BatchWriter.batch([
+  await write([
     s(A, now - 2 * MIN, 100_000, 1000), s(A, now - MIN, 100_300, 1003), s(A, now, 100_600, 1000),
     s(B, now, 200_000, 10),
     ...history, s(C, now, 100_600, 400),
-  ]));
+  ]);
   const checkedAt = new Date(now - 5000);
   await storeSuspicious({ answers: collections(db).suspicious, totals: new Totals(redis, svc.cluster) }, A, true, checkedAt.getTime(), 0);
 
@@ -110,7 +115,8 @@ t.test('routes', async (t) => {
   t.test('GET /api/influencers/:pk/timeline: hourly aggregates over a day', async (t) => {
     const r = await get(`/api/influencers/${C}/timeline?from=${base - HOUR}&to=${now + 1}`);
     t.equal(r.status, 200);
-    t.equal(r.body.resolution, 'hour');
+    t.equal(r.body.resolution, 'bucket');
+    t.equal(r.body.bucketMs, HOUR);
     t.equal(r.body.points.length, 4, 'three hours of history and the hour of the latest point');
     t.same(r.body.points[0], {
       at: new Date(base).toISOString(), followerCount: 50_040, followingCount: 504, followerRatio: ratio(50_040, 504),
@@ -223,7 +229,8 @@ t.test('Redis down: 503 with a JSON error, not a crash', async (t) => {
   redis.on('error', () => undefined);
   const mongo = createMongo(svc.mongoUrl);
   const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
-  const api = await startApi({ config: loadConfig({}, { CLUSTER: svc.cluster }), redis, db, log }, { host: '127.0.0.1', port: 0 });
+  const config = loadConfig({}, { CLUSTER: svc.cluster });
+  const api = await startApi({ config, redis, reader: new TimelineReader(redis, db, await loadLayout(db, config), svc.cluster), log }, { host: '127.0.0.1', port: 0 });
   t.teardown(async () => { await api.close(); redis.disconnect(); await mongo.close(); });
   const r = await fetch(`${api.url}/api/stats`);
   t.equal(r.status, 503);
@@ -232,21 +239,20 @@ t.test('Redis down: 503 with a JSON error, not a crash', async (t) => {
 });
 
 t.test('growth index: latest minus previous count, replay-safe, late samples ignored', async (t) => {
-  const { redis, svc, writer, get } = await setup(t);
+  const { redis, svc, write, get } = await setup(t);
   const totals = new Totals(redis, svc.cluster);
   const D = 1_000_100;
-  await writer.write(BatchWriter.batch([s(D, 10 * MIN, 1000, 10)]));
+  const T = Math.floor(Date.now() / HOUR) * HOUR;
+  await write([s(D, T + 10 * MIN, 1000, 10)]);
   t.same((await get('/api/influencers?sort=growth')).body.influencers, [], 'one sample: not in the growth index');
-  const second = BatchWriter.batch([s(D, 11 * MIN, 1500, 10)]);
-  await writer.write(second);
+  await write([s(D, T + 11 * MIN, 1500, 10)]);
   t.same(await redis.zscore(`${svc.cluster}:growth`, String(D)), '500');
-  // as if the answer had been lost: every step again, same token
-  await writer.write({ ...second, attempts: 1, stored: undefined, fresh: undefined, done: undefined });
-  t.same(await redis.zscore(`${svc.cluster}:growth`, String(D)), '500', 'a replayed batch changes nothing');
-  await writer.write(BatchWriter.batch([s(D, 9 * MIN, 9000, 10)]));
+  await write([s(D, T + 11 * MIN, 9999, 10)]);
+  t.same(await redis.zscore(`${svc.cluster}:growth`, String(D)), '500', 'a repeat of an interval changes nothing');
+  await write([s(D, T + 9 * MIN, 9000, 10)]);
   t.same(await redis.zscore(`${svc.cluster}:growth`, String(D)), '500', 'an older sample arriving late changes nothing');
-  await writer.write(BatchWriter.batch([s(D, 12 * MIN, 1200, 10)]));
-  t.match(await totals.read(D), { followerCount: 1200, previousFollowerCount: 1500, previousAt: 11 * MIN });
+  await write([s(D, T + 12 * MIN, 1200, 10)]);
+  t.match(await totals.read(D), { followerCount: 1200, previousFollowerCount: 1500, previousAt: T + 11 * MIN });
   await new Promise((r) => setTimeout(r, 1100));
   const growthOf = async (): Promise<number[]> => (await get('/api/influencers?sort=growth')).body.influencers.map((r: { growth: number }) => r.growth);
   t.same(await growthOf(), [-300], 'a loss is negative growth');

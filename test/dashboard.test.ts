@@ -11,13 +11,14 @@ import { startApi } from '../lib/api.js';
 import { nodeKey, viewHash } from '../lib/card.js';
 import { memberIndexKey } from '../lib/membership.js';
 import { loadConfig } from '../lib/config.js';
-import { ClusterLock } from '../lib/locks.js';
 import { createLogger } from '../lib/log.js';
-import { TotalsRebuilder } from '../lib/rebuild.js';
-import { BatchWriter, collections, type Sample } from '../lib/store.js';
+import { loadLayout } from '../lib/storage/layout.js';
+import { TimelineReader } from '../lib/storage/reader.js';
+import { collections, type Sample } from '../lib/store.js';
 import { storeSuspicious } from '../lib/suspicious.js';
 import { Totals } from '../lib/totals.js';
 import { connected } from './helpers/servers.js';
+import { sampleStore, startTotals } from './helpers/storage.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = fileURLToPath(new URL('./screenshots/', import.meta.url));
@@ -28,7 +29,9 @@ const log = createLogger('silent');
 
 t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `no browser at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)` }, async (t) => {
   const { redis, db, ...svc } = await connected(t, 'dashboard-test');
-  await new TotalsRebuilder(redis, db, new ClusterLock(redis, svc.cluster, log), svc.cluster, MIN, log).runOnce();
+  const config = loadConfig({}, { CLUSTER: svc.cluster, MONGO_DB: svc.mongoDb, PK_MIN: '1000000', PK_MAX: String(1_000_000 + PKS - 1) });
+  const layout = await loadLayout(db, config, Date.now() - 3 * 3_600_000);
+  await startTotals(redis, db, layout, svc.cluster);
 
   // two hours of one-minute random walks for 30 influencers
   const now = Math.floor(Date.now() / MIN) * MIN;
@@ -46,7 +49,7 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `no browser at ${CHRO
     }
   }
   const totals = new Totals(redis, svc.cluster);
-  await new BatchWriter(db, totals).write(BatchWriter.batch(samples));
+  await sampleStore(db, totals, layout)(samples);
   await storeSuspicious({ answers: collections(db).suspicious, totals }, PK, true, now - 3 * 3_600_000, 0);
   // three member cards, as running nodes would publish them
   const members = ['node-1', 'node-2', 'node-3'].map((id) => ({ id, weight: 1 }));
@@ -57,8 +60,7 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `no browser at ${CHRO
     await redis.sadd(memberIndexKey(svc.cluster), m.id);
   }
 
-  const config = loadConfig({}, { CLUSTER: svc.cluster, MONGO_DB: svc.mongoDb, PK_MIN: '1000000', PK_MAX: String(1_000_000 + PKS - 1) });
-  const api = await startApi({ config, redis, db, log }, { host: '127.0.0.1', port: 0 });
+  const api = await startApi({ config, redis, reader: new TimelineReader(redis, db, layout, svc.cluster), log }, { host: '127.0.0.1', port: 0 });
   const profile = mkdtempSync(join(tmpdir(), 'inode-chromium-'));
   const browser: BrowserContext = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,

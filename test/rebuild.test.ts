@@ -1,84 +1,137 @@
-// Redis loses the running totals and the rank index (restart without persistence, flush): writes
-// wait, a singleton job rebuilds them from MongoDB, and the answers are the same as before.
+// Redis loses the running totals (a restart without persistence, a flush), or comes back from an
+// older snapshot: a singleton job rebuilds them into fresh keys from the newest checkpoints and the
+// log after them; the answers are the same as before, the open buffers come back with their
+// period's close, and a rebuilder that stalled past its lock cannot add its merge a second time.
 import t from 'tap';
-import { createLogger } from '../lib/log.js';
-import { ClusterLock } from '../lib/locks.js';
-import { TotalsRebuilder, totalsState } from '../lib/rebuild.js';
-import { BatchWriter, collections, type Sample } from '../lib/store.js';
 import { storeSuspicious } from '../lib/suspicious.js';
-import { Totals } from '../lib/totals.js';
-import { connected } from './helpers/servers.js';
+import { collections } from '../lib/store.js';
+import { nodeKey } from '../lib/card.js';
+import { memberIndexKey } from '../lib/membership.js';
+import { redisRunId } from '../lib/storage/rebuild.js';
+import { totalsKeys, totalsState } from '../lib/totals.js';
+import { sample, storageKit, MIN, type StorageKit } from './helpers/storage.js';
 
-const log = createLogger('silent');
+const T0 = 1_764_576_000_000;
+const BUCKET = 10 * MIN;
+const PKS = Array.from({ length: 30 }, (_, i) => 1_000_000 + i * 7);
 
-t.test('rebuild after the totals are lost gives the same answers', async (t) => {
-  const { redis, db, ...svc } = await connected(t, 'rebuild-test');
-  const INTERVAL = 500;
-  const rebuilder = new TotalsRebuilder(redis, db, new ClusterLock(redis, svc.cluster, log), svc.cluster, INTERVAL, log, 300);
-  t.equal(await rebuilder.runOnce(), 'ready', 'a new cluster starts at 0 without waiting');
-  const totals = new Totals(redis, svc.cluster);
-  const writer = new BatchWriter(db, totals);
-  const pks = Array.from({ length: 40 }, (_, i) => 1_000_000 + i);
-  const sample = (pk: number, at: number, f: number): Sample => ({ pk, at, username: `influencer-${pk}`, followerCount: f, followingCount: 50 + (f % 7) });
-  for (let m = 1; m <= 4; m++) {
-    await writer.write(BatchWriter.batch(pks.map((pk) => sample(pk, m * 60_000, 5000 + ((pk * 37 + m * 101) % 900)))));
+async function fill(k: StorageKit, fromMinute: number, minutes: number): Promise<void> {
+  for (let m = fromMinute; m < fromMinute + minutes; m++) {
+    await k.store(PKS.map((pk) => sample(pk, T0 + m * MIN, 5000 + ((pk * 37 + m * 101) % 900), 50 + (m % 7))));
   }
-  // daily suspicious answers: in the suspicious collection and next to the totals; pk 6's on its
-  // influencer document, where an earlier version stored it
-  const flagged = { answers: collections(db).suspicious, totals };
-  await storeSuspicious(flagged, pks[1], false, 4000, 0);
-  await storeSuspicious(flagged, pks[5], false, 4500, 0);
-  await storeSuspicious(flagged, pks[5], true, 5000, 86_400_000);
-  await collections(db).influencers.updateOne({ _id: pks[6] }, { $set: { suspicious: false, suspiciousAt: new Date(6000) } });
-  await totals.setSuspicious(pks[6], false, 6000);
-  const before = {
-    totals: await Promise.all(pks.map((pk) => totals.read(pk))),
-    ranks: await Promise.all(pks.map((pk) => totals.rank(pk))),
-    summary: await totals.summary(),
+}
+
+async function snapshot(k: StorageKit) {
+  return {
+    totals: await Promise.all(PKS.map((pk) => k.totals.read(pk))),
+    ranks: await Promise.all(PKS.map((pk) => k.totals.rank(pk))),
+    summary: await k.totals.summary(),
   };
+}
 
-  // Redis loses every key of the cluster
-  const keys = await redis.keys(`${svc.cluster}:*`);
-  await redis.del(...keys);
-  t.equal(await totalsState(redis, svc.cluster), 'missing');
-  const uncounted = BatchWriter.batch([sample(pks[0], 5 * 60_000, 7777)]);
-  await writer.write(uncounted);
-  t.ok(uncounted.leftToRebuild, 'a write while the totals are missing stores its points and leaves them to the rebuild');
-
-  const run = rebuilder.runOnce();
-  await new Promise((r) => setTimeout(r, 100));
-  t.equal(await totalsState(redis, svc.cluster), 'rebuilding', 'reads can say the rank is being rebuilt');
-  const since = Number(await redis.get(`${svc.cluster}:totals:since`));
-  // during the rebuild: an old sample (counted by the scan) and new ones (counted by Lua)
-  const late = BatchWriter.batch([sample(pks[1], 6 * 60_000, 6100)]);
-  await writer.write(late);
-  const fresh = BatchWriter.batch([sample(pks[2], since, 6200), sample(pks[2], since + INTERVAL, 6300)]);
-  await writer.write(fresh);
-  // a check stored after the rebuild read its document: the newer answer stays
-  await totals.setSuspicious(pks[1], true, 9000);
-  t.equal(await run, 'rebuilt');
-  t.equal(await totalsState(redis, svc.cluster), 'ready');
-
-  // every pk's totals equal its stored points, and the untouched ones equal what they were
-  const points = await collections(db).timeline.find({}).toArray();
-  for (const pk of pks) {
-    const mine = points.filter((p) => p.pk === pk);
-    const sum = mine.reduce((a, p) => a + p.f, 0);
-    const latest = mine.reduce((a, p) => (p.t > a.t ? p : a));
-    t.match(await totals.read(pk), { samples: mine.length, followerSum: sum, followerMin: Math.min(...mine.map((p) => p.f)), followerMax: Math.max(...mine.map((p) => p.f)), latestAt: latest.t.getTime(), followerCount: latest.f, username: `influencer-${pk}` }, `pk ${pk}`);
+/** Runs a rebuild, moving the test's clock past its cutoff once it has chosen one. */
+async function rebuild(k: StorageKit): Promise<string> {
+  const run = k.rebuilder.runOnce();
+  for (let i = 0; i < 100; i++) {
+    const T = await k.redis.hget(totalsKeys(k.cluster).rebuild, 'T');
+    if (T !== null) { k.clock.now = Number(T) + 1; break; }
+    await new Promise((r) => setTimeout(r, 20));
   }
-  const after = await Promise.all(pks.slice(3).map((pk) => totals.read(pk)));
-  t.same(after, before.totals.slice(3), 'the same totals as before the loss');
-  t.match(await totals.read(pks[5]), { suspicious: true, suspiciousAt: 5000 }, 'suspicious flags restored: the latest answer of each pk');
-  t.match(await totals.read(pks[6]), { suspicious: false, suspiciousAt: 6000 }, 'and from an influencer document of an earlier version');
-  t.match(await totals.read(pks[1]), { suspicious: true, suspiciousAt: 9000 }, 'but not over a newer check');
-  t.match(await totals.read(pks[7]), { suspicious: null, suspiciousAt: null }, 'never checked: no flag');
-  const summary = await totals.summary();
-  t.equal(summary.influencers, before.summary.influencers);
-  const latestSum = (await Promise.all(pks.map((pk) => totals.read(pk)))).reduce((a, x) => a + x!.followerCount, 0);
-  t.equal(summary.averageFollowers, Math.round((latestSum / pks.length) * 100) / 100, 'the all-influencer average follows the latest counts');
-  const latest = await Promise.all(pks.map(async (pk) => (await totals.read(pk))!.followerCount));
-  t.same(await Promise.all(pks.map((pk) => totals.rank(pk))), latest.map((f) => latest.filter((x) => x > f).length + 1), 'ranks: higher latest counts + 1');
-  t.ok(before.ranks.every((r) => r !== null), 'every pk was ranked before the loss too');
-  t.equal(await rebuilder.runOnce(), 'ready', 'nothing more to do');
+  return run;
+}
+
+/** Deletes every key of the cluster, as a Redis restarted without its data would have none. */
+async function loseRedis(k: StorageKit): Promise<void> {
+  const keys = await k.redis.keys(`${k.cluster}:*`);
+  if (keys.length) await k.redis.del(...keys);
+}
+
+t.test('rebuild after the totals are lost: checkpoints plus the log give the same answers', async (t) => {
+  const k = await storageKit(t, { bucketMs: BUCKET, start: T0 });
+  await fill(k, 0, 25);
+  // two closed periods (checkpoints), the third still open
+  k.clock.now = T0 + 2 * BUCKET + MIN;
+  await k.closer.closeDue();
+  await storeSuspicious({ answers: collections(k.db).suspicious, totals: k.totals }, PKS[5]!, true, T0 + 5000, 0);
+  const before = await snapshot(k);
+  const pointsBefore = await Promise.all(PKS.map((pk) => k.points(pk, T0, T0 + 3 * BUCKET)));
+
+  await loseRedis(k);
+  t.equal(await totalsState(k.redis, k.cluster), 'missing');
+  const during = await k.store([sample(PKS[0]!, T0 + 25 * MIN, 7777)]);
+  t.same(during.parts.map((p) => p.outcome), ['rebuild'], 'a batch while the totals are missing is logged and left to the rebuild');
+  k.clock.now = T0 + 26 * MIN;
+  t.equal(await rebuild(k), 'rebuilt');
+  t.equal(await totalsState(k.redis, k.cluster), 'ready');
+  const after = await snapshot(k);
+  t.same(after.totals.slice(1), before.totals.slice(1), 'every other pk: the same totals as before the loss');
+  t.match(after.totals[0], { samples: before.totals[0]!.samples + 1, followerCount: 7777, latestAt: T0 + 25 * MIN }, 'the sample logged during the loss is counted');
+  t.match(await k.totals.read(PKS[5]!), { suspicious: true }, 'the daily flags come back');
+  t.same(after.ranks.slice(1).every((r) => r !== null), true);
+
+  // the open period's buffers come back when it closes (its reconcile), with the same points
+  t.equal((await k.points(PKS[1]!, T0 + 2 * BUCKET, T0 + 3 * BUCKET)).length, 0, 'open buffers are not back yet');
+  k.clock.now = T0 + 3 * BUCKET + MIN;
+  await k.closer.closeDue();
+  t.same(await Promise.all(PKS.slice(1).map((pk) => k.points(pk, T0, T0 + 3 * BUCKET))), pointsBefore.slice(1), 'every point is in a bucket again');
+  t.equal(await k.rebuilder.runOnce(), 'ready', 'nothing more to do');
+});
+
+t.test('Redis back from an older snapshot: the stale keys are wiped and rebuilt, not added to', async (t) => {
+  const k = await storageKit(t, { bucketMs: BUCKET, start: T0 });
+  await fill(k, 0, 12);
+  k.clock.now = T0 + BUCKET + MIN;
+  await k.closer.closeDue();
+  const before = await snapshot(k);
+  // what an older snapshot holds: fewer samples, and the run id of the server that wrote it
+  const keys = totalsKeys(k.cluster);
+  for (const pk of PKS) await k.redis.hset(keys.influencer(pk), 'n', '3', 's', '15000');
+  await k.redis.set(keys.builtOn, 'a-server-that-restarted');
+  t.equal(await totalsState(k.redis, k.cluster), 'ready', 'the keys look fine');
+  k.clock.now = T0 + BUCKET + 3 * MIN;
+  t.equal(await rebuild(k), 'rebuilt', 'another run id: rebuilt');
+  t.same((await snapshot(k)).totals, before.totals, 'exact, not added onto the stale keys');
+  t.equal(await k.redis.get(keys.builtOn), await redisRunId(k.redis));
+});
+
+t.test('a rebuilder that stalled past its lock cannot merge after another took over', async (t) => {
+  const k = await storageKit(t, { bucketMs: BUCKET, start: T0 });
+  await fill(k, 0, 3);
+  const keys = totalsKeys(k.cluster);
+  await loseRedis(k);
+  // the first rebuilder's progress, as it was when it stalled; the second resumes it under its own token
+  const T = T0 + 5 * MIN;
+  await k.redis.hset(keys.rebuild, 'T', String(T), 'owner', 'stalled-one');
+  await k.redis.set(keys.since, String(T));
+  k.clock.now = T + MIN;
+  t.equal(await k.rebuilder.runOnce(), 'rebuilt', 'resumed by another node');
+  const merged = await k.totals.read(PKS[0]!);
+  t.match(merged, { samples: 3 });
+  const mergeTotals = (k.redis as unknown as { mergeTotals(n: number, ...a: (string | number)[]): Promise<number> }).mergeTotals.bind(k.redis);
+  await k.redis.hset(keys.rebuild, 'T', String(T), 'owner', 'the-new-one');
+  const late = await mergeTotals(5, keys.rank, keys.stats, keys.rebuild, keys.growth, keys.influencer(PKS[0]!), String(T), 'stalled-one',
+    PKS[0]!, 3, 15000, 5000, 5000, T0, 5000, 50, -1, 0, '', '0', -1);
+  t.equal(late, -1, 'the stalled merge is refused');
+  t.same(await k.totals.read(PKS[0]!), merged, 'nothing counted twice');
+});
+
+t.test('the rebuild waits for a live member still logging samples before its cutoff', async (t) => {
+  const k = await storageKit(t, { bucketMs: BUCKET, start: T0 });
+  await fill(k, 0, 2);
+  await loseRedis(k);
+  const run = k.rebuilder.runOnce();
+  await new Promise((r) => setTimeout(r, 200));
+  const T = Number(await k.redis.hget(totalsKeys(k.cluster).rebuild, 'T'));
+  t.ok(T > 0, 'a cutoff was set');
+  // a member whose buffer holds a sample before T, logged only later
+  const card = { format: 1, id: 'behind', host: 'h', pid: 1, version: '0', weight: 1, state: 'active', started: T0, heartbeat: T, ttlMs: 10 * BUCKET, view: '', stats: { loggedThrough: T - MIN } };
+  await k.redis.set(nodeKey(k.cluster, 'behind'), JSON.stringify(card));
+  await k.redis.sadd(memberIndexKey(k.cluster), 'behind');
+  k.clock.now = T + 1;
+  await new Promise((r) => setTimeout(r, 600));
+  t.equal(await totalsState(k.redis, k.cluster), 'rebuilding', 'still waiting for it');
+  await k.store([sample(1_000_999, T - MIN, 4321)]);
+  await k.redis.set(nodeKey(k.cluster, 'behind'), JSON.stringify({ ...card, stats: { loggedThrough: T } }));
+  t.equal(await run, 'rebuilt');
+  t.match(await k.totals.read(1_000_999), { samples: 1, latestAt: T - MIN, followerCount: 4321 }, 'its late sample is counted');
 });

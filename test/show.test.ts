@@ -1,25 +1,24 @@
 // `influencer-node show`: one influencer's counts, ratio, average and timeline.
 import t from 'tap';
-import { createLogger } from '../lib/log.js';
-import { BatchWriter } from '../lib/store.js';
+import { loadConfig } from '../lib/config.js';
+import { loadLayout } from '../lib/storage/layout.js';
 import { Totals } from '../lib/totals.js';
-import { ClusterLock } from '../lib/locks.js';
-import { TotalsRebuilder } from '../lib/rebuild.js';
 import { runCli } from './helpers/cli.js';
 import { connected } from './helpers/servers.js';
+import { sampleStore, startTotals } from './helpers/storage.js';
 
 t.test('show', async (t) => {
-  const log = createLogger('silent');
   const { redis, db, ...svc } = await connected(t, 'show-test');
   const now = Math.floor(Date.now() / 60_000) * 60_000;
   const pk = 1_000_042;
-  await new TotalsRebuilder(redis, db, new ClusterLock(redis, svc.cluster, log), svc.cluster, 60_000, log).runOnce();
-  await new BatchWriter(db, new Totals(redis, svc.cluster)).write(BatchWriter.batch([
+  const layout = await loadLayout(db, loadConfig({}, {}), now - 3_600_000);
+  await startTotals(redis, db, layout, svc.cluster);
+  await sampleStore(db, new Totals(redis, svc.cluster), layout)([
     { pk, at: now - 120_000, username: 'influencer-1000042', followerCount: 100_000, followingCount: 1000 },
     { pk, at: now - 60_000, username: 'influencer-1000042', followerCount: 100_300, followingCount: 1003 },
     { pk, at: now, username: 'influencer-1000042', followerCount: 100_600, followingCount: 1000 },
     { pk: pk + 1, at: now, username: 'influencer-1000043', followerCount: 200_000, followingCount: 10 },
-  ]));
+  ]);
   const env = { REDIS_URL: svc.redisUrl, MONGO_URL: svc.mongoUrl, MONGO_DB: svc.mongoDb, CLUSTER: svc.cluster };
 
   const text = await runCli(['show', String(pk)], env);

@@ -1,165 +1,195 @@
-// The write path against real servers: idempotent batches, exact totals, rank, and the
-// project's own connection code (Redis round trip, Mongo writes read back).
+// The write path against real servers: a batch is logged (durable), then applied once to the
+// running totals and the open buffers; repeats of a (pk, interval) are refused wherever they come
+// from; the totals stay exact; the log goes on while Redis is down.
 import t from 'tap';
-import { Redis } from 'ioredis';
-import { MongoClient } from 'mongodb';
+import { Binary } from 'mongodb';
 import { createLogger } from '../lib/log.js';
-import { BatchWriter, collections, pointId, type PendingBatch, type Sample } from '../lib/store.js';
 import { SampleWriter } from '../lib/sample-writer.js';
-import { Totals } from '../lib/totals.js';
-import { ClusterLock } from '../lib/locks.js';
-import { TotalsRebuilder } from '../lib/rebuild.js';
-import { connected } from './helpers/servers.js';
+import { decodeLog, encodeLog } from '../lib/storage/codec.js';
+import { collectionNames } from '../lib/storage/layout.js';
+import { LogWriter, type LogDoc } from '../lib/storage/log-writer.js';
+import { collections, type Sample } from '../lib/store.js';
+import { Totals, totalsKeys } from '../lib/totals.js';
+import { sample, storageKit, HOUR, MIN } from './helpers/storage.js';
 
 const log = createLogger('silent');
+const T0 = 1_764_576_000_000;
+const at = (minute: number): number => T0 + minute * MIN;
 
-async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
-  const { redis, db, ...svc } = await connected(t, 'test');
-  const totals = new Totals(redis, svc.cluster);
-  t.equal(await new TotalsRebuilder(redis, db, new ClusterLock(redis, svc.cluster, log), svc.cluster, 60_000, log).runOnce(), 'ready', 'a new cluster starts its totals at 0');
-  return { svc, redis, db, totals, writer: new BatchWriter(db, totals) };
-}
-
-const sample = (pk: number, minute: number, followers: number, following = 100): Sample => ({
-  pk, at: minute * 60_000, username: `influencer-${pk}`, followerCount: followers, followingCount: following,
+t.test('a batch is logged, then applied: exact totals, open buffers, one influencer document per pk', async (t) => {
+  const k = await storageKit(t);
+  const batch = await k.store([sample(7, at(0), 5000), sample(7, at(1), 5200), sample(8, at(0), 9000), sample(7, at(2), 5100)]);
+  t.same(batch.fresh.sort(), [7, 8], 'pks seen for the first time');
+  t.match(await k.totals.read(7), { samples: 3, followerSum: 15300, followerMin: 5000, followerMax: 5200, latestAt: at(2), followerCount: 5100, previousFollowerCount: 5200, username: 'influencer-7' });
+  t.same(await k.totals.summary(), { influencers: 2, averageFollowers: 7050 }, 'average of latest counts across influencers');
+  t.same((await k.points(7)).map((p) => [p.at, p.f]), [[at(0), 5000], [at(1), 5200], [at(2), 5100]], 'the open buffer holds the points');
+  const logDocs = await k.db.collection<LogDoc>(collectionNames.log(T0)).find({}).toArray();
+  t.equal(logDocs.length, 1, 'one log document for the batch');
+  t.same(decodeLog(T0, logDocs[0]!.b.buffer).map((s) => [s.pk, s.at, s.f, s.g]), [[7, at(0), 5000, 100], [7, at(1), 5200, 100], [7, at(2), 5100, 100], [8, at(0), 9000, 100]]);
+  t.same((await collections(k.db).influencers.find({}).sort({ _id: 1 }).toArray()).map((d) => d._id), [7, 8]);
 });
 
-t.test('connection code: Redis round trip and Mongo writes read back', async (t) => {
-  const { redis, db } = await setup(t);
-  await redis.set('roundtrip', 'yes');
-  t.equal(await redis.get('roundtrip'), 'yes');
-  const col = db.collection<{ _id: string; n: number }>('conn');
-  await col.bulkWrite([
-    { updateOne: { filter: { _id: 'a' }, update: { $set: { n: 1 } }, upsert: true } },
-    { updateOne: { filter: { _id: 'b' }, update: { $set: { n: 2 } }, upsert: true } },
-  ], { ordered: false });
-  t.same(await col.find({}).sort({ _id: 1 }).toArray(), [{ _id: 'a', n: 1 }, { _id: 'b', n: 2 }]);
+t.test('a batch spanning two periods is two log documents', async (t) => {
+  const k = await storageKit(t);
+  await k.store([sample(1, at(59), 100), sample(1, at(60), 101)]);
+  t.equal(await k.db.collection(collectionNames.log(T0)).countDocuments({}), 1);
+  t.equal(await k.db.collection(collectionNames.log(T0 + HOUR)).countDocuments({}), 1);
+  t.match(await k.totals.read(1), { samples: 2, latestAt: at(60) });
 });
 
-t.test('a batch stores points and exact running totals', async (t) => {
-  const { db, totals, writer } = await setup(t);
-  const batch = BatchWriter.batch([sample(7, 100, 5000), sample(7, 101, 5200), sample(8, 100, 9000), sample(7, 102, 5100)]);
-  await writer.write(batch);
-  t.equal(batch.stored!.length, 4);
-  t.same(batch.fresh!.sort(), [7, 8], 'pks seen for the first time');
-  const t7 = await totals.read(7);
-  t.match(t7, { samples: 3, followerSum: 15300, followerMin: 5000, followerMax: 5200, latestAt: 102 * 60_000, followerCount: 5100, followingCount: 100, username: 'influencer-7' });
-  const { timeline, influencers } = collections(db);
-  t.equal(await timeline.countDocuments({ pk: 7 }), 3);
-  t.same((await influencers.find({}).sort({ _id: 1 }).toArray()).map((d) => d._id), [7, 8], 'one influencer document per pk');
-  t.same(await totals.summary(), { influencers: 2, averageFollowers: 7050 }, 'average of latest counts across influencers');
+t.test('repeats of a (pk, interval) are refused: the first sample is the point, in totals and buffer', async (t) => {
+  const k = await storageKit(t);
+  await k.store([sample(1, at(10), 6000), sample(2, at(10), 7000), sample(1, at(11), 6100)]);
+  const before = { t1: await k.totals.read(1), t2: await k.totals.read(2), rank: await k.totals.rank(1), summary: await k.totals.summary() };
+  // another node polled the same intervals (a membership change): other values, same (pk, interval)
+  const other = await k.store([sample(1, at(10), 6999), sample(2, at(10), 7999), sample(1, at(11), 6199)], k.otherWriter('node-b'));
+  t.equal(other.repeats, 3, 'each counted as a repeat');
+  t.same({ t1: await k.totals.read(1), t2: await k.totals.read(2), rank: await k.totals.rank(1), summary: await k.totals.summary() }, before);
+  t.same((await k.points(1)).map((p) => p.f), [6000, 6100], 'the first values stay');
+  // an older interval arriving after a newer one, then repeated: the buffer decides
+  await k.store([sample(1, at(5), 5000)]);
+  const again = await k.store([sample(1, at(5), 5555)], k.otherWriter('node-c'));
+  t.equal(again.repeats, 1);
+  t.same((await k.points(1)).map((p) => p.f), [5000, 6000, 6100]);
+  t.match(await k.totals.read(1), { samples: 3, followerSum: 17100, latestAt: at(11), previousAt: at(10) });
 });
 
-t.test('the same samples written twice leave the data unchanged', async (t) => {
-  const { db, totals, writer } = await setup(t);
-  const samples = [sample(1, 10, 6000), sample(2, 10, 7000), sample(1, 11, 6100)];
-  await writer.write(BatchWriter.batch(samples));
-  const before = { t1: await totals.read(1), t2: await totals.read(2), rank: await totals.rank(1), summary: await totals.summary() };
-  const again = BatchWriter.batch(samples.map((s) => ({ ...s, followerCount: s.followerCount + 999 })));
-  await writer.write(again);
-  t.equal(again.stored!.length, 0, 'nothing stored the second time');
-  t.equal(again.duplicates, 3, 'each counted as a duplicate');
-  t.same({ t1: await totals.read(1), t2: await totals.read(2), rank: await totals.rank(1), summary: await totals.summary() }, before);
-  t.equal(await collections(db).timeline.countDocuments({}), 3);
-  const p = await collections(db).timeline.findOne({ _id: pointId(1, 10 * 60_000) });
-  t.equal(p?.f, 6000, 'the first value stays');
+t.test('a retried batch is applied once: the log insert and the Lua step recognise it', async (t) => {
+  const k = await storageKit(t);
+  const batch = await k.store([sample(3, at(20), 8000), sample(4, at(20), 8100)]);
+  // as if the answers to the first attempt had been lost: every step again
+  const replay = { ...batch, parts: batch.parts.map((p) => ({ ...p, logged: false, outcome: undefined })), repeats: 0, fresh: [], registered: false };
+  await k.writer.log(replay);
+  await k.writer.apply(replay);
+  t.same(replay.parts.map((p) => p.outcome), ['replayed'], 'the Lua step knows the token and does nothing');
+  t.equal(await k.db.collection(collectionNames.log(T0)).countDocuments({}), 1, 'one log document');
+  t.match(await k.totals.read(3), { samples: 1, followerSum: 8000 });
 });
 
-t.test('a retried batch is applied once: its own points are recognised, totals not doubled', async (t) => {
-  const { totals, writer } = await setup(t);
-  const batch = BatchWriter.batch([sample(3, 20, 8000), sample(4, 20, 8100)]);
-  await writer.write(batch);
-  // as if the answer to the first attempt had been lost: run every step again
-  const replay = { ...batch, attempts: 1, stored: undefined, fresh: undefined, done: undefined };
-  await writer.write(replay);
-  t.equal(replay.stored!.length, 2, 'our own points count as stored, not duplicates');
-  t.equal(replay.duplicates, 0);
-  t.same(replay.fresh, [], 'the Lua step knows the batch token and does nothing');
-  t.match(await totals.read(3), { samples: 1, followerSum: 8000 });
-});
-
-t.test('an older sample arriving late counts in the average but does not replace the latest', async (t) => {
-  const { totals, writer } = await setup(t);
-  await writer.write(BatchWriter.batch([sample(5, 50, 7000)]));
-  await writer.write(BatchWriter.batch([sample(5, 49, 6000)]));
-  t.match(await totals.read(5), { samples: 2, followerSum: 13000, followerMin: 6000, latestAt: 50 * 60_000, followerCount: 7000 });
-  t.same(await totals.summary(), { influencers: 1, averageFollowers: 7000 });
-});
-
-t.test('batches written at once: inserts overlap, totals are applied in batch order', async (t) => {
-  const { db, totals } = await setup(t);
-  // the real writer, with the first batch held back before its insert
-  let inProgress = 0;
-  let maxInProgress = 0;
-  let calls = 0;
-  class HeldFirst extends BatchWriter {
-    override async write(batch: PendingBatch, turn?: Promise<unknown>): Promise<void> {
-      const first = calls++ === 0;
-      maxInProgress = Math.max(maxInProgress, ++inProgress);
-      try {
-        if (first) await new Promise((r) => setTimeout(r, 800));
-        await super.write(batch, turn);
-      } finally {
-        inProgress--;
-      }
-    }
-  }
-  const writer = new SampleWriter(new HeldFirst(db, totals), { flushMaxSamples: 2, flushMaxAgeMs: 50, bufferMaxSamples: 1000, writeConcurrency: 3 }, log);
-  const order: number[] = [];
-  writer.on('batch', (b: { stored: Sample[] }) => order.push(b.stored[0]!.at / 60_000));
-  // three batches of pks 1 and 2: minutes 10, 11, 12
-  for (const minute of [10, 11, 12]) for (const pk of [1, 2]) writer.add(sample(pk, minute, 1000 * pk + minute));
-  t.ok(await writer.flushAll(10_000), 'everything written');
-  t.equal(maxInProgress, 3, 'three batches in flight at once');
-  t.same(order, [10, 11, 12], 'each batch completes after the one made before it');
-  for (const pk of [1, 2]) {
-    t.match(await totals.read(pk), { samples: 3, followerSum: 3 * 1000 * pk + 33, latestAt: 12 * 60_000, followerCount: 1000 * pk + 12, previousFollowerCount: 1000 * pk + 11, previousAt: 11 * 60_000 },
-      `pk ${pk}: latest and previous as if written one batch at a time`);
-  }
-  t.equal(await collections(db).timeline.countDocuments({}), 6);
-  writer.close();
+t.test('an older sample arriving late counts in the average and may become the previous one', async (t) => {
+  const k = await storageKit(t);
+  await k.store([sample(5, at(50), 7000), sample(5, at(48), 6000)]);
+  await k.store([sample(5, at(49), 6500)]);
+  t.match(await k.totals.read(5), { samples: 3, followerSum: 19500, followerMin: 6000, latestAt: at(50), followerCount: 7000, previousAt: at(49), previousFollowerCount: 6500 });
+  t.same(await k.totals.summary(), { influencers: 1, averageFollowers: 7000 });
 });
 
 t.test('follower sums stay exact past 10^14', async (t) => {
-  const { totals, writer } = await setup(t);
-  await writer.write(BatchWriter.batch([sample(9, 1, 400_000_000_000_001), sample(9, 2, 400_000_000_000_002)]));
-  await writer.write(BatchWriter.batch([sample(9, 3, 400_000_000_000_004)]));
-  t.match(await totals.read(9), { samples: 3, followerSum: 1_200_000_000_000_007, followerMin: 400_000_000_000_001, followerMax: 400_000_000_000_004 });
+  const k = await storageKit(t);
+  await k.store([sample(9, at(1), 4_000_000_000)]);
+  // as if the pk had been tracked for a long time
+  await k.redis.hset(totalsKeys(k.cluster).influencer(9), 's', '400000000000001', 'n', '100000');
+  await k.store([sample(9, at(2), 4_000_000_002), sample(9, at(3), 4_000_000_004)]);
+  t.match(await k.totals.read(9), { samples: 100_002, followerSum: 400_008_000_000_007 });
 });
 
 t.test('rank: strictly higher counts + 1, ties share a rank', async (t) => {
-  const { totals, writer } = await setup(t);
-  await writer.write(BatchWriter.batch([sample(1, 1, 500), sample(2, 1, 900), sample(3, 1, 900), sample(4, 1, 100)]));
-  t.same([await totals.rank(2), await totals.rank(3), await totals.rank(1), await totals.rank(4)], [1, 1, 3, 4]);
-  t.equal(await totals.rank(99), null, 'unknown pk has no rank');
-  // the latest count moves, the rank follows
-  await writer.write(BatchWriter.batch([sample(4, 2, 1000)]));
-  t.same([await totals.rank(4), await totals.rank(2), await totals.rank(1)], [1, 2, 4]);
-  t.same(await totals.summary(), { influencers: 4, averageFollowers: (500 + 900 + 900 + 1000) / 4 });
+  const k = await storageKit(t);
+  await k.store([sample(1, at(1), 500), sample(2, at(1), 900), sample(3, at(1), 900), sample(4, at(1), 100)]);
+  t.same([await k.totals.rank(2), await k.totals.rank(3), await k.totals.rank(1), await k.totals.rank(4)], [1, 1, 3, 4]);
+  t.equal(await k.totals.rank(99), null, 'unknown pk has no rank');
+  await k.store([sample(4, at(2), 1000)]);
+  t.same([await k.totals.rank(4), await k.totals.rank(2), await k.totals.rank(1)], [1, 2, 4]);
+  t.same(await k.totals.summary(), { influencers: 4, averageFollowers: (500 + 900 + 900 + 1000) / 4 });
 });
 
-t.test('Redis and Mongo data from elsewhere does not break reads', async (t) => {
-  const { redis, svc, totals } = await setup(t);
-  await redis.hset(`${svc.cluster}:inf:77`, 'junk', 'x');
-  t.equal(await totals.read(77), null, 'a hash without a sample count is no data');
-  const other = new Redis(svc.redisUrl);
-  t.teardown(() => other.disconnect());
-  t.equal(await other.ping(), 'PONG');
-});
-
-t.test('a client of another cluster name sees none of these totals', async (t) => {
-  const { redis, writer } = await setup(t);
-  await writer.write(BatchWriter.batch([sample(9, 1, 5000)]));
-  const elsewhere = new Totals(redis, 'another-cluster');
+t.test('garbage in Redis and another cluster\'s name do not break reads', async (t) => {
+  const k = await storageKit(t);
+  await k.redis.hset(totalsKeys(k.cluster).influencer(77), 'junk', 'x');
+  t.equal(await k.totals.read(77), null, 'a hash without a sample count is no data');
+  await k.store([sample(9, at(1), 5000)]);
+  const elsewhere = new Totals(k.redis, 'another-cluster');
   t.equal(await elsewhere.read(9), null);
   t.same(await elsewhere.summary(), { influencers: 0, averageFollowers: null });
 });
 
-t.test('MongoClient sees the points (used by show and the API)', async (t) => {
-  const { svc, writer } = await setup(t);
-  await writer.write(BatchWriter.batch([sample(11, 5, 5555)]));
-  const client = new MongoClient(svc.mongoUrl);
-  t.teardown(() => client.close());
-  const doc = await client.db(svc.mongoDb).collection('timeline').findOne({ pk: 11 });
-  t.match(doc, { pk: 11, f: 5555, g: 100 });
+t.test('a log document no node applied is applied by the period\'s reconcile, once', async (t) => {
+  const k = await storageKit(t, { start: T0 });
+  await k.store([sample(1, at(1), 100)]);
+  // a node that died between its log insert and its Lua step
+  const dead = k.otherWriter('node-dead');
+  const orphan = dead.batch([sample(1, at(2), 110), sample(2, at(2), 220)]);
+  await dead.log(orphan);
+  t.match(await k.totals.read(1), { samples: 1 }, 'not counted yet');
+  k.clock.now = T0 + HOUR + MIN + 1;
+  t.equal(await k.closer.closeDue(), 'closed');
+  t.match(await k.totals.read(1), { samples: 2, followerSum: 210, latestAt: at(2) }, 'counted once by the reconcile');
+  t.match(await k.totals.read(2), { samples: 1, followerSum: 220 });
+  t.same((await k.points(1)).map((p) => p.f), [100, 110], 'and in the bucket');
+});
+
+t.test('a sample that reaches Redis after its period\'s close began is late: in the log only', async (t) => {
+  const k = await storageKit(t, { start: T0 });
+  await k.store([sample(1, at(1), 100)]);
+  k.clock.now = T0 + HOUR + MIN + 1;
+  await k.closer.closeDue();
+  const late = await k.store([sample(1, at(3), 130)]);
+  t.same(late.parts.map((p) => p.outcome), ['late']);
+  t.equal(LogWriter.count(late, 'late'), 1);
+  t.match(await k.totals.read(1), { samples: 1 }, 'not in the totals');
+  t.same((await k.points(1)).map((p) => p.f), [100], 'not in the timeline');
+  t.equal(await k.db.collection(collectionNames.log(T0)).countDocuments({}), 2, 'but durable in the log');
+});
+
+t.test('SampleWriter: batches logged at once, applied in the order they were made', async (t) => {
+  const k = await storageKit(t);
+  let logging = 0;
+  let maxLogging = 0;
+  let calls = 0;
+  class HeldFirst extends LogWriter {
+    override async log(batch: Parameters<LogWriter['log']>[0]): Promise<void> {
+      const first = calls++ === 0;
+      maxLogging = Math.max(maxLogging, ++logging);
+      try {
+        if (first) await new Promise((r) => setTimeout(r, 800));
+        await super.log(batch);
+      } finally {
+        logging--;
+      }
+    }
+  }
+  const writer = new SampleWriter(new HeldFirst(k.db, k.totals, k.layout, 'node-a'), { flushMaxSamples: 2, flushMaxAgeMs: 50, bufferMaxSamples: 1000, writeConcurrency: 3 }, log);
+  const logged: number[] = [];
+  writer.on('batch', (b: { stored: Sample[] }) => logged.push((b.stored[0]!.at - T0) / MIN));
+  for (const minute of [10, 11, 12]) for (const pk of [1, 2]) writer.add(sample(pk, at(minute), 1000 * pk + minute));
+  t.ok(await writer.flushAll(10_000), 'everything logged');
+  t.equal(maxLogging, 3, 'three batches logged at once');
+  t.same([logged.length, logged[2]], [3, 10], 'the held batch was logged last');
+  for (const pk of [1, 2]) {
+    t.match(await k.totals.read(pk), { samples: 3, followerSum: 3 * 1000 * pk + 33, latestAt: at(12), followerCount: 1000 * pk + 12, previousFollowerCount: 1000 * pk + 11 }, `pk ${pk}`);
+  }
+  t.equal(writer.oldestUnlogged(), null, 'nothing left unlogged');
+  writer.close();
+});
+
+t.test('SampleWriter: while Redis fails the log goes on; the Lua step catches up when it is back', async (t) => {
+  const k = await storageKit(t);
+  class RedisDown extends LogWriter {
+    down = true;
+    override async apply(batch: Parameters<LogWriter['apply']>[0]): Promise<void> {
+      if (this.down) throw new Error('Redis down');
+      await super.apply(batch);
+    }
+  }
+  const inner = new RedisDown(k.db, k.totals, k.layout, 'node-a');
+  const writer = new SampleWriter(inner, { flushMaxSamples: 2, flushMaxAgeMs: 20, bufferMaxSamples: 1000, writeConcurrency: 2 }, log);
+  for (const minute of [1, 2, 3]) for (const pk of [1, 2]) writer.add(sample(pk, at(minute), 100 * minute + pk));
+  t.ok(await writer.flushAll(5000), 'every sample logged though Redis is down');
+  t.equal(writer.length, 0);
+  t.equal(writer.pendingApply, 6, 'six samples wait for the Lua step');
+  t.equal(await k.totals.read(1), null, 'not counted yet');
+  inner.down = false;
+  await new Promise((r) => setTimeout(r, 6000));
+  t.equal(writer.pendingApply, 0, 'applied once Redis answers');
+  t.match(await k.totals.read(1), { samples: 3 });
+  writer.close();
+});
+
+t.test('a log document from elsewhere is not trusted blindly', async (t) => {
+  const k = await storageKit(t, { start: T0 });
+  const logs = k.db.collection<LogDoc>(collectionNames.log(T0));
+  await logs.insertOne({ _id: 'garbage', n: 'x', c: 1, b: new Binary(Buffer.from([7, 7, 7])) });
+  await logs.insertOne({ _id: 'good', n: 'x', c: 1, b: new Binary(encodeLog(T0, [{ pk: 3, at: at(1), f: 30, g: 3 }])) });
+  k.clock.now = T0 + HOUR + MIN + 1;
+  await t.rejects(k.closer.closeDue(), /unknown format version|truncated/, 'the reconcile stops at a corrupt document rather than skip data');
 });

@@ -3,7 +3,9 @@ import { maskUrl, type Config } from '../config.js';
 import { createOneShotRedis } from '../redis.js';
 import { createMongo } from '../mongo.js';
 import { Totals } from '../totals.js';
-import { readInfluencer, type InfluencerView } from '../read.js';
+import { readInfluencer, type BucketPoint, type InfluencerView } from '../read.js';
+import { loadLayout } from '../storage/layout.js';
+import { TimelineReader } from '../storage/reader.js';
 
 /** Parses an ISO time or epoch milliseconds. */
 export function parseTime(flag: string, raw: unknown): number {
@@ -37,7 +39,9 @@ export async function showCommand(config: Config, opts: Record<string, unknown>,
       process.stderr.write(`influencer-node: Redis unreachable at ${maskUrl(config.redisUrl)}: ${(redis.cause() ?? err as Error).message}\n`);
       return 1;
     }
-    const view = await readInfluencer(client.db(config.mongoDb), new Totals(redis, config.cluster), pk, from, to);
+    const db = client.db(config.mongoDb);
+    const reader = new TimelineReader(redis, db, await loadLayout(db, config), config.cluster);
+    const view = await readInfluencer(reader, new Totals(redis, config.cluster), pk, from, to);
     if (!view) {
       if (opts.json) process.stdout.write(`${JSON.stringify({ pk, found: false })}\n`);
       else process.stdout.write(`pk ${pk}: no data yet (no node has stored a sample for it)\n`);
@@ -51,14 +55,20 @@ export async function showCommand(config: Config, opts: Record<string, unknown>,
   }
 }
 
+function bucketFigures(p: object): string {
+  if (!('samples' in p)) return '';
+  const b = p as BucketPoint;
+  return `  min ${b.minFollowers}  max ${b.maxFollowers}  mean ${b.meanFollowers}  (${b.samples} samples)`;
+}
+
 export function renderInfluencer(v: InfluencerView): string {
   const lines = [
     `${v.username} (pk ${v.pk})  last updated ${v.lastUpdated}${v.suspicious === null ? '' : `  suspicious: ${v.suspicious ? 'yes' : 'no'}`}`,
     `followers ${v.followerCount}  following ${v.followingCount}  ratio ${v.followerRatio ?? '-'}`,
     `average ${v.averageFollowers}  min ${v.minFollowers}  max ${v.maxFollowers}  over ${v.samples} samples  rank ${v.rank ?? '-'}`,
     '',
-    `timeline ${v.range.from} .. ${v.range.to}: ${v.points.length} points`,
-    ...v.points.map((p) => `  ${p.at}  ${String(p.followerCount).padStart(9)}  ${String(p.followingCount).padStart(7)}  ${p.followerRatio ?? '-'}`),
+    `timeline ${v.range.from} .. ${v.range.to}: ${v.points.length} points${v.resolution === 'bucket' ? ' (one per bucket: last, min, max, mean followers)' : ''}`,
+    ...v.points.map((p) => `  ${p.at}  ${String(p.followerCount).padStart(9)}  ${String(p.followingCount).padStart(7)}  ${p.followerRatio ?? '-'}${bucketFigures(p)}`),
     '',
   ];
   return lines.join('\n');

@@ -110,12 +110,13 @@
   function renderCharts(summary, timeline, from, to) {
     const points = timeline.points;
     const xs = points.map((p) => Date.parse(p.at) / 1000);
-    const hourly = timeline.resolution === 'hour';
-    $('resolution').textContent = hourly ? '(hourly: last, min and max of each hour)' : '(one point per interval)';
+    const hourly = timeline.resolution === 'bucket';
+    const span = timeline.bucketMs === 3600000 ? 'hour' : `${Math.round(timeline.bucketMs / 60000)} minutes`;
+    $('resolution').textContent = hourly ? `(${timeline.bucketMs === 3600000 ? 'hourly' : `every ${span}`}: last, min and max of each ${span})` : '(one point per interval)';
     const followers = [xs, points.map((p) => p.followerCount), points.map(() => summary.averageFollowers)];
     const series = [
       {},
-      { label: hourly ? 'Followers (last of hour)' : 'Followers', stroke: '#2563eb', width: 2, points: { show: points.length < 60 }, value: (u, v) => fmt(v) },
+      { label: hourly ? `Followers (last of ${span})` : 'Followers', stroke: '#2563eb', width: 2, points: { show: points.length < 60 }, value: (u, v) => fmt(v) },
       { label: 'Average', stroke: '#d97706', width: 1.5, dash: [6, 4], points: { show: false }, value: (u, v) => fmt(v, dec) },
     ];
     if (hourly) {

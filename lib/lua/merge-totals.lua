@@ -1,30 +1,34 @@
 --[[
-  Merges totals rebuilt from MongoDB (every point older than <cluster>:totals:since) into the
-  running totals, which count every newer sample: the two sets of points are disjoint, so adding
-  them gives exact totals. Records the last pk merged, in the same atomic step, so a rebuild that
-  died half-way resumes after it instead of counting a pk twice.
+  Merges totals rebuilt from MongoDB (every point older than <cluster>:totals:since, from the
+  newest checkpoints and the log after them) into the running totals, which count every newer
+  sample: the two sets of points are disjoint, so adding them gives exact totals. Records the last
+  pk merged in the same atomic step, so a rebuild that died half-way resumes after it instead of
+  counting a pk twice. Fenced: a rebuilder that lost its lock (paused past its expiry) and comes back
+  finds another owner in the progress hash and changes nothing.
 
   KEYS[1]   rank index <cluster>:rank
   KEYS[2]   cluster stats <cluster>:stats (hash: total)
-  KEYS[3]   rebuild progress <cluster>:totals:rebuild (hash: T = cutoff, last = last pk merged)
+  KEYS[3]   rebuild progress <cluster>:totals:rebuild (hash: T = cutoff, owner = the rebuilder's
+            token, last = last pk merged)
   KEYS[4]   growth index <cluster>:growth
   KEYS[5..] one per pk: <cluster>:inf:<pk>
-  ARGV[1]   the cutoff this rebuild counts below; the call does nothing if the progress hash names
-            another cutoff (a newer rebuild took over)
-  ARGV[2..] thirteen per pk, in KEYS order: pk, samples, followerSum, min, max, latest at, latest
+  ARGV[1]   the cutoff this rebuild counts below
+  ARGV[2]   the rebuilder's token
+  ARGV[3..] thirteen per pk, in KEYS order: pk, samples, followerSum, min, max, latest at, latest
             followerCount, latest followingCount, previous at (-1: none), previous
-            followerCount, username, the daily suspicious flag ('1' / '0') and its epoch ms (-1: never
-            checked), both from the influencer document
+            followerCount, username ('' if unknown), the daily suspicious flag ('1' / '0') and its
+            epoch ms (-1: never checked)
 
-  Returns the number of pks merged, or -1 if the cutoff does not match.
+  Returns the number of pks merged, or -1 if the cutoff or the owner does not match.
 ]]
-if redis.call('HGET', KEYS[3], 'T') ~= ARGV[1] then
+local progress = redis.call('HMGET', KEYS[3], 'T', 'owner')
+if progress[1] ~= ARGV[1] or progress[2] ~= ARGV[2] then
   return -1
 end
 local delta = 0
 local last = nil
 for i = 5, #KEYS do
-  local a = 2 + (i - 5) * 13
+  local a = 3 + (i - 5) * 13
   local pk, n, s = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local mn, mx, at = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
   local f, g, pat, pf, u = ARGV[a + 6], ARGV[a + 7], tonumber(ARGV[a + 8]), ARGV[a + 9], ARGV[a + 10]
@@ -55,7 +59,7 @@ for i = 5, #KEYS do
       redis.call('ZADD', KEYS[4], tonumber(cur[4]) - tonumber(f), pk)
     end
   end
-  -- a check stored since the loss is newer than the document's copy read by this rebuild
+  -- a check stored since the loss is newer than the copy read by this rebuild
   if sat >= 0 and (not cur[6] or sat > tonumber(cur[6])) then
     redis.call('HSET', key, 'sus', sus, 'sat', sat)
   end

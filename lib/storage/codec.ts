@@ -287,24 +287,31 @@ export function decodeCheckpoint(end: number, bytes: Uint8Array): { totals: PkTo
   return { totals, summaries };
 }
 
-/** Adds time-ordered points to a pk's totals (or starts them): latest and previous move forward only. */
+/** A copy of a pk's totals (or new ones) with points added: latest and previous move forward only. */
 export function addPoints(t: PkTotals | undefined, pk: number, username: string, points: Point[]): PkTotals {
-  const out: PkTotals = t ? { ...t } : { pk, n: 0, sum: 0, min: Infinity, max: -Infinity, at: -1, f: 0, g: 0, pat: -1, pf: 0, username };
+  const out: PkTotals = t ? { ...t } : emptyTotals(pk, username);
   if (username) out.username = username;
-  for (const p of points) {
-    out.n++;
-    out.sum += p.f;
-    if (p.f < out.min) out.min = p.f;
-    if (p.f > out.max) out.max = p.f;
-    if (p.at > out.at) {
-      if (out.at >= 0) { out.pat = out.at; out.pf = out.f; }
-      out.at = p.at;
-      out.f = p.f;
-      out.g = p.g;
-    } else if (p.at < out.at && p.at > out.pat) {
-      out.pat = p.at;
-      out.pf = p.f;
-    }
-  }
+  for (const p of points) addPoint(out, p);
   return out;
+}
+
+export function emptyTotals(pk: number, username = ''): PkTotals {
+  return { pk, n: 0, sum: 0, min: Infinity, max: -Infinity, at: -1, f: 0, g: 0, pat: -1, pf: 0, username };
+}
+
+/** Adds one point to totals in place ("previous" is the newest point before the latest). */
+export function addPoint(t: PkTotals, p: Point): void {
+  t.n++;
+  t.sum += p.f;
+  if (p.f < t.min) t.min = p.f;
+  if (p.f > t.max) t.max = p.f;
+  if (p.at > t.at) {
+    if (t.at >= 0) { t.pat = t.at; t.pf = t.f; }
+    t.at = p.at;
+    t.f = p.f;
+    t.g = p.g;
+  } else if (p.at < t.at && p.at > t.pat) {
+    t.pat = p.at;
+    t.pf = p.f;
+  }
 }

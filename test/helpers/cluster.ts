@@ -7,7 +7,8 @@ import { loadConfig, type Config } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
 import { startMock, type MockOptions, type MockServer } from '../../lib/mock.js';
 import { InfluencerNode } from '../../lib/node.js';
-import { collections } from '../../lib/store.js';
+import { loadLayout } from '../../lib/storage/layout.js';
+import { TimelineReader } from '../../lib/storage/reader.js';
 import { Totals } from '../../lib/totals.js';
 import { spawnCli, waitExit } from './cli.js';
 import { services, type Owner, type Services } from './servers.js';
@@ -53,6 +54,8 @@ export async function startCluster(t: Owner, opts: ClusterOptions): Promise<Test
     INTERVAL_MS: String(opts.intervalMs),
     HEARTBEAT_TTL_MS: String(opts.ttlMs),
     FLUSH_MAX_AGE_MS: '200',
+    // ten intervals a bucket: periods close, and their buckets are read, within a test
+    BUCKET_MS: String(10 * opts.intervalMs),
     REQUEST_TIMEOUT_MS: '1000',
     CONCURRENCY: '64',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
@@ -123,22 +126,31 @@ export interface StoreCheck {
   totalsMismatch: number[];
   /** points whose counts are not non-negative integers */
   malformed: number;
+  /** (pk, interval) pairs stored twice */
+  duplicates: number;
 }
 
 /**
- * Reads every stored point and checks, for the intervals in [from, to), that each pk has one,
- * and for every pk that the running totals (samples, followerSum, min, max) equal its points.
+ * Reads every stored point of the pks (open buffers and buckets, as the API reads them) and checks,
+ * for the intervals in [from, to), that each pk has one, and for every pk that the running totals
+ * (samples, followerSum, min, max) equal its points.
  */
 export async function checkStore(c: TestCluster, pks: number[], intervalMs: number, from: number, to: number): Promise<StoreCheck> {
-  const { timeline } = collections(c.db);
-  const points = await timeline.find({}).toArray();
+  const config = c.config('checker');
+  const reader = new TimelineReader(c.redis, c.db, await loadLayout(c.db, config), c.svc.cluster);
   const byPk = new Map<number, Map<number, number>>();
   let malformed = 0;
-  for (const p of points) {
-    if (!Number.isSafeInteger(p.f) || p.f < 0 || !Number.isSafeInteger(p.g) || p.g < 0) malformed++;
-    let m = byPk.get(p.pk);
-    if (!m) byPk.set(p.pk, (m = new Map()));
-    m.set(p.t.getTime(), p.f);
+  let duplicates = 0;
+  let count = 0;
+  for (const pk of pks) {
+    const m = new Map<number, number>();
+    for (const p of await reader.points(pk, 0, Date.now() + 10 * config.bucketMs)) {
+      count++;
+      if (!Number.isSafeInteger(p.f) || p.f < 0 || !Number.isSafeInteger(p.g) || p.g < 0) malformed++;
+      if (m.has(p.at)) duplicates++;
+      m.set(p.at, p.f);
+    }
+    if (m.size > 0) byPk.set(pk, m);
   }
   const gaps: Array<[number, number]> = [];
   const gapsPerPk = new Map<number, number>();
@@ -160,7 +172,7 @@ export async function checkStore(c: TestCluster, pks: number[], intervalMs: numb
       totalsMismatch.push(pk);
     }
   }
-  return { gaps, gapsPerPk, points: points.length, totalsMismatch, malformed };
+  return { gaps, gapsPerPk, points: count, totalsMismatch, malformed, duplicates };
 }
 
 export function intervalStart(t: number, intervalMs: number): number {

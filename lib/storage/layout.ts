@@ -1,0 +1,131 @@
+/**
+ * Where each part of the timeline lives (DESIGN.md beside this file): the period of a time, the
+ * slice of a pk, and the name of every collection and document id, derived from (pk, period) so
+ * that reads are finds by exact `_id`. The layout's parameters are stored once per database (the
+ * first node writes them); a node whose settings disagree refuses to start rather than mix layouts.
+ */
+import type { Db } from 'mongodb';
+import { MongoServerError } from 'mongodb';
+
+export const DAY_MS = 86_400_000;
+/** Buckets per rollup: a UTC day with one-hour buckets. */
+export const BUCKETS_PER_ROLLUP = 24;
+/** At most this many pks in one slice: a checkpoint stays near 1 MB. */
+export const MAX_SLICE_PKS = 16_384;
+const DUPLICATE_KEY = 11000;
+
+export interface LayoutSettings {
+  intervalMs: number;
+  bucketMs: number;
+  pkMin: number;
+  pkMax: number;
+}
+
+/** The parameters every node of a database must share, stored in `meta` as `{_id: 'layout'}`. */
+export interface LayoutDoc {
+  _id: 'layout';
+  format: 2;
+  bucketMs: number;
+  slices: number;
+  /** the first period written in this layout */
+  firstPeriod: number;
+  /** set by `influencer-node migrate`: the first period of the previous layout's data converted to buckets */
+  convertedFrom?: number;
+}
+
+/** Why `BUCKET_MS` (and `INTERVAL_MS` with it) must be what they are; null when fine. */
+export function bucketProblem(intervalMs: number, bucketMs: number): string | null {
+  if (bucketMs % intervalMs !== 0) return `a multiple of INTERVAL_MS (${intervalMs})`;
+  if (DAY_MS % bucketMs !== 0) return 'a divisor of a day (86400000): 3600000, 1800000, 600000, ...';
+  if (bucketMs / intervalMs > 65_535) return `at most 65535 intervals of INTERVAL_MS (${intervalMs})`;
+  return null;
+}
+
+/** The smallest power of two that keeps a slice at or under MAX_SLICE_PKS pks. */
+export function sliceCount(pks: number): number {
+  let s = 1;
+  while (Math.ceil(pks / s) > MAX_SLICE_PKS) s *= 2;
+  return s;
+}
+
+export class StorageLayout {
+  readonly rollupMs: number;
+
+  constructor(readonly intervalMs: number, readonly bucketMs: number, readonly slices: number, readonly firstPeriod: number, readonly convertedFrom: number | null = null) {
+    this.rollupMs = bucketMs * BUCKETS_PER_ROLLUP;
+  }
+
+  period(at: number): number {
+    return Math.floor(at / this.bucketMs) * this.bucketMs;
+  }
+
+  rollup(at: number): number {
+    return Math.floor(at / this.rollupMs) * this.rollupMs;
+  }
+
+  slice(pk: number): number {
+    return pk % this.slices;
+  }
+
+  /** Every period start in [from, to). */
+  periods(from: number, to: number): number[] {
+    const out: number[] = [];
+    for (let p = this.period(from); p < to; p += this.bucketMs) out.push(p);
+    return out;
+  }
+}
+
+export const collectionNames = {
+  log: (period: number) => `log_${period}`,
+  buckets: (period: number) => `buckets_${utc(period).slice(0, 8)}`,
+  rollups: (start: number) => `rollups_${utc(start).slice(0, 6)}`,
+  checkpoints: 'checkpoints',
+  meta: 'meta',
+  /** the previous layout: one document per sample */
+  legacyTimeline: 'timeline',
+} as const;
+
+export const docIds = {
+  bucket: (pk: number, period: number) => `${pk}:${period}`,
+  rollup: (pk: number, start: number) => `${pk}:${start}`,
+  checkpoint: (period: number, slice: number) => `${period}:${slice}`,
+};
+
+/** YYYYMMDD of a time, UTC. */
+function utc(t: number): string {
+  return new Date(t).toISOString().slice(0, 10).replaceAll('-', '');
+}
+
+/** The previous layout's document: one per sample, `_id` `<pk, 10 digits>:<interval ms, 13 digits>`. */
+export interface LegacyPoint {
+  _id: string;
+  pk: number;
+  t: Date;
+  f: number;
+  g: number;
+}
+
+/** A database whose stored layout differs from this node's settings. */
+export class LayoutMismatch extends Error {}
+
+/**
+ * The database's layout: created from these settings by the first node, read by the others.
+ * Throws LayoutMismatch if the stored bucket length differs from BUCKET_MS.
+ */
+export async function loadLayout(db: Db, s: LayoutSettings, now = Date.now()): Promise<StorageLayout> {
+  const meta = db.collection<LayoutDoc>(collectionNames.meta);
+  const fresh: LayoutDoc = { _id: 'layout', format: 2, bucketMs: s.bucketMs, slices: sliceCount(s.pkMax - s.pkMin + 1), firstPeriod: Math.floor(now / s.bucketMs) * s.bucketMs };
+  try {
+    await meta.insertOne(fresh);
+  } catch (err) {
+    if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+  }
+  const doc = await meta.findOne({ _id: 'layout' });
+  if (!doc || doc.format !== 2 || !Number.isInteger(doc.bucketMs) || !Number.isInteger(doc.slices) || doc.slices < 1) {
+    throw new LayoutMismatch(`the stored layout in ${db.databaseName}.meta is unreadable: ${JSON.stringify(doc)}`);
+  }
+  if (doc.bucketMs !== s.bucketMs) {
+    throw new LayoutMismatch(`BUCKET_MS=${s.bucketMs} differs from the ${doc.bucketMs} this database was written with: use BUCKET_MS=${doc.bucketMs}`);
+  }
+  return new StorageLayout(s.intervalMs, doc.bucketMs, doc.slices, doc.firstPeriod, doc.convertedFrom ?? null);
+}

@@ -1,0 +1,156 @@
+import { randomInt } from 'node:crypto';
+import { Binary, MongoBulkWriteError, MongoServerError, type Collection, type Db } from 'mongodb';
+import { collections, DUPLICATE_KEY, type InfluencerDoc, type Sample } from '../store.js';
+import { TotalsNotReady, type Totals } from '../totals.js';
+import { encodeLog, type LogSample } from './codec.js';
+import { collectionNames, type StorageLayout } from './layout.js';
+
+/** One log document: a write batch's samples of one period. */
+export interface LogDoc {
+  _id: string;
+  /** the node that wrote it */
+  n: string;
+  /** samples in `b` */
+  c: number;
+  b: Binary;
+}
+
+/** A batch's samples of one period, and how far its writing got. */
+export interface LogPart {
+  period: number;
+  samples: Sample[];
+  logged?: boolean;
+  /** what applying it did; unset until applied (or given up to the period's reconcile) */
+  outcome?: 'applied' | 'replayed' | 'late' | 'rebuild';
+}
+
+/** A batch in flight; each step is remembered so a retry resumes where the last attempt failed. */
+export interface PendingBatch {
+  token: string;
+  samples: Sample[];
+  parts: LogPart[];
+  attempts: number;
+  repeats: number;
+  /** pks seen for the first time, whose influencer document is still to write */
+  fresh: number[];
+  registered?: boolean;
+}
+
+/**
+ * Writes a batch in three steps, each safe to repeat:
+ * 1. `log`: one document per period into `log_<P>`: the samples are durable; a repeated insert
+ *    is a duplicate key of the same document;
+ * 2. `apply`: each document through the Lua script (once per token): repeats of a (pk, interval)
+ *    are refused there, new points go to the running totals and the period's open buffers;
+ * 3. `register`: an influencer document for each pk seen for the first time.
+ * Step 1 never waits for Redis. A document that step 2 never reaches (the node died, Redis stayed
+ * down) is applied by its period's reconcile before the period closes.
+ */
+export class LogWriter {
+  private readonly influencers: Collection<InfluencerDoc>;
+  /** pks whose username this process has logged: a name travels in the log once per pk and process */
+  private readonly named = new Set<number>();
+
+  constructor(private readonly db: Db, private readonly totals: Totals, private readonly layout: StorageLayout, private readonly nodeId: string) {
+    this.influencers = collections(db).influencers;
+  }
+
+  batch(samples: Sample[]): PendingBatch {
+    const parts = new Map<number, Sample[]>();
+    for (const s of samples) {
+      const p = this.layout.period(s.at);
+      let list = parts.get(p);
+      if (!list) parts.set(p, (list = []));
+      list.push(s);
+    }
+    return {
+      token: String(randomInt(1, 2 ** 47) * 2 + 1),
+      samples,
+      parts: [...parts].sort((a, b) => a[0] - b[0]).map(([period, list]) => ({ period, samples: list })),
+      attempts: 0,
+      repeats: 0,
+      fresh: [],
+    };
+  }
+
+  /** Step 1: every part into its period's log; throws if MongoDB failed (call again to retry). */
+  async log(batch: PendingBatch): Promise<void> {
+    batch.attempts++;
+    for (const part of batch.parts) {
+      if (part.logged) continue;
+      const samples: LogSample[] = part.samples.map((s) => ({ pk: s.pk, at: s.at, f: s.followerCount, g: s.followingCount, ...(this.named.has(s.pk) ? {} : { username: s.username }) }));
+      const doc: LogDoc = { _id: batch.token, n: this.nodeId, c: samples.length, b: new Binary(encodeLog(part.period, samples)) };
+      try {
+        await this.db.collection<LogDoc>(collectionNames.log(part.period)).insertOne(doc);
+      } catch (err) {
+        // an earlier attempt stored it and lost the answer
+        if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+      }
+      part.logged = true;
+      for (const s of part.samples) this.named.add(s.pk);
+    }
+  }
+
+  /** Step 2: every logged part through the Lua script; throws if Redis failed (call again to retry). */
+  async apply(batch: PendingBatch): Promise<void> {
+    for (const part of batch.parts) {
+      if (part.outcome || !part.logged) continue;
+      try {
+        const r = await this.totals.applyLog(batch.token, part.period, part.samples, 'live', (pk) => this.layout.slice(pk));
+        part.outcome = r.kind;
+        if (r.kind === 'applied') {
+          batch.repeats += r.repeats;
+          batch.fresh.push(...r.fresh);
+        }
+      } catch (err) {
+        // Redis lost the totals: the rebuild counts these samples from the log
+        if (!(err instanceof TotalsNotReady)) throw err;
+        part.outcome = 'rebuild';
+      }
+    }
+  }
+
+  /** Step 3: an influencer document for each pk seen for the first time; throws if MongoDB failed. */
+  async register(batch: PendingBatch): Promise<void> {
+    if (batch.registered) return;
+    if (batch.fresh.length > 0) {
+      const firstOf = new Map<number, Sample>();
+      for (const s of batch.samples) if (!firstOf.has(s.pk)) firstOf.set(s.pk, s);
+      const docs = batch.fresh.map((pk) => ({ _id: pk, username: firstOf.get(pk)?.username ?? '', firstAt: new Date(firstOf.get(pk)?.at ?? Date.now()) }));
+      await insertIgnoringDuplicates(this.influencers, docs);
+    }
+    batch.registered = true;
+  }
+
+  /** Samples of a batch that ended in the timeline's totals, late, or left to the rebuild. */
+  static count(batch: PendingBatch, outcome: LogPart['outcome']): number {
+    return batch.parts.reduce((n, p) => n + (p.outcome === outcome ? p.samples.length : 0), 0);
+  }
+}
+
+/**
+ * Inserts unordered and ignores duplicate keys (a document another attempt or node wrote); any
+ * other error is thrown, so the caller retries the whole call. Does not rely on the server carrying
+ * on after a write error: what followed the first error is inserted again.
+ */
+export async function insertIgnoringDuplicates<T extends { _id: unknown }>(col: Collection<T>, docs: T[]): Promise<number> {
+  let pending = docs;
+  let duplicates = 0;
+  while (pending.length > 0) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      await col.insertMany(pending as any, { ordered: false });
+      break;
+    } catch (err) {
+      if (!(err instanceof MongoBulkWriteError)) throw err;
+      const errors = [err.writeErrors].flat();
+      if (errors.length === 0 || errors.some((e) => e.code !== DUPLICATE_KEY)) throw err;
+      duplicates += errors.length;
+      const errored = new Set(errors.map((e) => e.index));
+      if ((err.result?.insertedCount ?? 0) + errored.size >= pending.length) break;
+      const first = Math.min(...errored);
+      pending = pending.filter((_, i) => i > first && !errored.has(i));
+    }
+  }
+  return duplicates;
+}

@@ -1,0 +1,174 @@
+import { Binary, MongoServerError, type Db } from 'mongodb';
+import type { Logger } from '../log.js';
+import { addPoint, decodeCheckpoint, emptyTotals, encodeBucket, encodeCheckpoint, encodeRollup, summarize, type BucketSummary, type PkTotals, type Point } from './codec.js';
+import type { PayloadDoc } from './slice-writer.js';
+import { insertIgnoringDuplicates } from './log-writer.js';
+import { collectionNames, docIds, type LayoutDoc, type LegacyPoint, type StorageLayout } from './layout.js';
+
+const DUPLICATE_KEY = 11000;
+/** pks per base document (and per progress step): one document stays near 1 MB */
+const BASE_PKS = 16_384;
+/** bucket documents per insert */
+const INSERT_CHUNK = 1000;
+
+/** The totals of the previous layout's points, one document per BASE_PKS pks, in `migration`. */
+interface BaseDoc extends PayloadDoc {
+  c: number;
+  /** the time its latest and previous points are stored relative to */
+  e: number;
+}
+
+/** How far a migration got, in `meta` as `{_id: 'migrate'}`: updated once per base document. */
+interface MigrateProgress {
+  _id: 'migrate';
+  /** the last legacy `_id` whose pk is complete in a base document */
+  last: string;
+  /** base documents written */
+  chunks: number;
+  points: number;
+  /** the oldest point converted so far */
+  oldest: number;
+  done: boolean;
+}
+
+export interface MigrateReport {
+  points: number;
+  buckets: number;
+  pks: number;
+  resumedFrom: string | null;
+  alreadyDone: boolean;
+}
+
+const BASE_COLLECTION = 'migration';
+
+/**
+ * Converts the previous layout (`timeline`, one document per sample) into buckets and rollups, and
+ * keeps the totals of its points as base documents that a rebuild adds under the checkpoints.
+ * One pass in `_id` order (pk, then time); progress is recorded once per BASE_PKS pks, so an
+ * interrupted run resumes after the last complete pk, and every write is an insert of the same
+ * document, so a repeated one changes nothing. When done, the layout records where the converted
+ * buckets begin (`convertedFrom`), so reads find them there instead of in `timeline`.
+ */
+export async function migrateLegacy(db: Db, layout: StorageLayout, log: Logger, progress: (line: string) => void = () => undefined): Promise<MigrateReport> {
+  const meta = db.collection<MigrateProgress>(collectionNames.meta);
+  const state = await meta.findOne({ _id: 'migrate' });
+  if (state?.done) return { points: state.points, buckets: 0, pks: 0, resumedFrom: null, alreadyDone: true };
+  const legacy = db.collection<LegacyPoint>(collectionNames.legacyTimeline);
+  const total = await legacy.estimatedDocumentCount();
+  let chunks = state?.chunks ?? 0;
+  let points = state?.points ?? 0;
+  const resumedFrom = state?.last ?? null;
+  const cursor = legacy.find(resumedFrom ? { _id: { $gt: resumedFrom } } : {}).sort({ _id: 1 });
+  let oldest = state?.oldest ?? Infinity;
+  let pending: Array<{ collection: string; doc: PayloadDoc }> = [];
+  let bucketCount = 0;
+  let pks = 0;
+  let base: PkTotals[] = [];
+  let current: { pk: number; totals: PkTotals; period: number; list: Point[]; lastId: string; rollups: Map<number, Array<{ index: number; s: BucketSummary }>> } | undefined;
+  const started = performance.now();
+
+  const flushDocs = async (): Promise<void> => {
+    const byCollection = new Map<string, PayloadDoc[]>();
+    for (const { collection, doc } of pending) {
+      let list = byCollection.get(collection);
+      if (!list) byCollection.set(collection, (list = []));
+      list.push(doc);
+    }
+    for (const [name, docs] of byCollection) await insertIgnoringDuplicates(db.collection<PayloadDoc>(name), docs);
+    pending = [];
+  };
+  const closeBucket = (): void => {
+    if (!current || current.list.length === 0) return;
+    const { pk, period, list } = current;
+    pending.push({ collection: collectionNames.buckets(period), doc: { _id: docIds.bucket(pk, period), b: new Binary(encodeBucket(period, layout.intervalMs, layout.bucketMs, list)) } });
+    bucketCount++;
+    const r = layout.rollup(period);
+    const entry = current.rollups.get(r) ?? [];
+    entry.push({ index: (period - r) / layout.bucketMs, s: summarize(list) });
+    current.rollups.set(r, entry);
+    current.list = [];
+  };
+  const closePk = async (): Promise<void> => {
+    if (!current) return;
+    closeBucket();
+    // the rollup period holding the layout's first period is read from its buckets (see TimelineReader)
+    for (const [r, list] of current.rollups) {
+      if (r + layout.rollupMs > layout.firstPeriod) continue;
+      pending.push({ collection: collectionNames.rollups(r), doc: { _id: docIds.rollup(current.pk, r), b: new Binary(encodeRollup(layout.bucketMs, list)) } });
+    }
+    base.push(current.totals);
+    pks++;
+    if (pending.length >= INSERT_CHUNK) await flushDocs();
+    if (base.length >= BASE_PKS) await commit(current.lastId);
+  };
+  const commit = async (lastId: string): Promise<void> => {
+    await flushDocs();
+    if (base.length > 0) {
+      await insertOnce(db, { _id: `base:${chunks}`, c: base.length, e: layout.firstPeriod, b: new Binary(encodeCheckpoint(layout.firstPeriod, base, new Map())) });
+      chunks++;
+      base = [];
+    }
+    await meta.updateOne({ _id: 'migrate' }, { $set: { last: lastId, chunks, points, oldest: Number.isFinite(oldest) ? oldest : 0, done: false } }, { upsert: true });
+    progress(`  ${points.toLocaleString('en-US')} of about ${total.toLocaleString('en-US')} points, ${bucketCount.toLocaleString('en-US')} buckets (${Math.round((performance.now() - started) / 1000)} s)`);
+  };
+
+  for await (const doc of cursor) {
+    const at = doc.t.getTime();
+    if (at >= layout.firstPeriod) continue;
+    oldest = Math.min(oldest, at);
+    if (!current || current.pk !== doc.pk) {
+      await closePk();
+      current = { pk: doc.pk, totals: emptyTotals(doc.pk), period: layout.period(at), list: [], lastId: doc._id, rollups: new Map() };
+    }
+    const period = layout.period(at);
+    if (period !== current.period) {
+      closeBucket();
+      current.period = period;
+    }
+    const point = { at, f: doc.f, g: doc.g };
+    current.list.push(point);
+    addPoint(current.totals, point);
+    current.lastId = doc._id;
+    points++;
+  }
+  await closePk();
+  await commit(current?.lastId ?? resumedFrom ?? '');
+  if (Number.isFinite(oldest)) await db.collection<LayoutDoc>(collectionNames.meta).updateOne({ _id: 'layout' }, { $set: { convertedFrom: layout.period(oldest) } });
+  await meta.updateOne({ _id: 'migrate' }, { $set: { done: true } });
+  log.info({ points, buckets: bucketCount, pks }, 'previous layout converted');
+  return { points, buckets: bucketCount, pks, resumedFrom, alreadyDone: false };
+}
+
+/**
+ * The totals of the previous layout's points, for a rebuild: the base documents of a finished
+ * migration; while none ran, computed from `timeline` itself (it reads the whole collection).
+ */
+export async function legacyTotals(db: Db, log: Logger): Promise<PkTotals[]> {
+  const state = await db.collection<MigrateProgress>(collectionNames.meta).findOne({ _id: 'migrate' });
+  if (state?.done) {
+    const out: PkTotals[] = [];
+    for await (const doc of db.collection<BaseDoc>(BASE_COLLECTION).find({})) out.push(...decodeCheckpoint(doc.e, doc.b.buffer).totals);
+    return out;
+  }
+  const exists = (await db.listCollections({ name: collectionNames.legacyTimeline }, { nameOnly: true }).toArray()).length > 0;
+  if (!exists) return [];
+  log.warn('the previous layout\'s timeline is not migrated: the rebuild reads all of it (run influencer-node migrate)');
+  const layout = await db.collection<LayoutDoc>(collectionNames.meta).findOne({ _id: 'layout' });
+  const totals = new Map<number, PkTotals>();
+  for await (const doc of db.collection<LegacyPoint>(collectionNames.legacyTimeline).find({}, { projection: { pk: 1, t: 1, f: 1, g: 1 } })) {
+    const at = doc.t.getTime();
+    if (layout && at >= layout.firstPeriod) continue;
+    let t = totals.get(doc.pk);
+    if (!t) totals.set(doc.pk, (t = emptyTotals(doc.pk)));
+    addPoint(t, { at, f: doc.f, g: doc.g });
+  }
+  return [...totals.values()];
+}
+
+async function insertOnce(db: Db, doc: BaseDoc): Promise<void> {
+  try {
+    await db.collection<BaseDoc>(BASE_COLLECTION).insertOne(doc);
+  } catch (err) {
+    if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+  }
+}

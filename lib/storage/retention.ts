@@ -1,0 +1,118 @@
+import type { Redis } from 'ioredis';
+import type { Db } from 'mongodb';
+import type { ClusterLock } from '../locks.js';
+import type { Logger } from '../log.js';
+import { PeriodicJob } from '../periodic.js';
+import { totalsKeys, type TotalsKeys } from '../totals.js';
+import { collectionNames, docIds, DAY_MS, BUCKETS_PER_ROLLUP, type StorageLayout } from './layout.js';
+
+export interface RetentionSettings {
+  timelineRetentionDays: number;
+  rollupRetentionDays: number;
+  logRetentionHours: number;
+}
+
+/** Checkpoints kept behind each slice's newest: a rollup period's worth (the rollup reads them) and a margin. */
+const CHECKPOINTS_KEPT = BUCKETS_PER_ROLLUP + 2;
+
+interface RetentionMark {
+  _id: 'retention';
+  /** checkpoints of periods before this are deleted */
+  checkpointsBefore: number;
+}
+
+/** What one pass removed. */
+export interface RetentionReport {
+  dropped: string[];
+  checkpoints: number;
+}
+
+/**
+ * Enforces the retention settings as a singleton job (lock `retention`), never by a scan: whole
+ * collections are dropped (`buckets_<day>` past TIMELINE_RETENTION_DAYS, `rollups_<month>` past
+ * ROLLUP_RETENTION_DAYS, `log_<P>` once P is closed and older than LOG_RETENTION_HOURS), and
+ * checkpoints are deleted by exact `_id`, period by period up to what each slice still needs.
+ */
+export class RetentionJob {
+  private readonly keys: TotalsKeys;
+  private readonly now: () => number;
+  private readonly job: PeriodicJob;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly db: Db,
+    private readonly lock: ClusterLock,
+    private readonly layout: StorageLayout,
+    cluster: string,
+    private readonly settings: RetentionSettings,
+    private readonly log: Logger,
+    now?: () => number,
+  ) {
+    this.keys = totalsKeys(cluster);
+    this.now = now ?? Date.now;
+    this.job = new PeriodicJob(() => this.runOnce(), log, 'retention pass failed; retrying later');
+  }
+
+  start(everyMs = Math.min(600_000, this.layout.bucketMs)): void {
+    this.job.start(everyMs, everyMs);
+  }
+
+  async stop(): Promise<void> {
+    await this.job.stop();
+  }
+
+  async runOnce(): Promise<RetentionReport | null> {
+    const r = await this.lock.runExclusive('retention', () => this.pass());
+    return r.ran ? r.result : null;
+  }
+
+  private async pass(): Promise<RetentionReport> {
+    const now = this.now();
+    const closed = Number((await this.redis.get(this.keys.closed)) ?? -Infinity);
+    const dropped: string[] = [];
+    for (const { name } of await this.db.listCollections({}, { nameOnly: true }).toArray()) {
+      if (this.expired(name, now, closed)) {
+        await this.db.dropCollection(name).catch(() => undefined);
+        dropped.push(name);
+      }
+    }
+    const checkpoints = await this.deleteCheckpoints();
+    if (dropped.length > 0 || checkpoints > 0) this.log.info({ dropped, checkpoints }, 'retention: old data removed');
+    return { dropped, checkpoints };
+  }
+
+  /** Whether a collection of the layout is past its retention. */
+  private expired(name: string, now: number, closed: number): boolean {
+    const s = this.settings;
+    let m = /^log_(\d+)$/.exec(name);
+    if (m) {
+      const period = Number(m[1]);
+      return period <= closed && period + this.layout.bucketMs + s.logRetentionHours * 3_600_000 < now;
+    }
+    m = /^buckets_(\d{4})(\d{2})(\d{2})$/.exec(name);
+    if (m) return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) + DAY_MS + s.timelineRetentionDays * DAY_MS < now;
+    m = /^rollups_(\d{4})(\d{2})$/.exec(name);
+    if (m) return Date.UTC(Number(m[1]), Number(m[2]), 1) + s.rollupRetentionDays * DAY_MS < now;
+    return false;
+  }
+
+  /** Deletes, by `_id`, every checkpoint older than what its slice still needs. */
+  private async deleteCheckpoints(): Promise<number> {
+    const { bucketMs, slices, firstPeriod } = this.layout;
+    const newest = await this.redis.hgetall(this.keys.checkpoints);
+    if (Object.keys(newest).length < slices) return 0;
+    // a slice with no recent data keeps its newest checkpoint, however old
+    const keepFrom = Math.min(...Object.values(newest).map(Number)) - CHECKPOINTS_KEPT * bucketMs;
+    const meta = this.db.collection<RetentionMark>(collectionNames.meta);
+    const mark = await meta.findOne({ _id: 'retention' });
+    let from = mark?.checkpointsBefore ?? firstPeriod;
+    if (from >= keepFrom) return 0;
+    const checkpoints = this.db.collection<{ _id: string }>(collectionNames.checkpoints);
+    let deleted = 0;
+    for (; from < keepFrom; from += bucketMs) {
+      for (let s = 0; s < slices; s++) deleted += (await checkpoints.deleteOne({ _id: docIds.checkpoint(from, s) })).deletedCount;
+    }
+    await meta.updateOne({ _id: 'retention' }, { $set: { checkpointsBefore: keepFrom } }, { upsert: true });
+    return deleted;
+  }
+}

@@ -1,0 +1,98 @@
+// The storage layer on real servers, wired as a node wires it but driven by hand: a clock the test
+// moves, a LogWriter whose steps run when asked, the closer, the rebuilder and the reader.
+import type { Redis } from 'ioredis';
+import type { Db } from 'mongodb';
+import { ClusterLock } from '../../lib/locks.js';
+import { createLogger } from '../../lib/log.js';
+import { PeriodCloser } from '../../lib/storage/closer.js';
+import type { Point } from '../../lib/storage/codec.js';
+import { loadLayout, type StorageLayout } from '../../lib/storage/layout.js';
+import { LogWriter, type PendingBatch } from '../../lib/storage/log-writer.js';
+import { TimelineReader } from '../../lib/storage/reader.js';
+import { TotalsRebuilder } from '../../lib/storage/rebuild.js';
+import type { Sample } from '../../lib/store.js';
+import { Totals } from '../../lib/totals.js';
+import { connected, type Owner } from './servers.js';
+
+export const MIN = 60_000;
+export const HOUR = 3_600_000;
+const log = createLogger('silent');
+
+export interface StorageKit {
+  redis: Redis;
+  db: Db;
+  cluster: string;
+  layout: StorageLayout;
+  totals: Totals;
+  writer: LogWriter;
+  closer: PeriodCloser;
+  rebuilder: TotalsRebuilder;
+  reader: TimelineReader;
+  /** the clock the closer and rebuilder read; tests move it */
+  clock: { now: number };
+  /** logs, applies and registers a batch, as a node's SampleWriter does */
+  store(samples: Sample[], writer?: LogWriter): Promise<PendingBatch>;
+  /** a second node's writer on the same data */
+  otherWriter(nodeId: string): LogWriter;
+  /** every point of a pk, as the reader sees them */
+  points(pk: number, from?: number, to?: number): Promise<Point[]>;
+}
+
+export interface KitOptions {
+  intervalMs?: number;
+  bucketMs?: number;
+  pkMin?: number;
+  pkMax?: number;
+  /** the clock's start (epoch ms); the layout's first period is its period */
+  start?: number;
+}
+
+export async function storageKit(t: Owner, o: KitOptions = {}): Promise<StorageKit> {
+  const { redis, db, cluster } = await connected(t, 'storage-test');
+  const intervalMs = o.intervalMs ?? MIN;
+  const bucketMs = o.bucketMs ?? HOUR;
+  const clock = { now: o.start ?? 1_764_576_000_000 };
+  const now = (): number => clock.now;
+  const layout = await loadLayout(db, { intervalMs, bucketMs, pkMin: o.pkMin ?? 1_000_000, pkMax: o.pkMax ?? 1_000_999 }, clock.now);
+  const totals = new Totals(redis, cluster);
+  const lock = new ClusterLock(redis, cluster, log);
+  const rebuilder = new TotalsRebuilder({ redis, db, lock, layout, cluster, log }, { graceMs: 0, now });
+  await startTotals(redis, db, layout, cluster);
+  const writer = new LogWriter(db, totals, layout, 'node-a');
+  const closer = new PeriodCloser(redis, db, totals, lock, layout, cluster, log, { graceMs: 0, now });
+  const reader = new TimelineReader(redis, db, layout, cluster);
+  return {
+    redis, db, cluster, layout, totals, writer, closer, rebuilder, reader, clock,
+    async store(samples, w = writer) {
+      const batch = w.batch(samples);
+      await w.log(batch);
+      await w.apply(batch);
+      await w.register(batch);
+      return batch;
+    },
+    otherWriter: (nodeId) => new LogWriter(db, totals, layout, nodeId),
+    points: (pk, from = 0, to = clock.now + 10 * bucketMs) => reader.points(pk, from, to),
+  };
+}
+
+/** Logs, applies and registers samples as a node does, one batch per call. */
+export function sampleStore(db: Db, totals: Totals, layout: StorageLayout, nodeId = 'test-node'): (samples: Sample[]) => Promise<PendingBatch> {
+  const writer = new LogWriter(db, totals, layout, nodeId);
+  return async (samples) => {
+    const batch = writer.batch(samples);
+    await writer.log(batch);
+    await writer.apply(batch);
+    await writer.register(batch);
+    return batch;
+  };
+}
+
+/** The totals of a new cluster, started at 0 as its first node does. */
+export async function startTotals(redis: Redis, db: Db, layout: StorageLayout, cluster: string): Promise<void> {
+  const rebuilder = new TotalsRebuilder({ redis, db, lock: new ClusterLock(redis, cluster, log), layout, cluster, log }, { graceMs: 0 });
+  if ((await rebuilder.runOnce()) !== 'ready') throw new Error('a new cluster\'s totals should start at 0');
+}
+
+export function sample(pk: number, at: number, followers: number, following = 100): Sample {
+  return { pk, at, username: `influencer-${pk}`, followerCount: followers, followingCount: following };
+}
