@@ -16,8 +16,9 @@ import { benchRing } from './ring.js';
 import { scaleOut } from './scale-out.js';
 import { killAll, startFerret, startMockProcess, startRedis } from './services.js';
 import { singleNode } from './single-node.js';
+import { storage } from './storage.js';
 import { suspiciousImpact } from './suspicious.js';
-import { failoverTables, mockTables, profileTables, readSideTables, ringTables, scaleOutTables, singleNodeTables, suspiciousTables, type RingResult } from './tables.js';
+import { failoverTables, mockTables, profileTables, readSideTables, ringTables, scaleOutTables, singleNodeTables, storageTables, suspiciousTables, type RingResult } from './tables.js';
 
 const MINUTE = 60_000;
 const READ_SIDE_PKS = 1_000_000;
@@ -49,6 +50,11 @@ function plan(quick: boolean) {
     suspicious: { pks: quick ? 10_000 : 33_000, intervalMs: 10_000, k: quick ? 1 : 2, warmupMs: 5000, ttlMs: 3000, concurrency: 256, flushMaxAgeMs: flush(10_000), dailyMs: 86_400_000 / 6, stressMs: 60_000 },
     // time compressed 6× in both modes: the samples/s of 200k (full) or 60k (quick) pks at one minute
     profile: { pks: quick ? 10_000 : 33_000, intervalMs: 10_000, k: quick ? 1 : 3, ttlMs: 3000, concurrency: 256, flushMaxAgeMs: flush(10_000) },
+    // one-minute points for 35 days (a month's read with a few days to spare), at rising pk counts
+    // 35 days of one-minute points (a month's read with days to spare) at 5, 50 and 500 million samples
+    storage: quick
+      ? { fills: [20], days: 35, reads: 50, rebuildPks: [10_000, 100_000], rebuildLogMinutes: 30 }
+      : { fills: [100, 1000, 10_000], days: 35, reads: 200, rebuildPks: [100_000, 1_000_000], rebuildLogMinutes: 30 },
   };
 }
 
@@ -124,6 +130,12 @@ async function main(): Promise<number> {
       id: 7, name: 'On time with and without the daily is_suspicious check', run: async () => {
         const r = await suspiciousImpact(servers(), { ...p.suspicious, deadline, cores: machine.cores }, progress);
         return { result: r, tables: suspiciousTables(r, MINUTE / p.suspicious.intervalMs) };
+      },
+    },
+    {
+      id: 9, name: 'Storage: disk, store CPU, timeline reads, rebuild', run: async () => {
+        const r = await storage(servers().redis.url, { ...p.storage, deadline }, progress);
+        return { result: r, tables: storageTables(r) };
       },
     },
     { id: 8, name: 'Profile of one node under load', run: async () => { const r = await profileNode(servers(), p.profile, progress); return { result: r, tables: profileTables(r) }; } },

@@ -4,9 +4,10 @@ import type { ReadSideResult } from './read-side.js';
 import type { FailoverResult } from './failover.js';
 import type { ProfileResult } from './profile.js';
 import { round } from './proc.js';
-import type { Table } from './report.js';
+import type { Cell, Table } from './report.js';
 import type { ScaleOutResult } from './scale-out.js';
 import type { SingleNodeResult } from './single-node.js';
+import type { StorageResult, StorageRow } from './storage.js';
 import type { SuspiciousImpactResult } from './suspicious.js';
 
 const MB = 2 ** 20;
@@ -180,5 +181,26 @@ export function suspiciousTables(r: SuspiciousImpactResult, scale: number): Tabl
       `${r.concurrency}; the bench mock answers is_suspicious at once (the real one takes about a second), so each check costs the node an HTTP request, a Redis read and a MongoDB update back to back: the heaviest the check can be`,
       'saturated: a period so short the check never catches up, so it runs at its concurrency limit for the whole window',
     ],
+  }];
+}
+
+export function storageTables(r: StorageResult): Table[] {
+  const rangeCells = (x: StorageRow): Cell[] => ['hour', 'day', 'week', 'month'].flatMap((k) => [x.reads[k]?.p50Ms, x.reads[k]?.p99Ms]);
+  return [{
+    title: `9. Storage: ${r.days} days of one-minute points per pk (closed periods by the SliceWriter, the open one through the log and the Lua step)`,
+    columns: ['pks', 'samples', 'fill s', 'kept B/sample', 'checkpoints B/sample', 'file B/sample', 'store µs/sample', 'writer µs/sample',
+      'hour p50', 'hour p99', 'day p50', 'day p99', 'week p50', 'week p99', 'month p50', 'month p99', 'finds h/d/w/m'],
+    rows: r.rows.map((x) => [x.pks, x.samples, x.fillS, x.keptBytesPerSample, x.checkpointBytesPerSample, x.fileBytesPerSample, x.storeCpuUsPerSample, x.writerCpuUsPerSample,
+      ...rangeCells(x), ['hour', 'day', 'week', 'month'].map((k) => x.reads[k]?.finds).join('/')]),
+    notes: [
+      'kept: pages of the buckets_* and rollups_* collections and their _id indexes (FerretDB collStats: SQLite dbstat) over the samples; checkpoints: the 26 newest periods per slice that retention keeps; file: every FerretDB file',
+      'store µs: FerretDB CPU while the closed periods were written; writer µs: the writing process (encoding, checkpoints)',
+      'reads (ms): one random pk\'s last hour and day (one point per interval) and week and month (one point per hour), the open period included, as the API reads them; finds: MongoDB finds per read',
+    ],
+  }, {
+    title: '9. Storage: rebuild of the totals after Redis lost everything (a checkpoint per slice standing for 30 days, and the log after it)',
+    columns: ['pks', 'logged samples after the checkpoint', 'rebuild s'],
+    rows: r.rebuild.map((x) => [x.pks, x.logSamples, x.seconds]),
+    notes: [`stopped: ${r.stoppedBecause}`],
   }];
 }
