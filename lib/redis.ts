@@ -17,6 +17,8 @@ export function createRedis(url: string, log: Logger, name: string, extra: Redis
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 3000,
+    // a Redis that stops answering (frozen, a black-holed connection) fails commands instead of hanging them
+    commandTimeout: 10_000,
     retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
     ...extra,
   });

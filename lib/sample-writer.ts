@@ -30,6 +30,8 @@ export interface WriterCounters {
 }
 
 const BACKOFF_MAX_MS = 5000;
+/** How long a stop waits for the Lua steps once everything is logged: what is left, the reconcile applies. */
+const APPLY_GRACE_MS = 5000;
 
 /**
  * Buffers samples and writes them in batches (by count or age) through the LogWriter, as two
@@ -113,10 +115,12 @@ export class SampleWriter extends EventEmitter {
    */
   async flushAll(deadlineMs = Infinity): Promise<boolean> {
     const until = Date.now() + deadlineMs;
-    while ((this.length > 0 || this.toApply.length > 0) && Date.now() < until) {
+    while (this.length > 0 && Date.now() < until) {
       this.pump(true);
       await new Promise((r) => setTimeout(r, 20));
     }
+    const applyUntil = Math.min(until, Date.now() + APPLY_GRACE_MS);
+    while (this.toApply.length > 0 && Date.now() < applyUntil) await new Promise((r) => setTimeout(r, 20));
     return this.length === 0;
   }
 

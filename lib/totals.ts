@@ -16,10 +16,12 @@ export const totalsKeys = (cluster: string) => ({
   since: `${cluster}:totals:since`,
   /** a rebuild in progress: T (its cutoff), owner (its token) and last (the last pk merged) */
   rebuild: `${cluster}:totals:rebuild`,
-  /** the run id of the Redis server the totals were built on: another means a restart, maybe from an older snapshot */
+  /** run id and evicted-key count of the Redis the totals were built on: another means a restart (maybe from an older snapshot) or an eviction */
   builtOn: `${cluster}:totals:redis`,
   /** tokens of the log documents of period P applied to the totals and open buffers */
   applied: (period: number) => `${cluster}:applied:${period}`,
+  /** tokens of the log documents of period P a rebuild counted */
+  rebuilt: (period: number) => `${cluster}:rebuilt:${period}`,
   /** one pk's points of period P not yet in a bucket: 12-byte records (lib/storage/codec.ts) */
   open: (period: number, pk: number) => `${cluster}:open:${period}:${pk}`,
   /** the pks of a slice with an open buffer in period P */
@@ -39,6 +41,25 @@ export const totalsKeys = (cluster: string) => ({
 export type TotalsKeys = ReturnType<typeof totalsKeys>;
 
 export type TotalsState = 'ready' | 'rebuilding' | 'missing';
+
+/**
+ * Which Redis the totals live on, and how many keys it has evicted: the run id changes at every
+ * restart (a restored snapshot may be older than the totals), and an eviction under an `allkeys-*`
+ * or `volatile-*` policy removes keys without a trace. Either makes the totals untrustworthy.
+ */
+export async function redisIdentity(redis: Redis): Promise<string> {
+  const info = await redis.info();
+  const runId = /^run_id:(\w+)/m.exec(info)?.[1] ?? '';
+  const evicted = /^evicted_keys:(\d+)/m.exec(info)?.[1] ?? '0';
+  return `${runId}:${evicted}`;
+}
+
+/** Ready, and on the Redis they were built on, with no key evicted since: what closing a period needs. */
+export async function totalsTrusted(redis: Redis, cluster: string): Promise<boolean> {
+  const keys = totalsKeys(cluster);
+  const [state, built, identity] = await Promise.all([totalsState(redis, cluster), redis.get(keys.builtOn), redisIdentity(redis)]);
+  return state === 'ready' && built === identity;
+}
 
 /** Whether the running totals in Redis can be trusted, are being rebuilt, or are gone. */
 export async function totalsState(redis: Redis, cluster: string): Promise<TotalsState> {
@@ -139,7 +160,7 @@ export class Totals {
    */
   async applyLog(token: string, period: number, samples: TotalsSample[], mode: 'live' | 'reconcile', slice: (pk: number) => number): Promise<ApplyOutcome> {
     if (samples.length === 0) return { kind: 'applied', repeats: 0, fresh: [] };
-    const keys = [this.keys.applied(period), this.keys.rank, this.keys.stats, this.keys.growth, this.keys.since, this.keys.closing];
+    const keys = [this.keys.applied(period), this.keys.rank, this.keys.stats, this.keys.growth, this.keys.since, this.keys.closing, this.keys.rebuilt(period)];
     const args: (string | number)[] = [token, period, mode, APPLIED_SET_TTL_S];
     for (const s of samples) {
       keys.push(this.keys.influencer(s.pk), this.keys.open(period, s.pk), this.keys.openPks(period, slice(s.pk)));

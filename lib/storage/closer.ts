@@ -4,7 +4,7 @@ import type { ClusterLock } from '../locks.js';
 import type { Logger } from '../log.js';
 import { PeriodicJob } from '../periodic.js';
 import { readMembers } from '../membership.js';
-import { raise, totalsKeys, totalsState, type Totals, type TotalsKeys } from '../totals.js';
+import { raise, redisIdentity, totalsKeys, totalsTrusted, type Totals, type TotalsKeys } from '../totals.js';
 import { addPoints, decodeCheckpoint, decodeLog, decodeOpen, summarize, type BucketSummary, type PkTotals, type Point } from './codec.js';
 import type { LogDoc } from './log-writer.js';
 import { collectionNames, docIds, type StorageLayout } from './layout.js';
@@ -78,7 +78,8 @@ export class PeriodCloser {
 
   /** One step on the oldest period not closed: nothing due, waiting for samples, another node at it, or closed. */
   async runOnce(): Promise<CloseOutcome> {
-    if ((await totalsState(this.redis, this.cluster)) !== 'ready') return 'idle';
+    // closing reads the open buffers: not while they may be stale or incomplete (a rebuild is due)
+    if (!(await totalsTrusted(this.redis, this.cluster))) return 'idle';
     const period = await this.nextPeriod();
     const { bucketMs, intervalMs } = this.layout;
     const now = this.now();
@@ -90,7 +91,11 @@ export class PeriodCloser {
     }
     await raise(this.redis, this.keys.closing, period);
     if (!(await this.redis.exists(this.keys.reconciled(period)))) {
-      const r = await this.lock.runExclusive(`reconcile:${period}`, () => this.reconcile(period));
+      const r = await this.lock.runExclusive(`reconcile:${period}`, async () => {
+        // another node may have closed it since this pass read the mark
+        if (Number(await this.redis.get(this.keys.closed)) >= period) return;
+        await this.reconcile(period);
+      });
       if (!r.ran) return 'busy';
     }
     let points = 0;
@@ -165,8 +170,10 @@ export class PeriodCloser {
       if (rollupEnd) await this.slices.rollups(period, slice, new Map());
       return 0;
     }
-    // a rebuild wipes the buffers: if one starts while this slice reads them, nothing is written
+    // a rebuild wipes the buffers, an eviction removes some: if either happens while this slice
+    // reads them, nothing is written
     const since = await this.redis.get(this.keys.since);
+    const identity = await redisIdentity(this.redis);
     const totals = new Map((await this.previousCheckpoint(period, slice)).map((t) => [t.pk, t]));
     const summaries = new Map<number, BucketSummary>();
     let points = 0;
@@ -181,7 +188,9 @@ export class PeriodCloser {
         const [err, raw] = replies[2 * k] ?? [null, null];
         if (err) throw err;
         if (!raw) return;
-        const list: Point[] = dedupeByTime(decodeOpen(period, raw as Buffer));
+        const all = decodeOpen(period, raw as Buffer);
+        const list: Point[] = dedupeByTime(all);
+        if (list.length !== all.length) this.log.error({ pk, period: iso(period), records: all.length, points: list.length }, 'an open buffer held an interval twice; the first is kept');
         if (list.length === 0) return;
         points += list.length;
         lists.push([pk, list]);
@@ -189,7 +198,9 @@ export class PeriodCloser {
         totals.set(pk, addPoints(totals.get(pk), pk, username, list));
         summaries.set(pk, summarize(list));
       });
-      if (await this.redis.get(this.keys.since) !== since) throw new Error('a totals rebuild began while the slice was read; it is closed again later');
+      if (await this.redis.get(this.keys.since) !== since || await redisIdentity(this.redis) !== identity) {
+        throw new Error('a totals rebuild began, or Redis evicted keys, while the slice was read; it is closed again later');
+      }
       await this.slices.buckets(period, lists);
     }
     await this.slices.checkpoint(period, slice, totals, summaries);
@@ -217,7 +228,8 @@ export class PeriodCloser {
       if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
       await meta.updateOne({ _id: 'closed', p: { $lt: period } }, { $set: { p: period } });
     }
-    await this.redis.unlink(this.keys.applied(period), this.keys.reconciled(period));
+    // kept a little longer, so that a node's pass that read the old mark finds the period done
+    for (const key of [this.keys.applied(period), this.keys.rebuilt(period), this.keys.reconciled(period)]) await this.redis.pexpire(key, 2 * this.layout.bucketMs);
     if (points > 0) this.log.info({ period: iso(period), points }, 'period closed');
   }
 }

@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import { PeriodicJob } from '../periodic.js';
 import { readMembers } from '../membership.js';
 import { collections } from '../store.js';
-import { loadScript, totalsKeys, totalsState, type TotalsKeys } from '../totals.js';
+import { loadScript, redisIdentity, totalsKeys, totalsState, type TotalsKeys } from '../totals.js';
 import { addPoint, decodeCheckpoint, decodeLog, emptyTotals, type PkTotals } from './codec.js';
 import { newestCheckpoint } from './closer.js';
 import { collectionNames, type StorageLayout } from './layout.js';
@@ -18,16 +18,11 @@ const MERGE_TOTALS = loadScript('merge-totals.lua');
 
 type WithMerge = Redis & { mergeTotals(numKeys: number, ...args: (string | number)[]): Promise<number> };
 
-/** The run id of the Redis server: it changes at every restart, so it tells a restored snapshot. */
-export async function redisRunId(redis: Redis): Promise<string> {
-  return /^run_id:(\w+)/m.exec(await redis.info('server'))?.[1] ?? '';
-}
-
 /** Keys of the totals and open buffers (not membership, locks or the rebuild's own progress). */
 function isDataKey(keys: TotalsKeys, cluster: string, key: string): boolean {
   const rest = key.slice(cluster.length + 1);
   if ([keys.rank, keys.growth, keys.stats, keys.since, keys.closing, keys.closed, keys.checkpoints, keys.builtOn].includes(key)) return true;
-  return /^(inf|open|pks|applied|closed|reconciled):/.test(rest);
+  return /^(inf|open|pks|applied|rebuilt|closed|reconciled):/.test(rest);
 }
 
 export interface RebuilderDeps {
@@ -89,7 +84,7 @@ export class TotalsRebuilder {
 
   /** Whether this Redis is the server the totals were built on (an older version never said: adopt it). */
   private async builtHere(): Promise<boolean> {
-    const [stored, runId] = await Promise.all([this.d.redis.get(this.keys.builtOn), redisRunId(this.d.redis)]);
+    const [stored, runId] = await Promise.all([this.d.redis.get(this.keys.builtOn), redisIdentity(this.d.redis)]);
     if (stored === runId) return true;
     if (stored === null) {
       await this.d.redis.set(this.keys.builtOn, runId, 'NX');
@@ -108,7 +103,7 @@ export class TotalsRebuilder {
       const stale = (await redis.get(this.keys.since)) !== null;
       if (stale && (await this.builtHere())) return 'ready';
       await this.wipe();
-      const runId = await redisRunId(redis);
+      const runId = await redisIdentity(redis);
       if (!(await this.anythingStored())) {
         // a new cluster: nothing to add up; samples waiting for this are counted from 0 on
         await redis.multi().set(this.keys.since, '0').set(this.keys.builtOn, runId).exec();
@@ -118,7 +113,7 @@ export class TotalsRebuilder {
       const T = (Math.floor(this.now() / this.d.layout.intervalMs) + 2) * this.d.layout.intervalMs;
       await redis.multi().hset(this.keys.rebuild, 'T', String(T), 'owner', owner).set(this.keys.since, String(T)).set(this.keys.builtOn, runId).exec();
       cutoff = String(T);
-      log.warn({ cutoff: new Date(T).toISOString(), reason: stale ? 'Redis is not the server the totals were built on (restarted from a snapshot?)' : 'the totals are missing' },
+      log.warn({ cutoff: new Date(T).toISOString(), reason: stale ? 'Redis restarted (maybe from an older snapshot) or evicted keys (use maxmemory-policy noeviction)' : 'the totals are missing' },
         'rebuilding the running totals and rank from MongoDB');
     } else {
       // resuming a job whose node stopped: from now on only this token's merges count
@@ -222,7 +217,10 @@ export class TotalsRebuilder {
     const from = Math.min(...covered.map((p) => (p === -Infinity ? layout.firstPeriod : p + layout.bucketMs)));
     for (let period = from; period < T && !signal.aborted; period += layout.bucketMs) {
       const seen = new IntervalSet(period, layout);
+      // the documents counted here: a document that reaches the log later is counted by its reconcile
+      const tokens: string[] = [];
       for await (const doc of db.collection<LogDoc>(collectionNames.log(period)).find({})) {
+        tokens.push(String(doc._id));
         for (const s of decodeLog(period, doc.b.buffer)) {
           if (s.at >= T || period <= covered[layout.slice(s.pk)]! || !seen.add(s.pk, s.at)) continue;
           let t = totals.get(s.pk);
@@ -231,6 +229,8 @@ export class TotalsRebuilder {
           addPoint(t, s);
         }
       }
+      for (let i = 0; i < tokens.length; i += 10_000) await redis.sadd(this.keys.rebuilt(period), ...tokens.slice(i, i + 10_000));
+      if (tokens.length > 0) await redis.expire(this.keys.rebuilt(period), 7 * 86_400);
     }
     return totals;
   }

@@ -11,7 +11,7 @@ import { LogWriter, type PendingBatch } from '../../lib/storage/log-writer.js';
 import { TimelineReader } from '../../lib/storage/reader.js';
 import { TotalsRebuilder } from '../../lib/storage/rebuild.js';
 import type { Sample } from '../../lib/store.js';
-import { Totals } from '../../lib/totals.js';
+import { Totals, totalsKeys } from '../../lib/totals.js';
 import { connected, type Owner } from './servers.js';
 
 export const MIN = 60_000;
@@ -91,6 +91,17 @@ export function sampleStore(db: Db, totals: Totals, layout: StorageLayout, nodeI
 export async function startTotals(redis: Redis, db: Db, layout: StorageLayout, cluster: string): Promise<void> {
   const rebuilder = new TotalsRebuilder({ redis, db, lock: new ClusterLock(redis, cluster, log), layout, cluster, log }, { graceMs: 0 });
   if ((await rebuilder.runOnce()) !== 'ready') throw new Error('a new cluster\'s totals should start at 0');
+}
+
+/** Runs a rebuild, moving `clock` past its cutoff once it has chosen one (no wait for real time). */
+export async function rebuildNow(rebuilder: TotalsRebuilder, redis: Redis, cluster: string, clock: { now: number }): Promise<string> {
+  const run = rebuilder.runOnce();
+  for (let i = 0; i < 200; i++) {
+    const T = await redis.hget(totalsKeys(cluster).rebuild, 'T');
+    if (T !== null) { clock.now = Number(T) + 1; break; }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return run;
 }
 
 export function sample(pk: number, at: number, followers: number, following = 100): Sample {
