@@ -52,7 +52,7 @@ export interface StorageRow {
   writerCpuUsPerSample: number;
   /** buckets and rollups (collStats: pages of tables and indexes) over the samples */
   keptBytesPerSample: number;
-  /** checkpoints kept (the newest 26 periods of each slice) over the samples */
+  /** checkpoints kept (the newest and the 26 before it, per slice) over the samples */
   checkpointBytesPerSample: number;
   /** every FerretDB file over the samples (checkpoints not yet removed by retention included) */
   fileBytesPerSample: number;
@@ -172,7 +172,7 @@ async function measureFill(redisUrl: string, pks: number, o: StorageOptions, pro
       storeCpuUsPerSample: round((storeCpu * 1e6) / history, 2),
       writerCpuUsPerSample: round((writerCpu.user + writerCpu.system) / history, 2),
       keptBytesPerSample: round(sizes.kept / history, 2),
-      checkpointBytesPerSample: round(((sizes.checkpoints / (o.days * 24)) * 26) / history, 3),
+      checkpointBytesPerSample: round(((sizes.checkpoints / (o.days * 24)) * 27) / history, 3),
       fileBytesPerSample: round(sizes.total / history, 2),
       reads,
     };

@@ -193,7 +193,7 @@ export function storageTables(r: StorageResult): Table[] {
     rows: r.rows.map((x) => [x.pks, x.samples, x.fillS, x.keptBytesPerSample, x.checkpointBytesPerSample, x.fileBytesPerSample, x.storeCpuUsPerSample, x.writerCpuUsPerSample,
       ...rangeCells(x), ['hour', 'day', 'week', 'month'].map((k) => x.reads[k]?.finds).join('/')]),
     notes: [
-      'kept: pages of the buckets_* and rollups_* collections and their _id indexes (FerretDB collStats: SQLite dbstat) over the samples; checkpoints: the 26 newest periods per slice that retention keeps; file: every FerretDB file',
+      'kept: pages of the buckets_* and rollups_* collections and their _id indexes (FerretDB collStats: SQLite dbstat) over the samples; checkpoints: the newest and the 26 before it per slice, as retention keeps them; file: every FerretDB file',
       'store µs: FerretDB CPU while the closed periods were written; writer µs: the writing process (encoding, checkpoints)',
       'reads (ms): one random pk\'s last hour and day (one point per interval) and week and month (one point per hour), the open period included, as the API reads them; finds: MongoDB finds per read',
     ],

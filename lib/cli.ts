@@ -28,6 +28,7 @@ Examples:
   $ influencer-node show 1000042            # one influencer's counts and timeline
   $ influencer-node serve                   # the read API and the dashboard on :8080
   $ influencer-node demo                    # mock + 3 nodes + dashboard, all on this machine
+  $ influencer-node migrate                 # convert the timeline of an older version
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
 Settings come from CLI flags, then the environment (and a .env file), then defaults.`);
@@ -117,6 +118,18 @@ Examples:
 Routes: GET /api/influencers/:pk, /api/influencers/:pk/timeline?from&to, /api/influencers?sort&limit,
 /api/stats, /api/cluster; the dashboard at /.`)
     .action(run(async () => (await import('./commands/serve.js')).serveCommand));
+
+  configOptions(program.command('migrate'))
+    .description('convert the timeline of the previous layout (one document per sample) to buckets; resumable')
+    .option('--drop', 'drop the old timeline collection once it is converted')
+    .addHelpText('after', `
+Examples:
+  $ influencer-node migrate                 # convert; a second run does nothing
+  $ influencer-node migrate --drop          # and drop the old collection
+
+Run it once after upgrading from a version that stored one document per sample, with the nodes
+of the new version running or not. Until it has run, reads of that data scan the old collection.`)
+    .action(run(async () => (await import('./commands/migrate.js')).migrateCommand));
 
   configOptions(program.command('demo'))
     .description('run a whole cluster on this machine: the mock, N nodes and the dashboard (needs Redis and MongoDB)')

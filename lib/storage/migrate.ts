@@ -49,7 +49,7 @@ const BASE_COLLECTION = 'migration';
  * document, so a repeated one changes nothing. When done, the layout records where the converted
  * buckets begin (`convertedFrom`), so reads find them there instead of in `timeline`.
  */
-export async function migrateLegacy(db: Db, layout: StorageLayout, log: Logger, progress: (line: string) => void = () => undefined): Promise<MigrateReport> {
+export async function migrateLegacy(db: Db, layout: StorageLayout, log: Logger, progress: (line: string) => void = () => undefined, basePks = BASE_PKS): Promise<MigrateReport> {
   const meta = db.collection<MigrateProgress>(collectionNames.meta);
   const state = await meta.findOne({ _id: 'migrate' });
   if (state?.done) return { points: state.points, buckets: 0, pks: 0, resumedFrom: null, alreadyDone: true };
@@ -99,7 +99,7 @@ export async function migrateLegacy(db: Db, layout: StorageLayout, log: Logger, 
     base.push(current.totals);
     pks++;
     if (pending.length >= INSERT_CHUNK) await flushDocs();
-    if (base.length >= BASE_PKS) await commit(current.lastId);
+    if (base.length >= basePks) await commit(current.lastId);
   };
   const commit = async (lastId: string): Promise<void> => {
     await flushDocs();
