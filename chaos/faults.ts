@@ -3,7 +3,7 @@
 // chaos suite (one tap test per fault) and the soak (random faults for a given time).
 import { runCli } from '../test/helpers/cli.js';
 import { intervalStart, sleep, until } from '../test/helpers/cluster.js';
-import { totalsState } from '../lib/totals.js';
+import { totalsKeys, totalsState, totalsTrusted } from '../lib/totals.js';
 import { nodeKey } from '../lib/card.js';
 import { memberIndexKey } from '../lib/membership.js';
 import type { Chaos } from './harness.js';
@@ -238,4 +238,172 @@ export const badInput: Fault = async (h) => {
   const to = await intervalsPass(h, 1);
   await h.waitSteady(10_000).catch((err: Error) => problems.push(err.message));
   return { fault: 'bad CLI input and config', windows: [{ what: 'bad input', from, to, allowed: none }], figures: { 'commands refused': cases.length - problems.length }, problems };
+};
+
+/** The period length the chaos cluster runs with (`BUCKET_MS`), and the start of the one in progress. */
+function periods(h: Chaos): { bucketMs: number; now: number } {
+  const bucketMs = Number(h.cluster.env.BUCKET_MS);
+  return { bucketMs, now: Math.floor(Date.now() / bucketMs) * bucketMs };
+}
+
+/** Waits until the middle of a period (the next one if this one is past its middle); resolves to its start. */
+async function midPeriod(h: Chaos): Promise<number> {
+  const { bucketMs, now } = periods(h);
+  const start = Date.now() - now < bucketMs / 2 ? now : now + bucketMs;
+  await sleep(start + bucketMs / 2 - Date.now());
+  return start;
+}
+
+/** Waits until every slice of `period` is closed; resolves to how long after its end that was. */
+async function periodClosed(h: Chaos, period: number): Promise<number> {
+  const key = totalsKeys(h.cluster.svc.cluster).closed;
+  await until(async () => Number((await h.cluster.redis.get(key).catch(() => null)) ?? -1) >= period, 180_000, `period ${new Date(period).toISOString()} closed`);
+  return Date.now() - (period + periods(h).bucketMs);
+}
+
+/** A node SIGKILLed in the middle of a period: the period's buckets hold every point its peers and it stored. */
+export const killMidPeriod: Fault = async (h) => {
+  const period = await midPeriod(h);
+  const run = await sigkill(h);
+  const closed = await periodClosed(h, period);
+  return { ...run, fault: `SIGKILL mid-period, ${run.fault.replace(/^SIGKILL of /, '')}`, figures: { ...run.figures, 'its period closed ms after its end': closed } };
+};
+
+/** A node stopped gracefully in the middle of a period and started again: its pks are handed over and back. */
+export const handoverMidPeriod: Fault = async (h) => {
+  const from = h.checkedTo;
+  const period = await midPeriod(h);
+  const id = pick(h.running());
+  const code = await h.stop(id);
+  await h.waitSteady(30_000);
+  h.spawn(id);
+  const rejoin = await h.waitSteady(60_000);
+  const closed = await periodClosed(h, period);
+  const to = await intervalsPass(h, 1);
+  return {
+    fault: `handover of ${id}'s pks mid-period and back`,
+    windows: [{ what: 'handover mid-period', from, to, allowed: none }],
+    figures: { 'rejoin ms': rejoin, 'its period closed ms after its end': closed },
+    problems: code === 0 ? [] : [`stop exit code ${code}`],
+  };
+};
+
+/** MongoDB down from just before a period ends until after its close is due: the close waits, nothing is lost. */
+export const mongoDownAtClose: Fault = async (h) => {
+  const from = h.checkedTo;
+  const { bucketMs, now } = periods(h);
+  const period = now;
+  const graceMs = Number(h.cluster.env.FLUSH_MAX_AGE_MS) + 5000;
+  await sleep(period + bucketMs - h.intervalMs - Date.now());
+  await h.mongoServer.down();
+  const upAt = period + bucketMs + h.intervalMs + graceMs + 3000;
+  await sleep(upAt - Date.now());
+  const wasClosed = Number(await h.cluster.redis.get(totalsKeys(h.cluster.svc.cluster).closed)) >= period;
+  await h.mongoServer.up();
+  const closed = await periodClosed(h, period);
+  await until(async () => !(await h.writeBacklog()), 120_000, 'the samples buffered in the outage written');
+  const to = await intervalsPass(h, 2);
+  return {
+    fault: 'Mongo down while a period closes',
+    windows: [{ what: 'Mongo down at a close', from, to, allowed: none }],
+    figures: { 'down ms': Date.now() - (period + bucketMs - h.intervalMs), 'period closed ms after its end': closed },
+    problems: wasClosed ? ['the period was marked closed while MongoDB was down'] : [],
+  };
+};
+
+/**
+ * Redis back from an older snapshot: its keys as they were two intervals ago (DUMP, then RESTORE
+ * into a restarted server): stale totals and buffers under another run id, rebuilt, not trusted.
+ */
+export const redisOlderSnapshot: Fault = async (h) => {
+  const from = h.checkedTo;
+  const { redis, svc } = h.cluster;
+  const keys = await redis.keys(`${svc.cluster}:*`);
+  const pipeline = redis.pipeline();
+  for (const k of keys) pipeline.dumpBuffer(k).pttl(k);
+  const replies = (await pipeline.exec()) ?? [];
+  const snapshot = keys.map((k, i) => ({ k, dump: replies[2 * i]?.[1] as Buffer | null, ttl: Number(replies[2 * i + 1]?.[1]) }));
+  await intervalsPass(h, 2);
+  await h.redisServer.restart();
+  const restore = redis.pipeline();
+  for (const s of snapshot) if (s.dump) restore.restore(s.k, s.ttl > 0 ? s.ttl : 0, s.dump, 'REPLACE');
+  await until(async () => { try { await restore.exec(); return true; } catch { return false; } }, 30_000, 'the snapshot restored');
+  const steady = await h.waitSteady(60_000);
+  const rebuilt = await until(async () => totalsTrusted(redis, svc.cluster).catch(() => false), 120_000, 'totals rebuilt');
+  const to = await intervalsPass(h, 2);
+  return {
+    fault: 'Redis restarted from an older snapshot',
+    windows: [{ what: 'older Redis snapshot', from, to, allowed: none }],
+    figures: { 'keys restored': snapshot.length, 'steady ms': steady, 'totals trusted again ms': rebuilt },
+  };
+};
+
+/**
+ * Redis evicting keys (maxmemory under its use, `allkeys-random`) for two intervals: member cards,
+ * totals and buffers vanish; the eviction is seen, the totals rebuilt, the buffers refilled from the log.
+ */
+export const redisEviction: Fault = async (h) => {
+  const from = h.checkedTo;
+  const { redis, svc } = h.cluster;
+  const used = Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))?.[1] ?? 0);
+  await redis.config('SET', 'maxmemory-policy', 'allkeys-random');
+  await redis.config('SET', 'maxmemory', String(Math.floor(used * 0.7)));
+  await sleep(2 * h.intervalMs);
+  const evicted = Number(/^evicted_keys:(\d+)/m.exec(await redis.info('stats'))?.[1] ?? 0);
+  await redis.config('SET', 'maxmemory', '0');
+  await redis.config('SET', 'maxmemory-policy', 'noeviction');
+  const clean = h.intervalNow() + 2 * h.intervalMs;
+  const steady = await h.waitSteady(60_000);
+  const rebuilt = await until(async () => totalsTrusted(redis, svc.cluster).catch(() => false), 120_000, 'totals rebuilt');
+  const to = Math.max(await intervalsPass(h, 2), clean + h.intervalMs);
+  return {
+    fault: 'Redis evicting keys',
+    windows: whileAndAfter('eviction', from, clean, to),
+    figures: { 'keys evicted': evicted, 'steady ms': steady, 'totals trusted again ms': rebuilt },
+    problems: evicted > 0 ? [] : ['nothing was evicted: the fault did not happen'],
+  };
+};
+
+/** Redis down while a node stops gracefully: the stop still ends (exit 0, no hang), its samples are logged. */
+export const redisDownDuringStop: Fault = async (h) => {
+  const from = h.checkedTo;
+  const owners = await h.owners();
+  const id = pick(h.running());
+  await h.redisServer.down();
+  const t0 = Date.now();
+  const code = await h.stop(id);
+  const stopMs = Date.now() - t0;
+  await h.redisServer.up();
+  const clean = h.intervalNow() + h.intervalMs;
+  h.spawn(id);
+  const steady = await h.waitSteady(60_000);
+  await until(async () => (await totalsState(h.cluster.redis, h.cluster.svc.cluster).catch(() => 'missing')) === 'ready', 120_000, 'totals ready');
+  const to = Math.max(await intervalsPass(h, 2), clean + h.intervalMs);
+  return {
+    fault: `Redis down while ${id} stops`,
+    windows: [
+      { what: 'Redis down during a stop: while', from, to: clean, allowed: (pk) => (owners.get(pk) === id ? Infinity : 0) },
+      { what: 'Redis down during a stop: after', from: clean, to, allowed: none },
+    ],
+    figures: { 'stop ms': stopMs, 'steady again ms': steady },
+    problems: code === 0 ? [] : [`stop exit code ${code}`],
+  };
+};
+
+/** MongoDB down while the totals are rebuilt (Redis restarted empty just before): the rebuild waits and finishes. */
+export const mongoDownDuringRebuild: Fault = async (h) => {
+  const from = h.checkedTo;
+  await h.redisServer.restart();
+  await until(async () => (await totalsState(h.cluster.redis, h.cluster.svc.cluster).catch(() => 'missing')) === 'rebuilding', 60_000, 'a rebuild started');
+  await h.mongoServer.down();
+  await sleep(4 * h.intervalMs);
+  await h.mongoServer.up();
+  const rebuilt = await until(async () => (await totalsState(h.cluster.redis, h.cluster.svc.cluster).catch(() => 'missing')) === 'ready', 180_000, 'totals rebuilt');
+  await h.waitSteady(60_000);
+  const to = await intervalsPass(h, 2);
+  return {
+    fault: 'Mongo down during a totals rebuild',
+    windows: [{ what: 'Mongo down during a rebuild', from, to, allowed: none }],
+    figures: { 'rebuilt ms after Mongo came back': rebuilt },
+  };
 };
