@@ -196,14 +196,23 @@ export function clockSkew(skewMs: number): Fault {
   return Object.defineProperty(fault, 'name', { value: `clockSkew(${skewMs})` });
 }
 
-/** Member keys holding garbage (not JSON, an old card format, another id) in the running cluster. */
+/**
+ * Member keys holding garbage (not JSON, an old card format, another id) and absurd cards (weights
+ * the ring refuses or cannot afford) in the running cluster.
+ */
 export const garbageMembers: Fault = async (h) => {
   const from = h.checkedTo;
   const { redis, svc } = h.cluster;
+  const card = (id: string, weight: number): string => JSON.stringify({
+    format: 1, id, host: 'h', pid: 1, version: '0.0.1', weight, state: 'active',
+    started: 0, heartbeat: Date.now(), ttlMs: 60_000, view: 'x', stats: {},
+  });
   const garbage: Record<string, string> = {
     junk: '{not json',
     'old-card': JSON.stringify({ id: 'old-card', host: 'h', pid: 1, state: 'active', heartbeat: Date.now() }),
-    'other-id': JSON.stringify({ format: 1, id: 'someone-else', host: 'h', pid: 1, version: '0.0.1', weight: 1, state: 'active', started: 0, heartbeat: Date.now(), ttlMs: 60_000, view: 'x', stats: {} }),
+    'other-id': card('someone-else', 1),
+    'weight-tiny': card('weight-tiny', 0.05),
+    'weight-huge': card('weight-huge', 1e6),
   };
   for (const [id, value] of Object.entries(garbage)) await redis.set(nodeKey(svc.cluster, id), value);
   await redis.sadd(memberIndexKey(svc.cluster), ...Object.keys(garbage));
