@@ -102,6 +102,8 @@ export class MockstagramClient {
   async fetch(pk: number, deadline: number, onError?: (kind: FetchErrorKind) => void): Promise<FetchResult> {
     let last: FetchErrorKind = 'timeout';
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+      // the backoff may have outlasted the deadline (the process paused): a retry now is stale
+      if (attempt > 1 && this.now() >= deadline) break;
       const r = await this.once(pk);
       if (r.kind === 'ok') return { kind: 'ok', influencer: r.influencer, attempts: attempt };
       if (r.kind === 'not_found') return r;
