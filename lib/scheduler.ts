@@ -62,7 +62,7 @@ function newFigures(): { stored: number; onTime: number; seen: number; lateness:
  * sorted by hash, which is also the order of their due times: a cursor walks them. A sample is
  * stamped with the interval it was due in. Pks gained after their slot in the current interval
  * are fetched at once, and so are those whose slot in the previous interval passed less than
- * `catchUpMs` ago (a duplicate is harmless, a gap is not); lost pks stop at once.
+ * `catchUpMs` ago (a duplicate is harmless, a gap is not); lost pks stop at once, queued or not.
  * A sample is fetched at the latest before the pk's slot in the next interval: after a pause (SIGSTOP,
  * a long GC, the clock stepped forward) what is past that is dropped and counted as missed, as is
  * every owned pk of every interval skipped whole.
@@ -197,6 +197,7 @@ export class Scheduler {
     const dueUpTo = ((now - start) / this.opts.intervalMs) * TWO_32;
     while (this.inFlight < this.opts.concurrency && this.lateHead < this.late.length) {
       const late = this.late[this.lateHead++];
+      if (!this.owns(late)) continue; // lost while queued: its new owner polls it
       if (now >= this.nextSlot(late)) this.countMissed(late.at); // a value fetched now would be stale
       else this.dispatch(late.pk, late.at, late.due);
     }
@@ -222,7 +223,7 @@ export class Scheduler {
     if (this.interval >= 0) {
       const I = this.opts.intervalMs;
       const { pks, hashes } = this.owned;
-      const waiting = this.late.slice(this.lateHead);
+      const waiting = this.late.slice(this.lateHead).filter((l) => this.owns(l));
       for (let i = this.cursor; i < pks.length; i++) {
         waiting.push({ pk: pks[i], hash: hashes[i], at: this.interval, due: this.interval + (hashes[i] / TWO_32) * I });
       }
@@ -254,6 +255,15 @@ export class Scheduler {
   /** The pk's slot in the interval after `at`: its sample for `at` is not fetched from then on. */
   private nextSlot(l: Late): number {
     return l.at + this.opts.intervalMs + (l.hash / TWO_32) * this.opts.intervalMs;
+  }
+
+  /** Whether the pk is still owned (a binary search of the owned hashes). */
+  private owns(l: Late): boolean {
+    const { pks, hashes } = this.owned;
+    for (let i = upperBound(hashes, l.hash - 1); i < pks.length && hashes[i] === l.hash; i++) {
+      if (pks[i] === l.pk) return true;
+    }
+    return false;
   }
 
   private dispatch(pk: number, intervalStart: number, due: number): void {

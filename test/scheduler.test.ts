@@ -1,18 +1,24 @@
 // A pk handed over just after an interval began: the last owner may have let it go before its slot
 // in the interval that just ended (it saw the new member first, or its clock is behind). The new
-// owner fetches that interval too when the slot passed less than catchUpMs ago.
+// owner fetches that interval too when the slot passed less than catchUpMs ago. A node paused across
+// intervals fetches nothing past its deadline, and a pk lost while queued is left to its new owner.
 import t from 'tap';
 import { Scheduler, type Fetcher } from '../lib/scheduler.js';
+import type { FetchResult } from '../lib/source.js';
 import type { Sample } from '../lib/store.js';
 
 const TWO_32 = 2 ** 32;
 const I = 10_000;
 
+const answer = (pk: number): FetchResult => ({
+  kind: 'ok', attempts: 1, influencer: { pk, username: `u${pk}`, followerCount: 1, followingCount: 1 },
+});
+
 /** A scheduler on a clock the test moves (starting at 20,500 ms: 0.5 s into [20,000, 30,000)). */
 function onClock(opts: { catchUpMs?: number; concurrency?: number; fetch?: Fetcher['fetch'] } = {}) {
   const clock = { now: 20_500 };
   const fetcher: Fetcher = {
-    fetch: opts.fetch ?? (async (pk) => ({ kind: 'ok', attempts: 1, influencer: { pk, username: `u${pk}`, followerCount: 1, followingCount: 1 } })),
+    fetch: opts.fetch ?? (async (pk) => answer(pk)),
   };
   const stored: Array<[number, number]> = [];
   const scheduler = new Scheduler(fetcher, (s: Sample) => stored.push([s.pk, s.at]), {
@@ -57,7 +63,7 @@ t.test('catchUpMs 0: only the current interval is caught up', async (t) => {
   t.same(await caughtUp(0, (s) => s.setOwned(owned, owned.pks)), [[1, 20_000]]);
 });
 
-t.test('paused across intervals: what is past its next slot is dropped and counted as missed, never fetched stale', async (t) => {
+t.test('paused across intervals: what is past its next slot is missed, never fetched stale', async (t) => {
   const { scheduler, clock, settle } = onClock();
   scheduler.setOwned(owned);
   t.same(await settle(), [[1, 20_000]], 'pk 1 at its slot (20,100)');
@@ -84,3 +90,20 @@ t.test('a late pk is fetched until its slot in the next interval, then missed', 
   await scheduler.stop();
 });
 
+t.test('a pk lost while waiting in the late queue is not fetched', async (t) => {
+  const release: Array<() => void> = [];
+  const { scheduler, clock, settle } = onClock({
+    catchUpMs: 5000,
+    concurrency: 1,
+    fetch: (pk) => new Promise((resolve) => release.push(() => resolve(answer(pk)))),
+  });
+  clock.now = 22_500;
+  scheduler.setOwned({ pks: owned.pks.slice(1), hashes: owned.hashes.slice(1) }); // pk 2 due: fetched, held
+  await settle();
+  scheduler.setOwned(owned, [1]); // gained after its slot (20,100): queued late behind pk 2
+  await settle();
+  scheduler.setOwned({ pks: owned.pks.slice(1), hashes: owned.hashes.slice(1) }); // and lost to a joining node
+  while (release.length > 0) { release.shift()!(); await settle(); }
+  t.same(await settle(), [[2, 20_000]], 'pk 1 is left to its new owner');
+  await scheduler.stop();
+});
