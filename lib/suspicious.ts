@@ -56,17 +56,22 @@ export interface SuspiciousStats {
  * per pk and period, from which a totals rebuild restores it) and next to the pk's totals in Redis
  * (what the influencer page reads). An insert, never an update: FerretDB 1.24 updates a document
  * by its numeric _id with a scan of the whole collection (about 0.9 s at 100,000 influencers),
- * holding the lock the timeline inserts wait for. A failure between the two writes is retried
- * whole: the insert is then a duplicate key, and both repeat harmlessly.
+ * holding the lock the timeline inserts wait for. A duplicate key means an answer for the period
+ * is stored already (an earlier try whose copy failed, or another node's): that one is copied.
  */
-export async function storeSuspicious(deps: Pick<SuspiciousDeps, 'answers' | 'totals'>, pk: number, suspicious: boolean, at: number, periodStart: number): Promise<void> {
+export async function storeSuspicious(
+  deps: Pick<SuspiciousDeps, 'answers' | 'totals'>, pk: number, suspicious: boolean, at: number, periodStart: number,
+): Promise<void> {
+  const _id = pointId(pk, periodStart);
+  let kept: { suspicious: boolean; at: Date } = { suspicious, at: new Date(at) };
   try {
-    await deps.answers.insertOne({ _id: pointId(pk, periodStart), pk, at: new Date(at), suspicious });
+    await deps.answers.insertOne({ _id, pk, ...kept });
   } catch (err) {
-    // stored by an earlier try in this period: keep that one
     if ((err as { code?: unknown }).code !== DUPLICATE_KEY) throw err;
+    // a find by exact _id: an index lookup on MongoDB and on FerretDB
+    kept = (await deps.answers.findOne({ _id }, { projection: { suspicious: 1, at: 1 } })) ?? kept;
   }
-  await deps.totals.setSuspicious(pk, suspicious, at);
+  await deps.totals.setSuspicious(pk, kept.suspicious, kept.at.getTime());
 }
 
 const TWO_32 = 2 ** 32;
