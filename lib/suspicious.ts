@@ -2,6 +2,7 @@ import ky, { HTTPError, TimeoutError, type KyInstance } from 'ky';
 import type { Collection } from 'mongodb';
 import type { Logger } from './log.js';
 import { upperBound, type OwnedPks } from './scheduler.js';
+import { readBodyUpTo } from './source.js';
 import { DUPLICATE_KEY, pointId, type SuspiciousDoc } from './store.js';
 import type { InfluencerTotals } from './totals.js';
 
@@ -253,7 +254,8 @@ export class SuspiciousChecker {
       const res = this.opts.post
         ? await this.http.post('api/v1/influencers/is_suspicious', { json: { pk, username: totals.username, followerCount: totals.followerCount, followingCount: totals.followingCount } })
         : await this.http.get(`api/v1/influencers/${pk}/is_suspicious`);
-      const text = await res.text();
+      const text = await readBodyUpTo(res);
+      if (text === null) return { kind: 'error', error: 'invalid_payload' };
       try { body = JSON.parse(text); } catch { return { kind: 'error', error: 'malformed_json' }; }
     } catch (err) {
       if (this.abort.signal.aborted) return { kind: 'aborted' };
@@ -274,7 +276,7 @@ export class SuspiciousChecker {
   private async httpFailure(err: HTTPError): Promise<Outcome> {
     const status = err.response.status;
     if (status === 400 || status === 404 || status === 500) {
-      const text = await err.response.text().catch(() => '');
+      const text = (await readBodyUpTo(err.response).catch(() => null)) ?? '';
       try {
         if ((JSON.parse(text) as { error?: { name?: string } }).error?.name === NOT_FOUND) return { kind: 'not_found' };
       } catch { /* not the not-found body */ }

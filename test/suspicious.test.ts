@@ -142,6 +142,25 @@ t.test('a second answer in a period keeps the first, in MongoDB and next to the 
   t.same(totals.flags.get(PK_MIN + 1), { suspicious: true, at: 3000 }, 'a retry copies the stored answer');
 });
 
+t.test('an is_suspicious answer far larger than one is refused unread', async (t) => {
+  const answers = await answersOf(t);
+  const totals = fakeTotals();
+  const mock = await recordingServer(t, 0, (pk) => (pk === PK_MIN
+    ? [200, JSON.stringify({ pk, suspicious: true, padding: 'x'.repeat(1_000_000) })]
+    : [503, JSON.stringify({ error: { name: 'x'.repeat(1_000_000) } })]));
+  const checker = new SuspiciousChecker(
+    { mockstagramUrl: mock.url, intervalMs: 1000, concurrency: 2, timeoutMs: 5000, post: false, retryMs: 50, maxTries: 2 },
+    { owned: () => owned([PK_MIN, PK_MIN + 1]), answers, totals, log },
+  );
+  checker.start();
+  t.teardown(() => checker.stop());
+  await until(() => (checker.stats().errors.invalid_payload ?? 0) >= 1 && (checker.stats().errors.http_5xx ?? 0) >= 1, 30_000, 'both answered');
+  await checker.stop();
+  t.equal(checker.stats().checked, 0, 'nothing checked');
+  t.same([...(await latestAnswers(answers)).keys()], [], 'nothing stored');
+  t.same([...totals.flags.keys()], [], 'nothing next to the totals');
+});
+
 t.test('SUSPICIOUS_POST: the older POST form with the latest counts as body', async (t) => {
   const pks = range(PK_MIN, 4);
   const answers = await answersOf(t);
