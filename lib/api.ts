@@ -8,7 +8,7 @@ import type { Db, MongoClient } from 'mongodb';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { connectMongo, createMongo } from './mongo.js';
-import { hourly, ratio, readPoints, readSummary } from './read.js';
+import { hourly, ratio, readPoints, readSummary, type HourlyPoint } from './read.js';
 import { connectRedis, createRedis } from './redis.js';
 import { readStatus } from './status.js';
 import { Totals, type TopEntry, type TopOrder } from './totals.js';
@@ -31,13 +31,26 @@ export interface ApiServer {
 export const MINUTE_RESOLUTION_MAX_MS = 86_400_000;
 /** Longest timeline range one request may read. */
 export const MAX_RANGE_MS = 31 * 86_400_000;
+/** Most points of a timeline answered one per interval (about 1 MB of JSON): more intervals are answered hourly. */
+export const MAX_POINTS = 10_000;
+/** Most intervals read from the timeline at once: an hourly answer is made of reads of whole hours up to this. */
+export const MAX_READ_POINTS = 20_000;
 export const MAX_LIMIT = 1000;
 const DEFAULT_LIMIT = 10;
 const DEFAULT_RANGE_MS = 3_600_000;
+const HOUR = 3_600_000;
 /** How long one read of the cluster status serves every request (member cards change every TTL/3 anyway). */
 const CLUSTER_STATUS_SHARED_MS = 1000;
 /** a top list changes once an interval: the viewers of one second share one read of it */
 const TOP_SHARED_MS = 1000;
+
+/** How many API requests run at once, and how many more wait their turn; past that: 503 with Retry-After. */
+export interface ApiLimits {
+  maxInFlight?: number;
+  maxQueued?: number;
+}
+const MAX_IN_FLIGHT = 32;
+const MAX_QUEUED = 256;
 
 /** A request the API refuses: answered with `status` and `{"error": message}`. */
 export class HttpError extends Error {
@@ -77,10 +90,11 @@ function findDir(name: string): URL {
  * The read API and the dashboard over node:http. Every route is a few index lookups: Redis hashes
  * and sorted sets for the figures, rank and top lists, one _id range of the timeline for a chart.
  */
-export async function startApi(deps: ApiDeps, opts: { host: string; port: number }): Promise<ApiServer> {
+export async function startApi(deps: ApiDeps, opts: { host: string; port: number } & ApiLimits): Promise<ApiServer> {
   const assets = loadAssets();
   const totals = new Totals(deps.redis, deps.config.cluster);
   const routes = new ApiRoutes(deps, totals);
+  const gate = new RequestGate(opts.maxInFlight ?? MAX_IN_FLIGHT, opts.maxQueued ?? MAX_QUEUED);
 
   const server = createServer({ keepAlive: true }, (req, res) => {
     void handle(req, res);
@@ -103,7 +117,17 @@ export async function startApi(deps: ApiDeps, opts: { host: string; port: number
         res.end(req.method === 'HEAD' ? undefined : asset.body);
         return;
       }
-      sendJson(res, 200, await routes.dispatch(url));
+      const turn = gate.enter();
+      if (!turn) {
+        res.setHeader('Retry-After', '1');
+        throw new HttpError(503, `too many requests at once (${gate.describe()}): try again in a second`);
+      }
+      await turn;
+      try {
+        sendJson(res, 200, await routes.dispatch(url));
+      } finally {
+        gate.leave();
+      }
     } catch (err) {
       if (err instanceof HttpError) return sendJson(res, err.status, { error: err.message });
       deps.log.warn({ err: (err as Error).message, url: req.url }, 'API request failed');
@@ -140,8 +164,11 @@ class ApiRoutes {
   // reading the cluster SCANs for member keys: a thousand viewers share one read a second
   private readonly clusterStatus = shared(CLUSTER_STATUS_SHARED_MS, () => readStatus(this.deps.redis, this.deps.config, Date.now(), 'index'));
 
-  // one shared read per (sort, limit): at most 2 × MAX_LIMIT of them
-  private readonly topLists = new Map<string, () => Promise<TopEntry[]>>();
+  // one shared read per sort, of the largest limit asked: two lists of at most MAX_LIMIT entries
+  private readonly topLists: Record<TopOrder, (limit: number) => Promise<TopEntry[]>> = {
+    followers: shared(TOP_SHARED_MS, (limit) => this.totals.top('followers', limit)),
+    growth: shared(TOP_SHARED_MS, (limit) => this.totals.top('growth', limit)),
+  };
 
   constructor(private readonly deps: ApiDeps, private readonly totals: Totals) {}
 
@@ -172,11 +199,30 @@ class ApiRoutes {
     const from = fromRaw === null ? to - DEFAULT_RANGE_MS : parseTime('from', fromRaw);
     if (from > to) throw new HttpError(400, `from is after to: ${new Date(from).toISOString()} > ${new Date(to).toISOString()}`);
     if (to - from > MAX_RANGE_MS) throw new HttpError(400, `range of ${Math.ceil((to - from) / 86_400_000)} days is too long: at most ${MAX_RANGE_MS / 86_400_000} days`);
-    const [exists, points] = await Promise.all([this.totals.exists(pk), readPoints(this.deps.db, pk, from, to)]);
-    if (!exists && points.length === 0) throw noData(pk);
     const range = { from: new Date(from).toISOString(), to: new Date(to).toISOString() };
-    if (to - from > MINUTE_RESOLUTION_MAX_MS) return { pk, ...range, resolution: 'hour', points: hourly(points) };
-    return { pk, ...range, resolution: 'interval', points };
+    // one point per interval while that is at most MAX_POINTS of them (a day at INTERVAL_MS=60000 is 1,440)
+    const perInterval = to - from <= MINUTE_RESOLUTION_MAX_MS && (to - from) / this.deps.config.intervalMs <= MAX_POINTS;
+    const [exists, points] = await Promise.all([
+      this.totals.exists(pk),
+      perInterval ? readPoints(this.deps.db, pk, from, to) : this.hourlyPoints(pk, from, to),
+    ]);
+    if (!exists && points.length === 0) throw noData(pk);
+    return { pk, ...range, resolution: perInterval ? 'interval' : 'hour', points };
+  }
+
+  /**
+   * Hourly aggregates of [from, to), from reads of whole hours of at most MAX_READ_POINTS intervals
+   * (one hour when an hour holds more), so a month at a short interval is never one array of millions.
+   */
+  private async hourlyPoints(pk: number, from: number, to: number): Promise<HourlyPoint[]> {
+    const step = Math.max(1, Math.floor((MAX_READ_POINTS * this.deps.config.intervalMs) / HOUR)) * HOUR;
+    const out: HourlyPoint[] = [];
+    for (let start = from; start < to;) {
+      const end = Math.min(to, Math.floor(start / HOUR) * HOUR + step);
+      for (const hour of hourly(await readPoints(this.deps.db, pk, start, end))) out.push(hour);
+      start = end;
+    }
+    return out;
   }
 
   private async top(q: URLSearchParams): Promise<unknown> {
@@ -187,10 +233,7 @@ class ApiRoutes {
     if (limitRaw !== null && (!/^\d+$/.test(limitRaw) || limit < 1 || limit > MAX_LIMIT)) {
       throw new HttpError(400, `limit=${JSON.stringify(limitRaw)} is not valid: expected an integer from 1 to ${MAX_LIMIT}`);
     }
-    const key = `${sort}:${limit}`;
-    let read = this.topLists.get(key);
-    if (!read) this.topLists.set(key, (read = shared(TOP_SHARED_MS, () => this.totals.top(sort as TopOrder, limit))));
-    const entries = await read();
+    const entries = (await this.topLists[sort](limit)).slice(0, limit);
     let rank = 0;
     const influencers = entries.map((e, i) => {
       // ties share a rank: the list starts at the top, so every higher score is before this one
@@ -226,15 +269,20 @@ class ApiRoutes {
   }
 }
 
-/** The result of `read`, shared by every caller within `ms` of the call that made it; a failure is not kept. */
-function shared<T>(ms: number, read: () => Promise<T>): () => Promise<T> {
+/**
+ * The result of `read(size)`, shared by every caller within `ms` of the call that made it that asks
+ * for no more than that size (a larger ask reads again, at its size); a failure is not kept.
+ */
+function shared<T>(ms: number, read: (size: number) => Promise<T>): (size?: number) => Promise<T> {
   let at = -Infinity;
+  let size = 0;
   let last: Promise<T> | undefined;
-  return () => {
+  return (asked = 0) => {
     const now = Date.now();
-    if (!last || now - at >= ms) {
+    if (!last || now - at >= ms || asked > size) {
       at = now;
-      const p = read();
+      size = asked;
+      const p = read(size);
       last = p;
       p.catch(() => { if (last === p) last = undefined; });
     }
@@ -254,6 +302,35 @@ function parseTime(name: string, raw: string): number {
     throw new HttpError(400, `${name}=${JSON.stringify(raw)} is not valid: expected an ISO time (2026-11-27T10:00Z) or epoch milliseconds`);
   }
   return t;
+}
+
+/** At most `limit` requests run at once and `queue` more wait their turn (in order); the rest are refused. */
+class RequestGate {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly limit: number, private readonly queue: number) {}
+
+  /** Resolves when the request may run (then call leave()); null when it must be refused. */
+  enter(): Promise<void> | null {
+    if (this.running < this.limit) {
+      this.running++;
+      return Promise.resolve();
+    }
+    if (this.waiting.length >= this.queue) return null;
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Hands the slot to the next waiting request, if any. */
+  leave(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.running--;
+  }
+
+  describe(): string {
+    return `${this.limit} running, ${this.queue} waiting`;
+  }
 }
 
 /** The API with its own connections (reconnecting for ever, failing requests at once while down); close() closes them too. */

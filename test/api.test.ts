@@ -3,7 +3,7 @@ import { memberIndexKey } from '../lib/membership.js';
 import t from 'tap';
 import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
-import { startApi, type ApiServer } from '../lib/api.js';
+import { MAX_POINTS, MAX_READ_POINTS, startApi, type ApiLimits, type ApiServer } from '../lib/api.js';
 import { nodeKey, viewHash } from '../lib/card.js';
 import { loadConfig } from '../lib/config.js';
 import { ClusterLock } from '../lib/locks.js';
@@ -23,7 +23,19 @@ const log = createLogger('silent');
 const MIN = 60_000;
 const HOUR = 3_600_000;
 
-async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<{ svc: Services; redis: Redis; db: Db; writer: BatchWriter; api: ApiServer; get: (path: string) => Promise<{ status: number; headers: Headers; body: any }>; mongoCommands: string[] }> {
+interface Setup {
+  svc: Services;
+  redis: Redis;
+  db: Db;
+  writer: BatchWriter;
+  api: ApiServer;
+  get: (path: string) => Promise<{ status: number; headers: Headers; body: any }>;
+  mongoCommands: string[];
+  timelineReads: number[];
+}
+
+/** The API over fresh servers, with `env` added to its settings and `limits` to its options. */
+async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], env: Record<string, string> = {}, limits: ApiLimits = {}): Promise<Setup> {
   const svc = await services(t);
   const redis = createRedis(svc.redisUrl, log, 'api-test');
   await connectRedis(redis, svc.redisUrl, log);
@@ -31,11 +43,17 @@ async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<{ 
   // every command the API sends to MongoDB, to show which routes read it
   const mongoCommands: string[] = [];
   mongo.monitorCommands = true;
-  mongo.on('commandStarted', (e) => mongoCommands.push(e.commandName));
+  // and the span in ms of each _id range read from the timeline
+  const timelineReads: number[] = [];
+  mongo.on('commandStarted', (e) => {
+    mongoCommands.push(e.commandName);
+    const range = e.commandName === 'find' && e.command.find === 'timeline' ? e.command.filter?._id : undefined;
+    if (range?.$gte && range?.$lt) timelineReads.push(Number(range.$lt.split(':')[1]) - Number(range.$gte.split(':')[1]));
+  });
   const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
   await new TotalsRebuilder(redis, db, new ClusterLock(redis, svc.cluster, log), svc.cluster, MIN, log).runOnce();
-  const config = loadConfig({}, { CLUSTER: svc.cluster, MONGO_DB: svc.mongoDb, PK_MIN: '1000000', PK_MAX: '1000999' });
-  const api = await startApi({ config, redis, db, log }, { host: '127.0.0.1', port: 0 });
+  const config = loadConfig({}, { CLUSTER: svc.cluster, MONGO_DB: svc.mongoDb, PK_MIN: '1000000', PK_MAX: '1000999', ...env });
+  const api = await startApi({ config, redis, db, log }, { host: '127.0.0.1', port: 0, ...limits });
   t.teardown(async () => { await api.close(); redis.disconnect(); await mongo.close(); });
   const get = async (path: string) => {
     const res = await fetch(`${api.url}${path}`);
@@ -44,7 +62,7 @@ async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<{ 
     try { body = JSON.parse(text); } catch { /* not JSON */ }
     return { status: res.status, headers: res.headers, body };
   };
-  return { svc, redis, db, writer: new BatchWriter(db, new Totals(redis, svc.cluster)), api, get, mongoCommands };
+  return { svc, redis, db, writer: new BatchWriter(db, new Totals(redis, svc.cluster)), api, get, mongoCommands, timelineReads };
 }
 
 const s = (pk: number, at: number, followerCount: number, followingCount: number): Sample => ({ pk, at, username: `influencer-${pk}`, followerCount, followingCount });
@@ -254,4 +272,59 @@ t.test('growth index: latest minus previous count, replay-safe, late samples ign
   t.same(await growthOf(), [-300], 'the viewers of one second share one read of a top list');
   await new Promise((r) => setTimeout(r, 1100));
   t.equal((await growthOf()).length, 2, 'and see the change a second later');
+});
+
+t.test('read bounds: top lists shared per sort, a cap on requests at once, timelines of bounded size', async (t) => {
+  const { redis, writer, get, api, timelineReads } = await setup(t, { INTERVAL_MS: '1000' }, { maxInFlight: 2, maxQueued: 1 });
+  const now = Math.floor(Date.now() / HOUR) * HOUR;
+  const A = 1_000_042;
+  const samples: Sample[] = [];
+  for (let pk = 1_000_000; pk < 1_000_060; pk++) samples.push(s(pk, now - 2 * 86_400_000, 1000 + pk % 100, 10));
+  // A: a point every ten minutes over the last two days
+  for (let at = now - 2 * 86_400_000; at <= now; at += 10 * MIN) samples.push(s(A, at, 5000 + (at / MIN) % 100, 100));
+  await writer.write(BatchWriter.batch(samples));
+
+  t.test('top lists: one read per sort serves every limit asked within a second', async (t) => {
+    const stats = async (): Promise<string> => redis.info('commandstats');
+    const calls = async (): Promise<number> => Number(/cmdstat_zrevrange:calls=(\d+)/.exec(await stats())?.[1] ?? 0);
+    const before = await calls();
+    const lists: number[][] = [];
+    for (let limit = 50; limit >= 1; limit--) {
+      const r = await get(`/api/influencers?limit=${limit}`);
+      lists.push(r.body.influencers.map((x: { pk: number }) => x.pk));
+    }
+    const reads = (await calls()) - before;
+    t.ok(reads <= 5, `${reads} reads of the followers list for 50 limits (one per second at most, not one per limit)`);
+    t.same(lists[49], lists[0].slice(0, 1), 'a smaller limit is the head of the larger list');
+    t.equal(lists[0].length, 50);
+  });
+
+  t.test('more requests at once than the cap: the queue\'s worth wait, the rest get 503 with Retry-After', async (t) => {
+    await redis.call('CLIENT', 'PAUSE', '1500', 'ALL'); // every read of the API hangs until then
+    const answers = await Promise.all(Array.from({ length: 6 }, () => fetch(`${api.url}/api/influencers/${A}`)));
+    const codes = answers.map((r) => r.status).sort();
+    t.same(codes, [200, 200, 200, 503, 503, 503], '2 running + 1 queued answered, 3 refused');
+    const refused = answers.find((r) => r.status === 503)!;
+    t.equal(refused.headers.get('retry-after'), '1');
+    t.match(await refused.json(), { error: /^too many requests at once/ });
+    t.equal((await get(`/api/influencers/${A}`)).status, 200, 'and answered again once they are done');
+  });
+
+  t.test('timelines: at most MAX_POINTS points; longer ranges hourly, read MAX_READ_POINTS intervals at a time', async (t) => {
+    const hours = Math.floor(MAX_POINTS / 3600);
+    const interval = await get(`/api/influencers/${A}/timeline?from=${now - hours * HOUR}&to=${now}`);
+    t.equal(interval.body.resolution, 'interval', `${hours} h at INTERVAL_MS=1000 is ≤ ${MAX_POINTS} points: one per interval`);
+    const day = await get(`/api/influencers/${A}/timeline?from=${now - 86_400_000}&to=${now}`);
+    t.equal(day.body.resolution, 'hour', 'a day at INTERVAL_MS=1000 (86,400 intervals) is answered hourly');
+    t.equal(day.body.points.length, 24);
+    timelineReads.length = 0;
+    const two = await get(`/api/influencers/${A}/timeline?from=${now - 2 * 86_400_000 + 30 * MIN}&to=${now}`);
+    t.equal(two.body.points.length, 48, 'two days (the first hour in part): 48 hours');
+    t.same(two.body.points.map((p: { samples: number }) => p.samples), [3, ...Array(47).fill(6)], 'every point once, in its hour');
+    const second = Array.from({ length: 6 }, (_, i) => 5000 + ((now - 2 * 86_400_000 + HOUR + i * 10 * MIN) / MIN) % 100);
+    t.match(two.body.points[1], { minFollowers: Math.min(...second), maxFollowers: Math.max(...second) }, 'aggregated as before');
+    const spans = timelineReads.slice();
+    const within = spans.every((ms) => ms / 1000 <= MAX_READ_POINTS);
+    t.ok(spans.length > 1 && within, `${spans.length} reads of at most ${MAX_READ_POINTS} intervals`);
+  });
 });
