@@ -190,6 +190,8 @@ t.test('routes', async (t) => {
       [`/api/influencers/${A}/timeline?from=`, /^from="" is not valid/],
       [`/api/influencers/${A}/timeline?from=2026-01-02T00:00Z&to=2026-01-01T00:00Z`, /^from is after to: 2026-01-02T00:00:00.000Z > 2026-01-01T00:00:00.000Z$/],
       [`/api/influencers/${A}/timeline?from=2026-01-01T00:00Z&to=2026-03-01T00:00Z`, /^range of 59 days is too long: at most 31 days$/],
+      [`/api/influencers/${A}/timeline?to=99999999999999999`, /^to="99999999999999999" is not valid: expected a time from/],
+      [`/api/influencers/${A}/timeline?from=8640000000000000&to=8640000000000001`, /^to="8640000000000001" is not valid/],
       ['/api/influencers?limit=1001', /^limit="1001" is not valid: expected an integer from 1 to 1000$/],
       ['/api/influencers?limit=0', /^limit="0" is not valid/],
       ['/api/influencers?limit=ten', /^limit="ten" is not valid/],
