@@ -51,6 +51,46 @@ export const sigkill: Fault = async (h) => {
   };
 };
 
+/**
+ * A node frozen (SIGSTOP) for four intervals, longer than the TTL, then thawed (SIGCONT): its peers take
+ * its pks over, and on waking it fetches nothing past its deadline but counts what it slept through
+ * as missed (the stored points cannot show when they were fetched: its counter does), stores nothing
+ * twice and rejoins. Each of its pks may miss the intervals until the takeover.
+ */
+export const nodePause: Fault = async (h) => {
+  const id = pick(h.running());
+  const survivors = h.running().filter((x) => x !== id);
+  const owners = await h.owners();
+  const owned = [...owners.values()].filter((o) => o === id).length;
+  const missedBefore = Number((await h.stats(id)).missed ?? 0);
+  const from = h.checkedTo;
+  const pauseMs = 4 * h.intervalMs;
+  const pausedAt = Date.now();
+  h.pause(id);
+  await h.waitSteady(h.ttlMs + 20_000, survivors);
+  const takeover = Date.now() - pausedAt;
+  await sleep(pausedAt + pauseMs - Date.now());
+  h.resume(id);
+  const paused = Date.now() - pausedAt;
+  const rejoin = await h.waitSteady(60_000);
+  const to = await intervalsPass(h, 2);
+  const missed = Number((await h.stats(id)).missed ?? 0) - missedBefore;
+  // each of its pks has a slot in every interval it slept through, give or take the ones at either end
+  const slept = Math.floor(paused / h.intervalMs);
+  const problems = missed < owned * (slept - 1) || missed > owned * (slept + 2)
+    ? [`node ${id} counted ${missed} missed pk-intervals for ${owned} pks paused ${paused} ms: fetched late, or counted twice`]
+    : [];
+  const untilTakeover = Math.ceil(takeover / h.intervalMs) + 1;
+  return {
+    fault: `node ${id} paused ${pauseMs} ms (> TTL)`,
+    windows: [{ what: 'pause to rejoin', from, to, allowed: (pk) => (owners.get(pk) === id ? untilTakeover : 0) }],
+    figures: {
+      'pks of the paused node': owned, 'paused ms': paused, 'takeover ms': takeover, 'rejoin ms': rejoin, 'missed it counted': missed,
+    },
+    problems,
+  };
+};
+
 /** Every node in turn stopped with SIGTERM and started again: nothing may be missed. */
 export const rollingRestart: Fault = async (h) => {
   const from = h.checkedTo;
