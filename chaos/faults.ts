@@ -51,6 +51,46 @@ export const sigkill: Fault = async (h) => {
   };
 };
 
+/**
+ * A node frozen (SIGSTOP) for four intervals, longer than the TTL, then thawed (SIGCONT): its peers take
+ * its pks over, and on waking it fetches nothing past its deadline but counts what it slept through
+ * as missed (the stored points cannot show when they were fetched: its counter does), stores nothing
+ * twice and rejoins. Each of its pks may miss the intervals until the takeover.
+ */
+export const nodePause: Fault = async (h) => {
+  const id = pick(h.running());
+  const survivors = h.running().filter((x) => x !== id);
+  const owners = await h.owners();
+  const owned = [...owners.values()].filter((o) => o === id).length;
+  const missedBefore = Number((await h.stats(id)).missed ?? 0);
+  const from = h.checkedTo;
+  const pauseMs = 4 * h.intervalMs;
+  const pausedAt = Date.now();
+  h.pause(id);
+  await h.waitSteady(h.ttlMs + 20_000, survivors);
+  const takeover = Date.now() - pausedAt;
+  await sleep(pausedAt + pauseMs - Date.now());
+  h.resume(id);
+  const paused = Date.now() - pausedAt;
+  const rejoin = await h.waitSteady(60_000);
+  const to = await intervalsPass(h, 2);
+  const missed = Number((await h.stats(id)).missed ?? 0) - missedBefore;
+  // each of its pks has a slot in every interval it slept through, give or take the ones at either end
+  const slept = Math.floor(paused / h.intervalMs);
+  const problems = missed < owned * (slept - 1) || missed > owned * (slept + 2)
+    ? [`node ${id} counted ${missed} missed pk-intervals for ${owned} pks paused ${paused} ms: fetched late, or counted twice`]
+    : [];
+  const untilTakeover = Math.ceil(takeover / h.intervalMs) + 1;
+  return {
+    fault: `node ${id} paused ${pauseMs} ms (> TTL)`,
+    windows: [{ what: 'pause to rejoin', from, to, allowed: (pk) => (owners.get(pk) === id ? untilTakeover : 0) }],
+    figures: {
+      'pks of the paused node': owned, 'paused ms': paused, 'takeover ms': takeover, 'rejoin ms': rejoin, 'missed it counted': missed,
+    },
+    problems,
+  };
+};
+
 /** Every node in turn stopped with SIGTERM and started again: nothing may be missed. */
 export const rollingRestart: Fault = async (h) => {
   const from = h.checkedTo;
@@ -196,14 +236,23 @@ export function clockSkew(skewMs: number): Fault {
   return Object.defineProperty(fault, 'name', { value: `clockSkew(${skewMs})` });
 }
 
-/** Member keys holding garbage (not JSON, an old card format, another id) in the running cluster. */
+/**
+ * Member keys holding garbage (not JSON, an old card format, another id) and absurd cards (weights
+ * the ring refuses or cannot afford) in the running cluster.
+ */
 export const garbageMembers: Fault = async (h) => {
   const from = h.checkedTo;
   const { redis, svc } = h.cluster;
+  const card = (id: string, weight: number): string => JSON.stringify({
+    format: 1, id, host: 'h', pid: 1, version: '0.0.1', weight, state: 'active',
+    started: 0, heartbeat: Date.now(), ttlMs: 60_000, view: 'x', stats: {},
+  });
   const garbage: Record<string, string> = {
     junk: '{not json',
     'old-card': JSON.stringify({ id: 'old-card', host: 'h', pid: 1, state: 'active', heartbeat: Date.now() }),
-    'other-id': JSON.stringify({ format: 1, id: 'someone-else', host: 'h', pid: 1, version: '0.0.1', weight: 1, state: 'active', started: 0, heartbeat: Date.now(), ttlMs: 60_000, view: 'x', stats: {} }),
+    'other-id': card('someone-else', 1),
+    'weight-tiny': card('weight-tiny', 0.05),
+    'weight-huge': card('weight-huge', 1e6),
   };
   for (const [id, value] of Object.entries(garbage)) await redis.set(nodeKey(svc.cluster, id), value);
   await redis.sadd(memberIndexKey(svc.cluster), ...Object.keys(garbage));

@@ -105,6 +105,16 @@ export class Chaos {
     await waitExit(p.child, 10_000);
   }
 
+  /** Freezes a node (SIGSTOP), as a long GC or a stopped VM would: it neither runs nor exits. */
+  pause(id: string): void {
+    this.mustGet(id).child.kill('SIGSTOP');
+  }
+
+  /** Thaws a node frozen by pause() (SIGCONT). */
+  resume(id: string): void {
+    this.mustGet(id).child.kill('SIGCONT');
+  }
+
   /** Graceful stop; resolves to the exit code. */
   async stop(id: string): Promise<number | null> {
     const p = this.mustGet(id);
@@ -134,6 +144,12 @@ export class Chaos {
 
   async cards(): Promise<ParsedCard[]> {
     return readMembers(this.cluster.redis, this.cluster.svc.cluster, 'index');
+  }
+
+  /** The figures a node publishes in its member card ({} while it has none). */
+  async stats(id: string): Promise<Record<string, unknown>> {
+    const card = (await this.cards()).find((c) => c.ok && c.card.id === id);
+    return card?.ok ? card.card.stats : {};
   }
 
   /**

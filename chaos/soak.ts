@@ -1,6 +1,9 @@
 // npm run soak -- --minutes 30: random faults against one cluster for the given time, every
 // invariant checked after each, then a summary. Exit 1 when an invariant was violated.
-import { clockSkew, badInput, garbageMembers, mockFaults, mockRestart, mongoOutage, redisFreeze, redisRestart, rollingRestart, sigkill, type Fault } from './faults.js';
+import {
+  clockSkew, badInput, garbageMembers, mockFaults, mockRestart, mongoOutage, nodePause, redisFreeze, redisRestart,
+  rollingRestart, sigkill, type Fault,
+} from './faults.js';
 import { Chaos, suiteOptions } from './harness.js';
 import { verify, type Verdict } from './invariants.js';
 import { format, save } from './report.js';
@@ -35,7 +38,10 @@ async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   // a third of an interval: within the catch-up window at this short interval, as a few seconds are at 60 s
   const skew = Math.round(args.intervalMs / 3);
-  const faults: Fault[] = [sigkill, rollingRestart, redisRestart, redisFreeze, mongoOutage, mockFaults, mockRestart, clockSkew(skew), clockSkew(-skew), garbageMembers, badInput];
+  const faults: Fault[] = [
+    sigkill, nodePause, rollingRestart, redisRestart, redisFreeze, mongoOutage, mockFaults, mockRestart,
+    clockSkew(skew), clockSkew(-skew), garbageMembers, badInput,
+  ];
   const scope = new Scope();
   process.once('SIGINT', () => { void scope.close().then(() => process.exit(130)); });
   const started = Date.now();

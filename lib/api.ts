@@ -34,10 +34,20 @@ export const MAX_RANGE_MS = 31 * 86_400_000;
 export const MAX_LIMIT = 1000;
 const DEFAULT_LIMIT = 10;
 const DEFAULT_RANGE_MS = 3_600_000;
+/** The latest (and, negated, the earliest) time a JavaScript Date holds. */
+const MAX_DATE_MS = 8.64e15;
 /** How long one read of the cluster status serves every request (member cards change every TTL/3 anyway). */
 const CLUSTER_STATUS_SHARED_MS = 1000;
 /** a top list changes once an interval: the viewers of one second share one read of it */
 const TOP_SHARED_MS = 1000;
+
+/** How many API requests run at once, and how many more wait their turn; past that: 503 with Retry-After. */
+export interface ApiLimits {
+  maxInFlight?: number;
+  maxQueued?: number;
+}
+const MAX_IN_FLIGHT = 32;
+const MAX_QUEUED = 256;
 
 /** A request the API refuses: answered with `status` and `{"error": message}`. */
 export class HttpError extends Error {
@@ -77,10 +87,11 @@ function findDir(name: string): URL {
  * The read API and the dashboard over node:http. Every route is a few index lookups: Redis hashes
  * and sorted sets for the figures, rank and top lists, finds by exact _id of buckets and rollups for a chart.
  */
-export async function startApi(deps: ApiDeps, opts: { host: string; port: number }): Promise<ApiServer> {
+export async function startApi(deps: ApiDeps, opts: { host: string; port: number } & ApiLimits): Promise<ApiServer> {
   const assets = loadAssets();
   const totals = new Totals(deps.redis, deps.config.cluster);
   const routes = new ApiRoutes(deps, totals);
+  const gate = new RequestGate(opts.maxInFlight ?? MAX_IN_FLIGHT, opts.maxQueued ?? MAX_QUEUED);
 
   const server = createServer({ keepAlive: true }, (req, res) => {
     void handle(req, res);
@@ -103,7 +114,17 @@ export async function startApi(deps: ApiDeps, opts: { host: string; port: number
         res.end(req.method === 'HEAD' ? undefined : asset.body);
         return;
       }
-      sendJson(res, 200, await routes.dispatch(url));
+      const turn = gate.enter();
+      if (!turn) {
+        res.setHeader('Retry-After', '1');
+        throw new HttpError(503, `too many requests at once (${gate.describe()}): try again in a second`);
+      }
+      await turn;
+      try {
+        sendJson(res, 200, await routes.dispatch(url));
+      } finally {
+        gate.leave();
+      }
     } catch (err) {
       if (err instanceof HttpError) return sendJson(res, err.status, { error: err.message });
       deps.log.warn({ err: (err as Error).message, url: req.url }, 'API request failed');
@@ -140,8 +161,11 @@ class ApiRoutes {
   // reading the cluster SCANs for member keys: a thousand viewers share one read a second
   private readonly clusterStatus = shared(CLUSTER_STATUS_SHARED_MS, () => readStatus(this.deps.redis, this.deps.config, Date.now(), 'index'));
 
-  // one shared read per (sort, limit): at most 2 × MAX_LIMIT of them
-  private readonly topLists = new Map<string, () => Promise<TopEntry[]>>();
+  // one shared read per sort, of the largest limit asked: two lists of at most MAX_LIMIT entries
+  private readonly topLists: Record<TopOrder, (limit: number) => Promise<TopEntry[]>> = {
+    followers: shared(TOP_SHARED_MS, (limit) => this.totals.top('followers', limit)),
+    growth: shared(TOP_SHARED_MS, (limit) => this.totals.top('growth', limit)),
+  };
 
   constructor(private readonly deps: ApiDeps, private readonly totals: Totals) {}
 
@@ -169,7 +193,7 @@ class ApiRoutes {
     const toRaw = q.get('to');
     const fromRaw = q.get('from');
     const to = toRaw === null ? Date.now() : parseTime('to', toRaw);
-    const from = fromRaw === null ? to - DEFAULT_RANGE_MS : parseTime('from', fromRaw);
+    const from = fromRaw === null ? Math.max(-MAX_DATE_MS, to - DEFAULT_RANGE_MS) : parseTime('from', fromRaw);
     if (from > to) throw new HttpError(400, `from is after to: ${new Date(from).toISOString()} > ${new Date(to).toISOString()}`);
     if (to - from > MAX_RANGE_MS) throw new HttpError(400, `range of ${Math.ceil((to - from) / 86_400_000)} days is too long: at most ${MAX_RANGE_MS / 86_400_000} days`);
     const [exists, timeline] = await Promise.all([this.totals.exists(pk), readTimeline(this.deps.reader, pk, from, to)]);
@@ -185,10 +209,7 @@ class ApiRoutes {
     if (limitRaw !== null && (!/^\d+$/.test(limitRaw) || limit < 1 || limit > MAX_LIMIT)) {
       throw new HttpError(400, `limit=${JSON.stringify(limitRaw)} is not valid: expected an integer from 1 to ${MAX_LIMIT}`);
     }
-    const key = `${sort}:${limit}`;
-    let read = this.topLists.get(key);
-    if (!read) this.topLists.set(key, (read = shared(TOP_SHARED_MS, () => this.totals.top(sort as TopOrder, limit))));
-    const entries = await read();
+    const entries = (await this.topLists[sort](limit)).slice(0, limit);
     let rank = 0;
     const influencers = entries.map((e, i) => {
       // ties share a rank: the list starts at the top, so every higher score is before this one
@@ -224,15 +245,20 @@ class ApiRoutes {
   }
 }
 
-/** The result of `read`, shared by every caller within `ms` of the call that made it; a failure is not kept. */
-function shared<T>(ms: number, read: () => Promise<T>): () => Promise<T> {
+/**
+ * The result of `read(size)`, shared by every caller within `ms` of the call that made it that asks
+ * for no more than that size (a larger ask reads again, at its size); a failure is not kept.
+ */
+function shared<T>(ms: number, read: (size: number) => Promise<T>): (size?: number) => Promise<T> {
   let at = -Infinity;
+  let size = 0;
   let last: Promise<T> | undefined;
-  return () => {
+  return (asked = 0) => {
     const now = Date.now();
-    if (!last || now - at >= ms) {
+    if (!last || now - at >= ms || asked > size) {
       at = now;
-      const p = read();
+      size = asked;
+      const p = read(size);
       last = p;
       p.catch(() => { if (last === p) last = undefined; });
     }
@@ -244,14 +270,47 @@ function noData(pk: number): HttpError {
   return new HttpError(404, `pk ${pk} has no data yet (no node has stored a sample for it)`);
 }
 
-/** An ISO time or epoch milliseconds. */
+/** An ISO time or epoch milliseconds, within the times a Date holds. */
 function parseTime(name: string, raw: string): number {
   const text = raw.trim();
   const t = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
   if (text === '' || !Number.isFinite(t)) {
     throw new HttpError(400, `${name}=${JSON.stringify(raw)} is not valid: expected an ISO time (2026-11-27T10:00Z) or epoch milliseconds`);
   }
+  if (Math.abs(t) > MAX_DATE_MS) {
+    const bounds = `${new Date(-MAX_DATE_MS).toISOString()} to ${new Date(MAX_DATE_MS).toISOString()}`;
+    throw new HttpError(400, `${name}=${JSON.stringify(raw)} is not valid: expected a time from ${bounds}`);
+  }
   return t;
+}
+
+/** At most `limit` requests run at once and `queue` more wait their turn (in order); the rest are refused. */
+class RequestGate {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly limit: number, private readonly queue: number) {}
+
+  /** Resolves when the request may run (then call leave()); null when it must be refused. */
+  enter(): Promise<void> | null {
+    if (this.running < this.limit) {
+      this.running++;
+      return Promise.resolve();
+    }
+    if (this.waiting.length >= this.queue) return null;
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Hands the slot to the next waiting request, if any. */
+  leave(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.running--;
+  }
+
+  describe(): string {
+    return `${this.limit} running, ${this.queue} waiting`;
+  }
 }
 
 /** The API with its own connections (reconnecting for ever, failing requests at once while down); close() closes them too. */

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { RingMember } from './ring.js';
+import { NAME_PATTERN } from './config.js';
+import { memberProblem, type RingMember } from './ring.js';
 
 export type { RingMember };
 
@@ -33,7 +34,10 @@ export interface MemberCard {
 
 export type ParsedCard = { ok: true; card: MemberCard } | { ok: false; id: string; error: string };
 
-/** Parses a member key's value; garbage (not JSON, an old or unknown format) is an error, never a throw. */
+/**
+ * Parses a member key's value; garbage (not JSON, an old or unknown format, an id or weight outside
+ * the NODE_ID and NODE_WEIGHT settings' bounds, which the ring refuses) is an error, never a throw.
+ */
 export function parseCard(id: string, raw: string | null): ParsedCard {
   if (raw === null) return { ok: false, id, error: 'key vanished' };
   let v: unknown;
@@ -46,7 +50,9 @@ export function parseCard(id: string, raw: string | null): ParsedCard {
   if (missing.length) return { ok: false, id, error: `bad or missing ${missing.join(', ')}` };
   if (!MEMBER_STATES.includes(c.state as MemberState)) return { ok: false, id, error: `unknown state ${JSON.stringify(c.state)}` };
   if (c.id !== id) return { ok: false, id, error: `card names another id ${JSON.stringify(c.id)}` };
-  if ((c.weight as number) <= 0) return { ok: false, id, error: 'weight ≤ 0' };
+  if (!NAME_PATTERN.test(id)) return { ok: false, id, error: 'id is not a valid NODE_ID' };
+  const refused = memberProblem({ id, weight: c.weight });
+  if (refused !== undefined) return { ok: false, id, error: refused };
   const stats = typeof c.stats === 'object' && c.stats !== null && !Array.isArray(c.stats) ? c.stats as Record<string, unknown> : {};
   return { ok: true, card: { ...(c as unknown as MemberCard), stats } };
 }

@@ -23,6 +23,9 @@ interface Setting {
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
+/** What a `name` setting (NODE_ID, CLUSTER, MONGO_DB) may hold; member cards are held to it too. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
 /** Every setting, in the order of the README table and .env.example. */
 export const SETTINGS = {
   redisUrl: { env: 'REDIS_URL', flag: 'redis-url', kind: 'url', protocols: ['redis:', 'rediss:'], def: () => 'redis://127.0.0.1:6379', help: 'Redis holding membership, events, locks (rediss:// for TLS; a password may be in the URL)' },
@@ -31,7 +34,8 @@ export const SETTINGS = {
   mockstagramUrl: { env: 'MOCKSTAGRAM_URL', flag: 'mockstagram-url', kind: 'url', protocols: ['http:', 'https:'], def: () => 'http://127.0.0.1:3000', help: 'base URL of the Mockstagram API' },
   cluster: { env: 'CLUSTER', flag: 'cluster', kind: 'name', def: () => 'influencer', help: 'Redis key prefix: clusters with different names share one Redis without meeting' },
   nodeId: { env: 'NODE_ID', flag: 'node-id', kind: 'name', def: () => `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`, help: 'this node\'s id, unique in the cluster (default hostname-pid-random)' },
-  nodeWeight: { env: 'NODE_WEIGHT', flag: 'node-weight', kind: 'number', min: 0.1, def: () => '1', help: 'share of the ring relative to other nodes (2 = twice the pks)' },
+  // the ring's bounds too (lib/ring.ts): a member card outside them is unreadable
+  nodeWeight: { env: 'NODE_WEIGHT', flag: 'node-weight', kind: 'number', min: 0.1, max: 16, def: () => '1', help: 'share of the ring relative to other nodes (2 = twice the pks; 0.1 to 16)' },
   pkMin: { env: 'PK_MIN', flag: 'pk-min', kind: 'int', min: 0, def: () => '1000000', help: 'first influencer pk tracked' },
   pkMax: { env: 'PK_MAX', flag: 'pk-max', kind: 'int', min: 0, def: () => '1999999', help: 'last influencer pk tracked (at most 2,097,152 pks in all)' },
   intervalMs: { env: 'INTERVAL_MS', flag: 'interval-ms', kind: 'int', min: 100, def: () => '60000', help: 'sampling resolution: each pk is fetched once per interval (aligned to UTC)' },
@@ -139,11 +143,13 @@ function parseSetting(label: string, raw: string, s: Setting): string | number |
     }
     case 'number': {
       const n = Number(value);
-      if (value === '' || !Number.isFinite(n) || n < (s.min ?? 0) || n > 1000) return bad(`a number from ${s.min ?? 0} to 1000`);
+      if (value === '' || !Number.isFinite(n) || n < (s.min ?? 0) || n > (s.max ?? Infinity)) {
+        return bad(s.max === undefined ? `a number ≥ ${s.min ?? 0}` : `a number from ${s.min ?? 0} to ${s.max}`);
+      }
       return n;
     }
     case 'name':
-      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(value)) return bad('1-128 characters of letters, digits, ".", "_" or "-"');
+      if (!NAME_PATTERN.test(value)) return bad('1-128 characters of letters, digits, ".", "_" or "-"');
       return value;
     case 'level':
       if (!LEVELS.includes(value.toLowerCase())) return bad(`one of ${LEVELS.join(', ')}`);

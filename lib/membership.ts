@@ -124,6 +124,8 @@ export class Membership extends EventEmitter {
   private readonly token = randomBytes(8).toString('hex');
   /** another process holds our id (we were gone past the TTL): logged once per episode */
   private displaced = false;
+  /** the last error of a members update, logged once while it repeats */
+  private updateError?: string;
 
   constructor(
     private readonly redis: Redis,
@@ -294,7 +296,7 @@ export class Membership extends EventEmitter {
     this.scanSoon = setTimeout(() => { this.scanSoon = undefined; void this.scan(); }, 20);
   }
 
-  /** Reads every member card and emits `members` when the active set changed. */
+  /** Reads every member card and emits `members` when the active set changed; never rejects. */
   private async scan(): Promise<void> {
     if (this.closing) return;
     let cards: ParsedCard[];
@@ -303,6 +305,20 @@ export class Membership extends EventEmitter {
     } catch {
       return; // Redis down: keep the last view
     }
+    const before = this.members;
+    try {
+      this.update(cards);
+      this.updateError = undefined;
+    } catch (err) {
+      // called from timers: a listener's error is logged (once) here, never left to reject into the void
+      this.members = before; // so the next scan tries again
+      const message = (err as Error).message;
+      if (message !== this.updateError) this.log.error({ err: message }, 'members update failed; keeping the last view');
+      this.updateError = message;
+    }
+  }
+
+  private update(cards: ParsedCard[]): void {
     this.lastCards = cards;
     const active = activeMembers(cards).filter((m) => m.id !== this.opts.id);
     if (this.state === 'active') active.push({ id: this.opts.id, weight: this.opts.weight });

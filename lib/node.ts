@@ -53,7 +53,7 @@ export class InfluencerNode {
   /** Connects (retrying while Redis or Mongo is down), joins the cluster and starts polling. */
   async start(): Promise<void> {
     const c = this.config;
-    this.log.info({ node: c.nodeId, cluster: c.cluster, redis: maskUrl(c.redisUrl), mongo: maskUrl(c.mongoUrl), mockstagram: c.mockstagramUrl, intervalMs: c.intervalMs, pks: `${c.pkMin}..${c.pkMax}` }, 'node starting');
+    this.log.info({ node: c.nodeId, cluster: c.cluster, redis: maskUrl(c.redisUrl), mongo: maskUrl(c.mongoUrl), mockstagram: maskUrl(c.mockstagramUrl), intervalMs: c.intervalMs, pks: `${c.pkMin}..${c.pkMax}` }, 'node starting');
     if (c.metricsPort > 0) {
       // served from the start, so /healthz answers (and /readyz says why not) while servers are awaited
       this.metrics = new NodeMetrics(() => this.probe(), { node: c.nodeId, cluster: c.cluster, version: VERSION }, this.log);

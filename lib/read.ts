@@ -4,6 +4,8 @@ import type { Totals } from './totals.js';
 
 /** Above this range a timeline is answered in one point per bucket instead of one per interval. */
 export const INTERVAL_RESOLUTION_MAX_MS = 86_400_000;
+/** Most points of a timeline answered one per interval (about 1 MB of JSON): more intervals are answered per bucket. */
+export const MAX_POINTS = 10_000;
 
 export interface TimelinePoint {
   at: string;
@@ -94,10 +96,14 @@ export function bucketPoint(b: { at: number; s: BucketSummary }): BucketPoint {
   };
 }
 
-/** One pk's timeline in [from, to): a find by exact `_id` per bucket or rollup, never a scan. */
+/**
+ * One pk's timeline in [from, to): a find by exact `_id` per bucket or rollup, never a scan. One
+ * point per interval up to a day and MAX_POINTS points (a day at INTERVAL_MS=60000 is 1,440),
+ * else one per bucket, so an answer stays bounded whatever the interval.
+ */
 export async function readTimeline(reader: TimelineReader, pk: number, from: number, to: number): Promise<Timeline> {
   const range = { from: new Date(from).toISOString(), to: new Date(to).toISOString() };
-  if (to - from > INTERVAL_RESOLUTION_MAX_MS) return { range, resolution: 'bucket', points: (await reader.buckets(pk, from, to)).map(bucketPoint) };
+  if (to - from > INTERVAL_RESOLUTION_MAX_MS || (to - from) / reader.layout.intervalMs > MAX_POINTS) return { range, resolution: 'bucket', points: (await reader.buckets(pk, from, to)).map(bucketPoint) };
   return { range, resolution: 'interval', points: (await reader.points(pk, from, to)).map(intervalPoint) };
 }
 

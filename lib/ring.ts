@@ -1,10 +1,11 @@
 import crypto from 'node:crypto';
 import HashRing from 'hashring';
+import { SETTINGS } from './config.js';
 
 /** A live member of the cluster as the ring sees it. */
 export interface RingMember {
   id: string;
-  /** Positive multiplier of the member's share; fractions >= 0.1 are allowed. */
+  /** Multiplier of the member's share, from MIN_WEIGHT to MAX_WEIGHT (NODE_WEIGHT's bounds). */
   weight: number;
 }
 
@@ -18,10 +19,22 @@ export interface RingMember {
 export const VNODES_PER_WEIGHT = 512;
 
 /** Smallest weight accepted: below it a member would get too few points to mean anything. */
-export const MIN_WEIGHT = 0.1;
+export const MIN_WEIGHT = SETTINGS.nodeWeight.min;
+/** Largest weight accepted: one member of weight 1000 alone would be a two-million-point ring. */
+export const MAX_WEIGHT = SETTINGS.nodeWeight.max;
 
 /** Owner indexes are stored in Uint16Arrays. */
 export const MAX_MEMBERS = 0xffff;
+
+/** Points per vnode: hashring's ketama replicas. */
+const REPLICAS = 4;
+
+/**
+ * Most points one ring holds (128 members of weight 1, 8 of weight 16). Measured on a busy 2-core
+ * machine: 262,144 points build in ~350 ms and take ~24 MB; 1,048,576 took 1.4 s, and a ring is
+ * rebuilt on every member change. Members past it are left off the ring (`Ring.left`).
+ */
+export const MAX_RING_POINTS = 2 ** 18;
 
 /** One-shot md5 (Node >= 20.12): the same digest as hashring's createHash default, ~2.5x faster. */
 const md5: (key: string) => Uint8Array =
@@ -90,6 +103,8 @@ export interface RingOptions {
 export class Ring {
   /** Members sorted by id; `pointOwner` and ownership arrays index into this. */
   readonly members: readonly RingMember[];
+  /** Members given but left off because the ring was full (MAX_RING_POINTS), sorted by id. */
+  readonly left: readonly RingMember[];
   /** Member ids sorted, same order as `members`. */
   readonly ids: readonly string[];
   /** Point values of the continuum, ascending (hashring's own order, ties included). */
@@ -108,15 +123,16 @@ export class Ring {
     if (!Number.isInteger(perWeight) || perWeight < 1) {
       throw new RangeError(`vnodesPerWeight must be a positive integer, got ${perWeight}`);
     }
-    const sorted = normalizeMembers(members);
+    const { kept: sorted, left } = fitRing(normalizeMembers(members), perWeight);
     this.members = Object.freeze(sorted);
+    this.left = Object.freeze(left);
     this.ids = Object.freeze(sorted.map((m) => m.id));
     this.#index = new Map(this.ids.map((id, i) => [id, i]));
 
     this.vnodes = new Uint32Array(sorted.length);
     const servers: Record<string, { vnodes: number }> = {};
     sorted.forEach((m, i) => {
-      const vnodes = Math.max(1, Math.round(perWeight * m.weight));
+      const vnodes = vnodesOf(m, perWeight);
       this.vnodes[i] = vnodes;
       servers[m.id] = { vnodes };
     });
@@ -177,11 +193,34 @@ export class Ring {
   }
 }
 
+function vnodesOf(m: RingMember, perWeight: number): number {
+  return Math.max(1, Math.round(perWeight * m.weight));
+}
+
+/**
+ * The members (sorted by id) that fit in MAX_RING_POINTS and MAX_MEMBERS, and those left off: the
+ * heaviest first, then the greatest ids, so every node given the same list leaves off the same.
+ */
+export function fitRing(
+  sorted: readonly RingMember[],
+  perWeight = VNODES_PER_WEIGHT,
+): { kept: RingMember[]; left: RingMember[] } {
+  let points = sorted.reduce((sum, m) => sum + REPLICAS * vnodesOf(m, perWeight), 0);
+  let count = sorted.length;
+  if (points <= MAX_RING_POINTS && count <= MAX_MEMBERS) return { kept: [...sorted], left: [] };
+  const out = new Set<RingMember>();
+  const heaviestFirst = [...sorted].sort((a, b) => b.weight - a.weight || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  for (const m of heaviestFirst) {
+    if (points <= MAX_RING_POINTS && count <= MAX_MEMBERS) break;
+    out.add(m);
+    points -= REPLICAS * vnodesOf(m, perWeight);
+    count--;
+  }
+  return { kept: sorted.filter((m) => !out.has(m)), left: sorted.filter((m) => out.has(m)) };
+}
+
 /** Validated copies of the members, sorted by id (code-unit order); throws on a bad or duplicate member. */
 export function normalizeMembers(members: readonly RingMember[]): RingMember[] {
-  if (members.length > MAX_MEMBERS) {
-    throw new RangeError(`a ring holds at most ${MAX_MEMBERS} members, got ${members.length}`);
-  }
   const sorted = members.map(checkMember).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   for (let i = 1; i < sorted.length; i++) {
     if (sorted[i]!.id === sorted[i - 1]!.id) throw new RangeError(`duplicate member id ${JSON.stringify(sorted[i]!.id)}`);
@@ -190,11 +229,20 @@ export function normalizeMembers(members: readonly RingMember[]): RingMember[] {
 }
 
 function checkMember(m: RingMember): RingMember {
-  if (typeof m?.id !== 'string' || m.id === '' || m.id === '__proto__') {
-    throw new TypeError(`member id must be a non-empty string, got ${JSON.stringify(m?.id)}`);
-  }
-  if (typeof m.weight !== 'number' || !Number.isFinite(m.weight) || m.weight < MIN_WEIGHT) {
-    throw new RangeError(`member ${m.id}: weight must be a number >= ${MIN_WEIGHT}, got ${m.weight}`);
-  }
+  const problem = memberProblem(m);
+  if (problem !== undefined) throw new RangeError(typeof m?.id === 'string' ? `member ${m.id}: ${problem}` : problem);
   return { id: m.id, weight: m.weight };
+}
+
+/** Why the ring refuses a member, or undefined: one check for the ring and for member cards. */
+export function memberProblem(m: { id?: unknown; weight?: unknown }): string | undefined {
+  if (typeof m?.id !== 'string' || m.id === '' || m.id === '__proto__') {
+    return `member id must be a non-empty string, got ${JSON.stringify(m?.id)}`;
+  }
+  const w = m.weight;
+  if (typeof w !== 'number' || !Number.isFinite(w) || w < MIN_WEIGHT || w > MAX_WEIGHT) {
+    const shown = typeof w === 'string' ? JSON.stringify(w) : String(w);
+    return `weight must be a number from ${MIN_WEIGHT} to ${MAX_WEIGHT}, got ${shown}`;
+  }
+  return undefined;
 }

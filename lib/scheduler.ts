@@ -44,6 +44,14 @@ export interface SchedulerStats {
 const TWO_32 = 2 ** 32;
 const LATENESS_SAMPLE = 10_000;
 
+/** A due pk not dispatched yet: `at` the interval its sample is stamped with, `due` when it became due. */
+interface Late {
+  pk: number;
+  hash: number;
+  at: number;
+  due: number;
+}
+
 function newFigures(): { stored: number; onTime: number; seen: number; lateness: number[]; missed: number } {
   return { stored: 0, onTime: 0, seen: 0, lateness: [], missed: 0 };
 }
@@ -54,7 +62,10 @@ function newFigures(): { stored: number; onTime: number; seen: number; lateness:
  * sorted by hash, which is also the order of their due times: a cursor walks them. A sample is
  * stamped with the interval it was due in. Pks gained after their slot in the current interval
  * are fetched at once, and so are those whose slot in the previous interval passed less than
- * `catchUpMs` ago (a duplicate is harmless, a gap is not); lost pks stop at once.
+ * `catchUpMs` ago (a duplicate is harmless, a gap is not); lost pks stop at once, queued or not.
+ * A sample is fetched at the latest before the pk's slot in the next interval: after a pause (SIGSTOP,
+ * a long GC, the clock stepped forward) what is past that is dropped and counted as missed, as is
+ * every owned pk of every interval skipped whole.
  */
 export class Scheduler {
   private owned: OwnedPks = { pks: new Int32Array(0), hashes: new Uint32Array(0) };
@@ -63,7 +74,7 @@ export class Scheduler {
   /** hash of the last pk dispatched by the cursor in this interval (-1: none yet) */
   private lastHash = -1;
   /** due pks not yet dispatched: gained after their slot, or left over when an interval ended */
-  private late: Array<{ pk: number; at: number; due: number }> = [];
+  private late: Late[] = [];
   /** next entry of `late` to dispatch (a head index: shifting would cost O(backlog) per request) */
   private lateHead = 0;
   private readonly notFoundUntil = new Map<number, number>();
@@ -104,10 +115,12 @@ export class Scheduler {
       if (this.catchUpMs > 0 && since < this.interval) {
         const fromHash = Math.ceil((Math.max(0, since - previous) / I) * TWO_32);
         for (let i = upperBound(owned.hashes, fromHash - 1); i < owned.pks.length; i++) {
-          if (fresh.has(owned.pks[i])) this.late.push({ pk: owned.pks[i], at: previous, due: now });
+          if (fresh.has(owned.pks[i])) this.late.push({ pk: owned.pks[i], hash: owned.hashes[i], at: previous, due: now });
         }
       }
-      for (let i = 0; i < this.cursor; i++) if (fresh.has(owned.pks[i])) this.late.push({ pk: owned.pks[i], at: this.interval, due: now });
+      for (let i = 0; i < this.cursor; i++) {
+        if (fresh.has(owned.pks[i])) this.late.push({ pk: owned.pks[i], hash: owned.hashes[i], at: this.interval, due: now });
+      }
     }
     this.tick();
   }
@@ -179,12 +192,14 @@ export class Scheduler {
     const now = this.now();
     const start = Math.floor(now / this.opts.intervalMs) * this.opts.intervalMs;
     if (this.stopped) return { now, start };
-    if (start !== this.interval) this.rollOver(start);
+    if (start !== this.interval) this.rollOver(start, now);
     const { pks, hashes } = this.owned;
     const dueUpTo = ((now - start) / this.opts.intervalMs) * TWO_32;
     while (this.inFlight < this.opts.concurrency && this.lateHead < this.late.length) {
-      const { pk, at, due } = this.late[this.lateHead++];
-      this.dispatch(pk, at, due);
+      const late = this.late[this.lateHead++];
+      if (!this.owns(late)) continue; // lost while queued: its new owner polls it
+      if (now >= this.nextSlot(late)) this.countMissed(late.at); // a value fetched now would be stale
+      else this.dispatch(late.pk, late.at, late.due);
     }
     if (this.lateHead > 1024 && this.lateHead * 2 > this.late.length) {
       this.late = this.late.slice(this.lateHead);
@@ -199,21 +214,34 @@ export class Scheduler {
   }
 
   /**
-   * A new interval: pks of the last one not dispatched yet go first, still stamped with it; what
-   * is still waiting from the one before (a whole interval behind) is missed.
+   * A new interval: pks of the last one not dispatched yet go first, still stamped with it, unless
+   * their slot in this one has passed (then, like anything queued from before, they are missed).
+   * Intervals skipped whole (a pause, the clock stepped forward) are missed for every owned pk, but
+   * for the last one's pks whose slot in this interval is still to come: those are fetched for it.
    */
-  private rollOver(start: number): void {
+  private rollOver(start: number, now: number): void {
     if (this.interval >= 0) {
-      const waiting = this.late.slice(this.lateHead);
-      const kept = waiting.filter((l) => l.at === this.interval);
-      // a whole interval behind: missed, and counted in the figures of the interval just ended
-      const missed = waiting.length - kept.length;
+      const I = this.opts.intervalMs;
+      const { pks, hashes } = this.owned;
+      const waiting = this.late.slice(this.lateHead).filter((l) => this.owns(l));
+      for (let i = this.cursor; i < pks.length; i++) {
+        waiting.push({ pk: pks[i], hash: hashes[i], at: this.interval, due: this.interval + (hashes[i] / TWO_32) * I });
+      }
+      const kept = waiting.filter((l) => now < this.nextSlot(l));
+      let missed = waiting.length - kept.length;
+      const skipped = Math.max(0, Math.round((start - this.interval) / I) - 1);
+      if (skipped > 0) {
+        const last = start - I;
+        // pks whose slot in this interval has passed: their sample for `last` would be stale
+        const passed = upperBound(hashes, ((now - start) / I) * TWO_32);
+        missed += (skipped - 1) * pks.length + passed;
+        for (let i = passed; i < pks.length; i++) {
+          kept.push({ pk: pks[i], hash: hashes[i], at: last, due: last + (hashes[i] / TWO_32) * I });
+        }
+      }
+      // counted in the figures of the interval just ended
       this.cur.missed += missed;
       this.missedTotal += missed;
-      const { pks, hashes } = this.owned;
-      for (let i = this.cursor; i < pks.length; i++) {
-        kept.push({ pk: pks[i], at: this.interval, due: this.interval + (hashes[i] / TWO_32) * this.opts.intervalMs });
-      }
       this.late = kept;
       this.lateHead = 0;
       this.last = this.cur;
@@ -222,6 +250,20 @@ export class Scheduler {
     this.interval = start;
     this.cursor = 0;
     this.lastHash = -1;
+  }
+
+  /** The pk's slot in the interval after `at`: its sample for `at` is not fetched from then on. */
+  private nextSlot(l: Late): number {
+    return l.at + this.opts.intervalMs + (l.hash / TWO_32) * this.opts.intervalMs;
+  }
+
+  /** Whether the pk is still owned (a binary search of the owned hashes). */
+  private owns(l: Late): boolean {
+    const { pks, hashes } = this.owned;
+    for (let i = upperBound(hashes, l.hash - 1); i < pks.length && hashes[i] === l.hash; i++) {
+      if (pks[i] === l.pk) return true;
+    }
+    return false;
   }
 
   private dispatch(pk: number, intervalStart: number, due: number): void {

@@ -43,8 +43,30 @@ export function validateInfluencer(pk: number, body: unknown): Influencer | stri
 }
 
 const NOT_FOUND = 'InfluencerNotFoundError';
-/** An influencer answer is about 100 bytes; a body past this is refused unread. */
-const MAX_BODY_BYTES = 64 * 1024;
+/** An influencer answer is about 100 bytes, an is_suspicious one less: a body past this is refused unread. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/** A fetch Response's body as text, or null (and the rest left unread) when it passes `maxBytes`. */
+export async function readBodyUpTo(res: Response, maxBytes = MAX_BODY_BYTES): Promise<string | null> {
+  if (Number(res.headers.get('content-length') ?? 0) > maxBytes) {
+    await res.body?.cancel();
+    return null;
+  }
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return Buffer.concat(chunks).toString('utf8');
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel();
+      return null;
+    }
+    chunks.push(value);
+  }
+}
 
 class BodyTooLarge extends Error {}
 
@@ -102,6 +124,8 @@ export class MockstagramClient {
   async fetch(pk: number, deadline: number, onError?: (kind: FetchErrorKind) => void): Promise<FetchResult> {
     let last: FetchErrorKind = 'timeout';
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+      // the backoff may have outlasted the deadline (the process paused): a retry now is stale
+      if (attempt > 1 && this.now() >= deadline) break;
       const r = await this.once(pk);
       if (r.kind === 'ok') return { kind: 'ok', influencer: r.influencer, attempts: attempt };
       if (r.kind === 'not_found') return r;

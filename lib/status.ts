@@ -31,6 +31,8 @@ export interface ClusterStatus {
     active: number;
     unhealthy: string[];
     unreadable: string[];
+    /** active members left off the ring because it was full (MAX_RING_POINTS) */
+    offRing: string[];
     /** max / mean owned pks over active members (1 = perfect) */
     balance: number | null;
     /** the view hash of the active set; members that built their ring from another set disagree */
@@ -43,7 +45,8 @@ export interface ClusterStatus {
 export async function readStatus(redis: Redis, config: Config, now = Date.now(), mode: 'index' | 'scan' = 'scan'): Promise<ClusterStatus> {
   const cards = await readMembers(redis, config.cluster, mode);
   const active = activeMembers(cards);
-  const shares = active.length ? ringShares(new Ring(active)) : new Map<string, number>();
+  const ring = new Ring(active);
+  const shares = ringShares(ring);
   const members: MemberRow[] = cards.map((c) => {
     if (!c.ok) return { id: c.id, readable: false, error: c.error };
     const card = c.card;
@@ -63,7 +66,7 @@ export async function readStatus(redis: Redis, config: Config, now = Date.now(),
       stats: card.stats,
     };
   });
-  const ringView = viewHash(active);
+  const ringView = viewHash(ring.members);
   const owned = members.filter((m) => m.state === 'active').map((m) => Number(m.stats?.owned ?? NaN)).filter(Number.isFinite);
   const mean = owned.reduce((a, b) => a + b, 0) / (owned.length || 1);
   return {
@@ -76,6 +79,7 @@ export async function readStatus(redis: Redis, config: Config, now = Date.now(),
       active: active.length,
       unhealthy: members.filter((m) => m.readable && !m.healthy).map((m) => m.id),
       unreadable: members.filter((m) => !m.readable).map((m) => m.id),
+      offRing: ring.left.map((m) => m.id),
       balance: owned.length && mean > 0 ? round(Math.max(...owned) / mean, 3) : null,
       ringView,
       viewsAgree: members.every((m) => !m.readable || m.state !== 'active' || m.view === ringView),

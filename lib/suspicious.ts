@@ -2,6 +2,7 @@ import ky, { HTTPError, TimeoutError, type KyInstance } from 'ky';
 import type { Collection } from 'mongodb';
 import type { Logger } from './log.js';
 import { upperBound, type OwnedPks } from './scheduler.js';
+import { readBodyUpTo } from './source.js';
 import { answerId, DUPLICATE_KEY, type SuspiciousDoc } from './store.js';
 import type { InfluencerTotals } from './totals.js';
 
@@ -56,17 +57,22 @@ export interface SuspiciousStats {
  * per pk and period, from which a totals rebuild restores it) and next to the pk's totals in Redis
  * (what the influencer page reads). An insert, never an update: FerretDB 1.24 updates a document
  * by its numeric _id with a scan of the whole collection (about 0.9 s at 100,000 influencers),
- * holding the lock the timeline inserts wait for. A failure between the two writes is retried
- * whole: the insert is then a duplicate key, and both repeat harmlessly.
+ * holding the lock the timeline inserts wait for. A duplicate key means an answer for the period
+ * is stored already (an earlier try whose copy failed, or another node's): that one is copied.
  */
-export async function storeSuspicious(deps: Pick<SuspiciousDeps, 'answers' | 'totals'>, pk: number, suspicious: boolean, at: number, periodStart: number): Promise<void> {
+export async function storeSuspicious(
+  deps: Pick<SuspiciousDeps, 'answers' | 'totals'>, pk: number, suspicious: boolean, at: number, periodStart: number,
+): Promise<void> {
+  const _id = answerId(pk, periodStart);
+  let kept: { suspicious: boolean; at: Date } = { suspicious, at: new Date(at) };
   try {
-    await deps.answers.insertOne({ _id: answerId(pk, periodStart), pk, at: new Date(at), suspicious });
+    await deps.answers.insertOne({ _id, pk, ...kept });
   } catch (err) {
-    // stored by an earlier try in this period: keep that one
     if ((err as { code?: unknown }).code !== DUPLICATE_KEY) throw err;
+    // a find by exact _id: an index lookup on MongoDB and on FerretDB
+    kept = (await deps.answers.findOne({ _id }, { projection: { suspicious: 1, at: 1 } })) ?? kept;
   }
-  await deps.totals.setSuspicious(pk, suspicious, at);
+  await deps.totals.setSuspicious(pk, kept.suspicious, kept.at.getTime());
 }
 
 const TWO_32 = 2 ** 32;
@@ -248,7 +254,8 @@ export class SuspiciousChecker {
       const res = this.opts.post
         ? await this.http.post('api/v1/influencers/is_suspicious', { json: { pk, username: totals.username, followerCount: totals.followerCount, followingCount: totals.followingCount } })
         : await this.http.get(`api/v1/influencers/${pk}/is_suspicious`);
-      const text = await res.text();
+      const text = await readBodyUpTo(res);
+      if (text === null) return { kind: 'error', error: 'invalid_payload' };
       try { body = JSON.parse(text); } catch { return { kind: 'error', error: 'malformed_json' }; }
     } catch (err) {
       if (this.abort.signal.aborted) return { kind: 'aborted' };
@@ -269,7 +276,7 @@ export class SuspiciousChecker {
   private async httpFailure(err: HTTPError): Promise<Outcome> {
     const status = err.response.status;
     if (status === 400 || status === 404 || status === 500) {
-      const text = await err.response.text().catch(() => '');
+      const text = (await readBodyUpTo(err.response).catch(() => null)) ?? '';
       try {
         if ((JSON.parse(text) as { error?: { name?: string } }).error?.name === NOT_FOUND) return { kind: 'not_found' };
       } catch { /* not the not-found body */ }

@@ -3,13 +3,12 @@ import { memberIndexKey } from '../lib/membership.js';
 import t from 'tap';
 import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
-import { startApi, type ApiServer } from '../lib/api.js';
+import { startApi, type ApiLimits, type ApiServer } from '../lib/api.js';
 import { nodeKey, viewHash } from '../lib/card.js';
 import { loadConfig } from '../lib/config.js';
-import { ClusterLock } from '../lib/locks.js';
 import { createLogger } from '../lib/log.js';
 import { connectMongo, createMongo } from '../lib/mongo.js';
-import { ratio } from '../lib/read.js';
+import { MAX_POINTS, ratio } from '../lib/read.js';
 import { connectRedis, createRedis } from '../lib/redis.js';
 import { readStatus } from '../lib/status.js';
 import { loadLayout } from '../lib/storage/layout.js';
@@ -26,7 +25,18 @@ const log = createLogger('silent');
 const MIN = 60_000;
 const HOUR = 3_600_000;
 
-async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<{ svc: Services; redis: Redis; db: Db; write: (samples: Sample[]) => Promise<PendingBatch>; api: ApiServer; get: (path: string) => Promise<{ status: number; headers: Headers; body: any }>; mongoCommands: string[] }> {
+interface Setup {
+  svc: Services;
+  redis: Redis;
+  db: Db;
+  write: (samples: Sample[]) => Promise<PendingBatch>;
+  api: ApiServer;
+  get: (path: string) => Promise<{ status: number; headers: Headers; body: any }>;
+  mongoCommands: string[];
+}
+
+/** The API over fresh servers, with `env` added to its settings and `limits` to its options. */
+async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], env: Record<string, string> = {}, limits: ApiLimits = {}): Promise<Setup> {
   const svc = await services(t);
   const redis = createRedis(svc.redisUrl, log, 'api-test');
   await connectRedis(redis, svc.redisUrl, log);
@@ -36,11 +46,11 @@ async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<{ 
   mongo.monitorCommands = true;
   mongo.on('commandStarted', (e) => mongoCommands.push(e.commandName));
   const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
-  const config = loadConfig({}, { CLUSTER: svc.cluster, MONGO_DB: svc.mongoDb, PK_MIN: '1000000', PK_MAX: '1000999' });
+  const config = loadConfig({}, { CLUSTER: svc.cluster, MONGO_DB: svc.mongoDb, PK_MIN: '1000000', PK_MAX: '1000999', ...env });
   // a layout begun three days ago: the tests write history that old
   const layout = await loadLayout(db, config, Date.now() - 3 * 86_400_000);
   await startTotals(redis, db, layout, svc.cluster);
-  const api = await startApi({ config, redis, reader: new TimelineReader(redis, db, layout, svc.cluster), log }, { host: '127.0.0.1', port: 0 });
+  const api = await startApi({ config, redis, reader: new TimelineReader(redis, db, layout, svc.cluster), log }, { host: '127.0.0.1', port: 0, ...limits });
   t.teardown(async () => { await api.close(); redis.disconnect(); await mongo.close(); });
   const get = async (path: string) => {
     const res = await fetch(`${api.url}${path}`);
@@ -178,6 +188,8 @@ t.test('routes', async (t) => {
       [`/api/influencers/${A}/timeline?from=`, /^from="" is not valid/],
       [`/api/influencers/${A}/timeline?from=2026-01-02T00:00Z&to=2026-01-01T00:00Z`, /^from is after to: 2026-01-02T00:00:00.000Z > 2026-01-01T00:00:00.000Z$/],
       [`/api/influencers/${A}/timeline?from=2026-01-01T00:00Z&to=2026-03-01T00:00Z`, /^range of 59 days is too long: at most 31 days$/],
+      [`/api/influencers/${A}/timeline?to=99999999999999999`, /^to="99999999999999999" is not valid: expected a time from/],
+      [`/api/influencers/${A}/timeline?from=8640000000000000&to=8640000000000001`, /^to="8640000000000001" is not valid/],
       ['/api/influencers?limit=1001', /^limit="1001" is not valid: expected an integer from 1 to 1000$/],
       ['/api/influencers?limit=0', /^limit="0" is not valid/],
       ['/api/influencers?limit=ten', /^limit="ten" is not valid/],
@@ -260,4 +272,55 @@ t.test('growth index: latest minus previous count, replay-safe, late samples ign
   t.same(await growthOf(), [-300], 'the viewers of one second share one read of a top list');
   await new Promise((r) => setTimeout(r, 1100));
   t.equal((await growthOf()).length, 2, 'and see the change a second later');
+});
+
+t.test('read bounds: top lists shared per sort, a cap on requests at once, timelines of bounded size', async (t) => {
+  const { redis, write, get, api } = await setup(t, { INTERVAL_MS: '1000' }, { maxInFlight: 2, maxQueued: 1 });
+  const now = Math.floor(Date.now() / HOUR) * HOUR;
+  const A = 1_000_042;
+  const samples: Sample[] = [];
+  for (let pk = 1_000_000; pk < 1_000_060; pk++) samples.push(s(pk, now - 2 * 86_400_000, 1000 + pk % 100, 10));
+  // A: a point every ten minutes over the last two days
+  for (let at = now - 2 * 86_400_000; at <= now; at += 10 * MIN) samples.push(s(A, at, 5000 + (at / MIN) % 100, 100));
+  await write(samples);
+
+  t.test('top lists: one read per sort serves every limit asked within a second', async (t) => {
+    const stats = async (): Promise<string> => redis.info('commandstats');
+    const calls = async (): Promise<number> => Number(/cmdstat_zrevrange:calls=(\d+)/.exec(await stats())?.[1] ?? 0);
+    const before = await calls();
+    const lists: number[][] = [];
+    for (let limit = 50; limit >= 1; limit--) {
+      const r = await get(`/api/influencers?limit=${limit}`);
+      lists.push(r.body.influencers.map((x: { pk: number }) => x.pk));
+    }
+    const reads = (await calls()) - before;
+    t.ok(reads <= 5, `${reads} reads of the followers list for 50 limits (one per second at most, not one per limit)`);
+    t.same(lists[49], lists[0].slice(0, 1), 'a smaller limit is the head of the larger list');
+    t.equal(lists[0].length, 50);
+  });
+
+  t.test('more requests at once than the cap: the queue\'s worth wait, the rest get 503 with Retry-After', async (t) => {
+    await redis.call('CLIENT', 'PAUSE', '1500', 'ALL'); // every read of the API hangs until then
+    const answers = await Promise.all(Array.from({ length: 6 }, () => fetch(`${api.url}/api/influencers/${A}`)));
+    const codes = answers.map((r) => r.status).sort();
+    t.same(codes, [200, 200, 200, 503, 503, 503], '2 running + 1 queued answered, 3 refused');
+    const refused = answers.find((r) => r.status === 503)!;
+    t.equal(refused.headers.get('retry-after'), '1');
+    t.match(await refused.json(), { error: /^too many requests at once/ });
+    t.equal((await get(`/api/influencers/${A}`)).status, 200, 'and answered again once they are done');
+  });
+
+  t.test('timelines: at most MAX_POINTS points one per interval; longer ranges one per bucket', async (t) => {
+    const hours = Math.floor(MAX_POINTS / 3600);
+    const interval = await get(`/api/influencers/${A}/timeline?from=${now - hours * HOUR}&to=${now}`);
+    t.equal(interval.body.resolution, 'interval', `${hours} h at INTERVAL_MS=1000 is ≤ ${MAX_POINTS} points: one per interval`);
+    const day = await get(`/api/influencers/${A}/timeline?from=${now - 86_400_000}&to=${now}`);
+    t.equal(day.body.resolution, 'bucket', 'a day at INTERVAL_MS=1000 (86,400 intervals) is answered per bucket (an hour)');
+    t.equal(day.body.points.length, 24);
+    const two = await get(`/api/influencers/${A}/timeline?from=${now - 2 * 86_400_000 + 30 * MIN}&to=${now}`);
+    t.equal(two.body.points.length, 48, 'two days (the first hour in part): 48 hours');
+    t.same(two.body.points.map((p: { samples: number }) => p.samples), [3, ...Array(47).fill(6)], 'every point once, in its hour');
+    const second = Array.from({ length: 6 }, (_, i) => 5000 + ((now - 2 * 86_400_000 + HOUR + i * 10 * MIN) / MIN) % 100);
+    t.match(two.body.points[1], { minFollowers: Math.min(...second), maxFollowers: Math.max(...second) }, 'aggregated as before');
+  });
 });

@@ -51,6 +51,18 @@ t.test('client: not found, retries, Retry-After, timeouts', async (t) => {
   t.match(await timing.fetch(1_000_001, Date.now() + 5000), { kind: 'failed', error: 'timeout', attempts: 2 });
 });
 
+t.test('client: no retry once the deadline has passed during the backoff (the process was paused)', async (t) => {
+  const failing = await startMock({ port: 0, count: 10, seed: 4, errorRate: 1, suspiciousDelayScale: 0 });
+  t.teardown(() => failing.close());
+  // the clock reads 0 when the backoff is chosen, then 20 s later, as after a SIGSTOP in the sleep
+  let reads = 0;
+  const client = new MockstagramClient(failing.url, { connections: 1, timeoutMs: 300, now: () => (reads++ === 0 ? 0 : 20_000) });
+  t.teardown(() => client.close());
+  const errors: string[] = [];
+  t.match(await client.fetch(1_000_001, 10_000, (k) => errors.push(k)), { kind: 'failed', error: 'http_5xx' });
+  t.same(errors, ['http_5xx'], 'one attempt: a retry now would fetch a value for an interval already over');
+});
+
 t.test('client: an answer far larger than an influencer is refused unread, and the pool keeps working', async (t) => {
   const huge = JSON.stringify({ pk: 7, username: 'x'.repeat(200_000), followerCount: 1, followingCount: 1 });
   const server = createServer((req, res) => {

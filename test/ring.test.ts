@@ -1,6 +1,6 @@
 import t from 'tap';
 import crypto from 'node:crypto';
-import { MAX_MEMBERS, Ring, VNODES_PER_WEIGHT, normalizeMembers, type RingMember } from '../lib/ring.js';
+import { MAX_RING_POINTS, MAX_WEIGHT, Ring, VNODES_PER_WEIGHT, type RingMember } from '../lib/ring.js';
 import { PkUniverse, hashPk } from '../lib/pk-universe.js';
 import { ownedCounts, sweep } from '../lib/ownership.js';
 
@@ -89,11 +89,12 @@ t.test('hashOf is hashring hashValue = the universe hash; empty ring owns nothin
 
 t.test('bad member lists are refused with a clear error', async (t) => {
   t.throws(() => new Ring(equal(['a', 'b', 'a'])), /duplicate member id "a"/);
-  t.throws(() => new Ring([{ id: 'a', weight: 0 }]), /weight must be a number >= 0.1/);
-  t.throws(() => new Ring([{ id: 'a', weight: Number.NaN }]), /weight/);
+  t.throws(() => new Ring([{ id: 'a', weight: 0 }]), /^member a: weight must be a number from 0.1 to 16, got 0$/);
+  t.throws(() => new Ring([{ id: 'a', weight: 0.05 }]), /weight must be a number from 0.1 to 16/);
+  t.throws(() => new Ring([{ id: 'a', weight: 1000 }]), /weight must be a number from 0.1 to 16, got 1000/);
+  t.throws(() => new Ring([{ id: 'a', weight: Number.NaN }]), /got NaN/);
   t.throws(() => new Ring([{ id: '', weight: 1 }]), /non-empty string/);
   t.throws(() => new Ring(equal(['a']), { vnodesPerWeight: 0 }), /vnodesPerWeight/);
-  t.throws(() => normalizeMembers(equal(Array.from({ length: MAX_MEMBERS + 1 }, (_, i) => `n${i}`))), /at most/);
   t.throws(() => new PkUniverse(0, 2 ** 21), /at most 2097152/);
   t.throws(() => new PkUniverse(5, 4), /empty/);
   t.throws(() => new PkUniverse(1.5, 4), /32-bit integers/);
@@ -104,6 +105,18 @@ t.test('bad member lists are refused with a clear error', async (t) => {
   t.ok(ring.has('a'));
   t.notOk(ring.has('c'));
   t.equal(ring.indexOf('c'), -1);
+});
+
+t.test('at most MAX_RING_POINTS points: the heaviest members, then the greatest ids, are left off', async (t) => {
+  const many = equal(seqIds(200));
+  const ring = new Ring([...many, { id: 'heavy', weight: MAX_WEIGHT }]);
+  t.ok(ring.points.length <= MAX_RING_POINTS, `${ring.points.length} points`);
+  t.equal(ring.left[0]?.id, 'heavy', 'the heaviest is left off first');
+  const kept = MAX_RING_POINTS / (4 * VNODES_PER_WEIGHT);
+  t.equal(ring.size, kept, `${kept} members of weight 1 fill it`);
+  t.same(ring.ids, many.map((m) => m.id).sort().slice(0, kept), 'the members with the smallest ids stay');
+  t.same(new Ring([...many].reverse()).ids, ring.ids, 'whatever the order they are given in');
+  t.same(new Ring(equal(seqIds(3))).left, [], 'a ring of a few members leaves nobody off');
 });
 
 t.test('2..32 equal members: every share within ±10 % of fair', async (t) => {

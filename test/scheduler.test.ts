@@ -1,28 +1,45 @@
 // A pk handed over just after an interval began: the last owner may have let it go before its slot
 // in the interval that just ended (it saw the new member first, or its clock is behind). The new
-// owner fetches that interval too when the slot passed less than catchUpMs ago.
+// owner fetches that interval too when the slot passed less than catchUpMs ago. A node paused across
+// intervals fetches nothing past its deadline, and a pk lost while queued is left to its new owner.
 import t from 'tap';
 import { Scheduler, type Fetcher } from '../lib/scheduler.js';
+import type { FetchResult } from '../lib/source.js';
 import type { Sample } from '../lib/store.js';
 
 const TWO_32 = 2 ** 32;
 const I = 10_000;
 
-/**
- * A scheduler at 20,500 ms (0.5 s into the interval [20,000, 30,000)) that `own` hands pks to;
- * returns the (pk, interval) pairs it stored, sorted.
- */
-async function caughtUp(catchUpMs: number | undefined, own: (scheduler: Scheduler) => void): Promise<Array<[number, number]>> {
+const answer = (pk: number): FetchResult => ({
+  kind: 'ok', attempts: 1, influencer: { pk, username: `u${pk}`, followerCount: 1, followingCount: 1 },
+});
+
+/** A scheduler on a clock the test moves (starting at 20,500 ms: 0.5 s into [20,000, 30,000)). */
+function onClock(opts: { catchUpMs?: number; concurrency?: number; fetch?: Fetcher['fetch'] } = {}) {
+  const clock = { now: 20_500 };
   const fetcher: Fetcher = {
-    fetch: async (pk) => ({ kind: 'ok', attempts: 1, influencer: { pk, username: `u${pk}`, followerCount: 1, followingCount: 1 } }),
+    fetch: opts.fetch ?? (async (pk) => answer(pk)),
   };
   const stored: Array<[number, number]> = [];
-  const scheduler = new Scheduler(fetcher, (s: Sample) => stored.push([s.pk, s.at]), { intervalMs: I, concurrency: 8, now: () => 20_500, catchUpMs });
+  const scheduler = new Scheduler(fetcher, (s: Sample) => stored.push([s.pk, s.at]), {
+    intervalMs: I, concurrency: opts.concurrency ?? 8, now: () => clock.now, catchUpMs: opts.catchUpMs,
+  });
   scheduler.start();
+  /** lets the scheduler's timers run, then returns what it stored, sorted */
+  const settle = async (): Promise<Array<[number, number]>> => {
+    await new Promise((r) => setTimeout(r, 100));
+    return stored.slice().sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  };
+  return { scheduler, clock, settle };
+}
+
+/** The (pk, interval) pairs a scheduler at 20,500 ms stores once `own` hands it pks, sorted. */
+async function caughtUp(catchUpMs: number | undefined, own: (scheduler: Scheduler) => void): Promise<Array<[number, number]>> {
+  const { scheduler, settle } = onClock({ catchUpMs });
   own(scheduler);
-  await new Promise((r) => setTimeout(r, 100));
+  const stored = await settle();
   await scheduler.stop();
-  return stored.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  return stored;
 }
 
 // slots at 1 %, 20 % and 90 % of the interval
@@ -44,4 +61,49 @@ t.test('the default catch-up is min(interval, 5 s), and pks already owned are no
 
 t.test('catchUpMs 0: only the current interval is caught up', async (t) => {
   t.same(await caughtUp(0, (s) => s.setOwned(owned, owned.pks)), [[1, 20_000]]);
+});
+
+t.test('paused across intervals: what is past its next slot is missed, never fetched stale', async (t) => {
+  const { scheduler, clock, settle } = onClock();
+  scheduler.setOwned(owned);
+  t.same(await settle(), [[1, 20_000]], 'pk 1 at its slot (20,100)');
+  // SIGSTOP, a long GC or the clock stepped forward: the next look is five intervals later
+  clock.now = 70_500;
+  t.same(await settle(), [
+    [1, 20_000],
+    [1, 70_000], // its slot (70,100) has passed in this interval
+    [2, 60_000], // slots of the interval before (62,000 and 69,000) whose next (72,000, 79,000) has not come
+    [3, 60_000],
+  ], 'nothing stamped 20,000 is fetched at 70,500');
+  // pks 2 and 3 in 20,000; all three in 30,000, 40,000, 50,000; pk 1 in 60,000 (its 70,100 passed)
+  t.equal(scheduler.stats().missed, 2 + 9 + 1, 'every skipped owned pk-interval is missed');
+  await scheduler.stop();
+});
+
+t.test('a late pk is fetched until its slot in the next interval, then missed', async (t) => {
+  const { scheduler, clock, settle } = onClock({ catchUpMs: 0 });
+  scheduler.setOwned(owned);
+  await settle();
+  clock.now = 30_050; // past 30,000 by less than pk 1's offset (100 ms): 2 and 3 are late, not stale
+  t.same(await settle(), [[1, 20_000], [2, 20_000], [3, 20_000]]);
+  t.equal(scheduler.stats().missed, 0);
+  await scheduler.stop();
+});
+
+t.test('a pk lost while waiting in the late queue is not fetched', async (t) => {
+  const release: Array<() => void> = [];
+  const { scheduler, clock, settle } = onClock({
+    catchUpMs: 5000,
+    concurrency: 1,
+    fetch: (pk) => new Promise((resolve) => release.push(() => resolve(answer(pk)))),
+  });
+  clock.now = 22_500;
+  scheduler.setOwned({ pks: owned.pks.slice(1), hashes: owned.hashes.slice(1) }); // pk 2 due: fetched, held
+  await settle();
+  scheduler.setOwned(owned, [1]); // gained after its slot (20,100): queued late behind pk 2
+  await settle();
+  scheduler.setOwned({ pks: owned.pks.slice(1), hashes: owned.hashes.slice(1) }); // and lost to a joining node
+  while (release.length > 0) { release.shift()!(); await settle(); }
+  t.same(await settle(), [[2, 20_000]], 'pk 1 is left to its new owner');
+  await scheduler.stop();
 });

@@ -40,3 +40,19 @@ t.test('SIGTERM while still waiting for servers exits 0 at once', async (t) => {
   node.kill('SIGTERM');
   t.equal(await waitExit(node, 15_000), 0);
 });
+
+t.test('a password in a server URL is never logged', async (t) => {
+  const svc = await services(t);
+  const withPassword = (url: string): string => url.replace('://', '://user:hunter2@');
+  const node = spawnCli(['start'], {
+    REDIS_URL: svc.redisUrl, MONGO_URL: svc.mongoUrl, MONGO_DB: svc.mongoDb, CLUSTER: svc.cluster, NODE_ID: 'masked',
+    MOCKSTAGRAM_URL: withPassword('http://127.0.0.1:9'), PK_MIN: '1', PK_MAX: '5', INTERVAL_MS: '2000', HEARTBEAT_TTL_MS: '1500',
+    SUSPICIOUS_INTERVAL_MS: '0', LOG_LEVEL: 'info',
+  });
+  t.teardown(() => { if (node.exitCode === null) node.kill('SIGKILL'); });
+  await until(() => /node active/.test(node.output()), 30_000, 'the node active');
+  node.kill('SIGTERM');
+  t.equal(await waitExit(node), 0);
+  t.match(node.output(), /"mockstagram":"http:\/\/user:\*\*\*@127\.0\.0\.1:9"/, 'MOCKSTAGRAM_URL shown masked');
+  t.notMatch(node.output(), /hunter2/, 'the password nowhere in the log');
+});

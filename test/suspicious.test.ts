@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { createLogger } from '../lib/log.js';
 import type { Collection } from 'mongodb';
 import { collections, type SuspiciousDoc } from '../lib/store.js';
-import { SuspiciousChecker, type SuspiciousStats } from '../lib/suspicious.js';
+import { storeSuspicious, SuspiciousChecker, type SuspiciousStats } from '../lib/suspicious.js';
 import type { InfluencerTotals } from '../lib/totals.js';
 import { checkStore, intervalStart, range, sleep, startCluster, until, PK_MIN } from './helpers/cluster.js';
 import { connected } from './helpers/servers.js';
@@ -121,6 +121,44 @@ t.test('each owned pk is checked and its flag stored; failures are counted, not 
   const failingTries = mock.seen.filter((r) => r.url.includes(String(FAILING))).length;
   t.ok(failingTries >= 3 && failingTries <= 3 * periods, `a failing pk is tried at most maxTries times per period (${failingTries} in ${periods} periods)`);
   t.equal(s.inFlight, 0);
+});
+
+t.test('a second answer in a period keeps the first, in MongoDB and next to the totals', async (t) => {
+  const answers = await answersOf(t);
+  const totals = fakeTotals();
+  await storeSuspicious({ answers, totals }, PK_MIN, true, 1000, 0);
+  // another try in the same period (a retry, or a node that took the pk over) hears otherwise
+  await storeSuspicious({ answers, totals }, PK_MIN, false, 2000, 0);
+  t.same((await latestAnswers(answers)).get(PK_MIN), { suspicious: true, at: 1000 }, 'MongoDB keeps the first');
+  t.same(totals.flags.get(PK_MIN), { suspicious: true, at: 1000 }, 'and so does its copy next to the totals');
+  // the copy failed after the insert: the retry copies what MongoDB kept
+  let fail = true;
+  const flaky = { ...totals, setSuspicious: async (pk: number, suspicious: boolean, at: number) => {
+    if (fail) { fail = false; throw new Error('Redis down'); }
+    await totals.setSuspicious(pk, suspicious, at);
+  } };
+  await t.rejects(storeSuspicious({ answers, totals: flaky }, PK_MIN + 1, true, 3000, 0), /Redis down/);
+  await storeSuspicious({ answers, totals: flaky }, PK_MIN + 1, false, 4000, 0);
+  t.same(totals.flags.get(PK_MIN + 1), { suspicious: true, at: 3000 }, 'a retry copies the stored answer');
+});
+
+t.test('an is_suspicious answer far larger than one is refused unread', async (t) => {
+  const answers = await answersOf(t);
+  const totals = fakeTotals();
+  const mock = await recordingServer(t, 0, (pk) => (pk === PK_MIN
+    ? [200, JSON.stringify({ pk, suspicious: true, padding: 'x'.repeat(1_000_000) })]
+    : [503, JSON.stringify({ error: { name: 'x'.repeat(1_000_000) } })]));
+  const checker = new SuspiciousChecker(
+    { mockstagramUrl: mock.url, intervalMs: 1000, concurrency: 2, timeoutMs: 5000, post: false, retryMs: 50, maxTries: 2 },
+    { owned: () => owned([PK_MIN, PK_MIN + 1]), answers, totals, log },
+  );
+  checker.start();
+  t.teardown(() => checker.stop());
+  await until(() => (checker.stats().errors.invalid_payload ?? 0) >= 1 && (checker.stats().errors.http_5xx ?? 0) >= 1, 30_000, 'both answered');
+  await checker.stop();
+  t.equal(checker.stats().checked, 0, 'nothing checked');
+  t.same([...(await latestAnswers(answers)).keys()], [], 'nothing stored');
+  t.same([...totals.flags.keys()], [], 'nothing next to the totals');
 });
 
 t.test('SUSPICIOUS_POST: the older POST form with the latest counts as body', async (t) => {

@@ -64,7 +64,8 @@ export function renderStatus(s: ClusterStatus): string {
     ...rows.map(line),
     '',
     `members ${sum.members} (${sum.active} active)  balance ${sum.balance ?? '-'} (max/mean owned)  ring view ${sum.ringView} ${sum.viewsAgree ? '(all agree)' : '(members DISAGREE: a change is propagating)'}`,
-    `unhealthy: ${sum.unhealthy.length ? sum.unhealthy.join(', ') : 'none'}${sum.unreadable.length ? `  unreadable: ${sum.unreadable.join(', ')}` : ''}`,
+    `unhealthy: ${sum.unhealthy.length ? sum.unhealthy.join(', ') : 'none'}${sum.unreadable.length ? `  unreadable: ${sum.unreadable.join(', ')}` : ''}`
+      + (sum.offRing.length ? `  off the ring (full): ${sum.offRing.join(', ')}` : ''),
     '',
   ].join('\n');
 }
