@@ -11,8 +11,8 @@ export interface Unreachable {
 }
 
 const HINTS = {
-  Redis: 'start one, e.g. `apt-get install redis-server` (then `redis-server --daemonize yes`), or set REDIS_URL',
-  MongoDB: 'start MongoDB 5+ or FerretDB 1.24 (`bash .ci/build-ferretdb.sh`, then `~/go/bin/ferretdb --handler=sqlite --sqlite-url=file:/tmp/fdb/ --telemetry=disable`), or set MONGO_URL',
+  Redis: 'start one (`influencer-node setup` installs redis-server; then `redis-server --daemonize yes`), or set REDIS_URL',
+  MongoDB: 'start MongoDB 5+ or FerretDB 1.24 (`influencer-node setup` builds FerretDB), or set MONGO_URL',
 } as const;
 
 /** Tries Redis and MongoDB once each (in parallel, `timeoutMs` each); resolves to the ones that did not answer. */

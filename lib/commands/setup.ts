@@ -1,0 +1,17 @@
+import { describe, ensureServers, survey } from '../embedded/setup.js';
+
+/**
+ * `influencer-node setup [--check]`: finds redis-server and FerretDB, and installs the missing ones
+ * (apt-get as root, a Go build into the cache); `--check` only reports. Exit 0 when both are there.
+ */
+export async function setupCommand(_config: unknown, opts: Record<string, unknown>): Promise<number> {
+  const out = (text: string): void => { process.stdout.write(text); };
+  if (opts.check) {
+    const found = await survey();
+    for (const s of found) out(`${describe(s, 'check')}\n`);
+    return found.every((s) => s.lookup.found) ? 0 : 1;
+  }
+  const { installed } = await ensureServers(out);
+  if (installed.length === 0) out('nothing to install\n');
+  return 0;
+}
