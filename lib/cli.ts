@@ -122,7 +122,7 @@ Routes: GET /api/influencers/:pk, /api/influencers/:pk/timeline?from&to, /api/in
     .action(run(async () => (await import('./commands/serve.js')).serveCommand));
 
   configOptions(program.command('demo'))
-    .description('run a whole cluster on this machine: the mock, N nodes and the dashboard (needs Redis and MongoDB)')
+    .description('run a whole cluster on this machine: the mock, N nodes, the dashboard, and Redis and FerretDB if none is set')
     .option('--nodes <n>', 'number of nodes (child processes)', '3')
     .option('--pks <n>', 'number of influencers, from PK_MIN', '10000')
     .option('--port <n>', 'dashboard port', '8080')
@@ -132,9 +132,12 @@ Routes: GET /api/influencers/:pk, /api/influencers/:pk/timeline?from&to, /api/in
 Examples:
   $ influencer-node demo                                   # 3 nodes, 10,000 pks, one sample a minute
   $ influencer-node demo --nodes 2 --pks 500 --interval-ms 2000
+  $ influencer-node demo --data-dir /tmp/demo              # its servers' data there, not in ~/.local/share
   $ REDIS_URL=redis://10.0.0.5:6379 influencer-node demo --port 9090
 
-Ctrl-C stops the nodes (they flush every sample), then the dashboard, then the mock.`)
+Without REDIS_URL / MONGO_URL, and with nothing answering at their default addresses, it starts its
+own redis-server and FerretDB (installing them first if they are missing, as \`setup\` does).
+Ctrl-C stops the nodes (they flush every sample), then the dashboard, the mock, and the servers it started.`)
     .action(run(async () => (await import('./commands/demo.js')).demoCommand));
 
   configOptions(program.command('setup'))

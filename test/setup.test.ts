@@ -24,6 +24,7 @@ t.test('servers found on PATH: --check says where, setup has nothing to do', asy
   t.equal(check.code, 0, 'exit 0: both there');
   t.match(check.stdout, new RegExp(`^redis-server +\\d+\\.\\d+\\.\\d+ +${box.root}/bin/redis-server$`, 'm'));
   t.match(check.stdout, new RegExp(`^ferretdb +v1\\.24\\.\\d+ +${box.root}/bin/ferretdb$`, 'm'));
+  t.match(check.stdout, new RegExp(`^data +${box.root}/data/influencer-node `, 'm'), 'the data directory, from XDG_DATA_HOME');
   const setup = await runCli(['setup'], box.env);
   t.equal(setup.code, 0);
   t.match(setup.stdout, /^nothing to install$/m);
