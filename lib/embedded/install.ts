@@ -89,16 +89,17 @@ export async function installFerret(write: Write, env: Env = process.env): Promi
 /** Runs scripts/build-ferretdb.sh, one progress line per "step: " line it prints. */
 async function build(target: string, write: Write, env: Env): Promise<void> {
   const script = join(PACKAGE_ROOT, 'scripts', 'build-ferretdb.sh');
-  let open: { label: string; started: number } | undefined;
+  // when the step on the current line started: its time ends the line
+  let started: number | undefined;
   const close = (how: string): void => {
-    if (open) write(`${how} ${seconds(Date.now() - open.started)}\n`);
-    open = undefined;
+    if (started !== undefined) write(`${how} ${seconds(Date.now() - started)}\n`);
+    started = undefined;
   };
   const { ok, status, tail } = await run('bash', [script, FERRET_VERSION, target], env, (line) => {
     const label = /^step: (.*)/.exec(line)?.[1];
     if (!label) return;
     close('');
-    open = { label, started: Date.now() };
+    started = Date.now();
     write(`  ${label} …`);
   });
   if (ok) return close('');
