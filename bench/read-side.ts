@@ -16,7 +16,7 @@ import { autocannon, randomPkRequests, type AutocannonRequest } from './autocann
 import { BenchCluster, PK_MIN, type Infra } from './cluster.js';
 import { bottleneck } from './measure.js';
 import { cpuBetween, round, snapshot } from './proc.js';
-import { freePort, stopChild, waitForPort } from './services.js';
+import { freePort, stopChild, waitForChild } from './services.js';
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
@@ -89,7 +89,7 @@ export async function readSide(infra: Infra, o: ReadSideOptions, progress: (line
     const port = await freePort();
     const serve = c.spawn('serve', ['serve', '--host', '127.0.0.1', '--port', String(port)]);
     const seed = await seedState(c, end, timelinePks, progress);
-    await waitForPort(port, serve.child, 'serve');
+    await waitForChild(port, serve.child, 'serve');
     const url = `http://127.0.0.1:${port}`;
     const hour = `?from=${end - HOUR}&to=${end}`;
     const fixed = (path: string): AutocannonRequest[] => [{ method: 'GET', path }];

@@ -1,15 +1,20 @@
 // The servers a benchmark run needs, each a child process on a free port: redis-server (no
-// persistence), FerretDB (SQLite in a temp dir) and the bundled Mockstagram mock. Every child
-// spawned through `track` is SIGKILLed by `killAll`, which run.ts calls on exit and on Ctrl-C.
-import { spawn, execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+// persistence) and FerretDB (SQLite in a temp dir), found or installed and started by the
+// product's own code (lib/embedded), and the bundled Mockstagram mock. Every child is SIGKILLed by
+// `killAll`, which run.ts calls on exit and on Ctrl-C.
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { launch } from '../lib/embedded/launch.js';
+import { ensureServers, type Servers } from '../lib/embedded/setup.js';
+import { OutputTail } from '../lib/embedded/tail.js';
+import { freePort, waitForPort } from '../lib/ports.js';
+import { PACKAGE_ROOT } from '../lib/version.js';
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const ROOT = PACKAGE_ROOT;
 export const BIN = join(ROOT, 'bin', 'influencer-node.js');
+export { freePort };
 
 const children = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
@@ -17,11 +22,10 @@ const tempDirs = new Set<string>();
 /** Spawns a child that `killAll` will kill; its stderr is kept (last 4 kB) for error messages. */
 export function track(command: string, args: string[], opts: SpawnOptions = {}): ChildProcess & { tail: () => string } {
   const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], ...opts });
-  let tail = '';
-  child.stderr?.on('data', (d: Buffer) => { tail = (tail + d.toString()).slice(-4096); });
+  const tail = new OutputTail().follow(child.stderr);
   children.add(child);
   child.once('exit', () => children.delete(child));
-  return Object.assign(child, { tail: () => tail });
+  return Object.assign(child, { tail: () => tail.toString() });
 }
 
 export function isRunning(child: ChildProcess): boolean {
@@ -53,83 +57,32 @@ export function tempDir(prefix: string): string {
   return dir;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
+/** Resolves once `child` listens on `port`; throws with the end of its stderr if it exits first. */
+export function waitForChild(port: number, child: ChildProcess & { tail: () => string }, what: string, timeoutMs = 20_000): Promise<void> {
+  const gone = (): string | undefined => (isRunning(child) ? undefined
+    : `${what} exited (code ${child.exitCode ?? child.signalCode}) before listening: ${child.tail().trim().slice(-500)}`);
+  return waitForPort(port, timeoutMs, gone);
 }
 
-export async function waitForPort(port: number, child: ChildProcess & { tail: () => string }, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (!isRunning(child)) throw new Error(`${what} exited (code ${child.exitCode ?? child.signalCode}) before listening: ${child.tail().trim().slice(-500)}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const sock = connect(port, '127.0.0.1');
-      sock.once('connect', () => { sock.destroy(); resolve(true); });
-      sock.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${what} is not listening on port ${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export interface Service { name: string; url: string; child: ChildProcess }
 
-function findBinary(name: string, candidates: string[], hint: string): string {
-  for (const c of candidates) if (existsSync(c)) return c;
-  try {
-    return execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim();
-  } catch {
-    throw new Error(`${name} not found: ${hint}`);
-  }
-}
-
-function ferretCandidates(): string[] {
-  try {
-    return [join(execFileSync('go', ['env', 'GOPATH'], { encoding: 'utf8' }).trim(), 'bin', 'ferretdb')];
-  } catch {
-    return [];
-  }
-}
-
-export interface Service { name: string; url: string; child: ChildProcess & { tail: () => string } }
-
-/** Debian's redis-server on `port`, without persistence (shared by the benchmark and the tests). */
-export function redisCommand(port: number, dir: string): { bin: string; args: string[] } {
-  const bin = findBinary('redis-server', ['/usr/bin/redis-server'], 'install it with `apt-get install redis-server`');
-  return { bin, args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir] };
-}
-
-/** FerretDB 1.24 with its SQLite backend in `dir` (shared by the benchmark and the tests). */
-export function ferretCommand(port: number, dir: string): { bin: string; args: string[] } {
-  const bin = findBinary('ferretdb', ferretCandidates(), 'build it with `bash .ci/build-ferretdb.sh` (FerretDB 1.24.2, needs Go)');
-  return {
-    bin,
-    args: ['--handler=sqlite', `--sqlite-url=file:${dir}/`, `--listen-addr=127.0.0.1:${port}`,
-      '--telemetry=disable', '--debug-addr=-', `--state-dir=${dir}`, '--log-level=error'],
-  };
-}
+let binaries: Promise<Servers> | undefined;
 
 export function startRedis(): Promise<Service> {
-  return startServer('redis', 'redis-server', 'redis', redisCommand);
+  return startServer('redis');
 }
 
 export function startFerret(): Promise<Service> {
-  return startServer('ferretdb', 'ferretdb', 'mongodb', ferretCommand);
+  return startServer('ferret');
 }
 
-/** A server on a free port with its data in a temp dir, once it listens. */
-async function startServer(name: string, what: string, scheme: string, command: (port: number, dir: string) => { bin: string; args: string[] }): Promise<Service> {
-  const port = await freePort();
-  const { bin, args } = command(port, tempDir(`bench-${name}-`));
-  const child = track(bin, args);
-  await waitForPort(port, child, what);
-  return { name, url: `${scheme}://127.0.0.1:${port}`, child };
+/** A server on a free port with its data in a temp dir, once it listens; found or installed first (progress on stdout). */
+async function startServer(name: 'redis' | 'ferret'): Promise<Service> {
+  binaries ??= ensureServers((text) => { process.stdout.write(text); });
+  const binary = (await binaries)[name]!;
+  const server = await launch(binary, { port: await freePort(), dataDir: tempDir(`bench-${name}-`) });
+  children.add(server.child);
+  return { name: name === 'redis' ? 'redis' : 'ferretdb', url: server.url, child: server.child };
 }
 
 /** The mock as the CLI runs it, with no is_suspicious delay. */
@@ -139,6 +92,6 @@ export async function startMockProcess(pkMin: number, count: number): Promise<Se
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, PK_MIN: String(pkMin), LOG_LEVEL: 'warn' },
   });
-  await waitForPort(port, child, 'mock');
+  await waitForChild(port, child, 'mock');
   return { name: 'mock', url: `http://127.0.0.1:${port}`, child };
 }

@@ -1,6 +1,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import dotenv from 'dotenv';
 import { ConfigError, SETTINGS, loadConfig, type Config } from './config.js';
+import { FERRET_VERSION } from './embedded/binaries.js';
+import { SetupError } from './embedded/setup-error.js';
 import { VERSION } from './version.js';
 
 /** Exit codes, kept stable for scripts and systemd: see README "Exit codes". */
@@ -28,6 +30,7 @@ Examples:
   $ influencer-node show 1000042            # one influencer's counts and timeline
   $ influencer-node serve                   # the read API and the dashboard on :8080
   $ influencer-node demo                    # mock + 3 nodes + dashboard, all on this machine
+  $ influencer-node setup                   # install the redis-server and FerretDB demo and tests use
   $ influencer-node migrate                 # convert the timeline of an older version
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
@@ -132,7 +135,7 @@ of the new version running or not. Until it has run, reads of that data scan the
     .action(run(async () => (await import('./commands/migrate.js')).migrateCommand));
 
   configOptions(program.command('demo'))
-    .description('run a whole cluster on this machine: the mock, N nodes and the dashboard (needs Redis and MongoDB)')
+    .description('run a whole cluster on this machine: the mock, N nodes, the dashboard, and Redis and FerretDB if none is set')
     .option('--nodes <n>', 'number of nodes (child processes)', '3')
     .option('--pks <n>', 'number of influencers, from PK_MIN', '10000')
     .option('--port <n>', 'dashboard port', '8080')
@@ -142,10 +145,27 @@ of the new version running or not. Until it has run, reads of that data scan the
 Examples:
   $ influencer-node demo                                   # 3 nodes, 10,000 pks, one sample a minute
   $ influencer-node demo --nodes 2 --pks 500 --interval-ms 2000
+  $ influencer-node demo --data-dir /tmp/demo              # its servers' data there, not in ~/.local/share
   $ REDIS_URL=redis://10.0.0.5:6379 influencer-node demo --port 9090
 
-Ctrl-C stops the nodes (they flush every sample), then the dashboard, then the mock.`)
+Without REDIS_URL / MONGO_URL, and with nothing answering at their default addresses, it starts its
+own redis-server and FerretDB (installing them first if they are missing, as \`setup\` does).
+Ctrl-C stops the nodes (they flush every sample), then the dashboard, the mock, and the servers it started.`)
     .action(run(async () => (await import('./commands/demo.js')).demoCommand));
+
+  configOptions(program.command('setup'))
+    .description('find or install the redis-server and FerretDB that demo and the tests start (apt-get as root, a Go build)')
+    .option('--check', 'only report what is there: exit 0 when both are, 1 otherwise')
+    .addHelpText('after', `
+Examples:
+  $ influencer-node setup              # install what is missing; a second run does nothing
+  $ influencer-node setup --check      # report only
+
+redis-server: Debian's package, installed with apt-get when run as root (otherwise it prints the
+command to run). FerretDB ${FERRET_VERSION} (SQLite backend): built with the Go toolchain into
+$XDG_CACHE_HOME/influencer-node (default ~/.cache/influencer-node), a few minutes, once. A working
+ferretdb on PATH or in $GOPATH/bin is used as it is.`)
+    .action(run(async () => (await import('./commands/setup.js')).setupCommand));
 
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -155,6 +175,11 @@ Ctrl-C stops the nodes (they flush every sample), then the dashboard, then the m
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT.ok;
       if (err.code === 'commander.help') return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
       return EXIT.usage;
+    }
+    if (err instanceof SetupError) {
+      for (const line of err.lines) process.stderr.write(`influencer-node: ${line}\n`);
+      for (const line of err.tail) process.stderr.write(`  | ${line}\n`);
+      return EXIT.failure;
     }
     if (err instanceof ConfigError || err instanceof UsageError) {
       process.stderr.write(`influencer-node: ${err.message}\n`);

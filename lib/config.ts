@@ -1,4 +1,5 @@
-import { hostname } from 'node:os';
+import { homedir, hostname } from 'node:os';
+import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { bucketProblem } from './storage/layout.js';
@@ -8,13 +9,13 @@ export class ConfigError extends Error {
   readonly exitCode = 2;
 }
 
-type Kind = 'url' | 'int' | 'number' | 'name' | 'level' | 'host' | 'bool' | 'string';
+type Kind = 'url' | 'int' | 'number' | 'name' | 'level' | 'host' | 'bool' | 'string' | 'path';
 
 interface Setting {
   env: string;
   flag: string;
   kind: Kind;
-  def: () => string | undefined;
+  def: (env: NodeJS.ProcessEnv) => string | undefined;
   help: string;
   min?: number;
   max?: number;
@@ -57,6 +58,7 @@ export const SETTINGS = {
   suspiciousTimeoutMs: { env: 'SUSPICIOUS_TIMEOUT_MS', flag: 'suspicious-timeout-ms', kind: 'int', min: 10, def: () => '15000', help: 'timeout of one is_suspicious request' },
   suspiciousPost: { env: 'SUSPICIOUS_POST', flag: 'suspicious-post', kind: 'bool', def: () => 'false', help: 'use the older POST /api/v1/influencers/is_suspicious (body: the latest counts) instead of GET' },
   clockSkewMs: { env: 'CLOCK_SKEW_MS', flag: 'clock-skew-ms', kind: 'int', min: -3_600_000, max: 3_600_000, def: () => '0', help: 'test hook: offsets this node\'s clock by this many ms, as if its system clock were wrong (0 = off)' },
+  dataDir: { env: 'DATA_DIR', flag: 'data-dir', kind: 'path', def: defaultDataDir, help: 'where the servers `demo` starts itself keep their data (redis/, ferretdb/); default: $XDG_DATA_HOME/influencer-node, else ~/.local/share/influencer-node' },
   logLevel: { env: 'LOG_LEVEL', flag: 'log-level', kind: 'level', def: () => 'info', help: `log level: ${LEVELS.join(', ')}` },
 } satisfies Record<string, Setting>;
 
@@ -91,6 +93,7 @@ export interface Config {
   suspiciousTimeoutMs: number;
   suspiciousPost: boolean;
   clockSkewMs: number;
+  dataDir: string;
   logLevel: string;
 }
 
@@ -106,7 +109,7 @@ export function loadConfig(flags: Record<string, unknown> = {}, env: NodeJS.Proc
   const out: Record<string, unknown> = {};
   for (const [key, setting] of Object.entries(SETTINGS) as [SettingName, Setting][]) {
     const fromFlag = flags[key];
-    const raw = fromFlag !== undefined ? String(fromFlag) : env[setting.env] !== undefined && env[setting.env] !== '' ? env[setting.env] : setting.def();
+    const raw = fromFlag !== undefined ? String(fromFlag) : env[setting.env] !== undefined && env[setting.env] !== '' ? env[setting.env] : setting.def(env);
     const label = fromFlag !== undefined ? `--${setting.flag}` : setting.env;
     out[key] = parseSetting(label, String(raw), setting);
   }
@@ -120,6 +123,15 @@ export function loadConfig(flags: Record<string, unknown> = {}, env: NodeJS.Proc
     throw new ConfigError(`PK_MAX=${config.pkMax} makes ${config.pkMax - config.pkMin + 1} pks: at most ${MAX_UNIVERSE} pks (PK_MAX - PK_MIN + 1) are allowed`);
   }
   return config;
+}
+
+/** Whether a setting was given (flag, environment or .env) rather than left to its default. */
+export function isGiven(key: SettingName, flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): boolean {
+  return flags[key] !== undefined || Boolean(env[SETTINGS[key].env]);
+}
+
+function defaultDataDir(env: NodeJS.ProcessEnv): string {
+  return join(env.XDG_DATA_HOME || join(env.HOME || homedir(), '.local', 'share'), 'influencer-node');
 }
 
 function parseSetting(label: string, raw: string, s: Setting): string | number | boolean {
@@ -163,6 +175,9 @@ function parseSetting(label: string, raw: string, s: Setting): string | number |
       return bad('true or false');
     case 'string':
       return value;
+    case 'path':
+      if (value === '' || value.includes('\0')) return bad('a directory path');
+      return resolve(value);
   }
 }
 

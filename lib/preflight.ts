@@ -11,8 +11,8 @@ export interface Unreachable {
 }
 
 const HINTS = {
-  Redis: 'start one, e.g. `apt-get install redis-server` (then `redis-server --daemonize yes`), or set REDIS_URL',
-  MongoDB: 'start MongoDB 5+ or FerretDB 1.24 (`bash .ci/build-ferretdb.sh`, then `~/go/bin/ferretdb --handler=sqlite --sqlite-url=file:/tmp/fdb/ --telemetry=disable`), or set MONGO_URL',
+  Redis: 'start Redis ≥ 6 there, or set REDIS_URL to one that runs (unset, `influencer-node demo` starts its own)',
+  MongoDB: 'start MongoDB 5+ or FerretDB 1.24 there, or set MONGO_URL to one that runs (unset, `influencer-node demo` starts its own)',
 } as const;
 
 /** Tries Redis and MongoDB once each (in parallel, `timeoutMs` each); resolves to the ones that did not answer. */
@@ -29,7 +29,8 @@ export function describeUnreachable(u: Unreachable): string {
   return `${u.server} unreachable at ${u.url} (${u.error}): ${u.hint}`;
 }
 
-async function pingRedis(url: string, timeoutMs: number): Promise<string | null> {
+/** null when Redis answers PING at `url`, else why not. */
+export async function pingRedis(url: string, timeoutMs: number): Promise<string | null> {
   const redis = createOneShotRedis(url, timeoutMs);
   try {
     await redis.connect();
@@ -42,7 +43,8 @@ async function pingRedis(url: string, timeoutMs: number): Promise<string | null>
   }
 }
 
-async function pingMongo(url: string, timeoutMs: number): Promise<string | null> {
+/** null when MongoDB answers ping at `url`, else why not. */
+export async function pingMongo(url: string, timeoutMs: number): Promise<string | null> {
   const client = new MongoClient(url, { serverSelectionTimeoutMS: timeoutMs, connectTimeoutMS: timeoutMs });
   try {
     await client.connect();

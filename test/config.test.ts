@@ -30,6 +30,12 @@ t.test('defaults', async (t) => {
   t.equal(c.logLevel, 'info');
 });
 
+t.test('DATA_DIR: XDG_DATA_HOME, else ~/.local/share, and a relative path made absolute', async (t) => {
+  t.equal(loadConfig({}, { HOME: '/home/ana' }).dataDir, '/home/ana/.local/share/influencer-node');
+  t.equal(loadConfig({}, { HOME: '/home/ana', XDG_DATA_HOME: '/data' }).dataDir, '/data/influencer-node');
+  t.equal(loadConfig({ dataDir: 'demo-data' }, {}).dataDir, `${process.cwd()}/demo-data`);
+});
+
 t.test('CLOCK_SKEW_MS may be negative', async (t) => {
   t.equal(loadConfig({}, {}).clockSkewMs, 0);
   t.equal(loadConfig({}, { CLOCK_SKEW_MS: '-3000' }).clockSkewMs, -3000);

@@ -27,6 +27,48 @@ const PKS = 30;
 const PK = 1_000_007;
 const log = createLogger('silent');
 
+/**
+ * `layoutFaults` with every figure replaced by the widest a deployment of a million pks shows (then
+ * the page is reloaded): counts in the millions with decimals, a stale member, 333,334 owned pks.
+ */
+async function widestFaults(page: Page): Promise<string[]> {
+  await page.evaluate(() => {
+    const widest: Record<string, string> = {
+      followers: '12,345,678', following: '7,500', ratio: '12,345.67', rank: '#1,000,000', average: '12,345,678.9',
+      growth: '+1,234,567', tracked: '1,000,000', 'all-average': '1,234,567.89',
+    };
+    for (const [id, text] of Object.entries(widest)) document.getElementById(id)!.textContent = text;
+    for (const tr of document.querySelectorAll('#members tr')) {
+      ['demo-3', 'active (stale)', '33.33%', '333,334', '99.97%'].forEach((text, i) => { tr.children[i]!.textContent = text; });
+    }
+  });
+  const faults = await layoutFaults(page);
+  await page.reload();
+  await page.waitForFunction(() => document.body.dataset.state === 'ready' && document.querySelectorAll('#members tr').length > 0);
+  return faults;
+}
+
+/**
+ * What a reader would see as broken: a figure (a figure box's value, a table cell, a top-list value)
+ * taller than one line, and a panel, table or scroll box whose content is wider than the box.
+ */
+function layoutFaults(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const faults: string[] = [];
+    const name = (el: Element): string => `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''}${el.className ? `.${String(el.className).trim().split(/\s+/).join('.')}` : ''} "${(el.textContent ?? '').trim().slice(0, 30)}"`;
+    for (const el of document.querySelectorAll('.figures dd, .members th, .members td, .top-list .value, .badge, .range button')) {
+      const style = getComputedStyle(el);
+      const line = parseFloat(style.lineHeight) || parseFloat(style.fontSize) * 1.2;
+      const height = el.getBoundingClientRect().height - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+      if (height > line * 1.5) faults.push(`${name(el)} wraps: ${Math.round(height)} px high for ${Math.round(line)} px lines`);
+    }
+    for (const el of document.querySelectorAll('.card, .scroll, .members, .figures, .figures div, .chart-head, .top')) {
+      if (el.scrollWidth > el.clientWidth + 1) faults.push(`${name(el)} overflows: ${el.scrollWidth} px of content in ${el.clientWidth} px`);
+    }
+    return faults;
+  });
+}
+
 t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `no browser at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)` }, async (t) => {
   const { redis, db, ...svc } = await connected(t, 'dashboard-test');
   const config = loadConfig({}, { CLUSTER: svc.cluster, MONGO_DB: svc.mongoDb, PK_MIN: '1000000', PK_MAX: String(1_000_000 + PKS - 1) });
@@ -51,10 +93,10 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `no browser at ${CHRO
   const totals = new Totals(redis, svc.cluster);
   await sampleStore(db, totals, layout)(samples);
   await storeSuspicious({ answers: collections(db).suspicious, totals }, PK, true, now - 3 * 3_600_000, 0);
-  // three member cards, as running nodes would publish them
-  const members = ['node-1', 'node-2', 'node-3'].map((id) => ({ id, weight: 1 }));
+  // three member cards as `demo` nodes publish them (figures as wide as a demo's: thousands owned, on-time to 0.01 %)
+  const members = ['demo-1', 'demo-2', 'demo-3'].map((id) => ({ id, weight: 1 }));
   for (const [i, m] of members.entries()) {
-    const card = { format: 1, id: m.id, host: 'vm', pid: 4100 + i, version: '0.1.0', weight: 1, state: 'active', started: now - 3_600_000, heartbeat: Date.now(), ttlMs: 10_000, view: viewHash(members), stats: { owned: [9, 11, 10][i], onTimePct: [99.9, 100, 99.8][i], samplesLastInterval: [9, 11, 10][i] } };
+    const card = { format: 1, id: m.id, host: 'vm', pid: 4100 + i, version: '0.1.0', weight: 1, state: 'active', started: now - 3_600_000, heartbeat: Date.now(), ttlMs: 10_000, view: viewHash(members), stats: { owned: [3334, 3333, 3333][i], onTimePct: [99.97, 100, 99.95][i], samplesLastInterval: [3334, 3333, 3333][i] } };
     // as a node does: its card, and its id in the member index
     await redis.set(nodeKey(svc.cluster, m.id), JSON.stringify(card), 'PX', 120_000);
     await redis.sadd(memberIndexKey(svc.cluster), m.id);
@@ -122,11 +164,13 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `no browser at ${CHRO
     t.equal(await page.locator('#rank').innerText(), `#${summary.rank}`);
     t.equal(await page.locator('#flag').innerText(), 'suspicious');
     t.equal(await page.locator('#members tr').count(), 3, 'three cluster members');
-    t.match(await page.locator('#members').innerText(), /node-1\s+active\s+[\d.]+%\s+9\s+99.9%/);
+    t.match(await page.locator('#members').innerText(), /demo-1\s+active\s+[\d.]+%\s+3,334\s+99.97%/);
     t.match(await page.locator('#all-average').innerText(), /^[\d,.]+$/, 'the all-influencer average');
     t.equal(await page.locator('#tracked').innerText(), String(PKS));
     t.match(page.url(), new RegExp(`#pk=${PK}&range=hour$`), 'the URL names the pk and range');
+    t.same(await layoutFaults(page), [], 'no figure breaks onto two lines, no panel or table is cut off');
     await page.screenshot({ path: join(SHOTS, 'dashboard.png'), fullPage: true });
+    t.same(await widestFaults(page), [], 'nor with the widest figures a cluster of a million pks shows');
 
     await page.click('button[data-range="week"]');
     await page.waitForFunction(() => /hourly/.test(document.getElementById('resolution')?.textContent ?? ''));
@@ -134,10 +178,11 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `no browser at ${CHRO
     t.equal(week.points, week.expected, 'a week is drawn from hourly aggregates');
     t.ok(week.points >= 2 && week.points <= 3, `two hours of data make ${week.points} hourly points`);
 
-    await page.click('button[data-sort="growth"]');
-    await page.waitForFunction(() => document.querySelector('button[data-sort="growth"]')?.getAttribute('aria-pressed') === 'true' && document.querySelectorAll('#top-list li a').length === 10);
-    await page.locator('#top-list li a').first().click();
     const top = await (await fetch(`${api.url}/api/influencers?sort=growth&limit=1`)).json() as { influencers: Array<{ pk: number }> };
+    await page.click('button[data-sort="growth"]');
+    // the list by growth itself, not the list by followers it replaces (its 10 links are there until the answer comes)
+    await page.waitForFunction((pk) => (document.querySelector('#top-list li a') as HTMLElement | null)?.dataset.pk === String(pk), top.influencers[0].pk);
+    await page.locator('#top-list li a').first().click();
     await drawn(page, top.influencers[0].pk);
     t.pass('a click in the top list shows that influencer');
 
@@ -159,7 +204,9 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `no browser at ${CHRO
     const widths = await page.evaluate(() => ({ page: document.documentElement.scrollWidth, chart: document.querySelector('#chart-followers canvas')!.getBoundingClientRect().right }));
     t.ok(widths.page <= 375, `nothing wider than the screen (${widths.page} px)`);
     t.ok(widths.chart <= 375, `the chart fits (${Math.round(widths.chart)} px)`);
+    t.same(await layoutFaults(page), [], 'no figure breaks onto two lines, no panel or table is cut off');
     await page.screenshot({ path: join(SHOTS, 'dashboard-phone.png'), fullPage: true });
+    t.same(await widestFaults(page), [], 'nor with the widest figures');
     await page.close();
   });
 

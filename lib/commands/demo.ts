@@ -1,15 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { openApi, type ApiServer } from '../api.js';
 import { numberFlag } from '../cli.js';
-import { MAX_UNIVERSE, SETTINGS, type Config, type SettingName } from '../config.js';
+import { MAX_UNIVERSE, SETTINGS, isGiven, type Config, type SettingName } from '../config.js';
+import { EmbeddedServers } from '../embedded/servers.js';
+import { SetupError } from '../embedded/setup-error.js';
 import { createLogger, type Logger } from '../log.js';
 import { startMock, type MockServer } from '../mock.js';
+import { portFree } from '../ports.js';
 import { describeUnreachable, unreachableServers } from '../preflight.js';
 import { connectRedis, createRedis } from '../redis.js';
 import { untilSignal } from '../signals.js';
 import { readStatus, type ClusterStatus } from '../status.js';
+import { PACKAGE_ROOT } from '../version.js';
 
 const SUMMARY_EVERY_MS = 3000;
 
@@ -17,9 +20,9 @@ interface DemoNode { id: string; child: ChildProcess; exited: Promise<number | n
 
 /**
  * `influencer-node demo`: the bundled mock (in this process), N nodes (`influencer-node start` child
- * processes), and the API with the dashboard, against REDIS_URL / MONGO_URL; a one-line summary
- * every few seconds. Ctrl-C stops the nodes first (SIGTERM: they hand over and flush), then the
- * API, then the mock.
+ * processes), and the API with the dashboard, against REDIS_URL / MONGO_URL or servers of its own
+ * (EmbeddedServers); a one-line summary every few seconds. Ctrl-C stops the nodes first (SIGTERM:
+ * they hand over and flush), then the API, then the mock, then the servers it started.
  */
 export async function demoCommand(config: Config, opts: Record<string, unknown>): Promise<number> {
   const nodeCount = numberFlag('nodes', opts.nodes, 1, 64, true);
@@ -27,16 +30,25 @@ export async function demoCommand(config: Config, opts: Record<string, unknown>)
   const port = numberFlag('port', opts.port, 0, 65535, true);
   const mockPort = numberFlag('mock-port', opts.mockPort, 0, 65535, true);
   const host = String(opts.host);
-  const demo: Config = { ...config, pkMax: config.pkMin + pks - 1 };
   // the summary lines tell the story; logs only for warnings (LOG_LEVEL=debug shows everything)
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'demo');
-  const out = (line: string): void => { process.stdout.write(`${line}\n`); };
+  const write = (text: string): void => { process.stdout.write(text); };
+  const out = (line: string): void => write(`${line}\n`);
 
+  // before starting anything: a taken port would otherwise fail only after the servers started
+  await mustBeFree(port, host, 'port');
+  await mustBeFree(mockPort, '127.0.0.1', 'mock-port');
+  const given = { redis: isGiven('redisUrl', opts), mongo: isGiven('mongoUrl', opts) };
+  const servers = await EmbeddedServers.open(config, given, write);
+  const { redisUrl, mongoUrl } = servers;
+  const demo: Config = { ...config, pkMax: config.pkMin + pks - 1, redisUrl, mongoUrl };
   const down = await unreachableServers(demo);
   if (down.length > 0) {
     for (const u of down) process.stderr.write(`influencer-node: ${describeUnreachable(u)}\n`);
+    await servers.stop();
     return 1;
   }
+  for (const line of servers.lines()) out(line);
   const signal = untilSignal(log);
   const nodes: DemoNode[] = [];
   let mock: MockServer | undefined;
@@ -67,12 +79,15 @@ export async function demoCommand(config: Config, opts: Record<string, unknown>)
     };
     summaryTimer = setTimeout(() => void summary(), SUMMARY_EVERY_MS);
 
-    const early = Promise.race(nodes.map((n) => n.exited.then((code) => ({ id: n.id, code }))));
-    const first = await Promise.race([signal.then(() => null), early]);
-    if (first) {
-      process.stderr.write(`influencer-node: node ${first.id} exited with code ${first.code} before Ctrl-C: stopping the demo\n`);
-    }
-    return (await stopAll()) && !first ? 0 : 1;
+    // what ends the demo: Ctrl-C, or else a node or a server it started exiting on its own
+    const nodeExit = Promise.race(nodes.map(async (n) => {
+      const code = await n.exited;
+      return [`influencer-node: node ${n.id} exited with code ${code} before Ctrl-C: stopping the demo`];
+    }));
+    const serverExit = servers.died.then((d) => [`influencer-node: ${d.line}`, ...d.tail.map((l) => `  | ${l}`)]);
+    const failure = await Promise.race([signal.then(() => null), nodeExit, serverExit]);
+    for (const line of failure ?? []) process.stderr.write(`${line}\n`);
+    return (await stopAll()) && !failure ? 0 : 1;
   } catch (err) {
     await stopAll();
     throw err;
@@ -80,11 +95,12 @@ export async function demoCommand(config: Config, opts: Record<string, unknown>)
     process.off('exit', killAll);
   }
 
-  /** Nodes first (SIGTERM, wait for their flush), then the API, then the mock; true if every node exited 0. */
+  /** Nodes first (SIGTERM, wait for their flush), then the API, the mock, the servers it started; true if every node exited 0. */
   async function stopAll(): Promise<boolean> {
     stopping = true;
     clearTimeout(summaryTimer);
-    if (nodes.length > 0) out('stopping: the nodes first (they hand over and flush), then the dashboard, then the mock');
+    const order = `the nodes first (they hand over and flush), then the dashboard, then the mock${servers.started ? ', then the servers' : ''}`;
+    if (nodes.length > 0) out(`stopping: ${order}`);
     const deadline = Math.max(30_000, 3 * demo.intervalMs) + demo.heartbeatTtlMs + 5000;
     const codes = await Promise.all(nodes.map(async (n) => {
       if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill('SIGTERM');
@@ -97,8 +113,18 @@ export async function demoCommand(config: Config, opts: Record<string, unknown>)
     await api?.close();
     await mock?.close();
     redis.disconnect();
+    const stopped = await servers.stop();
+    if (stopped) out(stopped);
     out('stopped');
     return codes.every((c) => c === 0);
+  }
+}
+
+/** A SetupError naming the flag when another program listens on `port` (0: any free port, always fine). */
+async function mustBeFree(port: number, host: string, flag: string): Promise<void> {
+  if (port > 0 && !(await portFree(port, host))) {
+    const why = `port ${port} on ${host} (--${flag}) is taken by another program`;
+    throw new SetupError([`${why}: pass --${flag} with a free one, or 0 for any`]);
   }
 }
 
@@ -126,12 +152,7 @@ function spawnNode(id: string, index: number, config: Config, mockUrl: string, l
 }
 
 function binPath(): string {
-  // lib/commands when run from source, dist/lib/commands when built
-  for (const rel of ['../../bin/influencer-node.js', '../../../bin/influencer-node.js']) {
-    const path = fileURLToPath(new URL(rel, import.meta.url));
-    if (existsSync(path)) return path;
-  }
-  throw new Error('bin/influencer-node.js not found');
+  return join(PACKAGE_ROOT, 'bin', 'influencer-node.js');
 }
 
 /** members, owned pks, samples stored in the last complete interval, on-time share, missed, write queue. */

@@ -22,9 +22,14 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, ...extra };
 }
 
-export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<CliResult> {
+/** Another user to run the CLI as (the tests run as root): `{ uid: 65534, gid: 65534 }` is nobody. */
+export interface RunAs { uid: number; gid: number }
+
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000, as?: RunAs): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env), cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    // as another user, without the coverage hooks tap adds to NODE_OPTIONS: they write into .tap/, which is root's
+    const [cmd, argv] = as ? ['/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]];
+    const child = spawn(cmd, argv, { env: cleanEnv(env), cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...as });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => { stdout += d; });

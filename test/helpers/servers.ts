@@ -1,17 +1,20 @@
 // Gives each test file real servers: those named by REDIS_URL / MONGO_URL when set, otherwise a
 // throwaway redis-server and FerretDB (SQLite backend) on free ports in a temp dir, stopped when
-// the file's tests end. Every call of `services()` hands out its own key prefix and database.
-import { spawn, type ChildProcess } from 'node:child_process';
+// the file's tests end. They are found (or installed) and started by the product's own code, as
+// demo does (lib/embedded). Every call of `services()` hands out its own key prefix and database.
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Db, MongoClient } from 'mongodb';
-import { ferretCommand, freePort, redisCommand } from '../../bench/services.js';
+import type { Binary } from '../../lib/embedded/binaries.js';
+import { launch, serverUrl, type ServerProcess } from '../../lib/embedded/launch.js';
+import { ensureServers } from '../../lib/embedded/setup.js';
 import { createLogger } from '../../lib/log.js';
 import { connectMongo, createMongo } from '../../lib/mongo.js';
+import { freePort } from '../../lib/ports.js';
 import { connectRedis, createRedis } from '../../lib/redis.js';
 
 export interface Services {
@@ -78,71 +81,54 @@ function registerTeardown(t: Owner): void {
 
 export { freePort };
 
-/** Starts redis-server on a free port, without persistence. */
+const binaries = new Map<'redis' | 'ferret', Promise<Binary>>();
+
+/** redis-server or FerretDB, found or installed once per process (under tap, the `before` script installed them). */
+function binary(name: 'redis' | 'ferret'): Promise<Binary> {
+  // under tap the lines naming the binaries would only clutter a test's output
+  const write = process.env.TAP ? () => undefined : (text: string) => { process.stderr.write(text); };
+  const wanted = { redis: name === 'redis', ferret: name === 'ferret' };
+  if (!binaries.has(name)) binaries.set(name, ensureServers(write, process.env, wanted).then((s) => s[name]!));
+  return binaries.get(name)!;
+}
+
+/** Starts redis-server on a free port (or `port`), without persistence. */
 export async function startRedis(port?: number): Promise<Server> {
-  const p = port ?? (await freePort());
-  const dir = mkdtempSync(join(tmpdir(), 'inode-redis-'));
-  const { bin, args } = redisCommand(p, dir);
-  return launch(`redis://127.0.0.1:${p}`, p, dir, () => spawn(bin, args, { stdio: 'ignore' }));
+  return start(await binary('redis'), port, 'inode-redis-');
 }
 
-/** Starts FerretDB 1.24 with its SQLite backend on a free port; its data lives in a temp dir. */
+/** Starts FerretDB 1.24 with its SQLite backend on a free port (or `port`); its data lives in a temp dir. */
 export async function startFerret(port?: number): Promise<Server> {
-  const p = port ?? (await freePort());
-  const dir = mkdtempSync(join(tmpdir(), 'inode-ferret-'));
-  const { bin, args } = ferretCommand(p, dir);
-  return launch(`mongodb://127.0.0.1:${p}`, p, dir, () => spawn(bin, args, { stdio: 'ignore' }));
+  return start(await binary('ferret'), port, 'inode-ferret-');
 }
 
-async function launch(url: string, port: number, dir: string, run: () => ChildProcess): Promise<Server> {
-  let child: ChildProcess | undefined;
+async function start(bin: Binary, port: number | undefined, prefix: string): Promise<Server> {
+  const p = port ?? (await freePort());
+  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+  let current: ServerProcess | undefined;
+  const run = async (): Promise<void> => {
+    current = await launch(bin, { port: p, dataDir });
+    server.process = current.child;
+  };
   const server: Server = {
-    url,
-    port,
+    url: serverUrl(bin.name, p),
+    port: p,
     async stop() {
-      await kill(child);
-      child = undefined;
+      await current?.stop('SIGKILL');
       const i = started.indexOf(server);
       if (i >= 0) started.splice(i, 1);
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(dataDir, { recursive: true, force: true });
     },
     async restart() {
       await server.down();
       await server.up();
     },
     async down() {
-      await kill(child);
+      await current?.stop('SIGKILL');
     },
-    async up() {
-      child = run();
-      server.process = child;
-      await waitForPort(port);
-    },
+    up: run,
   };
-  child = run();
-  server.process = child;
+  await run();
   started.push(server);
-  await waitForPort(port);
   return server;
-}
-
-async function kill(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await exited;
-}
-
-export async function waitForPort(port: number, timeoutMs = 20000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const sock = connect(port, '127.0.0.1');
-      sock.once('connect', () => { sock.destroy(); resolve(true); });
-      sock.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

@@ -1,0 +1,16 @@
+// Run by tap before any test file (.taprc `before`): finds redis-server and FerretDB, or installs
+// them as `influencer-node setup` does, once, so that `npm test` works on a fresh machine and the
+// test files, run in parallel, only start what is already there. Exits 1 when that cannot be done.
+import { ensureServers } from '../lib/embedded/setup.js';
+import { SetupError } from '../lib/embedded/setup-error.js';
+
+const wanted = { redis: !process.env.REDIS_URL, ferret: !process.env.MONGO_URL };
+try {
+  if (wanted.redis || wanted.ferret) process.stdout.write('servers the test files start:\n');
+  await ensureServers((text) => { process.stdout.write(text); }, process.env, wanted);
+} catch (err) {
+  if (!(err instanceof SetupError)) throw err;
+  for (const line of err.lines) process.stderr.write(`npm test: ${line}\n`);
+  for (const line of err.tail) process.stderr.write(`  | ${line}\n`);
+  process.exit(1);
+}
