@@ -122,7 +122,7 @@ export class InfluencerNode {
       const tracker = this.tracker;
       this.suspicious = new SuspiciousChecker(
         { mockstagramUrl: c.mockstagramUrl, intervalMs: c.suspiciousIntervalMs, concurrency: c.suspiciousConcurrency, timeoutMs: c.suspiciousTimeoutMs, post: c.suspiciousPost, now },
-        { owned: () => tracker.owned(), answers: collections(db).suspicious, totals, log: this.log },
+        { owned: () => tracker.owned(), answers: collections(db).answers, totals, log: this.log },
       );
       this.suspicious.start();
     }

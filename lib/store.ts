@@ -22,7 +22,10 @@ export interface InfluencerDoc {
 }
 
 /**
- * One daily is_suspicious answer: one document per (pk, check period), `_id` `<pk, 10 digits>:<period ms, 13 digits>`, so storing it is an insert and a second answer in the same period a duplicate key.
+ * One daily is_suspicious answer: one document per (pk, check period) in the period's collection
+ * `suspicious_<period ms>` (an older version kept them all in `suspicious`), `_id`
+ * `<pk, 10 digits>:<period ms, 13 digits>`, so storing it is an insert and a second answer in the
+ * same period a duplicate key. A period's collection is dropped whole once two newer ones exist.
  */
 export interface SuspiciousDoc {
   _id: string;
@@ -32,8 +35,24 @@ export interface SuspiciousDoc {
   suspicious: boolean;
 }
 
-export function collections(db: Db): { influencers: Collection<InfluencerDoc>; suspicious: Collection<SuspiciousDoc> } {
-  return { influencers: db.collection<InfluencerDoc>('influencers'), suspicious: db.collection<SuspiciousDoc>('suspicious') };
+const ANSWERS = /^suspicious_(\d+)$/;
+
+export function collections(db: Db): {
+  influencers: Collection<InfluencerDoc>;
+  answers: (periodStart: number) => Collection<SuspiciousDoc>;
+  legacyAnswers: Collection<SuspiciousDoc>;
+} {
+  return {
+    influencers: db.collection<InfluencerDoc>('influencers'),
+    answers: (periodStart) => db.collection<SuspiciousDoc>(`suspicious_${periodStart}`),
+    legacyAnswers: db.collection<SuspiciousDoc>('suspicious'),
+  };
+}
+
+/** The check periods with a collection of answers, newest first. */
+export async function answerPeriods(db: Db): Promise<number[]> {
+  const names = (await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name);
+  return names.flatMap((n) => { const m = ANSWERS.exec(n); return m ? [Number(m[1])] : []; }).sort((a, b) => b - a);
 }
 
 /** A daily answer's `_id`: the pk and the start of its check period, zero-padded so ids sort by pk then time. */

@@ -25,7 +25,8 @@ export interface SuspiciousDeps {
   /** the node's owned pks, sorted by hash (the same object until ownership changes) */
   owned: () => OwnedPks;
   /** where each answer is stored (the `suspicious` collection) */
-  answers: Collection<SuspiciousDoc>;
+  /** the collection of a check period's answers */
+  answers: (periodStart: number) => Collection<SuspiciousDoc>;
   totals: { read(pk: number): Promise<InfluencerTotals | null>; setSuspicious(pk: number, suspicious: boolean, at: number): Promise<void> };
   log: Logger;
 }
@@ -66,11 +67,11 @@ export async function storeSuspicious(
   const _id = answerId(pk, periodStart);
   let kept: { suspicious: boolean; at: Date } = { suspicious, at: new Date(at) };
   try {
-    await deps.answers.insertOne({ _id, pk, ...kept });
+    await deps.answers(periodStart).insertOne({ _id, pk, ...kept });
   } catch (err) {
     if ((err as { code?: unknown }).code !== DUPLICATE_KEY) throw err;
     // a find by exact _id: an index lookup on MongoDB and on FerretDB
-    kept = (await deps.answers.findOne({ _id }, { projection: { suspicious: 1, at: 1 } })) ?? kept;
+    kept = (await deps.answers(periodStart).findOne({ _id }, { projection: { suspicious: 1, at: 1 } })) ?? kept;
   }
   await deps.totals.setSuspicious(pk, kept.suspicious, kept.at.getTime());
 }

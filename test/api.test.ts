@@ -80,7 +80,7 @@ t.test('routes', async (t) => {
     ...history, s(C, now, 100_600, 400),
   ]);
   const checkedAt = new Date(now - 5000);
-  await storeSuspicious({ answers: collections(db).suspicious, totals: new Totals(redis, svc.cluster) }, A, true, checkedAt.getTime(), 0);
+  await storeSuspicious({ answers: collections(db).answers, totals: new Totals(redis, svc.cluster) }, A, true, checkedAt.getTime(), 0);
 
   t.test('GET /api/influencers/:pk: latest figures, rank, growth, suspicious flag', async (t) => {
     mongoCommands.length = 0;

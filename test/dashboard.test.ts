@@ -92,7 +92,7 @@ t.test('dashboard', { skip: existsSync(CHROMIUM) ? false : `no browser at ${CHRO
   }
   const totals = new Totals(redis, svc.cluster);
   await sampleStore(db, totals, layout)(samples);
-  await storeSuspicious({ answers: collections(db).suspicious, totals }, PK, true, now - 3 * 3_600_000, 0);
+  await storeSuspicious({ answers: collections(db).answers, totals }, PK, true, now - 3 * 3_600_000, 0);
   // three member cards as `demo` nodes publish them (figures as wide as a demo's: thousands owned, on-time to 0.01 %)
   const members = ['demo-1', 'demo-2', 'demo-3'].map((id) => ({ id, weight: 1 }));
   for (const [i, m] of members.entries()) {

@@ -42,7 +42,7 @@ t.test('rebuild after the totals are lost: checkpoints plus the log give the sam
   // two closed periods (checkpoints), the third still open
   k.clock.now = T0 + 2 * BUCKET + MIN;
   await k.closer.closeDue();
-  await storeSuspicious({ answers: collections(k.db).suspicious, totals: k.totals }, PKS[5]!, true, T0 + 5000, 0);
+  await storeSuspicious({ answers: collections(k.db).answers, totals: k.totals }, PKS[5]!, true, T0 + 5000, 0);
   const before = await snapshot(k);
   const pointsBefore = await Promise.all(PKS.map((pk) => k.points(pk, T0, T0 + 3 * BUCKET)));
 

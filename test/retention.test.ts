@@ -22,8 +22,10 @@ t.test('retention drops expired collections and old checkpoints, keeps the rest'
   const settings = { timelineRetentionDays: 30, rollupRetentionDays: 365, logRetentionHours: 24 };
   const job = new RetentionJob(k.redis, k.db, new ClusterLock(k.redis, k.cluster, log), k.layout, k.cluster, settings, log, () => k.clock.now);
 
+  // daily answers: one collection per check period
+  for (const day of [0, 1, 2]) await k.db.collection(`suspicious_${T0 + day * DAY}`).insertOne({ _id: 'x' as never });
   const first = await job.runOnce();
-  t.same(first?.dropped, [], 'nothing expired yet');
+  t.same(first?.dropped, [`suspicious_${T0}`], 'only the answers of all but the two newest check periods');
   t.equal(first?.checkpoints, 40 - 27, 'checkpoints older than the 26 before the newest deleted');
   t.ok(await k.db.collection(collectionNames.checkpoints).findOne({ _id: docIds.checkpoint(T0 + 39 * BUCKET, 0) as never }), 'the newest kept');
 

@@ -5,7 +5,7 @@ import type { ClusterLock } from '../locks.js';
 import type { Logger } from '../log.js';
 import { PeriodicJob } from '../periodic.js';
 import { readMembers } from '../membership.js';
-import { collections } from '../store.js';
+import { answerPeriods, collections } from '../store.js';
 import { loadScript, redisIdentity, totalsKeys, totalsState, type TotalsKeys } from '../totals.js';
 import { addPoint, decodeCheckpoint, decodeLog, emptyTotals, type PkTotals } from './codec.js';
 import { newestCheckpoint } from './closer.js';
@@ -235,13 +235,20 @@ export class TotalsRebuilder {
     return totals;
   }
 
-  /** Each pk's latest daily suspicious answer. */
+  /**
+   * Each pk's latest daily suspicious answer: from the two newest check periods (a pk is checked
+   * once a period), and the collection an older version kept them all in.
+   */
   private async latestAnswers(): Promise<Map<number, { suspicious: boolean; at: number }>> {
+    const { answers, legacyAnswers } = collections(this.d.db);
+    const sources = [legacyAnswers, ...(await answerPeriods(this.d.db)).slice(0, 2).map(answers)];
     const out = new Map<number, { suspicious: boolean; at: number }>();
-    for await (const a of collections(this.d.db).suspicious.find({}, { projection: { pk: 1, at: 1, suspicious: 1 } })) {
-      const at = a.at.getTime();
-      const cur = out.get(a.pk);
-      if (!cur || at > cur.at) out.set(a.pk, { suspicious: a.suspicious, at });
+    for (const source of sources) {
+      for await (const a of source.find({}, { projection: { pk: 1, at: 1, suspicious: 1 } })) {
+        const at = a.at.getTime();
+        const cur = out.get(a.pk);
+        if (!cur || at > cur.at) out.set(a.pk, { suspicious: a.suspicious, at });
+      }
     }
     return out;
   }

@@ -3,6 +3,7 @@ import type { Db } from 'mongodb';
 import type { ClusterLock } from '../locks.js';
 import type { Logger } from '../log.js';
 import { PeriodicJob } from '../periodic.js';
+import { answerPeriods } from '../store.js';
 import { totalsKeys, type TotalsKeys } from '../totals.js';
 import { collectionNames, docIds, DAY_MS, BUCKETS_PER_ROLLUP, type StorageLayout } from './layout.js';
 
@@ -70,8 +71,10 @@ export class RetentionJob {
     const now = this.now();
     const closed = Number((await this.redis.get(this.keys.closed)) ?? -Infinity);
     const dropped: string[] = [];
+    // a pk's daily answer lives in its check period's collection: the two newest are enough
+    const answers = new Set((await answerPeriods(this.db)).slice(2).map((p) => `suspicious_${p}`));
     for (const { name } of await this.db.listCollections({}, { nameOnly: true }).toArray()) {
-      if (this.expired(name, now, closed)) {
+      if (answers.has(name) || this.expired(name, now, closed)) {
         await this.db.dropCollection(name).catch(() => undefined);
         dropped.push(name);
       }
