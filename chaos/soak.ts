@@ -1,8 +1,9 @@
 // npm run soak -- --minutes 30: random faults against one cluster for the given time, every
 // invariant checked after each, then a summary. Exit 1 when an invariant was violated.
 import {
-  clockSkew, badInput, garbageMembers, mockFaults, mockRestart, mongoOutage, nodePause, redisFreeze, redisRestart,
-  rollingRestart, sigkill, type Fault,
+  clockSkew, badInput, garbageMembers, handoverMidPeriod, killMidPeriod, mockFaults, mockRestart, mongoDownAtClose,
+  mongoDownDuringRebuild, mongoOutage, nodePause, redisDownDuringStop, redisEviction, redisFreeze, redisOlderSnapshot,
+  redisRestart, rollingRestart, sigkill, type Fault,
 } from './faults.js';
 import { Chaos, suiteOptions } from './harness.js';
 import { verify, type Verdict } from './invariants.js';
@@ -41,6 +42,7 @@ async function main(): Promise<number> {
   const faults: Fault[] = [
     sigkill, nodePause, rollingRestart, redisRestart, redisFreeze, mongoOutage, mockFaults, mockRestart,
     clockSkew(skew), clockSkew(-skew), garbageMembers, badInput,
+    killMidPeriod, handoverMidPeriod, mongoDownAtClose, redisOlderSnapshot, redisEviction, redisDownDuringStop, mongoDownDuringRebuild,
   ];
   const scope = new Scope();
   process.once('SIGINT', () => { void scope.close().then(() => process.exit(130)); });
