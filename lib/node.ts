@@ -84,6 +84,9 @@ export class InfluencerNode {
     // restores the totals and rank in Redis if Redis lost them; on a new cluster, starts them at 0
     this.rebuilder = new TotalsRebuilder({ redis: this.redis, db, lock, layout, cluster: c.cluster, log: this.log }, { graceMs, now });
     this.rebuilder.start();
+    // a new cluster's totals start before its first sample is logged
+    await this.rebuilder.counting(signal);
+    if (signal.aborted) return;
     this.closer = new PeriodCloser(this.redis, db, totals, lock, layout, c.cluster, this.log, { graceMs, now });
     this.closer.start();
     this.retention = new RetentionJob(this.redis, db, lock, layout, c.cluster, c, this.log, now);

@@ -75,6 +75,30 @@ export class TotalsRebuilder {
     await this.job.stop();
   }
 
+  /**
+   * Resolves once the running totals count new samples (`since` is set: a new cluster's totals
+   * start at 0, or a rebuild has set its cutoff), or when `signal` aborts. A node polls only after
+   * this: a sample logged before a new cluster's totals start would make the cluster look old and
+   * trigger a whole rebuild, whose points before its cutoff reach the open buffers only when their
+   * period closes.
+   */
+  async counting(signal: AbortSignal): Promise<void> {
+    const started = this.now();
+    let said = false;
+    while (!signal.aborted) {
+      try {
+        if (await this.d.redis.exists(this.keys.since)) return;
+      } catch {
+        // Redis unreachable: the connection's own state log says so; ask again
+      }
+      if (!said && this.now() - started > 5000) {
+        said = true;
+        this.d.log.info('waiting for the running totals to start before polling (another node is starting them, or MongoDB is unreachable)');
+      }
+      await abortableSleep(200, signal);
+    }
+  }
+
   /** One check: nothing to do, another node is at it, or this node rebuilt. */
   async runOnce(): Promise<'ready' | 'busy' | 'rebuilt'> {
     if ((await totalsState(this.d.redis, this.d.cluster)) === 'ready' && (await this.builtHere())) return 'ready';

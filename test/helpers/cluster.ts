@@ -122,8 +122,8 @@ export interface StoreCheck {
   /** per pk: number of intervals missing in the window */
   gapsPerPk: Map<number, number>;
   points: number;
-  /** pks whose running totals differ from their stored points */
-  totalsMismatch: number[];
+  /** pks whose running totals differ from their stored points, each with both sides ("pk 7: totals …; points …") */
+  totalsMismatch: string[];
   /** points whose counts are not non-negative integers */
   malformed: number;
   /** (pk, interval) pairs stored twice */
@@ -163,13 +163,15 @@ export async function checkStore(c: TestCluster, pks: number[], intervalMs: numb
       }
     }
   }
-  const totalsMismatch: number[] = [];
+  const totalsMismatch: string[] = [];
   for (const [pk, m] of byPk) {
     const tot = await c.totals.read(pk);
     const values = [...m.values()];
     const sum = values.reduce((a, b) => a + b, 0);
     if (!tot || tot.samples !== values.length || tot.followerSum !== sum || tot.followerMin !== Math.min(...values) || tot.followerMax !== Math.max(...values)) {
-      totalsMismatch.push(pk);
+      const ats = [...m.keys()].sort((a, b) => a - b);
+      const side = tot ? `totals n ${tot.samples} sum ${tot.followerSum} min ${tot.followerMin} max ${tot.followerMax} latest ${tot.latestAt}` : 'no totals';
+      totalsMismatch.push(`pk ${pk}: ${side}; points n ${values.length} sum ${sum} min ${Math.min(...values)} max ${Math.max(...values)} at ${ats[0]}..${ats.at(-1)}`);
     }
   }
   return { gaps, gapsPerPk, points: count, totalsMismatch, malformed, duplicates };
