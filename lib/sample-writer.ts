@@ -19,7 +19,10 @@ export interface WriterCounters {
   stored: number;
   /** samples whose (pk, interval) another sample had already stored */
   duplicates: number;
-  /** samples that reached Redis after their period's close had begun: in the log only */
+  /**
+   * samples that reached Redis after their period's close had begun (in the log only), or older
+   * than the storage layout's first period (not kept)
+   */
   late: number;
   /** logged samples this node gave up applying (Redis down too long): their period's reconcile applies them */
   deferred: number;
@@ -257,7 +260,7 @@ export class SampleWriter extends EventEmitter {
         this.toApply.shift();
         this.applySamples -= head.batch.samples.length;
         this.counters.duplicates += head.batch.repeats;
-        this.counters.late += LogWriter.count(head.batch, 'late');
+        this.counters.late += LogWriter.count(head.batch, 'late') + head.batch.beforeLayout;
       }
     } finally {
       this.applying = false;

@@ -102,3 +102,19 @@ t.test('two nodes closing at once, and a close repeated, write each document onc
   t.equal(await k.db.collection(collectionNames.buckets(T0)).countDocuments({}), 40, 'still one bucket per pk');
   for (const pk of pks.slice(0, 5)) t.equal((await k.points(pk)).length, 10, `pk ${pk}: its 10 points`);
 });
+
+t.test('a sample older than the layout\'s first period is left out: totals and timeline stay equal', async (t) => {
+  const k = await storageKit(t, { bucketMs: BUCKET, start: T0 });
+  t.equal(k.layout.firstPeriod, T0, 'the layout begins at the clock\'s period');
+  const pk = 1_000_005;
+  // a node that gained the pk just after the layout began catches up the interval before it
+  const batch = await k.store([sample(pk, T0 - MIN, 900, 10), sample(pk, T0, 1000, 10), sample(pk, T0 + MIN, 1100, 10)]);
+  t.equal(batch.beforeLayout, 1, 'the older sample is counted as left out');
+  const totals = await k.totals.read(pk);
+  const points = await k.points(pk);
+  t.same(points.map((p) => p.at), [T0, T0 + MIN], 'the timeline has the two samples of the layout');
+  t.equal(totals?.samples, 2, 'the totals count the same two');
+  t.equal(totals?.followerSum, 2100);
+  const logs = (await k.db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).filter((n) => n === collectionNames.log(T0 - BUCKET));
+  t.same(logs, [], 'nothing logged in the period before the layout');
+});

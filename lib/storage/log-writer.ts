@@ -34,6 +34,8 @@ export interface PendingBatch {
   /** pks seen for the first time, whose influencer document is still to write */
   fresh: number[];
   registered?: boolean;
+  /** samples left out: older than the layout's first period (no timeline reads them) */
+  beforeLayout: number;
 }
 
 /**
@@ -55,9 +57,16 @@ export class LogWriter {
     this.influencers = collections(db).influencers;
   }
 
+  /**
+   * A batch of `samples`, one part per period. A sample older than the layout's first period is
+   * left out (counted in `beforeLayout`): a node that gains pks just after a new cluster's layout
+   * began catches up the interval before it, which no reader or close would ever reach.
+   */
   batch(samples: Sample[]): PendingBatch {
     const parts = new Map<number, Sample[]>();
-    for (const s of samples) {
+    const first = this.layout.firstPeriod;
+    const kept = samples.some((s) => s.at < first) ? samples.filter((s) => s.at >= first) : samples;
+    for (const s of kept) {
       const p = this.layout.period(s.at);
       let list = parts.get(p);
       if (!list) parts.set(p, (list = []));
@@ -65,11 +74,12 @@ export class LogWriter {
     }
     return {
       token: String(randomInt(1, 2 ** 47) * 2 + 1),
-      samples,
+      samples: kept,
       parts: [...parts].sort((a, b) => a[0] - b[0]).map(([period, list]) => ({ period, samples: list })),
       attempts: 0,
       repeats: 0,
       fresh: [],
+      beforeLayout: samples.length - kept.length,
     };
   }
 
