@@ -91,10 +91,10 @@ export class PeriodCloser {
     }
     await raise(this.redis, this.keys.closing, period);
     if (!(await this.redis.exists(this.keys.reconciled(period)))) {
-      const r = await this.lock.runExclusive(`reconcile:${period}`, async () => {
+      const r = await this.lock.runExclusive(`reconcile:${period}`, async (signal) => {
         // another node may have closed it since this pass read the mark
         if (Number(await this.redis.get(this.keys.closed)) >= period) return;
-        await this.reconcile(period);
+        await this.reconcile(period, signal);
       });
       if (!r.ran) return 'busy';
     }
@@ -141,13 +141,18 @@ export class PeriodCloser {
     return found.length > 0;
   }
 
-  /** Applies, in log order, every log document of the period that no node applied. */
-  private async reconcile(period: number): Promise<void> {
+  /**
+   * Applies, in log order, every log document of the period that no node applied. Stops when the
+   * lock is lost: another node reconciles then, and may close the slices before this one would
+   * have applied a document it saw.
+   */
+  private async reconcile(period: number, signal: AbortSignal): Promise<void> {
     const started = performance.now();
     const log = this.db.collection<LogDoc>(collectionNames.log(period));
     let docs = 0;
     let applied = 0;
     for await (const doc of log.find({})) {
+      if (signal.aborted) throw new Error('the reconcile\'s lock was lost; another node reconciles');
       docs++;
       const samples = decodeLog(period, doc.b.buffer).map((s) => ({ pk: s.pk, at: s.at, followerCount: s.f, followingCount: s.g, username: s.username }));
       const r = await this.totals.applyLog(String(doc._id), period, samples, 'reconcile', (pk) => this.layout.slice(pk));
