@@ -1,0 +1,78 @@
+// The Redis side of one stored sample alone: the apply script (lib/lua/apply-log.lua) on a Redis of
+// its own holding N pks, fed batches of 1,000 samples of one-minute intervals as a node sends them.
+// Prints Redis's CPU per sample (its own process, /proc) and, per command, the µs spent inside it
+// (INFO commandstats), median of the rounds. `node dist/bench/lua-step.js [--pks N] [--rounds R]`
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { Totals } from '../lib/totals.js';
+import { median } from './cluster.js';
+import { cpuSeconds, round } from './proc.js';
+import { killAll, startRedis } from './services.js';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const BATCH = 1000;
+const SLICES = 64;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { pks: { type: 'string', default: '200000' }, rounds: { type: 'string', default: '5' } } });
+  const pks = Number(values.pks);
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(pks) || pks < BATCH || !Number.isInteger(rounds) || rounds < 1) throw new Error(`--pks must be an integer ≥ ${BATCH}, --rounds ≥ 1`);
+  const server = await startRedis();
+  const redis = new Redis(server.url);
+  try {
+    const cluster = 'lua';
+    const totals = new Totals(redis, cluster);
+    await redis.set(`${cluster}:totals:since`, '0');
+    const period = Math.floor(Date.now() / HOUR) * HOUR;
+    let token = 1;
+    // one interval of every pk, in batches of 1,000 (minute m of the period)
+    const interval = async (m: number): Promise<number> => {
+      for (let first = 0; first < pks; first += BATCH) {
+        const samples = Array.from({ length: Math.min(BATCH, pks - first) }, (_, i) => {
+          const pk = 1_000_000 + first + i;
+          return { pk, at: period + m * MINUTE, followerCount: 100_000 + ((pk * 7919 + m * 104_729) % 50_000), followingCount: 300 + (m % 17), username: `user${pk}` };
+        });
+        await totals.applyLog(String(token++), period, samples, 'live', (pk) => pk % SLICES);
+      }
+      return pks;
+    };
+    // the keyspace as a node finds it: every pk with totals and a few points in its open buffer
+    for (let m = 0; m < 3; m++) await interval(m);
+    const pid = server.child.pid!;
+    const cpu: number[] = [];
+    const byCommand = new Map<string, number[]>();
+    for (let r = 0; r < rounds; r++) {
+      const [c0, s0] = [cpuSeconds(pid)!, await commandStats(redis)];
+      const n = await interval(3 + r);
+      const [c1, s1] = [cpuSeconds(pid)!, await commandStats(redis)];
+      cpu.push(((c1 - c0) * 1e6) / n);
+      for (const [cmd, usec] of s1) {
+        if (cmd === 'info') continue;
+        const list = byCommand.get(cmd) ?? [];
+        list.push((usec - (s0.get(cmd) ?? 0)) / n);
+        byCommand.set(cmd, list);
+      }
+    }
+    const rows = [...byCommand].map(([cmd, list]) => [cmd, round(median(list) ?? 0, 2)] as const).filter(([, us]) => us > 0.005).sort((a, b) => b[1] - a[1]);
+    console.log(`${pks} pks, batches of ${BATCH}, ${rounds} rounds of one interval each`);
+    console.log(`Redis CPU per sample, median: ${round(median(cpu) ?? 0, 2)} µs (rounds: ${cpu.map((x) => round(x, 1)).join(', ')})`);
+    console.log(`inside commands, µs per sample (median): ${rows.map(([cmd, us]) => `${cmd} ${us}`).join(', ')}`);
+  } finally {
+    redis.disconnect();
+    killAll();
+  }
+}
+
+/** usec spent inside each command so far (a script's inner calls count in its EVALSHA too). */
+async function commandStats(redis: Redis): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const line of (await redis.info('commandstats')).split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=\d+,usec=(\d+)/.exec(line.trim());
+    if (m) out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+}
+
+main().catch((err: Error) => { console.error(err.message); killAll(); process.exit(1); });
