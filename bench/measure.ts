@@ -90,7 +90,7 @@ export const SATURATED_PCT = 90;
  * What limited the window: the busiest of our processes if it saturated a core, else "on-time
  * fine" when the work was done, else the whole machine if it was busy (other processes included).
  */
-export function bottleneck(cpu: CpuUse, nodeIds: string[], onTime: boolean, cores: number): string {
+export function bottleneck(cpu: CpuUse, nodeIds: string[], onTime: boolean): string {
   const label = (name: string): string => (nodeIds.includes(name) ? (nodeIds.length > 1 ? `node ${name}` : 'node') : name);
   const ranked = [...cpu.percent].sort((a, b) => b[1] - a[1]);
   const [topName, topPct] = ranked[0] ?? ['none', 0];

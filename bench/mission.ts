@@ -86,7 +86,7 @@ export async function mission(infra: Infra, o: MissionOptions, progress: (line: 
       cpuPct,
       machineBusyPct: w.cpu.machineBusyPct,
       rssBytes,
-      bottleneck: bottleneck(w.cpu, ids, onTime >= 99.9, o.cores),
+      bottleneck: bottleneck(w.cpu, ids, onTime >= 99.9),
       redisCommands: [...stats1].map(([command, end]) => {
         const begin = stats0.get(command) ?? { calls: 0, usec: 0 };
         return { command, calls: end.calls - begin.calls, usPerSample: stored > 0 ? round((end.usec - begin.usec) / stored, 2) : 0 };

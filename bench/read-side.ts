@@ -213,6 +213,6 @@ async function load(c: BenchCluster, url: string, r: Route, o: ReadSideOptions):
     non2xx: result.non2xx,
     serveCpuUsPerRequest: requests > 0 && serveSeconds !== undefined ? round((serveSeconds * 1e6) / requests) : null,
     cpu: { serve: p('serve'), redis: p('redis'), ferretdb: p('ferretdb'), autocannon: p('autocannon'), machine: cpu.machineBusyPct },
-    bottleneck: bottleneck(cpu, [], false, o.cores),
+    bottleneck: bottleneck(cpu, [], false),
   };
 }

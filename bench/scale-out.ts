@@ -45,7 +45,7 @@ export async function scaleOut(infra: Infra, o: ScaleOutOptions, progress: (line
   const c = new BenchCluster(infra, { pks: o.pks, intervalMs: I, ttlMs: o.ttlMs, concurrency: o.concurrency, flushMaxAgeMs: o.flushMaxAgeMs });
   const rows: ScaleOutRow[] = [];
   const demand = round(o.pks / (I / 1000), 1);
-  let warnings: string[] = [];
+  let warnings: string[];
   const skipped: number[] = [];
   try {
     for (const n of o.nodeCounts) {
@@ -77,7 +77,7 @@ export async function scaleOut(infra: Infra, o: ScaleOutOptions, progress: (line
         speedup: one ? round(w.samplesPerSec / one.samplesPerSec, 2) : 1,
         cpuUsPerSample: stored > 0 ? round((cpuS * 1e6) / stored, 1) : null,
         cpu: cpuColumns(w.cpu, ids),
-        bottleneck: bottleneck(w.cpu, ids, onTime >= 99.9, o.cores),
+        bottleneck: bottleneck(w.cpu, ids, onTime >= 99.9),
       });
       progress(`  ${n} node(s): ${w.samplesPerSec} samples/s of ${demand} demanded, on time ${onTime}%`);
     }

@@ -133,7 +133,7 @@ export async function singleNode(infra: Infra, o: SingleNodeOptions, progress: (
         writeQueueMax: w.writeQueue.length ? Math.max(...w.writeQueue.filter(Number.isFinite)) : null,
         cpu,
         checksPerSec: checksPerSec(w),
-        bottleneck: bottleneck(w.cpu, [NODE], fine, o.cores),
+        bottleneck: bottleneck(w.cpu, [NODE], fine),
         warnings: [],
       });
       progress(`  ${pks} pks: ${w.samplesPerSec} samples/s, on time ${onTime}%, node CPU ${cpu.node}%`);

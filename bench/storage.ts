@@ -19,7 +19,8 @@ import { TimelineReader } from '../lib/storage/reader.js';
 import { TotalsRebuilder } from '../lib/storage/rebuild.js';
 import { SliceWriter } from '../lib/storage/slice-writer.js';
 import type { Sample } from '../lib/store.js';
-import { Totals, totalsKeys } from '../lib/totals.js';
+import { Totals } from '../lib/totals.js';
+import { clusterKeys } from '../lib/keys.js';
 import { PK_MIN } from './cluster.js';
 import { cpuSeconds, round } from './proc.js';
 import { startFerret, stopChild } from './services.js';
@@ -145,7 +146,7 @@ async function measureFill(redisUrl: string, pks: number, o: StorageOptions, pro
     const fillS = (performance.now() - t0) / 1000;
     const writerCpu = process.cpuUsage(cpu0);
     const storeCpu = (cpuSeconds(ferretPid) ?? 0) - ferret0;
-    await redis.hset(totalsKeys(cluster).checkpoints, ...Array.from({ length: layout.slices }, (_, s) => [String(s), String(open - HOUR)]).flat());
+    await redis.hset(clusterKeys(cluster).checkpoints, ...Array.from({ length: layout.slices }, (_, s) => [String(s), String(open - HOUR)]).flat());
 
     // the open period so far, through the live path: log documents and the Lua step
     const live = new LogWriter(db, new Totals(redis, cluster), layout, 'bench');
@@ -256,7 +257,7 @@ async function measureRebuild(redisUrl: string, pks: number, logMinutes: number,
     const t0 = performance.now();
     const run = rebuilder.runOnce();
     for (;;) {
-      const T = await redis.hget(totalsKeys(cluster).rebuild, 'T');
+      const T = await redis.hget(clusterKeys(cluster).rebuild, 'T');
       if (T !== null) { cutoff = Number(T); break; }
       await new Promise((r) => setTimeout(r, 5));
     }

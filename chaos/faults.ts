@@ -3,9 +3,8 @@
 // chaos suite (one tap test per fault) and the soak (random faults for a given time).
 import { runCli } from '../test/helpers/cli.js';
 import { intervalStart, sleep, until } from '../test/helpers/cluster.js';
-import { totalsKeys, totalsState, totalsTrusted } from '../lib/totals.js';
-import { nodeKey } from '../lib/card.js';
-import { memberIndexKey } from '../lib/membership.js';
+import { totalsState, totalsTrusted } from '../lib/totals.js';
+import { clusterKeys, memberIndexKey, nodeKey } from '../lib/keys.js';
 import type { Chaos } from './harness.js';
 import { none, unbounded, type FaultRun, type Window } from './invariants.js';
 
@@ -305,7 +304,7 @@ async function midPeriod(h: Chaos): Promise<number> {
 
 /** Waits until every slice of `period` is closed; resolves to how long after its end that was. */
 async function periodClosed(h: Chaos, period: number): Promise<number> {
-  const key = totalsKeys(h.cluster.svc.cluster).closed;
+  const key = clusterKeys(h.cluster.svc.cluster).closed;
   await until(async () => Number((await h.cluster.redis.get(key).catch(() => null)) ?? -1) >= period, 180_000, `period ${new Date(period).toISOString()} closed`);
   return Date.now() - (period + periods(h).bucketMs);
 }
@@ -347,7 +346,7 @@ export const mongoDownAtClose: Fault = async (h) => {
   await h.mongoServer.down();
   const upAt = period + bucketMs + h.intervalMs + graceMs + 3000;
   await sleep(upAt - Date.now());
-  const wasClosed = Number(await h.cluster.redis.get(totalsKeys(h.cluster.svc.cluster).closed)) >= period;
+  const wasClosed = Number(await h.cluster.redis.get(clusterKeys(h.cluster.svc.cluster).closed)) >= period;
   await h.mongoServer.up();
   const closed = await periodClosed(h, period);
   await until(async () => !(await h.writeBacklog()), 120_000, 'the samples buffered in the outage written');

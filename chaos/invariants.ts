@@ -7,7 +7,7 @@ import { readMembers } from '../lib/membership.js';
 import type { PayloadDoc } from '../lib/storage/slice-writer.js';
 import { decodeBucket, decodeOpen, type Point } from '../lib/storage/codec.js';
 import { collectionNames, docIds, loadLayout } from '../lib/storage/layout.js';
-import { totalsKeys } from '../lib/totals.js';
+import { clusterKeys } from '../lib/keys.js';
 import { sleep } from '../test/helpers/cluster.js';
 import type { Chaos } from './harness.js';
 
@@ -68,7 +68,7 @@ async function settle(h: Chaos, to: number): Promise<void> {
  * buffers: the close of the period holding the cutoff puts them there (its reconcile).
  */
 async function rebuiltPeriodClosed(h: Chaos): Promise<boolean> {
-  const keys = totalsKeys(h.cluster.svc.cluster);
+  const keys = clusterKeys(h.cluster.svc.cluster);
   const [since, closed] = await h.cluster.redis.mget(keys.since, keys.closed);
   const layout = await loadLayout(h.cluster.db, h.cluster.config('checker'));
   if (since === null || Number(since) <= layout.firstPeriod) return true;
@@ -181,7 +181,7 @@ interface Snapshot {
  */
 async function snapshot(h: Chaos, to: number): Promise<Snapshot> {
   const { redis, db, svc } = h.cluster;
-  const keys = totalsKeys(svc.cluster);
+  const keys = clusterKeys(svc.cluster);
   const layout = await loadLayout(db, h.cluster.config('checker'));
   const periods = layout.periods(layout.firstPeriod, to + layout.bucketMs);
   const pks = h.universe.sortedPks;

@@ -14,6 +14,7 @@ import { readStatus } from './status.js';
 import { loadLayout } from './storage/layout.js';
 import { TimelineReader } from './storage/reader.js';
 import { Totals, type TopEntry, type TopOrder } from './totals.js';
+import { MAX_DATE_MS, parseTime } from './util.js';
 
 /** What the read API needs: open connections and the cluster's config (name, pk universe). */
 export interface ApiDeps {
@@ -35,7 +36,6 @@ export const MAX_LIMIT = 1000;
 const DEFAULT_LIMIT = 10;
 const DEFAULT_RANGE_MS = 3_600_000;
 /** The latest (and, negated, the earliest) time a JavaScript Date holds. */
-const MAX_DATE_MS = 8.64e15;
 /** How long one read of the cluster status serves every request (member cards change every TTL/3 anyway). */
 const CLUSTER_STATUS_SHARED_MS = 1000;
 /** a top list changes once an interval: the viewers of one second share one read of it */
@@ -192,8 +192,8 @@ class ApiRoutes {
   private async timeline(pk: number, q: URLSearchParams): Promise<unknown> {
     const toRaw = q.get('to');
     const fromRaw = q.get('from');
-    const to = toRaw === null ? Date.now() : parseTime('to', toRaw);
-    const from = fromRaw === null ? Math.max(-MAX_DATE_MS, to - DEFAULT_RANGE_MS) : parseTime('from', fromRaw);
+    const to = toRaw === null ? Date.now() : timeParam('to', toRaw);
+    const from = fromRaw === null ? Math.max(-MAX_DATE_MS, to - DEFAULT_RANGE_MS) : timeParam('from', fromRaw);
     if (from > to) throw new HttpError(400, `from is after to: ${new Date(from).toISOString()} > ${new Date(to).toISOString()}`);
     if (to - from > MAX_RANGE_MS) throw new HttpError(400, `range of ${Math.ceil((to - from) / 86_400_000)} days is too long: at most ${MAX_RANGE_MS / 86_400_000} days`);
     const [exists, timeline] = await Promise.all([this.totals.exists(pk), readTimeline(this.deps.reader, pk, from, to)]);
@@ -270,18 +270,13 @@ function noData(pk: number): HttpError {
   return new HttpError(404, `pk ${pk} has no data yet (no node has stored a sample for it)`);
 }
 
-/** An ISO time or epoch milliseconds, within the times a Date holds. */
-function parseTime(name: string, raw: string): number {
-  const text = raw.trim();
-  const t = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-  if (text === '' || !Number.isFinite(t)) {
-    throw new HttpError(400, `${name}=${JSON.stringify(raw)} is not valid: expected an ISO time (2026-11-27T10:00Z) or epoch milliseconds`);
+/** A time parameter: an ISO time or epoch milliseconds, else a 400 naming it. */
+function timeParam(name: string, raw: string): number {
+  try {
+    return parseTime(raw);
+  } catch (err) {
+    throw new HttpError(400, `${name}=${JSON.stringify(raw)} is not valid: ${(err as Error).message}`);
   }
-  if (Math.abs(t) > MAX_DATE_MS) {
-    const bounds = `${new Date(-MAX_DATE_MS).toISOString()} to ${new Date(MAX_DATE_MS).toISOString()}`;
-    throw new HttpError(400, `${name}=${JSON.stringify(raw)} is not valid: expected a time from ${bounds}`);
-  }
-  return t;
 }
 
 /** At most `limit` requests run at once and `queue` more wait their turn (in order); the rest are refused. */

@@ -73,10 +73,3 @@ export function viewHash(members: readonly RingMember[]): string {
   return createHash('sha1').update(text).digest('hex').slice(0, 8);
 }
 
-export function nodeKey(cluster: string, id: string): string {
-  return `${cluster}:node:${id}`;
-}
-
-export function eventsChannel(cluster: string): string {
-  return `${cluster}:events`;
-}

@@ -4,6 +4,7 @@ import { ConfigError, SETTINGS, loadConfig, type Config } from './config.js';
 import { FERRET_VERSION } from './embedded/binaries.js';
 import { SetupError } from './embedded/setup-error.js';
 import { VERSION } from './version.js';
+import { UsageError } from './commands/flags.js';
 
 /** Exit codes, kept stable for scripts and systemd: see README "Exit codes". */
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
@@ -191,21 +192,9 @@ ferretdb on PATH or in $GOPATH/bin is used as it is.`)
   }
 }
 
-/** A bad command-line value found after parsing (exit code 2). */
-export class UsageError extends Error {}
-
 function configOptions(cmd: Command): Command {
   for (const s of Object.values(SETTINGS)) {
     cmd.addOption(new Option(`--${s.flag} <value>`, `${s.help} [env ${s.env}]`));
   }
   return cmd;
-}
-
-/** Parses a numeric flag of a command (not a setting), or throws a UsageError naming it. */
-export function numberFlag(name: string, raw: unknown, min: number, max = Number.MAX_SAFE_INTEGER, integer = false): number {
-  const n = Number(raw);
-  if (raw === undefined || raw === '' || !Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
-    throw new UsageError(`--${name}=${JSON.stringify(raw)} is not valid: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
-  }
-  return n;
 }

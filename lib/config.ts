@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { bucketProblem } from './storage/layout.js';
+import { MAX_UNIVERSE } from './pk-universe.js';
 
 /** A setting that cannot be used: the CLI prints `message` alone and exits with code 2. */
 export class ConfigError extends Error {
@@ -97,8 +98,7 @@ export interface Config {
   logLevel: string;
 }
 
-/** Most pks one universe may hold: pk offsets are packed into 21 bits when sorting by hash. */
-export const MAX_UNIVERSE = 2 ** 21;
+export { MAX_UNIVERSE };
 
 /**
  * Builds the validated config: CLI flag values (camelCase keys, as commander gives them) win over

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import Redlock, { ExecutionError, ResourceLockedError, type Lock } from 'redlock';
 import type { Logger } from './log.js';
+import { clusterKeys } from './keys.js';
 
 /**
  * Singleton work for the cluster (retention, index creation, rebuilding the rank index): at most
@@ -23,7 +24,7 @@ export class ClusterLock {
   }
 
   key(job: string): string {
-    return `${this.cluster}:lock:${job}`;
+    return clusterKeys(this.cluster).lock(job);
   }
 
   /**
@@ -44,7 +45,7 @@ export class ClusterLock {
         this.log.debug({ job }, 'lock held by another node');
         return { ran: false };
       }
-      throw new Error(`could not take the lock ${key} (Redis: ${reason})`);
+      throw new Error(`could not take the lock ${key} (Redis: ${reason})`, { cause: err });
     }
 
     const controller = new AbortController();

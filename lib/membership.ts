@@ -3,11 +3,20 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import {
-  CARD_FORMAT, activeMembers, eventsChannel, nodeKey, parseCard, viewHash,
-  type MemberCard, type MemberState, type ParsedCard, type RingMember,
+  CARD_FORMAT,
+  activeMembers,
+  parseCard,
+  viewHash,
+  type MemberCard,
+  type MemberState,
+  type ParsedCard,
+  type RingMember,
 } from './card.js';
+import { eventsChannel, memberIndexKey, nodeKey } from './keys.js';
 import type { Logger } from './log.js';
 import { VERSION } from './version.js';
+import { sleep } from './util.js';
+import { heartbeat, release } from './lua/scripts.js';
 
 export interface MembershipOptions {
   cluster: string;
@@ -23,47 +32,6 @@ export interface MembershipOptions {
 /** Another live process holds this NODE_ID: the node must not start (exit 1). */
 export class DuplicateNodeError extends Error {}
 
-/**
- * Refreshes a member card only if it is this process's own, and keeps its id in the member index.
- * KEYS[1] the member key, KEYS[2] the member index (set of ids); ARGV[1] the new card JSON,
- * ARGV[2] TTL in ms, ARGV[3] this process's token, ARGV[4] the id.
- * Returns 0 refreshed, 1 the key was gone and is claimed again, -1 another process holds it (untouched).
- */
-const HEARTBEAT_SCRIPT = `
-local cur = redis.call('GET', KEYS[1])
-if not cur then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  redis.call('SADD', KEYS[2], ARGV[4])
-  return 1
-end
-local ok, card = pcall(cjson.decode, cur)
-if ok and type(card) == 'table' and card.token == ARGV[3] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  redis.call('SADD', KEYS[2], ARGV[4])
-  return 0
-end
-return -1`;
-
-/**
- * Deletes a member card only if it is this process's own, and its id from the member index.
- * KEYS[1] the member key, KEYS[2] the member index; ARGV[1] this process's token, ARGV[2] the id.
- * Returns 1 deleted, 0 not ours or gone.
- */
-const RELEASE_SCRIPT = `
-local cur = redis.call('GET', KEYS[1])
-if not cur then return 0 end
-local ok, card = pcall(cjson.decode, cur)
-if ok and type(card) == 'table' and card.token == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  redis.call('SREM', KEYS[2], ARGV[2])
-  return 1
-end
-return 0`;
-
-/** The set of member ids: nodes read it every second instead of scanning every key of Redis. */
-export function memberIndexKey(cluster: string): string {
-  return `${cluster}:members`;
-}
 
 /**
  * Reads the member cards. `index` (what nodes do every second): the ids in the member index, one
@@ -105,7 +73,7 @@ function escapeGlob(s: string): string {
  * second (pub/sub loses messages while a connection is down). Emits `members` with the active
  * members (the ring) whenever that set changes. While Redis is unreachable it keeps its last view.
  */
-export class Membership extends EventEmitter {
+export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
   private state: MemberState = 'joining';
   private readonly now: () => number;
   private readonly started: number;
@@ -194,7 +162,7 @@ export class Membership extends EventEmitter {
         if (others.every((c) => c.view === expected)) return true;
       } catch { /* Redis down: nobody can take over; wait */ }
       if (Date.now() > deadline) return false;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
   }
 
@@ -207,7 +175,7 @@ export class Membership extends EventEmitter {
       this.removeAllListeners('members');
       if (!this.claimed) return;
       try {
-        await this.redis.eval(RELEASE_SCRIPT, 2, this.key, memberIndexKey(this.opts.cluster), this.token, this.opts.id);
+        await release(this.redis, [this.key, memberIndexKey(this.opts.cluster)], [this.token, this.opts.id]);
         await this.publish('leave');
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'could not delete the member key; it expires with its TTL');
@@ -258,7 +226,7 @@ export class Membership extends EventEmitter {
     if (this.closing || !this.claimed) return;
     let result: number;
     try {
-      result = Number(await this.redis.eval(HEARTBEAT_SCRIPT, 2, this.key, memberIndexKey(this.opts.cluster), this.cardJson(), this.opts.ttlMs, this.token, this.opts.id));
+      result = Number(await heartbeat(this.redis, [this.key, memberIndexKey(this.opts.cluster)], [this.cardJson(), this.opts.ttlMs, this.token, this.opts.id]));
     } catch {
       return; // Redis down: the connection logs it once; keep working on the last view
     }

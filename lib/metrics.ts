@@ -2,10 +2,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { MEMBER_STATES, type MemberState } from './card.js';
 import type { Logger } from './log.js';
-import type { WriterCounters } from './sample-writer.js';
+import type { StoredBatch, WriterCounters } from './sample-writer.js';
 import type { SchedulerStats } from './scheduler.js';
 import type { FetchErrorKind } from './source.js';
-import type { Sample } from './store.js';
 
 /** What a node shows at scrape time; the parts built by `start()` are missing until then. */
 export interface NodeProbe {
@@ -107,7 +106,7 @@ export class NodeMetrics {
   }
 
   /** Called by the node for every written batch (about 0.25 µs per stored sample). */
-  observeBatch(b: { stored: Sample[]; doneAt: number; ms: number }): void {
+  observeBatch(b: StoredBatch): void {
     this.batchSeconds.observe(b.ms / 1000);
     for (const s of b.stored) this.lateness.observe(Math.max(0, b.doneAt - (s.due ?? s.at)) / 1000);
   }

@@ -1,6 +1,6 @@
 import { MongoClient, type Db } from 'mongodb';
 import { maskUrl } from './config.js';
-import { sleep } from './redis.js';
+import { sleep } from './util.js';
 import type { Logger } from './log.js';
 
 export function createMongo(url: string): MongoClient {

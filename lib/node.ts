@@ -1,6 +1,5 @@
 import type { Redis } from 'ioredis';
 import type { MongoClient } from 'mongodb';
-import type { RingMember } from './card.js';
 import { maskUrl, type Config } from './config.js';
 import { StateLog, type Logger } from './log.js';
 import { Membership } from './membership.js';
@@ -101,9 +100,9 @@ export class InfluencerNode {
     const writer = this.writer;
     this.scheduler = new Scheduler(this.source, (s) => writer.add(s), { intervalMs: c.intervalMs, concurrency: c.concurrency, now });
     const scheduler = this.scheduler;
-    writer.on('batch', (b: { stored: Parameters<Scheduler['recordStored']>[0]; doneAt: number }) => scheduler.recordStored(b.stored, b.doneAt));
+    writer.on('batch', (b) => scheduler.recordStored(b.stored, b.doneAt));
     const metrics = this.metrics;
-    if (metrics) writer.on('batch', (b: Parameters<NodeMetrics['observeBatch']>[0]) => metrics.observeBatch(b));
+    if (metrics) writer.on('batch', (b) => metrics.observeBatch(b));
 
     this.tracker = new OwnershipTracker(universe, c.nodeId, { now });
     this.tracker.on('change', (change: OwnershipChange) => {
@@ -114,7 +113,7 @@ export class InfluencerNode {
     this.tracker.on('error', (err: Error) => this.log.error({ err: err.message }, 'ownership recompute failed'));
 
     this.membership = new Membership(this.redis, this.sub, { cluster: c.cluster, id: c.nodeId, weight: c.nodeWeight, ttlMs: c.heartbeatTtlMs, stats: () => this.stats(), now }, this.log);
-    this.membership.on('members', (members: RingMember[]) => {
+    this.membership.on('members', (members) => {
       if (!this.leaving) this.tracker?.setMembers(members);
     });
     scheduler.start();

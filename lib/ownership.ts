@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { PkUniverse } from './pk-universe.js';
 import { normalizeMembers, Ring, type RingMember } from './ring.js';
+import { lowerBound, upperBound } from './util.js';
 
 /** Owner index of a pk when the ring is empty (never a member index: rings hold < 0xffff members). */
 export const NO_OWNER = 0xffff;
@@ -38,11 +39,7 @@ function arcEnds(universe: PkUniverse, ring: Ring): Uint32Array {
       step *= 2;
     }
     if (hi > n) hi = n;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (hashes[mid]! <= p) lo = mid + 1;
-      else hi = mid;
-    }
+    lo = upperBound(hashes, p, lo, hi);
     ends[i] = lo;
   }
   return ends;
@@ -148,14 +145,8 @@ function selectMarked(pks: Int32Array, mark: Uint8Array, min: number, want: numb
 }
 
 function sortedHas(sorted: Int32Array, pk: number): boolean {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (sorted[mid]! < pk) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo < sorted.length && sorted[lo] === pk;
+  const i = lowerBound(sorted, pk);
+  return i < sorted.length && sorted[i] === pk;
 }
 
 export interface OwnershipChange extends OwnershipDiff {

@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 export const DEFAULT_PK_MIN = 1_000_000;
 export const DEFAULT_PK_MAX = 1_999_999;
 /** Largest universe: the pk offset is packed into the low 21 bits of an exact float64 sort key. */
-export const MAX_UNIVERSE_SIZE = 2 ** 21;
+export const MAX_UNIVERSE = 2 ** 21;
 
 export type HashMethod = 'hash' | 'createHash';
 
@@ -34,17 +34,17 @@ export function hashRange(pkMin: number, pkMax: number, method?: HashMethod): Ui
 /** Sort a range's pks by hash (ties by pk): one native float64 sort of hash * 2^21 + offset. */
 export function sortByHash(hashes: Uint32Array, pkMin: number): { sortedHashes: Uint32Array; sortedPks: Int32Array } {
   const size = hashes.length;
-  if (size > MAX_UNIVERSE_SIZE) throw new RangeError(`at most ${MAX_UNIVERSE_SIZE} pks, got ${size}`);
+  if (size > MAX_UNIVERSE) throw new RangeError(`at most ${MAX_UNIVERSE} pks, got ${size}`);
   const keys = new Float64Array(size);
-  for (let i = 0; i < size; i++) keys[i] = hashes[i]! * MAX_UNIVERSE_SIZE + i; // < 2^53: exact
+  for (let i = 0; i < size; i++) keys[i] = hashes[i]! * MAX_UNIVERSE + i; // < 2^53: exact
   keys.sort();
   const sortedHashes = new Uint32Array(size);
   const sortedPks = new Int32Array(size);
   for (let i = 0; i < size; i++) {
     const key = keys[i]!;
-    const hash = Math.floor(key / MAX_UNIVERSE_SIZE);
+    const hash = Math.floor(key / MAX_UNIVERSE);
     sortedHashes[i] = hash;
-    sortedPks[i] = pkMin + (key - hash * MAX_UNIVERSE_SIZE);
+    sortedPks[i] = pkMin + (key - hash * MAX_UNIVERSE);
   }
   return { sortedHashes, sortedPks };
 }
@@ -91,9 +91,9 @@ function checkRange(pkMin: number, pkMax: number): number {
   }
   if (pkMax < pkMin) throw new RangeError(`pk range is empty: ${pkMin}..${pkMax}`);
   const size = pkMax - pkMin + 1;
-  if (size > MAX_UNIVERSE_SIZE) {
+  if (size > MAX_UNIVERSE) {
     throw new RangeError(
-      `pk range ${pkMin}..${pkMax} holds ${size} pks; at most ${MAX_UNIVERSE_SIZE} (2^21) are supported`,
+      `pk range ${pkMin}..${pkMax} holds ${size} pks; at most ${MAX_UNIVERSE} (2^21) are supported`,
     );
   }
   return size;

@@ -1,6 +1,6 @@
 // Local TCP ports: a free one to start a server on, whether one is taken, and waiting for a server to listen.
 import { connect, createServer } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleep } from './util.js';
 
 /** A port nothing listens on now (the kernel's pick); another process may take it before the caller does. */
 export function freePort(host = '127.0.0.1'): Promise<number> {

@@ -1,6 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { maskUrl } from './config.js';
 import { StateLog, type Logger } from './log.js';
+import { sleep } from './util.js';
 
 /**
  * A Redis connection that reconnects for ever with capped backoff and fails commands at once
@@ -69,13 +70,4 @@ export async function connectRedis(redis: Redis, url: string, log: Logger, signa
   } finally {
     redis.off('error', onAnyError);
   }
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve(); }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

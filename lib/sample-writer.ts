@@ -3,6 +3,7 @@ import { MongoError } from 'mongodb';
 import { LogWriter, type PendingBatch } from './storage/log-writer.js';
 import type { Sample } from './store.js';
 import { StateLog, type Logger } from './log.js';
+import { sleep } from './util.js';
 
 export interface SampleWriterOptions {
   flushMaxSamples: number;
@@ -49,7 +50,14 @@ const APPLY_GRACE_MS = 5000;
  *   left to their period's reconcile (counted as deferred).
  * Emits `batch` ({ stored, doneAt, ms }) when a batch is logged.
  */
-export class SampleWriter extends EventEmitter {
+/** A batch made durable: its samples, when, and how long the write took. */
+export interface StoredBatch {
+  stored: Sample[];
+  doneAt: number;
+  ms: number;
+}
+
+export class SampleWriter extends EventEmitter<{ batch: [StoredBatch] }> {
   private queue: Sample[] = [];
   private head = 0;
   private logging = 0;
@@ -120,10 +128,10 @@ export class SampleWriter extends EventEmitter {
     const until = Date.now() + deadlineMs;
     while (this.length > 0 && Date.now() < until) {
       this.pump(true);
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
     }
     const applyUntil = Math.min(until, Date.now() + APPLY_GRACE_MS);
-    while (this.toApply.length > 0 && Date.now() < applyUntil) await new Promise((r) => setTimeout(r, 20));
+    while (this.toApply.length > 0 && Date.now() < applyUntil) await sleep(20);
     return this.length === 0;
   }
 
@@ -201,7 +209,7 @@ export class SampleWriter extends EventEmitter {
         this.logFailing = true;
         this.mongoState.set('down', { err: (err as Error).message, buffered: this.length }, 'warn');
         this.logBackoffMs = Math.min(Math.max(100, this.logBackoffMs * 2), BACKOFF_MAX_MS);
-        await new Promise((r) => setTimeout(r, this.logBackoffMs));
+        await sleep(this.logBackoffMs);
         // closed: the batch stays unlogged (still counted in `length`)
         if (this.closed) return false;
         continue;
@@ -249,7 +257,7 @@ export class SampleWriter extends EventEmitter {
           const state = err instanceof MongoError ? this.mongoState : this.totalsState;
           state.set('down', { err: (err as Error).message, waiting: this.applySamples }, 'warn');
           backoff = Math.min(Math.max(100, backoff * 2), BACKOFF_MAX_MS);
-          await new Promise((r) => setTimeout(r, backoff));
+          await sleep(backoff);
           continue;
         }
         backoff = 0;

@@ -1,12 +1,8 @@
 import type { FetchErrorKind, FetchResult } from './source.js';
+import type { OwnedSet } from './ownership.js';
 import type { Sample } from './store.js';
-
-export interface OwnedPks {
-  /** owned pks, sorted by hash */
-  pks: Int32Array;
-  /** their 32-bit ring hashes, ascending */
-  hashes: Uint32Array;
-}
+import { SlotWalk } from './slots.js';
+import { upperBound } from './util.js';
 
 export interface SchedulerOptions {
   intervalMs: number;
@@ -41,7 +37,6 @@ export interface SchedulerStats {
   inFlight: number;
 }
 
-const TWO_32 = 2 ** 32;
 const LATENESS_SAMPLE = 10_000;
 
 /** A due pk not dispatched yet: `at` the interval its sample is stamped with, `due` when it became due. */
@@ -68,11 +63,7 @@ function newFigures(): { stored: number; onTime: number; seen: number; lateness:
  * every owned pk of every interval skipped whole.
  */
 export class Scheduler {
-  private owned: OwnedPks = { pks: new Int32Array(0), hashes: new Uint32Array(0) };
-  private interval = -1;
-  private cursor = 0;
-  /** hash of the last pk dispatched by the cursor in this interval (-1: none yet) */
-  private lastHash = -1;
+  private readonly walk: SlotWalk;
   /** due pks not yet dispatched: gained after their slot, or left over when an interval ended */
   private late: Late[] = [];
   /** next entry of `late` to dispatch (a head index: shifting would cost O(backlog) per request) */
@@ -98,28 +89,29 @@ export class Scheduler {
   ) {
     this.now = opts.now ?? Date.now;
     this.catchUpMs = opts.catchUpMs ?? Math.min(opts.intervalMs, 5000);
+    this.walk = new SlotWalk(opts.intervalMs);
   }
 
   /** Replaces the owned set; the caller passes what it gained so late slots are caught up. */
-  setOwned(owned: OwnedPks, gained: Int32Array | number[] = []): void {
-    this.owned = owned;
+  setOwned(owned: OwnedSet, gained: Int32Array | number[] = []): void {
+    const walk = this.walk;
     // continue after the last pk dispatched in this interval; gained pks before it are caught up
-    this.cursor = upperBound(owned.hashes, this.lastHash);
-    if (this.interval >= 0 && gained.length > 0) {
+    walk.follow(owned);
+    if (walk.interval >= 0 && gained.length > 0) {
       const fresh = new Set(gained);
       const now = this.now();
       const I = this.opts.intervalMs;
-      const previous = this.interval - I;
+      const previous = walk.interval - I;
       // gained pks whose slot in the previous interval came less than catchUpMs ago
       const since = now - this.catchUpMs;
-      if (this.catchUpMs > 0 && since < this.interval) {
-        const fromHash = Math.ceil((Math.max(0, since - previous) / I) * TWO_32);
+      if (this.catchUpMs > 0 && since < walk.interval) {
+        const fromHash = Math.ceil(walk.dueHash(Math.max(previous, since), previous));
         for (let i = upperBound(owned.hashes, fromHash - 1); i < owned.pks.length; i++) {
           if (fresh.has(owned.pks[i])) this.late.push({ pk: owned.pks[i], hash: owned.hashes[i], at: previous, due: now });
         }
       }
-      for (let i = 0; i < this.cursor; i++) {
-        if (fresh.has(owned.pks[i])) this.late.push({ pk: owned.pks[i], hash: owned.hashes[i], at: this.interval, due: now });
+      for (let i = 0; i < walk.cursor; i++) {
+        if (fresh.has(owned.pks[i])) this.late.push({ pk: owned.pks[i], hash: owned.hashes[i], at: walk.interval, due: now });
       }
     }
     this.tick();
@@ -140,7 +132,7 @@ export class Scheduler {
   /** Called by the writer when samples are stored: on time = stored before its interval ended. */
   recordStored(samples: Sample[], doneAt: number): void {
     for (const s of samples) {
-      const bucket = s.at === this.interval ? this.cur : s.at === this.interval - this.opts.intervalMs ? this.last : undefined;
+      const bucket = s.at === this.walk.interval ? this.cur : s.at === this.walk.interval - this.opts.intervalMs ? this.last : undefined;
       if (!bucket) continue;
       bucket.stored++;
       const due = s.due ?? s.at;
@@ -161,7 +153,7 @@ export class Scheduler {
     const sorted = [...l.lateness].sort((a, b) => a - b);
     const pick = (q: number): number | null => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null);
     return {
-      owned: this.owned.pks.length,
+      owned: this.walk.owned.pks.length,
       intervalMs: this.opts.intervalMs,
       samplesLastInterval: l.stored,
       onTimePct: l.stored + l.missed > 0 ? Math.round((l.onTime / (l.stored + l.missed)) * 10000) / 100 : null,
@@ -179,22 +171,21 @@ export class Scheduler {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.stopped) return;
-    const { now, start } = this.pump();
-    const { pks, hashes } = this.owned;
+    const now = this.pump();
     // next pk's due time, but look again at least every 50 ms (new interval, freed slots)
-    const nextDue = this.cursor < pks.length ? start + (hashes[this.cursor] / TWO_32) * this.opts.intervalMs : start + this.opts.intervalMs;
-    const wait = Math.max(1, Math.min(50, nextDue - now));
+    const wait = Math.max(1, Math.min(50, this.walk.nextDue() - now));
     this.timer = setTimeout(() => this.tick(), wait);
   }
 
-  /** Dispatches every due pk the concurrency limit allows. */
-  private pump(): { now: number; start: number } {
+  /** Dispatches every due pk the concurrency limit allows; returns the time it looked. */
+  private pump(): number {
+    const walk = this.walk;
     const now = this.now();
-    const start = Math.floor(now / this.opts.intervalMs) * this.opts.intervalMs;
-    if (this.stopped) return { now, start };
-    if (start !== this.interval) this.rollOver(start, now);
-    const { pks, hashes } = this.owned;
-    const dueUpTo = ((now - start) / this.opts.intervalMs) * TWO_32;
+    const start = walk.startOf(now);
+    if (this.stopped) return now;
+    if (start !== walk.interval) this.rollOver(start, now);
+    const { pks, hashes } = walk.owned;
+    const dueUpTo = walk.dueHash(now, start);
     while (this.inFlight < this.opts.concurrency && this.lateHead < this.late.length) {
       const late = this.late[this.lateHead++];
       if (!this.owns(late)) continue; // lost while queued: its new owner polls it
@@ -205,12 +196,12 @@ export class Scheduler {
       this.late = this.late.slice(this.lateHead);
       this.lateHead = 0;
     }
-    while (this.inFlight < this.opts.concurrency && this.cursor < pks.length && hashes[this.cursor] <= dueUpTo) {
-      const i = this.cursor++;
-      this.lastHash = hashes[i];
-      this.dispatch(pks[i], start, start + (hashes[i] / TWO_32) * this.opts.intervalMs);
+    while (this.inFlight < this.opts.concurrency) {
+      const i = walk.take(dueUpTo);
+      if (i < 0) break;
+      this.dispatch(pks[i], start, walk.slotTime(start, hashes[i]));
     }
-    return { now, start };
+    return now;
   }
 
   /**
@@ -220,23 +211,24 @@ export class Scheduler {
    * for the last one's pks whose slot in this interval is still to come: those are fetched for it.
    */
   private rollOver(start: number, now: number): void {
-    if (this.interval >= 0) {
+    const walk = this.walk;
+    if (walk.interval >= 0) {
       const I = this.opts.intervalMs;
-      const { pks, hashes } = this.owned;
+      const { pks, hashes } = walk.owned;
       const waiting = this.late.slice(this.lateHead).filter((l) => this.owns(l));
-      for (let i = this.cursor; i < pks.length; i++) {
-        waiting.push({ pk: pks[i], hash: hashes[i], at: this.interval, due: this.interval + (hashes[i] / TWO_32) * I });
+      for (let i = walk.cursor; i < pks.length; i++) {
+        waiting.push({ pk: pks[i], hash: hashes[i], at: walk.interval, due: walk.slotTime(walk.interval, hashes[i]) });
       }
       const kept = waiting.filter((l) => now < this.nextSlot(l));
       let missed = waiting.length - kept.length;
-      const skipped = Math.max(0, Math.round((start - this.interval) / I) - 1);
+      const skipped = Math.max(0, Math.round((start - walk.interval) / I) - 1);
       if (skipped > 0) {
         const last = start - I;
         // pks whose slot in this interval has passed: their sample for `last` would be stale
-        const passed = upperBound(hashes, ((now - start) / I) * TWO_32);
+        const passed = upperBound(hashes, walk.dueHash(now, start));
         missed += (skipped - 1) * pks.length + passed;
         for (let i = passed; i < pks.length; i++) {
-          kept.push({ pk: pks[i], hash: hashes[i], at: last, due: last + (hashes[i] / TWO_32) * I });
+          kept.push({ pk: pks[i], hash: hashes[i], at: last, due: walk.slotTime(last, hashes[i]) });
         }
       }
       // counted in the figures of the interval just ended
@@ -247,19 +239,17 @@ export class Scheduler {
       this.last = this.cur;
       this.cur = newFigures();
     }
-    this.interval = start;
-    this.cursor = 0;
-    this.lastHash = -1;
+    walk.restart(start);
   }
 
   /** The pk's slot in the interval after `at`: its sample for `at` is not fetched from then on. */
   private nextSlot(l: Late): number {
-    return l.at + this.opts.intervalMs + (l.hash / TWO_32) * this.opts.intervalMs;
+    return this.walk.slotTime(l.at + this.opts.intervalMs, l.hash);
   }
 
   /** Whether the pk is still owned (a binary search of the owned hashes). */
   private owns(l: Late): boolean {
-    const { pks, hashes } = this.owned;
+    const { pks, hashes } = this.walk.owned;
     for (let i = upperBound(hashes, l.hash - 1); i < pks.length && hashes[i] === l.hash; i++) {
       if (pks[i] === l.pk) return true;
     }
@@ -295,18 +285,7 @@ export class Scheduler {
 
   private countMissed(intervalStart: number): void {
     this.missedTotal++;
-    if (intervalStart === this.interval) this.cur.missed++;
-    else if (intervalStart === this.interval - this.opts.intervalMs) this.last.missed++;
+    if (intervalStart === this.walk.interval) this.cur.missed++;
+    else if (intervalStart === this.walk.interval - this.opts.intervalMs) this.last.missed++;
   }
-}
-
-/** First index whose hash is > value. */
-export function upperBound(hashes: Uint32Array, value: number): number {
-  let lo = 0;
-  let hi = hashes.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (hashes[mid] <= value) lo = mid + 1; else hi = mid;
-  }
-  return lo;
 }

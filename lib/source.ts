@@ -1,4 +1,5 @@
 import { Pool } from 'undici';
+import { sleep } from './util.js';
 
 export interface Influencer {
   pk: number;
@@ -133,7 +134,7 @@ export class MockstagramClient {
       onError?.(r.error);
       const wait = r.retryAfterMs ?? Math.min(2000, 100 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
       if (this.now() + wait + 50 >= deadline) break;
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      await sleep(wait);
     }
     return { kind: 'failed', error: last, attempts: this.maxAttempts };
   }

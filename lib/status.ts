@@ -3,6 +3,7 @@ import { activeMembers, isHealthy, viewHash } from './card.js';
 import type { Config } from './config.js';
 import { readMembers } from './membership.js';
 import { Ring } from './ring.js';
+import { lowerBound } from './util.js';
 
 export interface MemberRow {
   id: string;
@@ -114,13 +115,8 @@ export async function ownerOfPk(redis: Redis, config: Config, pk: number): Promi
   if (active.length === 0) return { pk, hash: 0, owner: null, point: null, pointIndex: null, members: 0 };
   const ring = new Ring(active);
   const hash = ring.hashOf(pk);
-  let lo = 0;
-  let hi = ring.points.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (ring.points[mid] < hash) lo = mid + 1; else hi = mid;
-  }
-  const index = lo === ring.points.length ? 0 : lo;
+  const first = lowerBound(ring.points, hash);
+  const index = first === ring.points.length ? 0 : first;
   return { pk, hash, owner: ring.ownerOf(pk) ?? null, point: ring.points[index], pointIndex: index, members: active.length };
 }
 

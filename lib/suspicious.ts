@@ -1,7 +1,8 @@
 import ky, { HTTPError, TimeoutError, type KyInstance } from 'ky';
 import type { Collection } from 'mongodb';
 import type { Logger } from './log.js';
-import { upperBound, type OwnedPks } from './scheduler.js';
+import type { OwnedSet } from './ownership.js';
+import { SlotWalk } from './slots.js';
 import { readBodyUpTo } from './source.js';
 import { answerId, DUPLICATE_KEY, type SuspiciousDoc } from './store.js';
 import type { InfluencerTotals } from './totals.js';
@@ -23,7 +24,7 @@ export interface SuspiciousOptions {
 
 export interface SuspiciousDeps {
   /** the node's owned pks, sorted by hash (the same object until ownership changes) */
-  owned: () => OwnedPks;
+  owned: () => OwnedSet;
   /** where each answer is stored (the `suspicious` collection) */
   /** the collection of a check period's answers */
   answers: (periodStart: number) => Collection<SuspiciousDoc>;
@@ -76,7 +77,6 @@ export async function storeSuspicious(
   await deps.totals.setSuspicious(pk, kept.suspicious, kept.at.getTime());
 }
 
-const TWO_32 = 2 ** 32;
 const MAX_RETRY_QUEUE = 10_000;
 const TICK_MAX_MS = 1000;
 const NOT_FOUND = 'InfluencerNotFoundError';
@@ -95,10 +95,9 @@ export class SuspiciousChecker {
   private readonly now: () => number;
   private readonly retryMs: number;
   private readonly maxTries: number;
-  private interval = -1;
-  private cursor = 0;
-  private lastHash = -1;
-  private ownedRef?: OwnedPks;
+  private readonly walk: SlotWalk;
+  /** the owned set the walk follows (undefined: follow the next one read) */
+  private ownedRef?: OwnedSet;
   private retries: Array<{ pk: number; notBefore: number; tries: number }> = [];
   private readonly running = new Set<number>();
   private readonly abort = new AbortController();
@@ -113,6 +112,7 @@ export class SuspiciousChecker {
     this.now = opts.now ?? Date.now;
     this.retryMs = opts.retryMs ?? Math.max(10, Math.min(60_000, Math.floor(opts.intervalMs / 4)));
     this.maxTries = opts.maxTries ?? 5;
+    this.walk = new SlotWalk(opts.intervalMs);
     const prefixUrl = opts.mockstagramUrl.endsWith('/') ? opts.mockstagramUrl : `${opts.mockstagramUrl}/`;
     this.http = ky.create({ prefixUrl, timeout: opts.timeoutMs, retry: 0, signal: this.abort.signal });
   }
@@ -159,46 +159,43 @@ export class SuspiciousChecker {
 
   /** Starts every due check the concurrency allows; returns how long to wait before looking again. */
   private pump(): number {
-    const I = this.opts.intervalMs;
+    const walk = this.walk;
     const now = this.now();
-    const start = Math.floor(now / I) * I;
-    const dueUpTo = ((now - start) / I) * TWO_32;
-    if (start !== this.interval) {
-      const first = this.interval < 0;
+    const start = walk.startOf(now);
+    const dueUpTo = walk.dueHash(now, start);
+    if (start !== walk.interval) {
+      const first = walk.interval < 0;
       this.rollOver(start);
       // started mid-period: the slots already past were the previous owner's (or wait for the next period)
-      if (first) { this.lastHash = Math.floor(dueUpTo); this.ownedRef = undefined; }
+      if (first) { walk.lastHash = Math.floor(dueUpTo); this.ownedRef = undefined; }
     }
     const owned = this.deps.owned();
     if (owned !== this.ownedRef) {
       // ownership changed: carry on after the last hash checked in this period
       this.ownedRef = owned;
-      this.cursor = upperBound(owned.hashes, this.lastHash);
+      walk.follow(owned);
     }
     const free = (): boolean => this.running.size < this.opts.concurrency;
     while (free() && this.retries.length > 0 && this.retries[0].notBefore <= now) {
       const r = this.retries.shift()!;
       this.dispatch(r.pk, r.tries);
     }
-    const { pks, hashes } = owned;
-    while (free() && this.cursor < pks.length && hashes[this.cursor] <= dueUpTo) {
-      const i = this.cursor++;
-      this.lastHash = hashes[i];
-      this.dispatch(pks[i], 0);
+    while (free()) {
+      const i = walk.take(dueUpTo);
+      if (i < 0) break;
+      this.dispatch(owned.pks[i], 0);
     }
     if (!free()) return TICK_MAX_MS; // a finished check pumps again
-    const nextDue = this.cursor < pks.length ? start + (hashes[this.cursor] / TWO_32) * I : start + I;
+    const nextDue = walk.nextDue();
     const nextRetry = this.retries.length > 0 ? this.retries[0].notBefore : Infinity;
     return Math.max(1, Math.min(TICK_MAX_MS, Math.min(nextDue, nextRetry) - now));
   }
 
   /** A new period: pks the cursor did not reach are missed; retries of the last period are dropped (each pk has a slot in this one). */
   private rollOver(start: number): void {
-    if (this.interval >= 0 && this.ownedRef) this.counters.missed += Math.max(0, this.ownedRef.pks.length - this.cursor);
+    if (this.walk.interval >= 0 && this.ownedRef) this.counters.missed += this.walk.left();
     this.retries = [];
-    this.interval = start;
-    this.cursor = 0;
-    this.lastHash = -1;
+    this.walk.restart(start);
   }
 
   private dispatch(pk: number, tries: number): void {
@@ -267,7 +264,7 @@ export class SuspiciousChecker {
     const b = body as { pk?: unknown; suspicious?: unknown } | null;
     if (typeof b !== 'object' || b === null || b.pk !== pk || typeof b.suspicious !== 'boolean') return { kind: 'error', error: 'invalid_payload' };
     try {
-      await storeSuspicious(this.deps, pk, b.suspicious, this.now(), this.interval);
+      await storeSuspicious(this.deps, pk, b.suspicious, this.now(), this.walk.interval);
     } catch {
       return { kind: 'error', error: 'store' };
     }

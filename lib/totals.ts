@@ -1,44 +1,12 @@
-import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { applyLog, raiseMark } from './lua/scripts.js';
+import { clusterKeys, INFLUENCER_FIELDS } from './keys.js';
 
 /** The running totals are missing (Redis lost them) and no rebuild has set their cutoff yet. */
 export class TotalsNotReady extends Error {
   constructor() { super('running totals are missing in Redis until a rebuild starts; the batch waits'); }
 }
 
-/** Keys of the running totals and the open buffers in Redis, under the cluster prefix. */
-export const totalsKeys = (cluster: string) => ({
-  influencer: (pk: number) => `${cluster}:inf:${pk}`,
-  rank: `${cluster}:rank`,
-  growth: `${cluster}:growth`,
-  stats: `${cluster}:stats`,
-  /** the running totals count every sample with `at` >= this; older ones come from a rebuild */
-  since: `${cluster}:totals:since`,
-  /** a rebuild in progress: T (its cutoff), owner (its token) and last (the last pk merged) */
-  rebuild: `${cluster}:totals:rebuild`,
-  /** run id and evicted-key count of the Redis the totals were built on: another means a restart (maybe from an older snapshot) or an eviction */
-  builtOn: `${cluster}:totals:redis`,
-  /** tokens of the log documents of period P applied to the totals and open buffers */
-  applied: (period: number) => `${cluster}:applied:${period}`,
-  /** tokens of the log documents of period P a rebuild counted */
-  rebuilt: (period: number) => `${cluster}:rebuilt:${period}`,
-  /** one pk's points of period P not yet in a bucket: 12-byte records (lib/storage/codec.ts) */
-  open: (period: number, pk: number) => `${cluster}:open:${period}:${pk}`,
-  /** the pks of a slice with an open buffer in period P */
-  openPks: (period: number, slice: number) => `${cluster}:pks:${period}:${slice}`,
-  /** start of the newest period whose close has begun: its samples are late from then on */
-  closing: `${cluster}:closing`,
-  /** start of the newest period closed in every slice */
-  closed: `${cluster}:closed`,
-  /** the slices of period P closed so far */
-  closedSlices: (period: number) => `${cluster}:closed:${period}`,
-  /** set once period P's log has been reconciled with the open buffers */
-  reconciled: (period: number) => `${cluster}:reconciled:${period}`,
-  /** hash: slice -> period of its newest checkpoint */
-  checkpoints: `${cluster}:checkpoints`,
-});
-
-export type TotalsKeys = ReturnType<typeof totalsKeys>;
 
 export type TotalsState = 'ready' | 'rebuilding' | 'missing';
 
@@ -56,14 +24,14 @@ export async function redisIdentity(redis: Redis): Promise<string> {
 
 /** Ready, and on the Redis they were built on, with no key evicted since: what closing a period needs. */
 export async function totalsTrusted(redis: Redis, cluster: string): Promise<boolean> {
-  const keys = totalsKeys(cluster);
+  const keys = clusterKeys(cluster);
   const [state, built, identity] = await Promise.all([totalsState(redis, cluster), redis.get(keys.builtOn), redisIdentity(redis)]);
   return state === 'ready' && built === identity;
 }
 
 /** Whether the running totals in Redis can be trusted, are being rebuilt, or are gone. */
 export async function totalsState(redis: Redis, cluster: string): Promise<TotalsState> {
-  const keys = totalsKeys(cluster);
+  const keys = clusterKeys(cluster);
   const [since, pending] = await Promise.all([redis.get(keys.since), redis.hget(keys.rebuild, 'T')]);
   if (pending !== null) return 'rebuilding';
   return since === null ? 'missing' : 'ready';
@@ -100,27 +68,13 @@ export interface TopEntry {
   growth: number | null;
 }
 
-/** Reads a Lua script of lib/lua. */
-export function loadScript(name: string): string {
-  // lib/lua next to this file when run from source, ../../lib/lua when run from dist/lib
-  for (const rel of [`./lua/${name}`, `../../lib/lua/${name}`]) {
-    try { return readFileSync(new URL(rel, import.meta.url), 'utf8'); } catch { /* next */ }
-  }
-  throw new Error(`Lua script ${name} not found`);
-}
-
-const APPLY_LOG = loadScript('apply-log.lua');
-const RAISE = loadScript('raise.lua');
 
 /** Raises a numeric mark in Redis to `value` if it is lower (or missing); resolves to the mark after. */
 export async function raise(redis: Redis, key: string, value: number): Promise<number> {
-  if (!('raiseMark' in redis)) redis.defineCommand('raiseMark', { lua: RAISE, numberOfKeys: 1 });
-  return Number(await (redis as unknown as { raiseMark(key: string, value: number): Promise<string> }).raiseMark(key, value));
+  return Number(await raiseMark(redis, [key], [value]));
 }
 /** an applied set is deleted when its period closes; this only bounds what a stopped cluster leaves */
 const APPLIED_SET_TTL_S = 7 * 86_400;
-
-type WithApply = Redis & { applyLog(numKeys: number, ...args: (string | number)[]): Promise<number | Array<string | number>> };
 
 /** What applying one log document did. */
 export type ApplyOutcome =
@@ -146,11 +100,10 @@ export interface TotalsSample {
  * batch: O(1) per sample, exact, and a replayed batch changes nothing.
  */
 export class Totals {
-  private readonly keys: ReturnType<typeof totalsKeys>;
+  private readonly keys: ReturnType<typeof clusterKeys>;
 
   constructor(private readonly redis: Redis, cluster: string) {
-    this.keys = totalsKeys(cluster);
-    if (!('applyLog' in redis)) redis.defineCommand('applyLog', { lua: APPLY_LOG });
+    this.keys = clusterKeys(cluster);
   }
 
   /**
@@ -166,7 +119,7 @@ export class Totals {
       keys.push(this.keys.influencer(s.pk), this.keys.open(period, s.pk), this.keys.openPks(period, slice(s.pk)));
       args.push(s.pk, s.at, s.followerCount, s.followingCount, s.username ?? '');
     }
-    const result = await (this.redis as unknown as WithApply).applyLog(keys.length, ...keys, ...args);
+    const result = await applyLog(this.redis, keys, args);
     if (result === -2) throw new TotalsNotReady();
     if (result === -3) return { kind: 'late' };
     if (result === -1) return { kind: 'replayed' };
@@ -176,20 +129,22 @@ export class Totals {
 
   async read(pk: number): Promise<InfluencerTotals | null> {
     const h = await this.redis.hgetall(this.keys.influencer(pk));
-    if (!h.n) return null;
+    const F = INFLUENCER_FIELDS;
+    if (!h[F.samples]) return null;
+    const optional = (v: string | undefined): number | null => (v === undefined ? null : Number(v));
     return {
-      samples: Number(h.n),
-      followerSum: Number(h.s),
-      followerMin: Number(h.mn),
-      followerMax: Number(h.mx),
-      latestAt: Number(h.at),
-      followerCount: Number(h.f),
-      followingCount: Number(h.g),
-      username: h.u ?? '',
-      previousFollowerCount: h.pf === undefined ? null : Number(h.pf),
-      previousAt: h.pat === undefined ? null : Number(h.pat),
-      suspicious: h.sus === undefined ? null : h.sus === '1',
-      suspiciousAt: h.sat === undefined ? null : Number(h.sat),
+      samples: Number(h[F.samples]),
+      followerSum: Number(h[F.followerSum]),
+      followerMin: Number(h[F.followerMin]),
+      followerMax: Number(h[F.followerMax]),
+      latestAt: Number(h[F.latestAt]),
+      followerCount: Number(h[F.followerCount]),
+      followingCount: Number(h[F.followingCount]),
+      username: h[F.username] ?? '',
+      previousFollowerCount: optional(h[F.previousFollowerCount]),
+      previousAt: optional(h[F.previousAt]),
+      suspicious: h[F.suspicious] === undefined ? null : h[F.suspicious] === '1',
+      suspiciousAt: optional(h[F.suspiciousAt]),
     };
   }
 
@@ -198,12 +153,12 @@ export class Totals {
    * document), so a page view reads one hash and no MongoDB document.
    */
   async setSuspicious(pk: number, suspicious: boolean, at: number): Promise<void> {
-    await this.redis.hset(this.keys.influencer(pk), 'sus', suspicious ? '1' : '0', 'sat', String(at));
+    await this.redis.hset(this.keys.influencer(pk), INFLUENCER_FIELDS.suspicious, suspicious ? '1' : '0', INFLUENCER_FIELDS.suspiciousAt, String(at));
   }
 
   /** Whether the pk has at least one sample. */
   async exists(pk: number): Promise<boolean> {
-    return (await this.redis.hexists(this.keys.influencer(pk), 'n')) === 1;
+    return (await this.redis.hexists(this.keys.influencer(pk), INFLUENCER_FIELDS.samples)) === 1;
   }
 
   /** The first `limit` pks by descending score, with their latest counts: one ZREVRANGE and one pipelined HMGET per pk. */
@@ -214,7 +169,8 @@ export class Totals {
     for (let i = 0; i < flat.length; i += 2) { pks.push(Number(flat[i])); scores.push(Number(flat[i + 1])); }
     if (pks.length === 0) return [];
     const pipeline = this.redis.pipeline();
-    for (const pk of pks) pipeline.hmget(this.keys.influencer(pk), 'u', 'f', 'g', 'pf');
+    const F = INFLUENCER_FIELDS;
+    for (const pk of pks) pipeline.hmget(this.keys.influencer(pk), F.username, F.followerCount, F.followingCount, F.previousFollowerCount);
     const rows = (await pipeline.exec()) ?? [];
     return pks.map((pk, i) => {
       const [err, values] = rows[i] ?? [null, []];

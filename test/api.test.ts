@@ -1,10 +1,10 @@
 // The read API (`influencer-node serve`): every route, each bad input, and the growth index.
-import { memberIndexKey } from '../lib/membership.js';
+import { memberIndexKey, nodeKey } from '../lib/keys.js';
 import t from 'tap';
 import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
 import { startApi, type ApiLimits, type ApiServer } from '../lib/api.js';
-import { nodeKey, viewHash } from '../lib/card.js';
+import { viewHash } from '../lib/card.js';
 import { loadConfig } from '../lib/config.js';
 import { createLogger } from '../lib/log.js';
 import { connectMongo, createMongo } from '../lib/mongo.js';
@@ -31,6 +31,7 @@ interface Setup {
   db: Db;
   write: (samples: Sample[]) => Promise<PendingBatch>;
   api: ApiServer;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON answers of every shape, read field by field
   get: (path: string) => Promise<{ status: number; headers: Headers; body: any }>;
   mongoCommands: string[];
 }

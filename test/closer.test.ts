@@ -8,9 +8,7 @@ import { decodeBucket, decodeCheckpoint, decodeRollup } from '../lib/storage/cod
 import { collectionNames, docIds } from '../lib/storage/layout.js';
 import { ClusterLock } from '../lib/locks.js';
 import { createLogger } from '../lib/log.js';
-import { nodeKey } from '../lib/card.js';
-import { memberIndexKey } from '../lib/membership.js';
-import { totalsKeys } from '../lib/totals.js';
+import { clusterKeys, memberIndexKey, nodeKey } from '../lib/keys.js';
 import { sample, storageKit, MIN } from './helpers/storage.js';
 
 const T0 = 1_764_576_000_000;
@@ -32,7 +30,7 @@ t.test('a closed period: buckets and a checkpoint from the open buffers, which a
   k.clock.now = T0 + BUCKET + MIN;
   t.equal(await k.closer.runOnce(), 'closed', 'the first period closes');
   t.equal(await k.closer.runOnce(), 'idle', 'the second is still open');
-  const keys = totalsKeys(k.cluster);
+  const keys = clusterKeys(k.cluster);
   t.equal(await k.redis.exists(keys.open(T0, pks[0]!)), 0, 'its open buffers are gone');
   t.equal(await k.redis.exists(keys.open(T0 + BUCKET, pks[0]!)), 1, 'the next period\'s stay');
   const bucket = await k.db.collection<PayloadDoc>(collectionNames.buckets(T0)).findOne({ _id: docIds.bucket(pks[0]!, T0) });
@@ -95,7 +93,7 @@ t.test('two nodes closing at once, and a close repeated, write each document onc
   t.equal(await k.db.collection(collectionNames.buckets(T0)).countDocuments({}), 40, 'one bucket per pk');
   t.equal(await k.db.collection(collectionNames.checkpoints).countDocuments({}), k.layout.slices, 'one checkpoint per slice');
   // as if the marks had been lost after the documents were written: the close runs again
-  const keys = totalsKeys(k.cluster);
+  const keys = clusterKeys(k.cluster);
   await k.redis.del(keys.closed, keys.closedSlices(T0), keys.closing);
   await k.db.collection(collectionNames.meta).deleteOne({ _id: 'closed' as never });
   await k.closer.closeDue();

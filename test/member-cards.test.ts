@@ -2,10 +2,10 @@
 // afford (weights far past its maximum: millions of ring points): a running node keeps its ring,
 // a node restarts with them present, and `status` and /api/cluster show them as unreadable.
 import t from 'tap';
-import { nodeKey, viewHash } from '../lib/card.js';
+import { viewHash } from '../lib/card.js';
+import { memberIndexKey, nodeKey } from '../lib/keys.js';
 import { startApi } from '../lib/api.js';
 import { createLogger } from '../lib/log.js';
-import { memberIndexKey } from '../lib/membership.js';
 import type { ClusterStatus } from '../lib/status.js';
 import { runCli } from './helpers/cli.js';
 import { sleep, startCluster, stopChild, until } from './helpers/cluster.js';

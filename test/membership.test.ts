@@ -4,7 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import type { Redis } from 'ioredis';
-import { nodeKey, viewHash, type RingMember } from '../lib/card.js';
+import { viewHash, type RingMember } from '../lib/card.js';
+import { nodeKey } from '../lib/keys.js';
 import { createLogger } from '../lib/log.js';
 import { DuplicateNodeError, Membership, readMembers } from '../lib/membership.js';
 import { OwnershipTracker } from '../lib/ownership.js';

@@ -10,7 +10,8 @@ import { migrateLegacy } from '../lib/storage/migrate.js';
 import { TimelineReader } from '../lib/storage/reader.js';
 import { TotalsRebuilder } from '../lib/storage/rebuild.js';
 import { ClusterLock } from '../lib/locks.js';
-import { Totals, totalsKeys } from '../lib/totals.js';
+import { Totals } from '../lib/totals.js';
+import { clusterKeys } from '../lib/keys.js';
 import { runCli } from './helpers/cli.js';
 import { connected } from './helpers/servers.js';
 import { rebuildNow, HOUR, MIN } from './helpers/storage.js';
@@ -77,7 +78,7 @@ t.test('migrate: the previous layout read as it was, converted, resumed, rebuilt
   t.equal(dropped.code, 0);
   t.same(await db.listCollections({ name: collectionNames.legacyTimeline }).toArray(), [], 'the old collection dropped on request');
   t.same(await after.points(pks[0]!, start, upgrade), expected(pks[0]!), 'and the points still read');
-  t.ok(await redis.exists(totalsKeys(svc.cluster).since));
+  t.ok(await redis.exists(clusterKeys(svc.cluster).since));
 });
 
 t.test('migrate with nothing to migrate, and with MongoDB down', async (t) => {

@@ -5,9 +5,9 @@
 import t from 'tap';
 import { storeSuspicious } from '../lib/suspicious.js';
 import { collections } from '../lib/store.js';
-import { nodeKey } from '../lib/card.js';
-import { memberIndexKey } from '../lib/membership.js';
-import { redisIdentity, totalsKeys, totalsState } from '../lib/totals.js';
+import { clusterKeys, memberIndexKey, nodeKey } from '../lib/keys.js';
+import { redisIdentity, totalsState } from '../lib/totals.js';
+import { mergeTotals } from '../lib/lua/scripts.js';
 import { rebuildNow, sample, storageKit, MIN, type StorageKit } from './helpers/storage.js';
 
 const T0 = 1_764_576_000_000;
@@ -61,7 +61,7 @@ t.test('rebuild after the totals are lost: checkpoints plus the log give the sam
 
   // a straggler from before the cutoff, logged after the rebuild read the log (a node cut off from
   // Redis for a while): left alone live, counted by the period's reconcile
-  const since = Number(await k.redis.get(totalsKeys(k.cluster).since));
+  const since = Number(await k.redis.get(clusterKeys(k.cluster).since));
   const straggler = await k.store([sample(PKS[2]!, since - MIN, 4444)]);
   t.same(straggler.parts.map((p) => p.outcome), ['applied']);
   t.match(await k.totals.read(PKS[2]!), { samples: before.totals[2]!.samples }, 'not counted live');
@@ -84,7 +84,7 @@ t.test('Redis back from an older snapshot: the stale keys are wiped and rebuilt,
   await k.closer.closeDue();
   const before = await snapshot(k);
   // what an older snapshot holds: fewer samples, and the run id of the server that wrote it
-  const keys = totalsKeys(k.cluster);
+  const keys = clusterKeys(k.cluster);
   for (const pk of PKS) await k.redis.hset(keys.influencer(pk), 'n', '3', 's', '15000');
   await k.redis.set(keys.builtOn, 'a-server-that-restarted');
   t.equal(await totalsState(k.redis, k.cluster), 'ready', 'the keys look fine');
@@ -97,7 +97,7 @@ t.test('Redis back from an older snapshot: the stale keys are wiped and rebuilt,
 t.test('a rebuilder that stalled past its lock cannot merge after another took over', async (t) => {
   const k = await storageKit(t, { bucketMs: BUCKET, start: T0 });
   await fill(k, 0, 3);
-  const keys = totalsKeys(k.cluster);
+  const keys = clusterKeys(k.cluster);
   await loseRedis(k);
   // the first rebuilder's progress, as it was when it stalled; the second resumes it under its own token
   const T = T0 + 5 * MIN;
@@ -107,10 +107,9 @@ t.test('a rebuilder that stalled past its lock cannot merge after another took o
   t.equal(await k.rebuilder.runOnce(), 'rebuilt', 'resumed by another node');
   const merged = await k.totals.read(PKS[0]!);
   t.match(merged, { samples: 3 });
-  const mergeTotals = (k.redis as unknown as { mergeTotals(n: number, ...a: (string | number)[]): Promise<number> }).mergeTotals.bind(k.redis);
   await k.redis.hset(keys.rebuild, 'T', String(T), 'owner', 'the-new-one');
-  const late = await mergeTotals(5, keys.rank, keys.stats, keys.rebuild, keys.growth, keys.influencer(PKS[0]!), String(T), 'stalled-one',
-    PKS[0]!, 3, 15000, 5000, 5000, T0, 5000, 50, -1, 0, '', '0', -1);
+  const late = await mergeTotals(k.redis, [keys.rank, keys.stats, keys.rebuild, keys.growth, keys.influencer(PKS[0]!)],
+    [String(T), 'stalled-one', PKS[0]!, 3, 15000, 5000, 5000, T0, 5000, 50, -1, 0, '', '0', -1]);
   t.equal(late, -1, 'the stalled merge is refused');
   t.same(await k.totals.read(PKS[0]!), merged, 'nothing counted twice');
 });
@@ -121,7 +120,7 @@ t.test('the rebuild waits for a live member still logging samples before its cut
   await loseRedis(k);
   const run = k.rebuilder.runOnce();
   await new Promise((r) => setTimeout(r, 200));
-  const T = Number(await k.redis.hget(totalsKeys(k.cluster).rebuild, 'T'));
+  const T = Number(await k.redis.hget(clusterKeys(k.cluster).rebuild, 'T'));
   t.ok(T > 0, 'a cutoff was set');
   // a member whose buffer holds a sample before T, logged only later
   const card = { format: 1, id: 'behind', host: 'h', pid: 1, version: '0', weight: 1, state: 'active', started: T0, heartbeat: T, ttlMs: 10 * BUCKET, view: '', stats: { loggedThrough: T - MIN } };

@@ -9,7 +9,8 @@ import { decodeLog, encodeLog } from '../lib/storage/codec.js';
 import { collectionNames } from '../lib/storage/layout.js';
 import { LogWriter, type LogDoc } from '../lib/storage/log-writer.js';
 import { collections, type Sample } from '../lib/store.js';
-import { Totals, totalsKeys } from '../lib/totals.js';
+import { Totals } from '../lib/totals.js';
+import { clusterKeys } from '../lib/keys.js';
 import { sample, storageKit, HOUR, MIN } from './helpers/storage.js';
 
 const log = createLogger('silent');
@@ -78,7 +79,7 @@ t.test('follower sums stay exact past 10^14', async (t) => {
   const k = await storageKit(t);
   await k.store([sample(9, at(1), 4_000_000_000)]);
   // as if the pk had been tracked for a long time
-  await k.redis.hset(totalsKeys(k.cluster).influencer(9), 's', '400000000000001', 'n', '100000');
+  await k.redis.hset(clusterKeys(k.cluster).influencer(9), 's', '400000000000001', 'n', '100000');
   await k.store([sample(9, at(2), 4_000_000_002), sample(9, at(3), 4_000_000_004)]);
   t.match(await k.totals.read(9), { samples: 100_002, followerSum: 400_008_000_000_007 });
 });
@@ -95,7 +96,7 @@ t.test('rank: strictly higher counts + 1, ties share a rank', async (t) => {
 
 t.test('garbage in Redis and another cluster\'s name do not break reads', async (t) => {
   const k = await storageKit(t);
-  await k.redis.hset(totalsKeys(k.cluster).influencer(77), 'junk', 'x');
+  await k.redis.hset(clusterKeys(k.cluster).influencer(77), 'junk', 'x');
   t.equal(await k.totals.read(77), null, 'a hash without a sample count is no data');
   await k.store([sample(9, at(1), 5000)]);
   const elsewhere = new Totals(k.redis, 'another-cluster');

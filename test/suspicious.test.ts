@@ -277,3 +277,4 @@ t.test('slow is_suspicious answers (~1 s) do not cost the polling a sample', asy
   t.ok((to - from) / INTERVAL >= 3, `window of ${(to - from) / INTERVAL} intervals`);
   t.same(check.gaps.slice(0, 10), [], `every pk has its sample in every interval (${check.gaps.length} missing)`);
 });
+

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { openApi, type ApiServer } from '../api.js';
-import { numberFlag } from '../cli.js';
+import { numberFlag } from './flags.js';
 import { MAX_UNIVERSE, SETTINGS, isGiven, type Config, type SettingName } from '../config.js';
 import { EmbeddedServers } from '../embedded/servers.js';
 import { SetupError } from '../embedded/setup-error.js';

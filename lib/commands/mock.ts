@@ -1,4 +1,4 @@
-import { numberFlag } from '../cli.js';
+import { numberFlag } from './flags.js';
 import type { Config } from '../config.js';
 import { createLogger } from '../log.js';
 import { startMock } from '../mock.js';

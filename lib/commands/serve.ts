@@ -1,5 +1,5 @@
 import { openApi } from '../api.js';
-import { numberFlag } from '../cli.js';
+import { numberFlag } from './flags.js';
 import type { Config } from '../config.js';
 import { createLogger } from '../log.js';
 import { describeUnreachable, unreachableServers } from '../preflight.js';

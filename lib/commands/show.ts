@@ -1,4 +1,4 @@
-import { UsageError } from '../cli.js';
+import { UsageError } from './flags.js';
 import { maskUrl, type Config } from '../config.js';
 import { createOneShotRedis } from '../redis.js';
 import { createMongo } from '../mongo.js';
@@ -6,13 +6,15 @@ import { Totals } from '../totals.js';
 import { readInfluencer, type BucketPoint, type InfluencerView } from '../read.js';
 import { loadLayout } from '../storage/layout.js';
 import { TimelineReader } from '../storage/reader.js';
+import { parseTime } from '../util.js';
 
-/** Parses an ISO time or epoch milliseconds. */
-export function parseTime(flag: string, raw: unknown): number {
-  const text = String(raw).trim();
-  const t = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-  if (!Number.isFinite(t)) throw new UsageError(`--${flag}=${JSON.stringify(raw)} is not valid: expected an ISO time (2026-11-27T10:00Z) or epoch milliseconds`);
-  return t;
+/** A time flag: an ISO time or epoch milliseconds, else a usage error naming it. */
+function timeFlag(flag: string, raw: unknown): number {
+  try {
+    return parseTime(String(raw));
+  } catch (err) {
+    throw new UsageError(`--${flag}=${JSON.stringify(raw)} is not valid: ${(err as Error).message}`);
+  }
 }
 
 export async function showCommand(config: Config, opts: Record<string, unknown>, args: string[]): Promise<number> {
@@ -21,8 +23,8 @@ export async function showCommand(config: Config, opts: Record<string, unknown>,
     throw new UsageError(`pk ${JSON.stringify(raw)} is not valid: expected an integer from ${config.pkMin} to ${config.pkMax}`);
   }
   const pk = Number(raw);
-  const to = opts.to === undefined ? Date.now() : parseTime('to', opts.to);
-  const from = opts.from === undefined ? to - 3_600_000 : parseTime('from', opts.from);
+  const to = opts.to === undefined ? Date.now() : timeFlag('to', opts.to);
+  const from = opts.from === undefined ? to - 3_600_000 : timeFlag('from', opts.from);
   if (from > to) throw new UsageError(`--from is after --to: ${new Date(from).toISOString()} > ${new Date(to).toISOString()}`);
   const client = createMongo(config.mongoUrl);
   const redis = createOneShotRedis(config.redisUrl);

@@ -1,7 +1,8 @@
 import { createOneShotRedis } from '../redis.js';
-import { numberFlag, UsageError } from '../cli.js';
+import { numberFlag, UsageError } from './flags.js';
 import { maskUrl, type Config } from '../config.js';
 import { ownerOfPk, readStatus, type ClusterStatus, type MemberRow } from '../status.js';
+import { sleep } from '../util.js';
 
 export async function statusCommand(config: Config, opts: Record<string, unknown>): Promise<number> {
   const pk = opts.pk === undefined ? undefined : numberFlag('pk', opts.pk, 0, Number.MAX_SAFE_INTEGER, true);
@@ -34,7 +35,7 @@ export async function statusCommand(config: Config, opts: Record<string, unknown
     while (!stop) {
       const status = await readStatus(redis, config);
       process.stdout.write(`\x1b[H\x1b[2J${opts.json ? `${JSON.stringify(status)}\n` : renderStatus(status)}`);
-      await new Promise((r) => setTimeout(r, 1000));
+      await sleep(1000);
     }
     return 0;
   } finally {

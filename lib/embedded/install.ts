@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleep } from '../util.js';
 import { PACKAGE_ROOT } from '../version.js';
 import { FERRET_VERSION, ferretCachePath, findFerret, onPath, type Binary } from './binaries.js';
 import { claim, release } from './pid-lock.js';

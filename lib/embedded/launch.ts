@@ -6,6 +6,7 @@ import { waitForPort } from '../ports.js';
 import type { Binary, ServerName } from './binaries.js';
 import { SetupError } from './setup-error.js';
 import { OutputTail } from './tail.js';
+import { sleep } from '../util.js';
 
 export interface LaunchOptions {
   port: number;
@@ -78,7 +79,7 @@ export async function launch(binary: Binary, o: LaunchOptions): Promise<ServerPr
     throw new SetupError(ended ? failed() : [`${binary.name} ${(err as Error).message}`], output.lines(5));
   }
   // another program may have had the port: then this one exits at once instead of listening
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100);
   if (ended) throw new SetupError(failed(), output.lines(5));
   return server;
 }

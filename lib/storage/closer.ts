@@ -4,7 +4,8 @@ import type { ClusterLock } from '../locks.js';
 import type { Logger } from '../log.js';
 import { PeriodicJob } from '../periodic.js';
 import { readMembers } from '../membership.js';
-import { raise, redisIdentity, totalsKeys, totalsTrusted, type Totals, type TotalsKeys } from '../totals.js';
+import { raise, redisIdentity, totalsTrusted, type Totals } from '../totals.js';
+import { clusterKeys, type ClusterKeys, INFLUENCER_FIELDS } from '../keys.js';
 import { addPoints, decodeCheckpoint, decodeLog, decodeOpen, summarize, type BucketSummary, type PkTotals, type Point } from './codec.js';
 import type { LogDoc } from './log-writer.js';
 import { collectionNames, docIds, type StorageLayout } from './layout.js';
@@ -33,7 +34,7 @@ export type CloseOutcome = 'idle' | 'waiting' | 'busy' | 'closed';
  * same documents if repeated; the open buffers are deleted last. Every node runs one.
  */
 export class PeriodCloser {
-  private readonly keys: TotalsKeys;
+  private readonly keys: ClusterKeys;
   private readonly now: () => number;
   private readonly slices: SliceWriter;
   private readonly job: PeriodicJob;
@@ -49,7 +50,7 @@ export class PeriodCloser {
     private readonly log: Logger,
     private readonly opts: CloserOptions,
   ) {
-    this.keys = totalsKeys(cluster);
+    this.keys = clusterKeys(cluster);
     this.now = opts.now ?? Date.now;
     this.slices = new SliceWriter(db, layout);
     this.job = new PeriodicJob(() => this.closeDue(), log, 'closing a period failed; retrying');
@@ -186,7 +187,7 @@ export class PeriodCloser {
       if (signal.aborted) throw new Error('the slice\'s lock was lost; another node redoes it');
       const chunk = pks.slice(i, i + CHUNK);
       const pipeline = this.redis.pipeline();
-      for (const pk of chunk) pipeline.getBuffer(this.keys.open(period, pk)).hget(this.keys.influencer(pk), 'u');
+      for (const pk of chunk) pipeline.getBuffer(this.keys.open(period, pk)).hget(this.keys.influencer(pk), INFLUENCER_FIELDS.username);
       const replies = (await pipeline.exec()) ?? [];
       const lists: Array<[number, Point[]]> = [];
       chunk.forEach((pk, k) => {
@@ -243,7 +244,7 @@ export class PeriodCloser {
  * The newest checkpoint of a slice at or before `before`: the period Redis remembers, else found by
  * looking back period by period (after Redis lost its data) as far as the layout's first period.
  */
-export async function newestCheckpoint(redis: Redis, db: Db, layout: StorageLayout, keys: TotalsKeys, slice: number, before: number): Promise<CheckpointDoc | null> {
+export async function newestCheckpoint(redis: Redis, db: Db, layout: StorageLayout, keys: ClusterKeys, slice: number, before: number): Promise<CheckpointDoc | null> {
   const checkpoints = db.collection<CheckpointDoc>(collectionNames.checkpoints);
   const remembered = await redis.hget(keys.checkpoints, String(slice));
   if (remembered !== null && Number(remembered) <= before) {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
-import { totalsKeys, type TotalsKeys } from '../totals.js';
+import { clusterKeys, type ClusterKeys } from '../keys.js';
 import { decodeBucket, decodeOpen, decodeRollup, summarize, type BucketSummary, type Point } from './codec.js';
 import type { PayloadDoc } from './slice-writer.js';
 import { collectionNames, docIds, type LayoutDoc, type LegacyPoint, type StorageLayout } from './layout.js';
@@ -18,12 +18,12 @@ const LEGACY_CHECK_MS = 60_000;
  * converts it).
  */
 export class TimelineReader {
-  private readonly keys: TotalsKeys;
+  private readonly keys: ClusterKeys;
   /** where the previous layout's data is: converted to buckets from a period, or still in `timeline` */
   private legacy?: { at: number; where: Promise<{ convertedFrom: number | null; timeline: boolean }> };
 
   constructor(private readonly redis: Redis, private readonly db: Db, readonly layout: StorageLayout, cluster: string) {
-    this.keys = totalsKeys(cluster);
+    this.keys = clusterKeys(cluster);
   }
 
   /** Every point of the pk in [from, to), in time order. */

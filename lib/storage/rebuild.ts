@@ -6,20 +6,20 @@ import type { Logger } from '../log.js';
 import { PeriodicJob } from '../periodic.js';
 import { readMembers } from '../membership.js';
 import { answerPeriods, collections } from '../store.js';
-import { loadScript, redisIdentity, totalsKeys, totalsState, type TotalsKeys } from '../totals.js';
+import { redisIdentity, totalsState } from '../totals.js';
+import { clusterKeys, type ClusterKeys } from '../keys.js';
 import { addPoint, decodeCheckpoint, decodeLog, emptyTotals, type PkTotals } from './codec.js';
 import { newestCheckpoint } from './closer.js';
 import { collectionNames, type StorageLayout } from './layout.js';
 import type { LogDoc } from './log-writer.js';
 import { legacyTotals } from './migrate.js';
+import { sleep } from '../util.js';
+import { mergeTotals } from '../lua/scripts.js';
 
 const MERGE_BATCH = 500;
-const MERGE_TOTALS = loadScript('merge-totals.lua');
-
-type WithMerge = Redis & { mergeTotals(numKeys: number, ...args: (string | number)[]): Promise<number> };
 
 /** Keys of the totals and open buffers (not membership, locks or the rebuild's own progress). */
-function isDataKey(keys: TotalsKeys, cluster: string, key: string): boolean {
+function isDataKey(keys: ClusterKeys, cluster: string, key: string): boolean {
   const rest = key.slice(cluster.length + 1);
   if ([keys.rank, keys.growth, keys.stats, keys.since, keys.closing, keys.closed, keys.checkpoints, keys.builtOn].includes(key)) return true;
   return /^(inf|open|pks|applied|rebuilt|closed|reconciled):/.test(rest);
@@ -53,15 +53,14 @@ export interface RebuilderOptions {
  * their reconcile when they close.
  */
 export class TotalsRebuilder {
-  private readonly keys: TotalsKeys;
+  private readonly keys: ClusterKeys;
   private readonly now: () => number;
   private readonly job: PeriodicJob;
   private abort?: AbortController;
 
   constructor(private readonly d: RebuilderDeps, private readonly opts: RebuilderOptions) {
-    this.keys = totalsKeys(d.cluster);
+    this.keys = clusterKeys(d.cluster);
     this.now = opts.now ?? Date.now;
-    if (!('mergeTotals' in d.redis)) d.redis.defineCommand('mergeTotals', { lua: MERGE_TOTALS });
     this.job = new PeriodicJob(() => this.runOnce(), d.log, 'totals rebuild check failed; retrying');
   }
 
@@ -95,7 +94,7 @@ export class TotalsRebuilder {
         said = true;
         this.d.log.info('waiting for the running totals to start before polling (another node is starting them, or MongoDB is unreachable)');
       }
-      await abortableSleep(200, signal);
+      await sleep(200, signal);
     }
   }
 
@@ -175,9 +174,9 @@ export class TotalsRebuilder {
   private async waitForLogs(T: number, signal: AbortSignal): Promise<void> {
     for (;;) {
       const wait = T + this.opts.graceMs - this.now();
-      if (wait > 0) await abortableSleep(Math.min(wait, 1000), signal);
+      if (wait > 0) await sleep(Math.min(wait, 1000), signal);
       else if (await this.everyoneLogged(T)) return;
-      else await abortableSleep(250, signal);
+      else await sleep(250, signal);
       if (signal.aborted) return;
       // a member that stays behind a whole bucket does not hold the totals up any longer
       if (this.now() > T + this.opts.graceMs + this.d.layout.bucketMs) return;
@@ -210,8 +209,8 @@ export class TotalsRebuilder {
         const flag = answers.get(pk);
         args.push(pk, t.n, t.sum, t.min, t.max, t.at, t.f, t.g, t.pat, t.pat < 0 ? 0 : t.pf, t.username, flag ? (flag.suspicious ? '1' : '0') : '0', flag ? flag.at : -1);
       }
-      const r = await (this.d.redis as unknown as WithMerge).mergeTotals(4 + chunk.length, this.keys.rank, this.keys.stats, this.keys.rebuild, this.keys.growth,
-        ...chunk.map((pk) => this.keys.influencer(pk)), String(T), owner, ...args);
+      const keys = [this.keys.rank, this.keys.stats, this.keys.rebuild, this.keys.growth, ...chunk.map((pk) => this.keys.influencer(pk))];
+      const r = await mergeTotals(this.d.redis, keys, [String(T), owner, ...args]);
       if (r === -1) throw new Error('another totals rebuild took over');
       merged += chunk.length;
     }
@@ -312,12 +311,4 @@ export function mergeOlder(older: PkTotals, newer: PkTotals): PkTotals {
   if (newer.pat < 0 && older.at < newer.at) { out.pat = older.at; out.pf = older.f; }
   if (!out.username) out.username = older.username;
   return out;
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void { clearTimeout(timer); signal.removeEventListener('abort', done); resolve(); }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -4,7 +4,7 @@ import type { ClusterLock } from '../locks.js';
 import type { Logger } from '../log.js';
 import { PeriodicJob } from '../periodic.js';
 import { answerPeriods } from '../store.js';
-import { totalsKeys, type TotalsKeys } from '../totals.js';
+import { clusterKeys, type ClusterKeys } from '../keys.js';
 import { collectionNames, docIds, DAY_MS, BUCKETS_PER_ROLLUP, type StorageLayout } from './layout.js';
 
 export interface RetentionSettings {
@@ -35,7 +35,7 @@ export interface RetentionReport {
  * checkpoints are deleted by exact `_id`, period by period up to what each slice still needs.
  */
 export class RetentionJob {
-  private readonly keys: TotalsKeys;
+  private readonly keys: ClusterKeys;
   private readonly now: () => number;
   private readonly job: PeriodicJob;
 
@@ -49,7 +49,7 @@ export class RetentionJob {
     private readonly log: Logger,
     now?: () => number,
   ) {
-    this.keys = totalsKeys(cluster);
+    this.keys = clusterKeys(cluster);
     this.now = now ?? Date.now;
     this.job = new PeriodicJob(() => this.runOnce(), log, 'retention pass failed; retrying later');
   }

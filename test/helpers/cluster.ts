@@ -62,6 +62,8 @@ export async function startCluster(t: Owner, opts: ClusterOptions): Promise<Test
     ...opts.extraEnv,
   };
   const redis = new Redis(svc.redisUrl);
+  // fault tests stop and restart Redis: the client reconnects; its errors are the commands' own
+  redis.on('error', () => undefined);
   const mongo = new MongoClient(env.MONGO_URL, { serverSelectionTimeoutMS: 60_000 });
   const children: ChildProcess[] = [];
   const nodes: InfluencerNode[] = [];

@@ -11,7 +11,8 @@ import { LogWriter, type PendingBatch } from '../../lib/storage/log-writer.js';
 import { TimelineReader } from '../../lib/storage/reader.js';
 import { TotalsRebuilder } from '../../lib/storage/rebuild.js';
 import type { Sample } from '../../lib/store.js';
-import { Totals, totalsKeys } from '../../lib/totals.js';
+import { Totals } from '../../lib/totals.js';
+import { clusterKeys } from '../../lib/keys.js';
 import { connected, type Owner } from './servers.js';
 
 export const MIN = 60_000;
@@ -97,7 +98,7 @@ export async function startTotals(redis: Redis, db: Db, layout: StorageLayout, c
 export async function rebuildNow(rebuilder: TotalsRebuilder, redis: Redis, cluster: string, clock: { now: number }): Promise<string> {
   const run = rebuilder.runOnce();
   for (let i = 0; i < 200; i++) {
-    const T = await redis.hget(totalsKeys(cluster).rebuild, 'T');
+    const T = await redis.hget(clusterKeys(cluster).rebuild, 'T');
     if (T !== null) { clock.now = Number(T) + 1; break; }
     await new Promise((r) => setTimeout(r, 20));
   }
