@@ -3,7 +3,7 @@ import type { Collection } from 'mongodb';
 import type { Logger } from './log.js';
 import type { OwnedSet } from './ownership.js';
 import { SlotWalk } from './slots.js';
-import { readBodyUpTo } from './source.js';
+import { apiAddress, readBodyUpTo } from './source.js';
 import { answerId, DUPLICATE_KEY, type SuspiciousDoc } from './store.js';
 import type { InfluencerTotals } from './totals.js';
 
@@ -113,8 +113,9 @@ export class SuspiciousChecker {
     this.retryMs = opts.retryMs ?? Math.max(10, Math.min(60_000, Math.floor(opts.intervalMs / 4)));
     this.maxTries = opts.maxTries ?? 5;
     this.walk = new SlotWalk(opts.intervalMs);
-    const prefixUrl = opts.mockstagramUrl.endsWith('/') ? opts.mockstagramUrl : `${opts.mockstagramUrl}/`;
-    this.http = ky.create({ prefixUrl, timeout: opts.timeoutMs, retry: 0, signal: this.abort.signal });
+    const { url, authorization } = apiAddress(opts.mockstagramUrl);
+    const prefixUrl = url.href.endsWith('/') ? url.href : `${url.href}/`;
+    this.http = ky.create({ prefixUrl, timeout: opts.timeoutMs, retry: 0, signal: this.abort.signal, headers: authorization ? { authorization } : {} });
   }
 
   start(): void {

@@ -10,10 +10,11 @@ import { storeSuspicious, SuspiciousChecker, type SuspiciousStats } from '../lib
 import type { InfluencerTotals } from '../lib/totals.js';
 import { checkStore, intervalStart, range, sleep, startCluster, until, PK_MIN } from './helpers/cluster.js';
 import { connected } from './helpers/servers.js';
+import { MockstagramClient } from '../lib/source.js';
 
 const log = createLogger('silent');
 
-interface Seen { method: string; url: string; body: string }
+interface Seen { method: string; url: string; body: string; authorization?: string }
 
 /** A Mockstagram stand-in that records each is_suspicious request and answers after `delayMs`. */
 async function recordingServer(t: Parameters<Parameters<typeof t.test>[1]>[0], delayMs: number, answer: (pk: number) => [number, string]) {
@@ -25,7 +26,7 @@ async function recordingServer(t: Parameters<Parameters<typeof t.test>[1]>[0], d
     let body = '';
     req.on('data', (c) => { body += c; });
     req.on('end', () => {
-      seen.push({ method: req.method ?? '', url: req.url ?? '', body });
+      seen.push({ method: req.method ?? '', url: req.url ?? '', body, authorization: req.headers.authorization });
       inFlight++;
       maxInFlight = Math.max(maxInFlight, inFlight);
       const pk = req.method === 'POST' ? (JSON.parse(body) as { pk: number }).pk : Number(/\/(\d+)\/is_suspicious$/.exec(req.url ?? '')?.[1]);
@@ -278,3 +279,26 @@ t.test('slow is_suspicious answers (~1 s) do not cost the polling a sample', asy
   t.same(check.gaps.slice(0, 10), [], `every pk has its sample in every interval (${check.gaps.length} missing)`);
 });
 
+t.test('credentials in MOCKSTAGRAM_URL are sent as basic auth, by the check and by the polling', async (t) => {
+  // the check's path ends in /is_suspicious; the polling's is /api/v1/influencers/:pk (answered as an influencer)
+  const mock = await recordingServer(t, 0, (pk) => (Number.isNaN(pk)
+    ? [200, JSON.stringify({ pk: PK_MIN, username: 'someone', followerCount: 5000, followingCount: 60 })]
+    : [200, JSON.stringify({ pk, suspicious: true })]));
+  const url = mock.url.replace('http://', 'http://user:p%40ss@');
+  const answers = await answersOf(t);
+  const checker = new SuspiciousChecker(
+    { mockstagramUrl: url, intervalMs: 1000, concurrency: 1, timeoutMs: 5000, post: false, retryMs: 50, maxTries: 3 },
+    { owned: () => owned([PK_MIN]), answers, totals: fakeTotals(), log },
+  );
+  checker.start();
+  t.teardown(() => checker.stop());
+  await until(async () => (await latestAnswers(answers)).size === 1, 30_000, 'the pk checked');
+  await checker.stop();
+  const client = new MockstagramClient(url, { connections: 1, timeoutMs: 2000 });
+  const r = await client.fetch(PK_MIN, Date.now() + 5000);
+  await client.close();
+  t.equal(r.kind, 'ok', 'the polling fetched through the credentials');
+  const expected = `Basic ${Buffer.from('user:p@ss').toString('base64')}`;
+  t.ok(mock.seen.some((x) => x.url.endsWith('/is_suspicious')) && mock.seen.some((x) => !x.url.endsWith('/is_suspicious')), 'both clients asked');
+  t.same(mock.seen.filter((x) => x.authorization !== expected).map((x) => x.url), [], 'every request carried the credentials as basic auth');
+});
