@@ -191,7 +191,7 @@ export class SampleWriter extends EventEmitter<{ batch: [StoredBatch] }> {
       this.loggingSamples += taken;
       const logged = this.logBatch(batch, all);
       this.toApply.push({ batch, logged });
-      this.applySamples += samples.length;
+      this.applySamples += batch.samples.length;
     }
     if (this.queue.length - this.head > 0) this.startAgeTimer();
     this.trimApplyQueue();

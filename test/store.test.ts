@@ -12,6 +12,7 @@ import { collections, type Sample } from '../lib/store.js';
 import { Totals } from '../lib/totals.js';
 import { clusterKeys } from '../lib/keys.js';
 import { sample, storageKit, HOUR, MIN } from './helpers/storage.js';
+import { until } from './helpers/cluster.js';
 
 const log = createLogger('silent');
 const T0 = 1_764_576_000_000;
@@ -183,6 +184,21 @@ t.test('SampleWriter: while Redis fails the log goes on; the Lua step catches up
   await new Promise((r) => setTimeout(r, 6000));
   t.equal(writer.pendingApply, 0, 'applied once Redis answers');
   t.match(await k.totals.read(1), { samples: 3 });
+  writer.close();
+});
+
+t.test('SampleWriter: samples older than the layout\'s first period are counted late and leave nothing waiting', async (t) => {
+  const k = await storageKit(t);
+  const writer = new SampleWriter(new LogWriter(k.db, k.totals, k.layout, 'node-a'), { flushMaxSamples: 4, flushMaxAgeMs: 20, bufferMaxSamples: 1000, writeConcurrency: 2 }, log);
+  const first = k.layout.firstPeriod;
+  for (const pk of [1, 2]) writer.add(sample(pk, first - MIN, 100 + pk));
+  for (const pk of [1, 2]) writer.add(sample(pk, first, 200 + pk));
+  t.ok(await writer.flushAll(5000), 'everything written');
+  await until(() => writer.pendingApply === 0, 5000, 'the Lua steps done');
+  t.equal(writer.pendingApply, 0, 'nothing left waiting for the Lua step');
+  t.equal(writer.counters.late, 2, 'the two older samples counted late');
+  t.equal(writer.counters.stored, 2, 'the two of the layout stored');
+  t.match(await k.totals.read(1), { samples: 1, followerSum: 201 });
   writer.close();
 });
 
