@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { Totals } from '../lib/totals.js';
 import { median } from './cluster.js';
+import { commandStats } from './measure.js';
 import { cpuSeconds, round } from './proc.js';
 import { killAll, startRedis } from './services.js';
 
@@ -48,10 +49,10 @@ async function main(): Promise<void> {
       const n = await interval(3 + r);
       const [c1, s1] = [cpuSeconds(pid)!, await commandStats(redis)];
       cpu.push(((c1 - c0) * 1e6) / n);
-      for (const [cmd, usec] of s1) {
+      for (const [cmd, { usec }] of s1) {
         if (cmd === 'info') continue;
         const list = byCommand.get(cmd) ?? [];
-        list.push((usec - (s0.get(cmd) ?? 0)) / n);
+        list.push((usec - (s0.get(cmd)?.usec ?? 0)) / n);
         byCommand.set(cmd, list);
       }
     }
@@ -65,14 +66,5 @@ async function main(): Promise<void> {
   }
 }
 
-/** usec spent inside each command so far (a script's inner calls count in its EVALSHA too). */
-async function commandStats(redis: Redis): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const line of (await redis.info('commandstats')).split('\n')) {
-    const m = /^cmdstat_([^:]+):calls=\d+,usec=(\d+)/.exec(line.trim());
-    if (m) out.set(m[1]!, Number(m[2]));
-  }
-  return out;
-}
 
 main().catch((err: Error) => { console.error(err.message); killAll(); process.exit(1); });

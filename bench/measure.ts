@@ -3,6 +3,7 @@
 // and from /proc (CPU of every process between the first and the last reading).
 import type { MemberCard } from '../lib/card.js';
 import { median, num, sleep, sleepUntil, type BenchCluster } from './cluster.js';
+import type { Redis } from 'ioredis';
 import { cpuBetween, round, type CpuUse } from './proc.js';
 
 export interface Window {
@@ -126,3 +127,14 @@ export function checksPerSec(w: Window): number {
   }
   return Number.isFinite(perSec) ? round(perSec, 1) : 0;
 }
+
+/** Redis's per-command totals: calls and µs spent inside the command (a script's calls count in its EVALSHA). */
+export async function commandStats(redis: Redis): Promise<Map<string, { calls: number; usec: number }>> {
+  const out = new Map<string, { calls: number; usec: number }>();
+  for (const line of (await redis.info('commandstats')).split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
+    if (m) out.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
+  }
+  return out;
+}
+

@@ -3,7 +3,7 @@
 // Redis, the embedded FerretDB and 1 or 2 nodes, measured over K whole intervals after a warm-up:
 // samples/s, on time, lateness, each process's CPU per stored sample against its budget, RSS.
 import { BenchCluster, nextBoundary, sleepUntil, type Infra } from './cluster.js';
-import { bottleneck, cardFigure, maxOf, measureWindow, median, onTimePct, settleMs } from './measure.js';
+import { bottleneck, cardFigure, commandStats, maxOf, measureWindow, median, onTimePct, settleMs } from './measure.js';
 import { round } from './proc.js';
 import type { SingleNodeOptions } from './single-node.js';
 
@@ -52,9 +52,9 @@ export async function mission(infra: Infra, o: MissionOptions, progress: (line: 
     progress(`  ${o.pks} pks on ${o.nodes} node(s): owned; warm-up until ${new Date(start).toISOString().slice(11, 19)}, then ${o.k} intervals`);
     await sleepUntil(start - 1000);
     if (Date.now() > start) start += I;
-    const stats0 = await commandStats(infra);
+    const stats0 = await commandStats(infra.redisClient);
     const w = await measureWindow(c, start, o.k);
-    const stats1 = await commandStats(infra);
+    const stats1 = await commandStats(infra.redisClient);
     const stored = [...w.stored.values()].reduce((a, b) => a + b, 0);
     const us = (name: string): number | null => {
       const s = w.cpu.seconds.get(name);
@@ -102,15 +102,6 @@ export async function mission(infra: Infra, o: MissionOptions, progress: (line: 
   }
 }
 
-/** Redis's per-command totals: calls and µs spent inside the command (a script's calls count in its EVALSHA). */
-async function commandStats(infra: Infra): Promise<Map<string, { calls: number; usec: number }>> {
-  const out = new Map<string, { calls: number; usec: number }>();
-  for (const line of (await infra.redisClient.info('commandstats')).split('\n')) {
-    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
-    if (m) out.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
-  }
-  return out;
-}
 
 function roundOrNull(x: number | null): number | null {
   return x === null ? null : round(x);

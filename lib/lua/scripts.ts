@@ -2,17 +2,16 @@
 // header lists its keys, arguments and result. A script is registered on a Redis client at its
 // first call (EVALSHA, with EVAL when the server does not have it yet).
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Redis } from 'ioredis';
+import { PACKAGE_ROOT } from '../version.js';
 
 type Arg = string | number;
 type Reply = number | string | null | Reply[];
 
-/** The text of a script of this folder (lib/lua beside this file from source, ../../../lib/lua from dist). */
+/** The text of a script of this folder (the package's lib/lua, whether run from source or dist). */
 export function scriptText(file: string): string {
-  for (const rel of [`./${file}`, `../../../lib/lua/${file}`]) {
-    try { return readFileSync(new URL(rel, import.meta.url), 'utf8'); } catch { /* next */ }
-  }
-  throw new Error(`Lua script ${file} not found`);
+  return readFileSync(join(PACKAGE_ROOT, 'lib', 'lua', file), 'utf8');
 }
 
 /** A caller of one script: `(redis, keys, args)` resolves to its reply. */
