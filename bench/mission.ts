@@ -4,6 +4,7 @@
 // samples/s, on time, lateness, each process's CPU per stored sample against its budget, RSS.
 import { BenchCluster, nextBoundary, sleepUntil, type Infra } from './cluster.js';
 import { bottleneck, cardFigure, commandStats, maxOf, measureWindow, median, onTimePct, settleMs } from './measure.js';
+import { freePort } from '../lib/ports.js';
 import { round } from './proc.js';
 import type { SingleNodeOptions } from './single-node.js';
 
@@ -12,6 +13,8 @@ export interface MissionOptions extends Pick<SingleNodeOptions, 'intervalMs' | '
   pks: number;
   /** nodes sharing the pks */
   nodes: number;
+  /** settings for every node over the defaults (`--node-env`): what a change is measured with */
+  env?: Record<string, string>;
 }
 
 /** CPU µs per stored sample each part of the machine may spend at 16,667 samples/s (DESIGN.md). */
@@ -31,6 +34,10 @@ export interface MissionResult {
   missed: number;
   /** CPU µs per stored sample: the nodes together, Redis, FerretDB, the mock, the whole machine */
   usPerSample: { node: number | null; redis: number | null; ferretdb: number | null; mock: number | null; machine: number | null };
+  /** the nodes' garbage collection (prom-client's nodejs_gc_duration_seconds), µs per stored sample: part of `usPerSample.node` */
+  gcUsPerSample: number | null;
+  /** settings the nodes ran with over the defaults */
+  env: Record<string, string>;
   cpuPct: Record<string, number>;
   machineBusyPct: number;
   rssBytes: Record<string, number>;
@@ -43,9 +50,10 @@ export interface MissionResult {
 export async function mission(infra: Infra, o: MissionOptions, progress: (line: string) => void): Promise<MissionResult> {
   const I = o.intervalMs;
   const ids = Array.from({ length: o.nodes }, (_, i) => `m${i + 1}`);
-  const c = new BenchCluster(infra, { pks: o.pks, intervalMs: I, ttlMs: o.ttlMs, concurrency: o.concurrency, flushMaxAgeMs: o.flushMaxAgeMs });
+  const c = new BenchCluster(infra, { pks: o.pks, intervalMs: I, ttlMs: o.ttlMs, concurrency: o.concurrency, flushMaxAgeMs: o.flushMaxAgeMs, env: o.env });
   try {
-    for (const id of ids) c.spawn(id);
+    const metricsPorts = await Promise.all(ids.map(() => freePort()));
+    ids.forEach((id, i) => c.spawn(id, ['start', '--metrics-port', String(metricsPorts[i])]));
     await c.settled(ids, 120_000);
     let start = nextBoundary(Date.now() + o.warmupMs, I);
     if (start + o.k * I + settleMs(o) > o.deadline) throw new Error(`skipped for the time budget (needs ${Math.round((start + o.k * I - Date.now()) / 1000)} s)`);
@@ -53,7 +61,9 @@ export async function mission(infra: Infra, o: MissionOptions, progress: (line: 
     await sleepUntil(start - 1000);
     if (Date.now() > start) start += I;
     const stats0 = await commandStats(infra.redisClient);
+    const gc0 = await gcSeconds(metricsPorts);
     const w = await measureWindow(c, start, o.k);
+    const gc1 = await gcSeconds(metricsPorts);
     const stats1 = await commandStats(infra.redisClient);
     const stored = [...w.stored.values()].reduce((a, b) => a + b, 0);
     const us = (name: string): number | null => {
@@ -83,6 +93,8 @@ export async function mission(infra: Infra, o: MissionOptions, progress: (line: 
         mock: us('mock'),
         machine: stored > 0 ? round((w.cpu.machineBusyPct / 100) * o.cores * (o.k * I / 1000) * 1e6 / stored, 1) : null,
       },
+      gcUsPerSample: gc0 !== null && gc1 !== null && stored > 0 ? round(((gc1 - gc0) * 1e6) / stored, 1) : null,
+      env: o.env ?? {},
       cpuPct,
       machineBusyPct: w.cpu.machineBusyPct,
       rssBytes,
@@ -102,6 +114,16 @@ export async function mission(infra: Infra, o: MissionOptions, progress: (line: 
   }
 }
 
+/** Seconds the nodes spent collecting garbage so far, from their /metrics; null if one did not answer. */
+async function gcSeconds(ports: number[]): Promise<number | null> {
+  let sum = 0;
+  for (const port of ports) {
+    const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()).catch(() => null);
+    if (text === null) return null;
+    for (const m of text.matchAll(/^nodejs_gc_duration_seconds_sum\{[^}]*\} ([0-9.e+-]+)$/gm)) sum += Number(m[1]);
+  }
+  return sum;
+}
 
 function roundOrNull(x: number | null): number | null {
   return x === null ? null : round(x);

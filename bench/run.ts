@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only 1,4]`: starts its own mock, redis-server and FerretDB, runs
+// `npm run bench [-- --quick] [-- --only 1,4] [-- --only 10 --pks N --node-env NAME=value]`: starts its own mock, redis-server and FerretDB, runs
 // the scenarios, prints a table per scenario, writes bench/results/<date>.json and appends a
 // section to BENCHMARKS.md. A scenario that throws is reported as failed; the others still run.
 // Every child process is killed at the end, on an error and on Ctrl-C.
@@ -71,6 +71,17 @@ async function startInfra(): Promise<Infra> {
   return { redis, ferret, mock, redisClient, mongo };
 }
 
+/** `--node-env NAME=value` (repeatable): settings for the mission's nodes, so a change can be measured against the default. */
+function settingsOf(pairs: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(pair);
+    if (!m) throw new Error(`--node-env ${pair}: expected NAME=value, e.g. CONCURRENCY=512`);
+    env[m[1]!] = m[2]!;
+  }
+  return env;
+}
+
 function commandLine(argv: string[]): string {
   if (process.env.npm_lifecycle_event === 'bench') return `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
   return `node dist/bench/run.js${argv.length ? ` ${argv.join(' ')}` : ''}`;
@@ -78,10 +89,17 @@ function commandLine(argv: string[]): string {
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
-  const { values } = parseArgs({ args: argv, options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } } });
+  const { values } = parseArgs({ args: argv, options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'node-env': { type: 'string', multiple: true }, pks: { type: 'string' } } });
   const quick = values.quick ?? false;
   const only = values.only ? new Set(values.only.split(',').map(Number)) : undefined;
   const p = plan(quick);
+  // the mission at another pk count: a load every variant keeps up with, to compare their CPU per sample
+  if (values.pks !== undefined) {
+    const pks = Number(values.pks);
+    if (!Number.isInteger(pks) || pks < 1 || pks > 1_000_000) throw new Error(`--pks ${values.pks}: expected an integer from 1 to 1,000,000`);
+    p.mission.pks = pks;
+  }
+  const nodeEnv = settingsOf(values['node-env'] ?? []);
   const started = Date.now();
   // the storage scenario alone fills half a billion samples, the mission runs minutes: budgets of their own
   const alone = only?.size === 1 && !quick && (only.has(9) || only.has(10));
@@ -147,7 +165,7 @@ async function main(): Promise<number> {
     },
     {
       id: 10, name: 'The mission: 1,000,000 pks every minute on this machine', run: async () => {
-        const r = await mission(servers(), { ...p.mission, deadline, cores: machine.cores }, progress);
+        const r = await mission(servers(), { ...p.mission, deadline, cores: machine.cores, env: nodeEnv }, progress);
         return { result: r, tables: missionTables(r) };
       },
     },

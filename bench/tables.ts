@@ -225,6 +225,8 @@ export function missionTables(r: MissionResult): Table[] {
       ['machine (every process, kernel included)', u.machine, 96, over(u.machine, 96), r.machineBusyPct],
     ],
     notes: [
+      ...(Object.keys(r.env ?? {}).length ? [`node settings over the defaults: ${Object.entries(r.env).map(([k, v]) => `${k}=${v}`).join(' ')}`] : []),
+      `garbage collection: ${r.gcUsPerSample ?? '–'} µs of the nodes' µs a sample (nodejs_gc_duration_seconds)`,
       `RSS: ${Object.entries(r.rssBytes).map(([id, b]) => `${id} ${round(b / MB)} MB`).join(', ')}`,
       'budget: the machine may stay below about 80 % busy, so 96 of the 120 µs a sample',
       `Redis by command (INFO commandstats, µs inside the command per stored sample; the rest of Redis's CPU is reading requests and writing replies): ${r.redisCommands.map((x) => `${x.command} ${x.usPerSample} (${x.calls.toLocaleString('en-US')} calls)`).join(', ')}`,

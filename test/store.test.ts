@@ -31,6 +31,17 @@ t.test('a batch is logged, then applied: exact totals, open buffers, one influen
   t.same((await collections(k.db).influencers.find({}).sort({ _id: 1 }).toArray()).map((d) => d._id), [7, 8]);
 });
 
+t.test('the latest username is kept: a renamed influencer gets the new one, a sample without one keeps the old', async (t) => {
+  const k = await storageKit(t);
+  await k.store([sample(7, at(0), 5000)]);
+  await k.store([{ ...sample(7, at(1), 5100), username: 'renamed-7' }]);
+  t.match(await k.totals.read(7), { samples: 2, username: 'renamed-7' }, 'a new username replaces the stored one');
+  await k.store([{ ...sample(7, at(2), 5200), username: '' }]);
+  t.match(await k.totals.read(7), { samples: 3, followerCount: 5200, username: 'renamed-7' }, 'a sample without a username keeps the known one');
+  await k.store([sample(7, at(3), 5300)]);
+  t.match(await k.totals.read(7), { samples: 4, username: 'influencer-7' }, 'and a change back is stored too');
+});
+
 t.test('a batch spanning two periods is two log documents', async (t) => {
   const k = await storageKit(t);
   await k.store([sample(1, at(59), 100), sample(1, at(60), 101)]);
