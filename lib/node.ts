@@ -1,27 +1,27 @@
 import type { Redis } from 'ioredis';
 import type { MongoClient } from 'mongodb';
-import { maskUrl, type Config } from './config.js';
-import { StateLog, type Logger } from './log.js';
-import { Membership } from './membership.js';
-import { connectMongo, createMongo, watchReachable } from './mongo.js';
-import { NodeMetrics, type NodeProbe } from './metrics.js';
-import { OwnershipTracker, type OwnershipChange } from './ownership.js';
-import { PkUniverse } from './pk-universe.js';
-import { connectRedis, createRedis } from './redis.js';
-import { SampleWriter } from './sample-writer.js';
-import { Scheduler } from './scheduler.js';
-import { MockstagramClient } from './source.js';
-import { collections } from './store.js';
+import { maskUrl, type Config } from './ops/config.js';
+import { StateLog, type Logger } from './ops/log.js';
+import { Membership } from './cluster/membership.js';
+import { connectMongo, createMongo, watchReachable } from './shared/mongo.js';
+import { NodeMetrics, type NodeProbe } from './ops/metrics.js';
+import { OwnershipTracker, type OwnershipChange } from './ring/ownership.js';
+import { PkUniverse } from './ring/pk-universe.js';
+import { connectRedis, createRedis } from './shared/redis.js';
+import { SampleWriter } from './storage/sample-writer.js';
+import { Scheduler } from './polling/scheduler.js';
+import { MockstagramClient } from './polling/source.js';
+import { collections } from './storage/store.js';
 import { PeriodCloser } from './storage/closer.js';
 import { loadLayout } from './storage/layout.js';
 import { LogWriter } from './storage/log-writer.js';
 import { TotalsRebuilder } from './storage/rebuild.js';
 import { RetentionJob } from './storage/retention.js';
-import { SuspiciousChecker } from './suspicious.js';
-import { Totals } from './totals.js';
-import { ClusterLock } from './locks.js';
-import type { Ring } from './ring.js';
-import { VERSION } from './version.js';
+import { SuspiciousChecker } from './polling/suspicious.js';
+import { Totals } from './storage/totals.js';
+import { ClusterLock } from './cluster/locks.js';
+import type { Ring } from './ring/ring.js';
+import { VERSION } from './ops/version.js';
 
 /**
  * One peer of the cluster: membership in Redis, its share of the pk universe from the ring,

@@ -6,9 +6,9 @@ import type { PayloadDoc, CheckpointDoc } from '../lib/storage/slice-writer.js';
 import { PeriodCloser } from '../lib/storage/closer.js';
 import { decodeBucket, decodeCheckpoint, decodeRollup } from '../lib/storage/codec.js';
 import { collectionNames, docIds } from '../lib/storage/layout.js';
-import { ClusterLock } from '../lib/locks.js';
-import { createLogger } from '../lib/log.js';
-import { clusterKeys, memberIndexKey, nodeKey } from '../lib/keys.js';
+import { ClusterLock } from '../lib/cluster/locks.js';
+import { createLogger } from '../lib/ops/log.js';
+import { clusterKeys, memberIndexKey, nodeKey } from '../lib/shared/keys.js';
 import { sample, storageKit, MIN } from './helpers/storage.js';
 
 const T0 = 1_764_576_000_000;

@@ -1,8 +1,8 @@
 // Retention: whole collections past their settings are dropped, a closed period's log after
 // LOG_RETENTION_HOURS, checkpoints deleted by _id beyond what each slice needs; nothing else.
 import t from 'tap';
-import { createLogger } from '../lib/log.js';
-import { ClusterLock } from '../lib/locks.js';
+import { createLogger } from '../lib/ops/log.js';
+import { ClusterLock } from '../lib/cluster/locks.js';
 import { collectionNames, docIds } from '../lib/storage/layout.js';
 import { RetentionJob } from '../lib/storage/retention.js';
 import { sample, storageKit, HOUR, MIN } from './helpers/storage.js';

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { PACKAGE_ROOT } from '../version.js';
+import { PACKAGE_ROOT } from '../ops/version.js';
 
 type Arg = string | number;
 type Reply = number | string | null | Reply[];

@@ -1,11 +1,11 @@
 import type { Redis } from 'ioredis';
 import { MongoServerError, type Db } from 'mongodb';
-import type { ClusterLock } from '../locks.js';
-import type { Logger } from '../log.js';
-import { PeriodicJob } from '../periodic.js';
-import { readMembers } from '../membership.js';
-import { raise, redisIdentity, totalsTrusted, type Totals } from '../totals.js';
-import { clusterKeys, type ClusterKeys, INFLUENCER_FIELDS } from '../keys.js';
+import type { ClusterLock } from '../cluster/locks.js';
+import type { Logger } from '../ops/log.js';
+import { PeriodicJob } from '../shared/periodic.js';
+import { readMembers } from '../cluster/membership.js';
+import { raise, redisIdentity, totalsTrusted, type Totals } from './totals.js';
+import { clusterKeys, type ClusterKeys, INFLUENCER_FIELDS } from '../shared/keys.js';
 import { addPoints, decodeCheckpoint, decodeLog, decodeOpen, summarize, type BucketSummary, type PkTotals, type Point } from './codec.js';
 import type { LogDoc } from './log-writer.js';
 import { collectionNames, docIds, type StorageLayout } from './layout.js';

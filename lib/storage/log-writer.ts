@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { Binary, MongoBulkWriteError, MongoServerError, type Collection, type Db } from 'mongodb';
-import { collections, DUPLICATE_KEY, type InfluencerDoc, type Sample } from '../store.js';
-import { TotalsNotReady, type Totals } from '../totals.js';
+import { collections, DUPLICATE_KEY, type InfluencerDoc, type Sample } from './store.js';
+import { TotalsNotReady, type Totals } from './totals.js';
 import { encodeLog, type LogSample } from './codec.js';
 import { collectionNames, type StorageLayout } from './layout.js';
 

@@ -1,5 +1,5 @@
 import { Binary, MongoServerError, type Db } from 'mongodb';
-import type { Logger } from '../log.js';
+import type { Logger } from '../ops/log.js';
 import { addPoint, decodeCheckpoint, emptyTotals, encodeBucket, encodeCheckpoint, encodeRollup, summarize, type BucketSummary, type PkTotals, type Point } from './codec.js';
 import type { PayloadDoc } from './slice-writer.js';
 import { insertIgnoringDuplicates } from './log-writer.js';

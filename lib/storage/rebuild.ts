@@ -1,19 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
-import type { ClusterLock } from '../locks.js';
-import type { Logger } from '../log.js';
-import { PeriodicJob } from '../periodic.js';
-import { readMembers } from '../membership.js';
-import { answerPeriods, collections } from '../store.js';
-import { redisIdentity, totalsState } from '../totals.js';
-import { clusterKeys, type ClusterKeys } from '../keys.js';
+import type { ClusterLock } from '../cluster/locks.js';
+import type { Logger } from '../ops/log.js';
+import { PeriodicJob } from '../shared/periodic.js';
+import { readMembers } from '../cluster/membership.js';
+import { answerPeriods, collections } from './store.js';
+import { redisIdentity, totalsState } from './totals.js';
+import { clusterKeys, type ClusterKeys } from '../shared/keys.js';
 import { addPoint, decodeCheckpoint, decodeLog, emptyTotals, type PkTotals } from './codec.js';
 import { newestCheckpoint } from './closer.js';
 import { collectionNames, type StorageLayout } from './layout.js';
 import type { LogDoc } from './log-writer.js';
 import { legacyTotals } from './migrate.js';
-import { sleep } from '../util.js';
+import { sleep } from '../shared/util.js';
 import { mergeTotals } from '../lua/scripts.js';
 
 const MERGE_BATCH = 500;

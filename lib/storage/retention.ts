@@ -1,10 +1,10 @@
 import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
-import type { ClusterLock } from '../locks.js';
-import type { Logger } from '../log.js';
-import { PeriodicJob } from '../periodic.js';
-import { answerPeriods } from '../store.js';
-import { clusterKeys, type ClusterKeys } from '../keys.js';
+import type { ClusterLock } from '../cluster/locks.js';
+import type { Logger } from '../ops/log.js';
+import { PeriodicJob } from '../shared/periodic.js';
+import { answerPeriods } from './store.js';
+import { clusterKeys, type ClusterKeys } from '../shared/keys.js';
 import { collectionNames, docIds, DAY_MS, BUCKETS_PER_ROLLUP, type StorageLayout } from './layout.js';
 
 export interface RetentionSettings {

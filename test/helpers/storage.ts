@@ -2,17 +2,17 @@
 // moves, a LogWriter whose steps run when asked, the closer, the rebuilder and the reader.
 import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
-import { ClusterLock } from '../../lib/locks.js';
-import { createLogger } from '../../lib/log.js';
+import { ClusterLock } from '../../lib/cluster/locks.js';
+import { createLogger } from '../../lib/ops/log.js';
 import { PeriodCloser } from '../../lib/storage/closer.js';
 import type { Point } from '../../lib/storage/codec.js';
 import { loadLayout, type StorageLayout } from '../../lib/storage/layout.js';
 import { LogWriter, type PendingBatch } from '../../lib/storage/log-writer.js';
 import { TimelineReader } from '../../lib/storage/reader.js';
 import { TotalsRebuilder } from '../../lib/storage/rebuild.js';
-import type { Sample } from '../../lib/store.js';
-import { Totals } from '../../lib/totals.js';
-import { clusterKeys } from '../../lib/keys.js';
+import type { Sample } from '../../lib/storage/store.js';
+import { Totals } from '../../lib/storage/totals.js';
+import { clusterKeys } from '../../lib/shared/keys.js';
 import { connected, type Owner } from './servers.js';
 
 export const MIN = 60_000;
