@@ -2,11 +2,13 @@ import { totalsState } from '../storage/totals.js';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { MongoClient } from 'mongodb';
 import type { Config } from '../ops/config.js';
 import type { Logger } from '../ops/log.js';
+import { PACKAGE_ROOT } from '../ops/version.js';
 import { connectMongo, createMongo } from '../shared/mongo.js';
 import { ratio, readSummary, readTimeline } from './influencer.js';
 import { connectRedis, createRedis } from '../shared/redis.js';
@@ -60,27 +62,18 @@ const JSON_HEADERS = { 'Content-Type': 'application/json; charset=utf-8', 'Cache
 
 interface Asset { type: string; body: Buffer }
 
-/** The dashboard's files, and uPlot's from node_modules (no CDN); read once at start. */
+/** The dashboard's files (the package's lib/read/dashboard), and uPlot's from node_modules (no CDN); read once. */
 function loadAssets(): Map<string, Asset> {
-  const dir = findDir('dashboard');
+  const dir = join(PACKAGE_ROOT, 'lib', 'read', 'dashboard');
   const uplot = createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js');
-  const file = (path: string | URL, type: string): Asset => ({ type, body: readFileSync(path) });
+  const file = (path: string, type: string): Asset => ({ type, body: readFileSync(path) });
   return new Map([
-    ['/', file(new URL('index.html', dir), 'text/html; charset=utf-8')],
-    ['/app.js', file(new URL('app.js', dir), 'text/javascript; charset=utf-8')],
-    ['/style.css', file(new URL('style.css', dir), 'text/css; charset=utf-8')],
+    ['/', file(join(dir, 'index.html'), 'text/html; charset=utf-8')],
+    ['/app.js', file(join(dir, 'app.js'), 'text/javascript; charset=utf-8')],
+    ['/style.css', file(join(dir, 'style.css'), 'text/css; charset=utf-8')],
     ['/vendor/uPlot.iife.min.js', file(uplot, 'text/javascript; charset=utf-8')],
     ['/vendor/uPlot.min.css', file(uplot.replace(/uPlot\.iife\.min\.js$/, 'uPlot.min.css'), 'text/css; charset=utf-8')],
   ]);
-}
-
-/** lib/read/<name>/ next to this file when run from source, ../../../lib/read/<name>/ when run from dist/lib/read. */
-function findDir(name: string): URL {
-  for (const rel of [`./${name}/`, `../../../lib/read/${name}/`]) {
-    const url = new URL(rel, import.meta.url);
-    try { readFileSync(new URL('index.html', url)); return url; } catch { /* next */ }
-  }
-  throw new Error(`${name}/index.html not found next to ${import.meta.url}`);
 }
 
 /**
