@@ -13,6 +13,7 @@ import { connectMongo, createMongo } from '../shared/mongo.js';
 import { ratio, readSummary, readTimeline } from './influencer.js';
 import { connectRedis, createRedis } from '../shared/redis.js';
 import { readStatus } from '../cluster/status.js';
+import { parsePk } from '../ring/pk-universe.js';
 import { loadLayout } from '../storage/layout.js';
 import { TimelineReader } from '../storage/reader.js';
 import { Totals, type TopEntry, type TopOrder } from '../storage/totals.js';
@@ -230,11 +231,9 @@ class ApiRoutes {
     const { pkMin, pkMax } = this.deps.config;
     let raw = encoded;
     try { raw = decodeURIComponent(encoded); } catch { /* shown as sent */ }
-    const pk = Number(raw);
-    if (!/^\d{1,16}$/.test(raw) || pk < pkMin || pk > pkMax) {
-      throw new HttpError(400, `pk ${JSON.stringify(raw)} is not valid: expected an integer from ${pkMin} to ${pkMax}`);
-    }
-    return pk;
+    const parsed = parsePk(raw, pkMin, pkMax);
+    if ('error' in parsed) throw new HttpError(400, parsed.error);
+    return parsed.pk;
   }
 }
 

@@ -23,6 +23,18 @@ export function hashPk(pk: number, method: HashMethod = HAS_ONE_SHOT_HASH ? 'has
   return crypto.createHash('md5').update(String(pk)).digest().readUInt32LE(0);
 }
 
+/**
+ * A pk as a reader typed it (the read API's path, `show`'s argument), or why it is not one: a decimal
+ * integer of at most 16 digits (so it is exact as a number) in pkMin..pkMax.
+ */
+export function parsePk(raw: string | undefined, pkMin: number, pkMax: number): { pk: number } | { error: string } {
+  const pk = Number(raw);
+  if (raw === undefined || !/^\d{1,16}$/.test(raw) || pk < pkMin || pk > pkMax) {
+    return { error: `pk ${JSON.stringify(raw)} is not valid: expected an integer from ${pkMin} to ${pkMax}` };
+  }
+  return { pk };
+}
+
 /** Hash of every pk in pkMin..pkMax, indexed by pk - pkMin. */
 export function hashRange(pkMin: number, pkMax: number, method?: HashMethod): Uint32Array {
   const size = checkRange(pkMin, pkMax);

@@ -7,6 +7,7 @@ import { readInfluencer, type BucketPoint, type InfluencerView } from '../../rea
 import { loadLayout } from '../../storage/layout.js';
 import { TimelineReader } from '../../storage/reader.js';
 import { parseTime } from '../../shared/util.js';
+import { parsePk } from '../../ring/pk-universe.js';
 
 /** A time flag: an ISO time or epoch milliseconds, else a usage error naming it. */
 function timeFlag(flag: string, raw: unknown): number {
@@ -18,11 +19,9 @@ function timeFlag(flag: string, raw: unknown): number {
 }
 
 export async function showCommand(config: Config, opts: Record<string, unknown>, args: string[]): Promise<number> {
-  const raw = args[0];
-  if (!/^\d+$/.test(raw ?? '') || Number(raw) < config.pkMin || Number(raw) > config.pkMax) {
-    throw new UsageError(`pk ${JSON.stringify(raw)} is not valid: expected an integer from ${config.pkMin} to ${config.pkMax}`);
-  }
-  const pk = Number(raw);
+  const parsed = parsePk(args[0], config.pkMin, config.pkMax);
+  if ('error' in parsed) throw new UsageError(parsed.error);
+  const { pk } = parsed;
   const to = opts.to === undefined ? Date.now() : timeFlag('to', opts.to);
   const from = opts.from === undefined ? to - 3_600_000 : timeFlag('from', opts.from);
   if (from > to) throw new UsageError(`--from is after --to: ${new Date(from).toISOString()} > ${new Date(to).toISOString()}`);
