@@ -29,7 +29,7 @@ module.exports = {
       comment: 'storage takes the cluster lock and reads the member cards, nothing else of the cluster',
       severity: 'error',
       from: { path: '^lib/storage/' },
-      to: { path: '^lib/cluster/', pathNot: ['^lib/cluster/locks\\.ts$', '^lib/cluster/membership\\.ts$'] },
+      to: { path: '^lib/cluster/', pathNot: ['^lib/cluster/locks\\.ts$', '^lib/cluster/member-view\\.ts$'] },
     },
   ],
   options: {

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import { viewHash, type MemberCard } from '../lib/cluster/card.js';
-import { readMembers } from '../lib/cluster/membership.js';
+import { readMembers } from '../lib/cluster/member-view.js';
 import { rssBytes, snapshot, type CpuSnapshot } from './proc.js';
 import { BIN, ROOT, isRunning, stopChild, track, type Service } from './services.js';
 

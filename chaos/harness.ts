@@ -5,7 +5,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { activeMembers, viewHash, type ParsedCard } from '../lib/cluster/card.js';
-import { readMembers } from '../lib/cluster/membership.js';
+import { readMembers } from '../lib/cluster/member-view.js';
 import { startMock, type MockFaults } from '../lib/mock/mockstagram.js';
 import { ownedBy } from '../lib/ring/ownership.js';
 import { PkUniverse } from '../lib/ring/pk-universe.js';

@@ -3,7 +3,7 @@
 // fault's bound, no process dead that was not killed, memory back near its steady state.
 import { totalsState } from '../lib/storage/totals.js';
 import { readSummary } from '../lib/read/influencer.js';
-import { readMembers } from '../lib/cluster/membership.js';
+import { readMembers } from '../lib/cluster/member-view.js';
 import type { PayloadDoc } from '../lib/storage/slice-writer.js';
 import { decodeBucket, decodeOpen, type Point } from '../lib/storage/codec.js';
 import { collectionNames, docIds, loadLayout } from '../lib/storage/layout.js';

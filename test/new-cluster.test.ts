@@ -5,7 +5,7 @@
 import t from 'tap';
 import { ClusterLock } from '../lib/cluster/locks.js';
 import { createLogger } from '../lib/ops/log.js';
-import { readMembers } from '../lib/cluster/membership.js';
+import { readMembers } from '../lib/cluster/member-view.js';
 import { checkStore, range, sleep, startCluster, stopChild, until, PK_MIN } from './helpers/cluster.js';
 
 const INTERVAL = 2000;

@@ -3,7 +3,7 @@
 // keys, an empty cluster, Redis unreachable, bad input, and --watch stopped by Ctrl-C.
 import t from 'tap';
 import { nodeKey } from '../lib/shared/keys.js';
-import { readMembers } from '../lib/cluster/membership.js';
+import { readMembers } from '../lib/cluster/member-view.js';
 import { ownedBy } from '../lib/ring/ownership.js';
 import { PkUniverse } from '../lib/ring/pk-universe.js';
 import { Ring } from '../lib/ring/ring.js';

@@ -1,17 +1,11 @@
+// This process's own member card (like dskit's lifecycler): claimed, heartbeated, its state
+// published, and deleted on leave. The cluster as read from Redis is member-view.ts's job.
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import {
-  CARD_FORMAT,
-  activeMembers,
-  parseCard,
-  viewHash,
-  type MemberCard,
-  type MemberState,
-  type ParsedCard,
-  type RingMember,
-} from './card.js';
+import { CARD_FORMAT, parseCard, viewHash, type MemberCard, type MemberState, type ParsedCard, type RingMember } from './card.js';
+import { MemberView, readMembers } from './member-view.js';
 import { eventsChannel, memberIndexKey, nodeKey } from '../shared/keys.js';
 import type { Logger } from '../ops/log.js';
 import { VERSION } from '../ops/version.js';
@@ -32,46 +26,10 @@ export interface MembershipOptions {
 /** Another live process holds this NODE_ID: the node must not start (exit 1). */
 export class DuplicateNodeError extends Error {}
 
-
-/**
- * Reads the member cards. `index` (what nodes do every second): the ids in the member index, one
- * SMEMBERS and one MGET whatever else Redis holds; ids whose key expired are pruned from it.
- * `scan` (status): every `<cluster>:node:*` key, so garbage written there is shown too.
- * Garbage values come back as unreadable entries.
- */
-export async function readMembers(redis: Redis, cluster: string, mode: 'index' | 'scan' = 'scan'): Promise<ParsedCard[]> {
-  const prefix = nodeKey(cluster, '');
-  let ids: string[];
-  if (mode === 'index') {
-    ids = await redis.smembers(memberIndexKey(cluster));
-  } else {
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 1000);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
-    ids = keys.map((k) => k.slice(prefix.length));
-  }
-  if (ids.length === 0) return [];
-  const unique = [...new Set(ids)].sort();
-  const values = await redis.mget(...unique.map((id) => prefix + id));
-  const gone = unique.filter((_, i) => values[i] === null);
-  // a member that re-announces between the MGET and the SREM adds itself again at its next heartbeat
-  if (mode === 'index' && gone.length > 0) await redis.srem(memberIndexKey(cluster), ...gone);
-  return unique.map((id, i) => parseCard(id, values[i])).filter((p) => p.ok || p.error !== 'key vanished');
-}
-
-function escapeGlob(s: string): string {
-  return s.replace(/[*?[\]\\]/g, '\\$&');
-}
-
 /**
  * This node's place in the cluster: a card under `<cluster>:node:<id>` with a TTL, refreshed every
- * TTL/3; join, leave and state changes on `<cluster>:events`; the member keys rescanned every
- * second (pub/sub loses messages while a connection is down). Emits `members` with the active
- * members (the ring) whenever that set changes. While Redis is unreachable it keeps its last view.
+ * TTL/3; join, leave and state changes on `<cluster>:events`. Emits `members` with the active
+ * members (the ring) whenever its MemberView sees that set change, this node included while active.
  */
 export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
   private state: MemberState = 'joining';
@@ -79,25 +37,20 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
   private readonly started: number;
   private readonly key: string;
   private readonly channel: string;
-  private members: RingMember[] = [];
+  private readonly members: MemberView;
   private view = viewHash([]);
   private heartbeatTimer?: NodeJS.Timeout;
-  private scanTimer?: NodeJS.Timeout;
-  private scanSoon?: NodeJS.Timeout;
   private closing?: Promise<void>;
-  private lastCards: ParsedCard[] = [];
   /** set once this process holds the key: never touch another process's card */
   private claimed = false;
   /** identifies this process's card: another process with the same id has another token */
   private readonly token = randomBytes(8).toString('hex');
   /** another process holds our id (we were gone past the TTL): logged once per episode */
   private displaced = false;
-  /** the last error of a members update, logged once while it repeats */
-  private updateError?: string;
 
   constructor(
     private readonly redis: Redis,
-    private readonly sub: Redis,
+    sub: Redis,
     private readonly opts: MembershipOptions,
     private readonly log: Logger,
   ) {
@@ -106,13 +59,17 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
     this.started = this.now();
     this.key = nodeKey(opts.cluster, opts.id);
     this.channel = eventsChannel(opts.cluster);
+    const self = { id: opts.id, weight: opts.weight };
+    const selfActive = (): boolean => this.state === 'active';
+    this.members = new MemberView(redis, sub, { cluster: opts.cluster, self, selfActive, ttlMs: opts.ttlMs }, log);
+    this.members.on('members', (members) => this.emit('members', members));
   }
 
   get id(): string { return this.opts.id; }
   get currentState(): MemberState { return this.state; }
-  get ringMembers(): RingMember[] { return this.members; }
+  get ringMembers(): RingMember[] { return this.members.ringMembers; }
   /** the cards seen by the last scan */
-  get cards(): ParsedCard[] { return this.lastCards; }
+  get cards(): ParsedCard[] { return this.members.cards; }
 
   /** Claims the id (refusing a live duplicate), subscribes, scans, and becomes active. */
   async start(): Promise<void> {
@@ -126,16 +83,14 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
       throw new DuplicateNodeError(`NODE_ID ${this.opts.id} is already in use in cluster ${this.opts.cluster} (${who}); choose another NODE_ID or wait: ${expires}`);
     }
     this.claimed = true;
-    this.sub.on('message', (channel: string) => { if (channel === this.channel) this.requestScan(); });
-    await this.sub.subscribe(this.channel);
+    await this.members.listen();
     // after a reconnect (Redis restarted) announce and look around at once
-    this.redis.on('ready', () => { void this.heartbeat(); this.requestScan(); });
-    this.sub.on('ready', () => this.requestScan());
+    this.redis.on('ready', () => { void this.heartbeat(); this.members.requestScan(); });
     await this.publish('join');
     this.scheduleHeartbeat();
-    await this.scan();
+    await this.members.scan();
     await this.setState('active');
-    this.scheduleScan();
+    this.members.scanEverySecond();
   }
 
   /** Publishes the state change and rewrites the card at once. */
@@ -145,7 +100,7 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
     this.log.info({ state, node: this.opts.id }, `member ${state}`);
     await this.heartbeat();
     await this.publish('state');
-    await this.scan();
+    await this.members.scan();
   }
 
   /**
@@ -170,8 +125,7 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
   close(): Promise<void> {
     this.closing ??= (async () => {
       clearTimeout(this.heartbeatTimer);
-      clearTimeout(this.scanTimer);
-      clearTimeout(this.scanSoon);
+      this.members.close();
       this.removeAllListeners('members');
       if (!this.claimed) return;
       try {
@@ -180,7 +134,7 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'could not delete the member key; it expires with its TTL');
       }
-      await this.sub.unsubscribe().catch(() => undefined);
+      await this.members.unsubscribe();
     })();
     return this.closing;
   }
@@ -239,7 +193,7 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
     if (result === 1) {
       this.log.warn({ node: this.opts.id }, 'own member key was gone; announced again');
       await this.publish('join');
-      this.requestScan();
+      this.members.requestScan();
     }
   }
 
@@ -249,57 +203,5 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
       await this.heartbeat();
       this.scheduleHeartbeat();
     }, Math.max(50, Math.floor(this.opts.ttlMs / 3)));
-  }
-
-  private scheduleScan(): void {
-    if (this.closing) return;
-    this.scanTimer = setTimeout(async () => {
-      await this.scan();
-      this.scheduleScan();
-    }, Math.min(1000, Math.floor(this.opts.ttlMs / 3)));
-  }
-
-  private requestScan(): void {
-    if (this.closing || this.scanSoon) return;
-    this.scanSoon = setTimeout(() => { this.scanSoon = undefined; void this.scan(); }, 20);
-  }
-
-  /** Reads every member card and emits `members` when the active set changed; never rejects. */
-  private async scan(): Promise<void> {
-    if (this.closing) return;
-    let cards: ParsedCard[];
-    try {
-      cards = await readMembers(this.redis, this.opts.cluster, 'index');
-    } catch {
-      return; // Redis down: keep the last view
-    }
-    const before = this.members;
-    try {
-      this.update(cards);
-      this.updateError = undefined;
-    } catch (err) {
-      // called from timers: a listener's error is logged (once) here, never left to reject into the void
-      this.members = before; // so the next scan tries again
-      const message = (err as Error).message;
-      if (message !== this.updateError) this.log.error({ err: message }, 'members update failed; keeping the last view');
-      this.updateError = message;
-    }
-  }
-
-  private update(cards: ParsedCard[]): void {
-    this.lastCards = cards;
-    const active = activeMembers(cards).filter((m) => m.id !== this.opts.id);
-    if (this.state === 'active') active.push({ id: this.opts.id, weight: this.opts.weight });
-    active.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    if (viewHash(active) === viewHash(this.members) && active.length === this.members.length) return;
-    const before = new Set(this.members.map((m) => m.id));
-    const after = new Set(active.map((m) => m.id));
-    this.members = active;
-    this.log.info({
-      members: active.length,
-      joined: [...after].filter((id) => !before.has(id)),
-      left: [...before].filter((id) => !after.has(id)),
-    }, 'ring members changed');
-    this.emit('members', active);
   }
 }

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { activeMembers, isHealthy, viewHash } from './card.js';
 import type { Config } from '../ops/config.js';
-import { readMembers } from './membership.js';
+import { readMembers } from './member-view.js';
 import { Ring } from '../ring/ring.js';
 import { lowerBound } from '../shared/util.js';
 

@@ -3,7 +3,7 @@ import { MongoServerError, type Db } from 'mongodb';
 import type { ClusterLock } from '../cluster/locks.js';
 import type { Logger } from '../ops/log.js';
 import { PeriodicJob } from '../shared/periodic.js';
-import { readMembers } from '../cluster/membership.js';
+import { readMembers } from '../cluster/member-view.js';
 import { raise, redisIdentity, totalsTrusted, type Totals } from './totals.js';
 import { clusterKeys, type ClusterKeys, INFLUENCER_FIELDS } from '../shared/keys.js';
 import { addPoints, decodeCheckpoint, decodeLog, decodeOpen, summarize, type BucketSummary, type PkTotals, type Point } from './codec.js';

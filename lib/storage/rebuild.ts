@@ -4,7 +4,7 @@ import type { Db } from 'mongodb';
 import type { ClusterLock } from '../cluster/locks.js';
 import type { Logger } from '../ops/log.js';
 import { PeriodicJob } from '../shared/periodic.js';
-import { readMembers } from '../cluster/membership.js';
+import { readMembers } from '../cluster/member-view.js';
 import { answerPeriods, collections } from './store.js';
 import { redisIdentity, totalsState } from './totals.js';
 import { clusterKeys, type ClusterKeys } from '../shared/keys.js';
