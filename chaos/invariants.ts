@@ -1,7 +1,7 @@
 // What must hold after every fault, checked against what was stored: one point per (pk, interval),
 // running totals and the API's average equal to the stored points, missed intervals within the
 // fault's bound, no process dead that was not killed, memory back near its steady state.
-import { totalsState } from '../lib/storage/totals.js';
+import { totalsState } from '../lib/storage/totals-state.js';
 import { readSummary } from '../lib/read/influencer.js';
 import { readMembers } from '../lib/cluster/member-view.js';
 import type { PayloadDoc } from '../lib/storage/slice-writer.js';

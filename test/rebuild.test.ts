@@ -6,7 +6,7 @@ import t from 'tap';
 import { storeSuspicious } from '../lib/polling/suspicious.js';
 import { collections } from '../lib/storage/store.js';
 import { clusterKeys, memberIndexKey, nodeKey } from '../lib/shared/keys.js';
-import { redisIdentity, totalsState } from '../lib/storage/totals.js';
+import { redisIdentity, totalsState } from '../lib/storage/totals-state.js';
 import { mergeTotals } from '../lib/lua/scripts.js';
 import { rebuildNow, sample, storageKit, MIN, type StorageKit } from './helpers/storage.js';
 

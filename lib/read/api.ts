@@ -1,4 +1,3 @@
-import { totalsState } from '../storage/totals.js';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
@@ -17,6 +16,7 @@ import { parsePk } from '../ring/pk-universe.js';
 import { loadLayout } from '../storage/layout.js';
 import { TimelineReader } from '../storage/reader.js';
 import { Totals, type TopEntry, type TopOrder } from '../storage/totals.js';
+import { totalsState } from '../storage/totals-state.js';
 import { MAX_DATE_MS, parseTime } from '../shared/util.js';
 
 /** What the read API needs: open connections and the cluster's config (name, pk universe). */

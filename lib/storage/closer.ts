@@ -4,7 +4,9 @@ import type { ClusterLock } from '../cluster/locks.js';
 import type { Logger } from '../ops/log.js';
 import { PeriodicJob } from '../shared/periodic.js';
 import { readMembers } from '../cluster/member-view.js';
-import { raise, redisIdentity, totalsTrusted, type Totals } from './totals.js';
+import type { Totals } from './totals.js';
+import { redisIdentity, totalsTrusted } from './totals-state.js';
+import { raiseMark } from '../lua/scripts.js';
 import { clusterKeys, type ClusterKeys, INFLUENCER_FIELDS } from '../shared/keys.js';
 import { addPoints, decodeCheckpoint, decodeLog, decodeOpen, summarize, type BucketSummary, type PkTotals, type Point } from './codec.js';
 import type { LogDoc } from './log-writer.js';
@@ -90,7 +92,7 @@ export class PeriodCloser {
       await this.finish(period, 0);
       return 'closed';
     }
-    await raise(this.redis, this.keys.closing, period);
+    await raiseMark(this.redis, this.keys.closing, period);
     if (!(await this.redis.exists(this.keys.reconciled(period)))) {
       const r = await this.lock.runExclusive(`reconcile:${period}`, async (signal) => {
         // another node may have closed it since this pass read the mark
@@ -122,7 +124,7 @@ export class PeriodCloser {
     if (mark !== null) return Number(mark) + this.layout.bucketMs;
     const stored = await this.db.collection<{ _id: string; p: number }>(collectionNames.meta).findOne({ _id: 'closed' });
     const period = stored ? stored.p + this.layout.bucketMs : this.layout.firstPeriod;
-    await raise(this.redis, this.keys.closed, period - this.layout.bucketMs);
+    await raiseMark(this.redis, this.keys.closed, period - this.layout.bucketMs);
     return period;
   }
 
@@ -225,8 +227,8 @@ export class PeriodCloser {
 
   /** The period is closed in every slice: move the marks (Redis, then MongoDB's durable copy), drop its sets. */
   private async finish(period: number, points: number): Promise<void> {
-    await raise(this.redis, this.keys.closing, period);
-    await raise(this.redis, this.keys.closed, period);
+    await raiseMark(this.redis, this.keys.closing, period);
+    await raiseMark(this.redis, this.keys.closed, period);
     const meta = this.db.collection<{ _id: string; p: number }>(collectionNames.meta);
     try {
       await meta.insertOne({ _id: 'closed', p: period });

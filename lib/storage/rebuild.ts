@@ -6,7 +6,7 @@ import type { Logger } from '../ops/log.js';
 import { PeriodicJob } from '../shared/periodic.js';
 import { readMembers } from '../cluster/member-view.js';
 import { answerPeriods, collections } from './store.js';
-import { redisIdentity, totalsState } from './totals.js';
+import { redisIdentity, totalsState } from './totals-state.js';
 import { clusterKeys, type ClusterKeys } from '../shared/keys.js';
 import { addPoint, decodeCheckpoint, decodeLog, emptyTotals, type PkTotals } from './codec.js';
 import { newestCheckpoint } from './closer.js';

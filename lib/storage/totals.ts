@@ -1,40 +1,12 @@
+// The running totals in Redis: per-influencer figures, rank and growth, written by the apply script
+// and read by the read API. Whether they can be trusted right now is totals-state.ts's question.
 import type { Redis } from 'ioredis';
-import { applyLog, raiseMark } from '../lua/scripts.js';
+import { applyLog } from '../lua/scripts.js';
 import { clusterKeys, INFLUENCER_FIELDS } from '../shared/keys.js';
 
 /** The running totals are missing (Redis lost them) and no rebuild has set their cutoff yet. */
 export class TotalsNotReady extends Error {
   constructor() { super('running totals are missing in Redis until a rebuild starts; the batch waits'); }
-}
-
-
-export type TotalsState = 'ready' | 'rebuilding' | 'missing';
-
-/**
- * Which Redis the totals live on, and how many keys it has evicted: the run id changes at every
- * restart (a restored snapshot may be older than the totals), and an eviction under an `allkeys-*`
- * or `volatile-*` policy removes keys without a trace. Either makes the totals untrustworthy.
- */
-export async function redisIdentity(redis: Redis): Promise<string> {
-  const info = await redis.info();
-  const runId = /^run_id:(\w+)/m.exec(info)?.[1] ?? '';
-  const evicted = /^evicted_keys:(\d+)/m.exec(info)?.[1] ?? '0';
-  return `${runId}:${evicted}`;
-}
-
-/** Ready, and on the Redis they were built on, with no key evicted since: what closing a period needs. */
-export async function totalsTrusted(redis: Redis, cluster: string): Promise<boolean> {
-  const keys = clusterKeys(cluster);
-  const [state, built, identity] = await Promise.all([totalsState(redis, cluster), redis.get(keys.builtOn), redisIdentity(redis)]);
-  return state === 'ready' && built === identity;
-}
-
-/** Whether the running totals in Redis can be trusted, are being rebuilt, or are gone. */
-export async function totalsState(redis: Redis, cluster: string): Promise<TotalsState> {
-  const keys = clusterKeys(cluster);
-  const [since, pending] = await Promise.all([redis.get(keys.since), redis.hget(keys.rebuild, 'T')]);
-  if (pending !== null) return 'rebuilding';
-  return since === null ? 'missing' : 'ready';
 }
 
 export interface InfluencerTotals {
@@ -68,11 +40,6 @@ export interface TopEntry {
   growth: number | null;
 }
 
-
-/** Raises a numeric mark in Redis to `value` if it is lower (or missing); resolves to the mark after. */
-export async function raise(redis: Redis, key: string, value: number): Promise<number> {
-  return Number(await raiseMark(redis, [key], [value]));
-}
 /** an applied set is deleted when its period closes; this only bounds what a stopped cluster leaves */
 const APPLIED_SET_TTL_S = 7 * 86_400;
 
