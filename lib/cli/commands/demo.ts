@@ -1,22 +1,19 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { openApi, type ApiServer } from '../../read/api.js';
 import { numberFlag } from './flags.js';
-import { MAX_UNIVERSE, SETTINGS, isGiven, type Config, type SettingName } from '../../ops/config.js';
+import { MAX_UNIVERSE, isGiven, type Config } from '../../ops/config.js';
 import { EmbeddedServers } from '../../ops/embedded/servers.js';
 import { SetupError } from '../../ops/embedded/setup-error.js';
-import { createLogger, type Logger } from '../../ops/log.js';
+import { createLogger } from '../../ops/log.js';
 import { startMock, type MockServer } from '../../mock/mockstagram.js';
 import { portFree } from '../../ops/ports.js';
 import { describeUnreachable, unreachableServers } from '../../ops/preflight.js';
 import { connectRedis, createRedis } from '../../shared/redis.js';
 import { untilSignal } from '../../ops/signals.js';
-import { readStatus, type ClusterStatus } from '../../cluster/status.js';
-import { PACKAGE_ROOT } from '../../ops/version.js';
+import { readStatus } from '../../cluster/status.js';
+import { killNodes, spawnNode, stopNodes, type DemoNode } from './demo-nodes.js';
+import { SummaryLines, summaryLine } from './demo-summary.js';
 
 const SUMMARY_EVERY_MS = 3000;
-
-interface DemoNode { id: string; child: ChildProcess; exited: Promise<number | null> }
 
 /**
  * `influencer-node demo`: the bundled mock (in this process), N nodes (`influencer-node start` child
@@ -54,11 +51,10 @@ export async function demoCommand(config: Config, opts: Record<string, unknown>)
   let mock: MockServer | undefined;
   let api: ApiServer | undefined;
   // a second Ctrl-C exits at once: take the nodes along rather than orphan them
-  const killAll = (): void => { for (const n of nodes) if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill('SIGKILL'); };
+  const killAll = (): void => killNodes(nodes);
   process.on('exit', killAll);
   const redis = createRedis(demo.redisUrl, log, `${demo.cluster}:demo`);
-  let summaryTimer: NodeJS.Timeout | undefined;
-  let stopping = false;
+  let summaries: SummaryLines | undefined;
   try {
     mock = await startMock({ host: '127.0.0.1', port: mockPort, pkMin: demo.pkMin, count: pks });
     out(`mock      ${mock.url}  (${pks} influencers, pks ${demo.pkMin}..${demo.pkMax})`);
@@ -69,15 +65,7 @@ export async function demoCommand(config: Config, opts: Record<string, unknown>)
     out(`dashboard ${api.url}/`);
     out('Ctrl-C stops everything.');
 
-    const summary = async (): Promise<void> => {
-      try {
-        out(summaryLine(await readStatus(redis, demo), nodeCount, pks));
-      } catch (err) {
-        out(`${clock()}  cluster status unavailable: ${(err as Error).message}`);
-      }
-      if (!stopping) summaryTimer = setTimeout(() => void summary(), SUMMARY_EVERY_MS);
-    };
-    summaryTimer = setTimeout(() => void summary(), SUMMARY_EVERY_MS);
+    summaries = new SummaryLines(async () => summaryLine(await readStatus(redis, demo), nodeCount, pks), out, SUMMARY_EVERY_MS);
 
     // what ends the demo: Ctrl-C, or else a node or a server it started exiting on its own
     const nodeExit = Promise.race(nodes.map(async (n) => {
@@ -97,18 +85,11 @@ export async function demoCommand(config: Config, opts: Record<string, unknown>)
 
   /** Nodes first (SIGTERM, wait for their flush), then the API, the mock, the servers it started; true if every node exited 0. */
   async function stopAll(): Promise<boolean> {
-    stopping = true;
-    clearTimeout(summaryTimer);
+    summaries?.stop();
     const order = `the nodes first (they hand over and flush), then the dashboard, then the mock${servers.started ? ', then the servers' : ''}`;
     if (nodes.length > 0) out(`stopping: ${order}`);
     const deadline = Math.max(30_000, 3 * demo.intervalMs) + demo.heartbeatTtlMs + 5000;
-    const codes = await Promise.all(nodes.map(async (n) => {
-      if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill('SIGTERM');
-      const timer = setTimeout(() => n.child.kill('SIGKILL'), deadline);
-      const code = await n.exited;
-      clearTimeout(timer);
-      return code;
-    }));
+    const codes = await stopNodes(nodes, deadline);
     if (nodes.length > 0) out(`nodes stopped (exit codes ${codes.join(', ')})`);
     await api?.close();
     await mock?.close();
@@ -126,49 +107,4 @@ async function mustBeFree(port: number, host: string, flag: string): Promise<voi
     const why = `port ${port} on ${host} (--${flag}) is taken by another program`;
     throw new SetupError([`${why}: pass --${flag} with a free one, or 0 for any`]);
   }
-}
-
-/** One `influencer-node start` child with this demo's settings; its warnings are forwarded, prefixed with its id. */
-function spawnNode(id: string, index: number, config: Config, mockUrl: string, log: Logger): DemoNode {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const [key, s] of Object.entries(SETTINGS) as [SettingName, { env: string }][]) env[s.env] = String(config[key]);
-  Object.assign(env, { NODE_ID: id, MOCKSTAGRAM_URL: mockUrl, LOG_LEVEL: log.level });
-  // each node its own metrics port, if asked for: METRICS_PORT, +1, +2, ...
-  if (Number(env.METRICS_PORT) > 0) env.METRICS_PORT = String(Number(env.METRICS_PORT) + index);
-  // its own process group: a terminal's Ctrl-C reaches the demo only, which then stops the nodes in order
-  const child = spawn(process.execPath, [binPath(), 'start'], { env, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  let partial = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (chunk: string) => {
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) if (line.trim()) process.stderr.write(`[${id}] ${line}\n`);
-  });
-  const exited = new Promise<number | null>((resolve) => {
-    child.once('exit', (code, sig) => resolve(code ?? (sig ? 128 : null)));
-    child.once('error', (err) => { log.error({ node: id, err: err.message }, 'could not start node'); resolve(1); });
-  });
-  return { id, child, exited };
-}
-
-function binPath(): string {
-  return join(PACKAGE_ROOT, 'bin', 'influencer-node.js');
-}
-
-/** members, owned pks, samples stored in the last complete interval, on-time share, missed, write queue. */
-export function summaryLine(s: ClusterStatus, expectedNodes: number, pks: number): string {
-  const active = s.members.filter((m) => m.readable && m.state === 'active');
-  const sum = (key: string): number => active.reduce((a, m) => a + (Number(m.stats?.[key]) || 0), 0);
-  const samples = sum('samplesLastInterval');
-  const weighted = active.reduce((a, m) => {
-    const pct = m.stats?.onTimePct;
-    const n = Number(m.stats?.samplesLastInterval) || 0;
-    return typeof pct === 'number' ? { pct: a.pct + pct * n, n: a.n + n } : a;
-  }, { pct: 0, n: 0 });
-  const onTime = weighted.n > 0 ? `${(weighted.pct / weighted.n).toFixed(1)}%` : '-';
-  return `${clock()}  members ${active.length}/${expectedNodes} active  owned ${sum('owned')}/${pks}  samples/interval ${samples}  on-time ${onTime}  missed ${sum('missed')}  queue ${sum('writeQueue')}`;
-}
-
-function clock(): string {
-  return new Date().toISOString().slice(11, 19);
 }
