@@ -12,6 +12,7 @@ import { addPoints, decodeCheckpoint, decodeLog, decodeOpen, summarize, type Buc
 import type { LogDoc } from './log-writer.js';
 import { collectionNames, docIds, type StorageLayout } from './layout.js';
 import { SliceWriter, type CheckpointDoc } from './slice-writer.js';
+import type { StorageJobDeps } from './job-deps.js';
 
 const DUPLICATE_KEY = 11000;
 /** pks read from Redis per round trip */
@@ -36,26 +37,26 @@ export type CloseOutcome = 'idle' | 'waiting' | 'busy' | 'closed';
  * same documents if repeated; the open buffers are deleted last. Every node runs one.
  */
 export class PeriodCloser {
+  private readonly redis: Redis;
+  private readonly db: Db;
+  private readonly totals: Totals;
+  private readonly lock: ClusterLock;
+  private readonly layout: StorageLayout;
+  private readonly cluster: string;
+  private readonly log: Logger;
   private readonly keys: ClusterKeys;
   private readonly now: () => number;
   private readonly slices: SliceWriter;
   private readonly job: PeriodicJob;
   private stopped = false;
 
-  constructor(
-    private readonly redis: Redis,
-    private readonly db: Db,
-    private readonly totals: Totals,
-    private readonly lock: ClusterLock,
-    private readonly layout: StorageLayout,
-    private readonly cluster: string,
-    private readonly log: Logger,
-    private readonly opts: CloserOptions,
-  ) {
-    this.keys = clusterKeys(cluster);
+  constructor(deps: StorageJobDeps & { totals: Totals }, private readonly opts: CloserOptions) {
+    ({ redis: this.redis, db: this.db, totals: this.totals, lock: this.lock } = deps);
+    ({ layout: this.layout, cluster: this.cluster, log: this.log } = deps);
+    this.keys = clusterKeys(this.cluster);
     this.now = opts.now ?? Date.now;
-    this.slices = new SliceWriter(db, layout);
-    this.job = new PeriodicJob(() => this.closeDue(), log, 'closing a period failed; retrying');
+    this.slices = new SliceWriter(this.db, this.layout);
+    this.job = new PeriodicJob(() => this.closeDue(), this.log, 'closing a period failed; retrying');
   }
 
   start(everyMs = Math.min(5000, Math.max(200, this.layout.bucketMs / 10))): void {

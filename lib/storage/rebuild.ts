@@ -1,8 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import type { Db } from 'mongodb';
-import type { ClusterLock } from '../cluster/locks.js';
-import type { Logger } from '../ops/log.js';
 import { PeriodicJob } from '../shared/periodic.js';
 import { readMembers } from '../cluster/member-view.js';
 import { answerPeriods, collections } from './store.js';
@@ -11,6 +7,7 @@ import { clusterKeys, type ClusterKeys } from '../shared/keys.js';
 import { addPoint, decodeCheckpoint, decodeLog, emptyTotals, type PkTotals } from './codec.js';
 import { newestCheckpoint } from './closer.js';
 import { collectionNames, type StorageLayout } from './layout.js';
+import type { StorageJobDeps } from './job-deps.js';
 import type { LogDoc } from './log-writer.js';
 import { legacyTotals } from './migrate.js';
 import { sleep } from '../shared/util.js';
@@ -23,15 +20,6 @@ function isDataKey(keys: ClusterKeys, cluster: string, key: string): boolean {
   const rest = key.slice(cluster.length + 1);
   if ([keys.rank, keys.growth, keys.stats, keys.since, keys.closing, keys.closed, keys.checkpoints, keys.builtOn].includes(key)) return true;
   return /^(inf|open|pks|applied|rebuilt|closed|reconciled):/.test(rest);
-}
-
-export interface RebuilderDeps {
-  redis: Redis;
-  db: Db;
-  lock: ClusterLock;
-  layout: StorageLayout;
-  cluster: string;
-  log: Logger;
 }
 
 export interface RebuilderOptions {
@@ -58,7 +46,7 @@ export class TotalsRebuilder {
   private readonly job: PeriodicJob;
   private abort?: AbortController;
 
-  constructor(private readonly d: RebuilderDeps, private readonly opts: RebuilderOptions) {
+  constructor(private readonly d: StorageJobDeps, private readonly opts: RebuilderOptions) {
     this.keys = clusterKeys(d.cluster);
     this.now = opts.now ?? Date.now;
     this.job = new PeriodicJob(() => this.runOnce(), d.log, 'totals rebuild check failed; retrying');

@@ -60,7 +60,7 @@ export async function storageKit(t: Owner, o: KitOptions = {}): Promise<StorageK
   const rebuilder = new TotalsRebuilder({ redis, db, lock, layout, cluster, log }, { graceMs: 0, now });
   await startTotals(redis, db, layout, cluster);
   const writer = new LogWriter(db, totals, layout, 'node-a');
-  const closer = new PeriodCloser(redis, db, totals, lock, layout, cluster, log, { graceMs: 0, now });
+  const closer = new PeriodCloser({ redis, db, totals, lock, layout, cluster, log }, { graceMs: 0, now });
   const reader = new TimelineReader(redis, db, layout, cluster);
   return {
     redis, db, cluster, layout, totals, writer, closer, rebuilder, reader, clock,
