@@ -22,7 +22,9 @@ export async function main(argv: string[]): Promise<number> {
     .version(VERSION, '-v, --version', 'print the version')
     .showSuggestionAfterError(true)
     .exitOverride()
-    .configureOutput({ outputError: (str, write) => write(`influencer-node: ${str.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim()}\n`) })
+    .configureOutput({
+      outputError: (str, write) => write(`influencer-node: ${str.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim()}\n`),
+    })
     .addHelpText('after', `
 Examples:
   $ influencer-node mock                    # a local Mockstagram API on :3000

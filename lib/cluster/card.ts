@@ -46,7 +46,8 @@ export function parseCard(id: string, raw: string | null): ParsedCard {
   const c = v as Record<string, unknown>;
   if (c.format !== CARD_FORMAT) return { ok: false, id, error: `unknown card format ${JSON.stringify(c.format ?? null)}` };
   const missing: string[] = (['id', 'host', 'version', 'view'] as string[]).filter((k) => typeof c[k] !== 'string')
-    .concat((['pid', 'weight', 'started', 'heartbeat', 'ttlMs'] as string[]).filter((k) => typeof c[k] !== 'number' || !Number.isFinite(c[k])));
+    .concat((['pid', 'weight', 'started', 'heartbeat', 'ttlMs'] as string[])
+      .filter((k) => typeof c[k] !== 'number' || !Number.isFinite(c[k])));
   if (missing.length) return { ok: false, id, error: `bad or missing ${missing.join(', ')}` };
   if (!MEMBER_STATES.includes(c.state as MemberState)) return { ok: false, id, error: `unknown state ${JSON.stringify(c.state)}` };
   if (c.id !== id) return { ok: false, id, error: `card names another id ${JSON.stringify(c.id)}` };

@@ -62,7 +62,12 @@ export class MemberView extends EventEmitter<{ members: [RingMember[]] }> {
   /** the last error of a members update, logged once while it repeats */
   private updateError?: string;
 
-  constructor(private readonly redis: Redis, private readonly sub: Redis, private readonly opts: MemberViewOptions, private readonly log: Logger) {
+  constructor(
+    private readonly redis: Redis,
+    private readonly sub: Redis,
+    private readonly opts: MemberViewOptions,
+    private readonly log: Logger,
+  ) {
     super();
   }
 

@@ -78,9 +78,14 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
     if (claimed !== 'OK') {
       const [raw, pttl] = await Promise.all([this.redis.get(this.key), this.redis.pttl(this.key)]);
       const holder = parseCard(this.opts.id, raw);
-      const who = holder.ok ? `${holder.card.host} pid ${holder.card.pid}, heartbeat ${Math.round((Date.now() - holder.card.heartbeat) / 1000)} s ago` : 'an unreadable card';
-      const expires = pttl > 0 ? `its key expires in ${(pttl / 1000).toFixed(1)} s unless that process is still alive` : 'its key has no TTL: delete it if no process runs with this id';
-      throw new DuplicateNodeError(`NODE_ID ${this.opts.id} is already in use in cluster ${this.opts.cluster} (${who}); choose another NODE_ID or wait: ${expires}`);
+      const who = holder.ok
+        ? `${holder.card.host} pid ${holder.card.pid}, heartbeat ${Math.round((Date.now() - holder.card.heartbeat) / 1000)} s ago`
+        : 'an unreadable card';
+      const expires = pttl > 0
+        ? `its key expires in ${(pttl / 1000).toFixed(1)} s unless that process is still alive`
+        : 'its key has no TTL: delete it if no process runs with this id';
+      const inUse = `NODE_ID ${this.opts.id} is already in use in cluster ${this.opts.cluster} (${who})`;
+      throw new DuplicateNodeError(`${inUse}; choose another NODE_ID or wait: ${expires}`);
     }
     this.claimed = true;
     await this.members.listen();
@@ -180,12 +185,14 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
     if (this.closing || !this.claimed) return;
     let result: number;
     try {
-      result = Number(await heartbeat(this.redis, [this.key, memberIndexKey(this.opts.cluster)], [this.cardJson(), this.opts.ttlMs, this.token, this.opts.id]));
+      const keys = [this.key, memberIndexKey(this.opts.cluster)];
+      result = Number(await heartbeat(this.redis, keys, [this.cardJson(), this.opts.ttlMs, this.token, this.opts.id]));
     } catch {
       return; // Redis down: the connection logs it once; keep working on the last view
     }
     if (result === -1) {
-      if (!this.displaced) this.log.error({ node: this.opts.id }, `another process took NODE_ID ${this.opts.id} while this one was away past its TTL; this process is no longer a member: stop it`);
+      const taken = `another process took NODE_ID ${this.opts.id} while this one was away past its TTL`;
+      if (!this.displaced) this.log.error({ node: this.opts.id }, `${taken}; this process is no longer a member: stop it`);
       this.displaced = true;
       return;
     }

@@ -37,7 +37,8 @@ export const DEFAULT_MOCK_OPTIONS: MockOptions = Object.freeze({
 });
 
 /** What `setFaults` may change on a running mock: the fault rates, Retry-After and the added latency. */
-export type MockFaults = Partial<Pick<MockOptions, 'hangRate' | 'errorRate' | 'rateLimitRate' | 'malformedRate' | 'badFieldRate' | 'retryAfterS' | 'latencyMs' | 'jitterMs'>>;
+export type MockFaults = Partial<Pick<MockOptions,
+  'hangRate' | 'errorRate' | 'rateLimitRate' | 'malformedRate' | 'badFieldRate' | 'retryAfterS' | 'latencyMs' | 'jitterMs'>>;
 
 export interface MockServer {
   url: string;

@@ -56,8 +56,10 @@ export class NodeMetrics {
     const snap = (): NodeProbe => this.snapshot;
     collectDefaultMetrics({ register: this.registry });
 
-    new Gauge({ name: 'influencer_node_info', help: 'Constant 1, labelled with this node\'s id, cluster and version', labelNames: ['node', 'cluster', 'version'], registers })
-      .set({ node: info.node, cluster: info.cluster, version: info.version }, 1);
+    new Gauge({
+      name: 'influencer_node_info', help: 'Constant 1, labelled with this node\'s id, cluster and version',
+      labelNames: ['node', 'cluster', 'version'], registers,
+    }).set({ node: info.node, cluster: info.cluster, version: info.version }, 1);
 
     const counter = (name: string, help: string, read: (p: NodeProbe) => number): void => {
       new Counter({ name, help, registers, collect() { this.reset(); this.inc(read(snap())); } });
@@ -67,13 +69,16 @@ export class NodeMetrics {
     };
     counter('influencer_samples_stored_total', 'Samples made durable in the log (MongoDB)', (p) => p.writer?.stored ?? 0);
     counter('influencer_missed_intervals_total', 'Owned pk-intervals that got no sample', (p) => p.scheduler?.missed ?? 0);
-    counter('influencer_not_found_total', 'Fetches answered "InfluencerNotFoundError" (the pk is asked again an hour later)', (p) => p.scheduler?.notFound ?? 0);
+    counter('influencer_not_found_total', 'Fetches answered "InfluencerNotFoundError" (the pk is asked again an hour later)',
+      (p) => p.scheduler?.notFound ?? 0);
     counter('influencer_write_batches_total', 'Batches written to MongoDB', (p) => p.writer?.batches ?? 0);
     counter('influencer_write_failures_total', 'Batch writes that failed and were retried', (p) => p.writer?.failedFlushes ?? 0);
     counter('influencer_duplicates_total', 'Samples dropped as repeats of a stored (pk, interval)', (p) => p.writer?.duplicates ?? 0);
     counter('influencer_dropped_samples_total', 'Samples dropped because the write buffer was full', (p) => p.writer?.dropped ?? 0);
-    counter('influencer_late_samples_total', 'Logged samples that reached Redis after their period had closed (in the log only)', (p) => p.writer?.late ?? 0);
-    counter('influencer_deferred_samples_total', 'Logged samples left to their period\'s reconcile (Redis down too long)', (p) => p.writer?.deferred ?? 0);
+    counter('influencer_late_samples_total', 'Logged samples that reached Redis after their period had closed (in the log only)',
+      (p) => p.writer?.late ?? 0);
+    counter('influencer_deferred_samples_total', 'Logged samples left to their period\'s reconcile (Redis down too long)',
+      (p) => p.writer?.deferred ?? 0);
     gauge('influencer_apply_queue_samples', 'Logged samples waiting for the Redis step', (p) => p.writer?.pendingApply ?? 0);
     new Counter({
       name: 'influencer_fetch_errors_total', help: 'Failed Mockstagram requests (each attempt), by kind', labelNames: ['kind'], registers,
@@ -91,7 +96,8 @@ export class NodeMetrics {
     gauge('influencer_mongo_up', '1 while the MongoDB driver reaches a server, else 0', (p) => Number(p.mongoUp));
     gauge('influencer_ready', '1 while /readyz answers 200, else 0', (p) => Number(readiness(p).ready));
     new Gauge({
-      name: 'influencer_member_state', help: '1 for this node\'s membership state (joining, active, leaving), 0 for the others', labelNames: ['state'], registers,
+      name: 'influencer_member_state', help: '1 for this node\'s membership state (joining, active, leaving), 0 for the others',
+      labelNames: ['state'], registers,
       collect() { for (const state of MEMBER_STATES) this.set({ state }, Number(snap().state === state)); },
     });
 
@@ -122,7 +128,8 @@ export class NodeMetrics {
     const server = createServer((req, res) => void this.handle(req, res));
     server.keepAliveTimeout = 65_000;
     await new Promise<void>((resolve, reject) => {
-      const fail = (err: Error): void => reject(new Error(`cannot serve metrics on ${host}:${port} (METRICS_HOST, METRICS_PORT): ${err.message}`));
+      const where = `${host}:${port} (METRICS_HOST, METRICS_PORT)`;
+      const fail = (err: Error): void => reject(new Error(`cannot serve metrics on ${where}: ${err.message}`));
       server.once('error', fail);
       server.listen(port, host, () => { server.off('error', fail); resolve(); });
     });

@@ -56,7 +56,8 @@ export class SlotWalk {
 
   /** When the next pk is due: its slot, or the next interval's start once every pk was dispatched. */
   nextDue(): number {
-    return this.cursor < this.owned.pks.length ? this.slotTime(this.interval, this.owned.hashes[this.cursor]!) : this.interval + this.intervalMs;
+    if (this.cursor < this.owned.pks.length) return this.slotTime(this.interval, this.owned.hashes[this.cursor]!);
+    return this.interval + this.intervalMs;
   }
 
   /** Owned pks the walk has not reached in this interval. */

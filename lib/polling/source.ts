@@ -71,7 +71,10 @@ export async function readBodyUpTo(res: Response, maxBytes = MAX_BODY_BYTES): Pr
 
 class BodyTooLarge extends Error {}
 
-type Attempt = { kind: 'ok'; influencer: Influencer } | { kind: 'not_found' } | { kind: 'failed'; error: FetchErrorKind; retryAfterMs?: number };
+type Attempt =
+  | { kind: 'ok'; influencer: Influencer }
+  | { kind: 'not_found' }
+  | { kind: 'failed'; error: FetchErrorKind; retryAfterMs?: number };
 
 /** What one answer means: a valid influencer, an unknown pk, or a failure of some kind (429 with its Retry-After). */
 function answer(pk: number, status: number, text: string, retryAfter: string | string[] | undefined): Attempt {
@@ -101,7 +104,8 @@ function answer(pk: number, status: number, text: string, retryAfter: string | s
 export function apiAddress(raw: string): { url: URL; authorization?: string } {
   const url = new URL(raw);
   if (url.username === '' && url.password === '') return { url };
-  const authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+  const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+  const authorization = `Basic ${Buffer.from(credentials).toString('base64')}`;
   url.username = '';
   url.password = '';
   return { url, authorization };

@@ -33,7 +33,12 @@ export interface SuspiciousDeps {
 }
 
 type CheckError = 'timeout' | 'connect' | 'http_5xx' | 'http_other' | 'malformed_json' | 'invalid_payload' | 'store';
-type Outcome = { kind: 'ok'; suspicious: boolean } | { kind: 'no_data' } | { kind: 'not_found' } | { kind: 'aborted' } | { kind: 'error'; error: CheckError };
+type Outcome =
+  | { kind: 'ok'; suspicious: boolean }
+  | { kind: 'no_data' }
+  | { kind: 'not_found' }
+  | { kind: 'aborted' }
+  | { kind: 'error'; error: CheckError };
 
 /** Published in the member card (`stats.suspicious`). */
 export interface SuspiciousStats {
@@ -104,7 +109,9 @@ export class SuspiciousChecker {
   private timer?: NodeJS.Timeout;
   private stopped = true;
   private readonly idle: Array<() => void> = [];
-  private readonly counters: Omit<SuspiciousStats, 'intervalMs' | 'inFlight' | 'errors' | 'lastCheckAt'> = { checked: 0, flagged: 0, notFound: 0, noData: 0, skippedBusy: 0, missed: 0 };
+  private readonly counters: Omit<SuspiciousStats, 'intervalMs' | 'inFlight' | 'errors' | 'lastCheckAt'> = {
+    checked: 0, flagged: 0, notFound: 0, noData: 0, skippedBusy: 0, missed: 0,
+  };
   private readonly errors: Partial<Record<CheckError, number>> = {};
   private lastCheckAt: number | null = null;
 
@@ -115,7 +122,8 @@ export class SuspiciousChecker {
     this.walk = new SlotWalk(opts.intervalMs);
     const { url, authorization } = apiAddress(opts.mockstagramUrl);
     const prefixUrl = url.href.endsWith('/') ? url.href : `${url.href}/`;
-    this.http = ky.create({ prefixUrl, timeout: opts.timeoutMs, retry: 0, signal: this.abort.signal, headers: authorization ? { authorization } : {} });
+    const headers = authorization ? { authorization } : {};
+    this.http = ky.create({ prefixUrl, timeout: opts.timeoutMs, retry: 0, signal: this.abort.signal, headers });
   }
 
   start(): void {
@@ -251,7 +259,9 @@ export class SuspiciousChecker {
     let body: unknown;
     try {
       const res = this.opts.post
-        ? await this.http.post('api/v1/influencers/is_suspicious', { json: { pk, username: totals.username, followerCount: totals.followerCount, followingCount: totals.followingCount } })
+        ? await this.http.post('api/v1/influencers/is_suspicious', {
+          json: { pk, username: totals.username, followerCount: totals.followerCount, followingCount: totals.followingCount },
+        })
         : await this.http.get(`api/v1/influencers/${pk}/is_suspicious`);
       const text = await readBodyUpTo(res);
       if (text === null) return { kind: 'error', error: 'invalid_payload' };
@@ -263,7 +273,9 @@ export class SuspiciousChecker {
       return { kind: 'error', error: 'connect' };
     }
     const b = body as { pk?: unknown; suspicious?: unknown } | null;
-    if (typeof b !== 'object' || b === null || b.pk !== pk || typeof b.suspicious !== 'boolean') return { kind: 'error', error: 'invalid_payload' };
+    if (typeof b !== 'object' || b === null || b.pk !== pk || typeof b.suspicious !== 'boolean') {
+      return { kind: 'error', error: 'invalid_payload' };
+    }
     try {
       await storeSuspicious(this.deps, pk, b.suspicious, this.now(), this.walk.interval);
     } catch {

@@ -27,7 +27,9 @@ export interface ApiLimits {
 const MAX_IN_FLIGHT = 32;
 const MAX_QUEUED = 256;
 
-const JSON_HEADERS = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' };
+const JSON_HEADERS = {
+  'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff',
+};
 
 /**
  * The read API and the dashboard over node:http. Every route is a few index lookups: Redis hashes
@@ -56,7 +58,9 @@ export async function startApi(deps: ApiDeps, opts: { host: string; port: number
       }
       const asset = assets.get(url.pathname === '/index.html' ? '/' : url.pathname);
       if (asset) {
-        res.writeHead(200, { 'Content-Type': asset.type, 'Content-Length': asset.body.length, 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' });
+        res.writeHead(200, {
+          'Content-Type': asset.type, 'Content-Length': asset.body.length, 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff',
+        });
         res.end(req.method === 'HEAD' ? undefined : asset.body);
         return;
       }
@@ -79,7 +83,9 @@ export async function startApi(deps: ApiDeps, opts: { host: string; port: number
   };
 
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? new Error(`port ${opts.port} on ${opts.host} is already in use`) : err));
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(err.code === 'EADDRINUSE' ? new Error(`port ${opts.port} on ${opts.host} is already in use`) : err);
+    });
     server.listen(opts.port, opts.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;

@@ -103,12 +103,16 @@ export function bucketPoint(b: { at: number; s: BucketSummary }): BucketPoint {
  */
 export async function readTimeline(reader: TimelineReader, pk: number, from: number, to: number): Promise<Timeline> {
   const range = { from: new Date(from).toISOString(), to: new Date(to).toISOString() };
-  if (to - from > INTERVAL_RESOLUTION_MAX_MS || (to - from) / reader.layout.intervalMs > MAX_POINTS) return { range, resolution: 'bucket', points: (await reader.buckets(pk, from, to)).map(bucketPoint) };
+  if (to - from > INTERVAL_RESOLUTION_MAX_MS || (to - from) / reader.layout.intervalMs > MAX_POINTS) {
+    return { range, resolution: 'bucket', points: (await reader.buckets(pk, from, to)).map(bucketPoint) };
+  }
   return { range, resolution: 'interval', points: (await reader.points(pk, from, to)).map(intervalPoint) };
 }
 
 /** One influencer with its timeline in [from, to); null when the pk has no data. */
-export async function readInfluencer(reader: TimelineReader, totals: Totals, pk: number, from: number, to: number): Promise<InfluencerView | null> {
+export async function readInfluencer(
+  reader: TimelineReader, totals: Totals, pk: number, from: number, to: number,
+): Promise<InfluencerView | null> {
   const [summary, timeline] = await Promise.all([readSummary(totals, pk), readTimeline(reader, pk, from, to)]);
   if (!summary) return null;
   return { ...summary, ...timeline };

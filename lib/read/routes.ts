@@ -39,7 +39,10 @@ export class HttpError extends Error {
 /** The JSON routes; each validates its input (400), then reads. */
 export class ApiRoutes {
   // reading the cluster SCANs for member keys: a thousand viewers share one read a second
-  private readonly clusterStatus = shared(CLUSTER_STATUS_SHARED_MS, () => readStatus(this.deps.redis, this.deps.config, Date.now(), 'index'));
+  private readonly clusterStatus = shared(
+    CLUSTER_STATUS_SHARED_MS,
+    () => readStatus(this.deps.redis, this.deps.config, Date.now(), 'index'),
+  );
 
   // one shared read per sort, of the largest limit asked: two lists of at most MAX_LIMIT entries
   private readonly topLists: Record<TopOrder, (limit: number) => Promise<TopEntry[]>> = {
@@ -59,14 +62,16 @@ export class ApiRoutes {
       const pk = this.parsePk(m[1]);
       return m[2] ? this.timeline(pk, url.searchParams) : this.influencer(pk);
     }
-    throw new HttpError(404, `no route ${path}: see /api/influencers/:pk, /api/influencers/:pk/timeline, /api/influencers, /api/stats, /api/cluster`);
+    const routes = '/api/influencers/:pk, /api/influencers/:pk/timeline, /api/influencers, /api/stats, /api/cluster';
+    throw new HttpError(404, `no route ${path}: see ${routes}`);
   }
 
   private async influencer(pk: number): Promise<unknown> {
     const [summary, totals] = await Promise.all([readSummary(this.totals, pk), totalsState(this.deps.redis, this.deps.config.cluster)]);
     if (!summary) throw noData(pk);
     // while Redis's totals are rebuilt the rank would be wrong: say so instead of giving one
-    return totals === 'ready' ? { ...summary, totals } : { ...summary, rank: null, totals, note: 'rank and averages are being rebuilt from MongoDB' };
+    if (totals === 'ready') return { ...summary, totals };
+    return { ...summary, rank: null, totals, note: 'rank and averages are being rebuilt from MongoDB' };
   }
 
   private async timeline(pk: number, q: URLSearchParams): Promise<unknown> {
@@ -75,7 +80,10 @@ export class ApiRoutes {
     const to = toRaw === null ? Date.now() : timeParam('to', toRaw);
     const from = fromRaw === null ? Math.max(-MAX_DATE_MS, to - DEFAULT_RANGE_MS) : timeParam('from', fromRaw);
     if (from > to) throw new HttpError(400, `from is after to: ${new Date(from).toISOString()} > ${new Date(to).toISOString()}`);
-    if (to - from > MAX_RANGE_MS) throw new HttpError(400, `range of ${Math.ceil((to - from) / 86_400_000)} days is too long: at most ${MAX_RANGE_MS / 86_400_000} days`);
+    if (to - from > MAX_RANGE_MS) {
+      const days = Math.ceil((to - from) / 86_400_000);
+      throw new HttpError(400, `range of ${days} days is too long: at most ${MAX_RANGE_MS / 86_400_000} days`);
+    }
     const [exists, timeline] = await Promise.all([this.totals.exists(pk), readTimeline(this.deps.reader, pk, from, to)]);
     if (!exists && timeline.points.length === 0) throw noData(pk);
     return { pk, ...timeline.range, resolution: timeline.resolution, bucketMs: this.deps.reader.layout.bucketMs, points: timeline.points };
@@ -83,7 +91,9 @@ export class ApiRoutes {
 
   private async top(q: URLSearchParams): Promise<unknown> {
     const sort = q.get('sort') ?? 'followers';
-    if (sort !== 'followers' && sort !== 'growth') throw new HttpError(400, `sort=${JSON.stringify(sort)} is not valid: expected followers or growth`);
+    if (sort !== 'followers' && sort !== 'growth') {
+      throw new HttpError(400, `sort=${JSON.stringify(sort)} is not valid: expected followers or growth`);
+    }
     const limitRaw = q.get('limit');
     const limit = limitRaw === null ? DEFAULT_LIMIT : Number(limitRaw);
     if (limitRaw !== null && (!/^\d+$/.test(limitRaw) || limit < 1 || limit > MAX_LIMIT)) {
@@ -110,7 +120,8 @@ export class ApiRoutes {
   private async stats(): Promise<unknown> {
     const { config } = this.deps;
     const [summary, totals] = await Promise.all([this.totals.summary(), totalsState(this.deps.redis, config.cluster)]);
-    return { cluster: config.cluster, ...summary, totals, universe: { pkMin: config.pkMin, pkMax: config.pkMax, size: config.pkMax - config.pkMin + 1 } };
+    const universe = { pkMin: config.pkMin, pkMax: config.pkMax, size: config.pkMax - config.pkMin + 1 };
+    return { cluster: config.cluster, ...summary, totals, universe };
   }
 
   private parsePk(encoded: string): number {

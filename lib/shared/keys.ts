@@ -58,7 +58,10 @@ export const clusterKeys = (cluster: string) => ({
   since: `${cluster}:totals:since`,
   /** a rebuild in progress: T (its cutoff), owner (its token) and last (the last pk merged) */
   rebuild: `${cluster}:totals:rebuild`,
-  /** run id and evicted-key count of the Redis the totals were built on: another means a restart (maybe from an older snapshot) or an eviction */
+  /**
+   * run id and evicted-key count of the Redis the totals were built on: another means a restart
+   * (maybe from an older snapshot) or an eviction
+   */
   builtOn: `${cluster}:totals:redis`,
   /** tokens of the log documents of period P applied to the totals and open buffers */
   applied: (period: number) => `${cluster}:applied:${period}`,

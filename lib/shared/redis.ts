@@ -35,7 +35,9 @@ export function createRedis(url: string, log: Logger, name: string, extra: Redis
  * one, which names the real reason (ECONNREFUSED, …) where connect() only says "Connection is closed.".
  */
 export function createOneShotRedis(url: string, timeoutMs = 3000): Redis & { cause: () => Error | undefined } {
-  const redis = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+  const redis = new Redis(url, {
+    lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null,
+  });
   let first: Error | undefined;
   redis.on('error', (err: Error) => { first ??= err; });
   return Object.assign(redis, { cause: () => first });

@@ -44,6 +44,8 @@ export function parseTime(raw: string): number {
   const text = raw.trim();
   const t = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
   if (text === '' || !Number.isFinite(t)) throw new RangeError('expected an ISO time (2026-11-27T10:00Z) or epoch milliseconds');
-  if (Math.abs(t) > MAX_DATE_MS) throw new RangeError(`expected a time from ${new Date(-MAX_DATE_MS).toISOString()} to ${new Date(MAX_DATE_MS).toISOString()}`);
+  if (Math.abs(t) > MAX_DATE_MS) {
+    throw new RangeError(`expected a time from ${new Date(-MAX_DATE_MS).toISOString()} to ${new Date(MAX_DATE_MS).toISOString()}`);
+  }
   return t;
 }

@@ -109,7 +109,8 @@ export class PeriodCloser {
         // another node may have closed it between the check and the lock
         if (await this.redis.sismember(this.keys.closedSlices(period), String(slice))) return 0;
         const n = await this.closeSlice(period, slice, signal);
-        await this.redis.multi().sadd(this.keys.closedSlices(period), String(slice)).expire(this.keys.closedSlices(period), MARK_TTL_S).exec();
+        const closed = this.keys.closedSlices(period);
+        await this.redis.multi().sadd(closed, String(slice)).expire(closed, MARK_TTL_S).exec();
         return n;
       });
       if (r.ran) points += r.result;
@@ -158,12 +159,16 @@ export class PeriodCloser {
     for await (const doc of log.find({})) {
       if (signal.aborted) throw new Error('the reconcile\'s lock was lost; another node reconciles');
       docs++;
-      const samples = decodeLog(period, doc.b.buffer).map((s) => ({ pk: s.pk, at: s.at, followerCount: s.f, followingCount: s.g, username: s.username }));
+      const samples = decodeLog(period, doc.b.buffer)
+        .map((s) => ({ pk: s.pk, at: s.at, followerCount: s.f, followingCount: s.g, username: s.username }));
       const r = await this.totals.applyLog(String(doc._id), period, samples, 'reconcile', (pk) => this.layout.slice(pk));
       if (r.kind === 'applied') applied++;
     }
     await this.redis.set(this.keys.reconciled(period), '1', 'EX', MARK_TTL_S);
-    if (applied > 0) this.log.info({ period: iso(period), docs, applied, ms: Math.round(performance.now() - started) }, 'log documents no node had applied were applied before the close');
+    if (applied > 0) {
+      const ms = Math.round(performance.now() - started);
+      this.log.info({ period: iso(period), docs, applied, ms }, 'log documents no node had applied were applied before the close');
+    }
   }
 
   /**
@@ -199,7 +204,10 @@ export class PeriodCloser {
         if (!raw) return;
         const all = decodeOpen(period, raw as Buffer);
         const list: Point[] = dedupeByTime(all);
-        if (list.length !== all.length) this.log.error({ pk, period: iso(period), records: all.length, points: list.length }, 'an open buffer held an interval twice; the first is kept');
+        if (list.length !== all.length) {
+          const counts = { records: all.length, points: list.length };
+          this.log.error({ pk, period: iso(period), ...counts }, 'an open buffer held an interval twice; the first is kept');
+        }
         if (list.length === 0) return;
         points += list.length;
         lists.push([pk, list]);
@@ -238,7 +246,9 @@ export class PeriodCloser {
       await meta.updateOne({ _id: 'closed', p: { $lt: period } }, { $set: { p: period } });
     }
     // kept a little longer, so that a node's pass that read the old mark finds the period done
-    for (const key of [this.keys.applied(period), this.keys.rebuilt(period), this.keys.reconciled(period)]) await this.redis.pexpire(key, 2 * this.layout.bucketMs);
+    for (const key of [this.keys.applied(period), this.keys.rebuilt(period), this.keys.reconciled(period)]) {
+      await this.redis.pexpire(key, 2 * this.layout.bucketMs);
+    }
     if (points > 0) this.log.info({ period: iso(period), points }, 'period closed');
   }
 }
@@ -247,7 +257,9 @@ export class PeriodCloser {
  * The newest checkpoint of a slice at or before `before`: the period Redis remembers, else found by
  * looking back period by period (after Redis lost its data) as far as the layout's first period.
  */
-export async function newestCheckpoint(redis: Redis, db: Db, layout: StorageLayout, keys: ClusterKeys, slice: number, before: number): Promise<CheckpointDoc | null> {
+export async function newestCheckpoint(
+  redis: Redis, db: Db, layout: StorageLayout, keys: ClusterKeys, slice: number, before: number,
+): Promise<CheckpointDoc | null> {
   const checkpoints = db.collection<CheckpointDoc>(collectionNames.checkpoints);
   const remembered = await redis.hget(keys.checkpoints, String(slice));
   if (remembered !== null && Number(remembered) <= before) {

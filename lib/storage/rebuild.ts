@@ -18,7 +18,8 @@ const MERGE_BATCH = 500;
 /** Keys of the totals and open buffers (not membership, locks or the rebuild's own progress). */
 function isDataKey(keys: ClusterKeys, cluster: string, key: string): boolean {
   const rest = key.slice(cluster.length + 1);
-  if ([keys.rank, keys.growth, keys.stats, keys.since, keys.closing, keys.closed, keys.checkpoints, keys.builtOn].includes(key)) return true;
+  const single = [keys.rank, keys.growth, keys.stats, keys.since, keys.closing, keys.closed, keys.checkpoints, keys.builtOn];
+  if (single.includes(key)) return true;
   return /^(inf|open|pks|applied|rebuilt|closed|reconciled):/.test(rest);
 }
 
@@ -80,7 +81,8 @@ export class TotalsRebuilder {
       }
       if (!said && this.now() - started > 5000) {
         said = true;
-        this.d.log.info('waiting for the running totals to start before polling (another node is starting them, or MongoDB is unreachable)');
+        const why = 'another node is starting them, or MongoDB is unreachable';
+        this.d.log.info(`waiting for the running totals to start before polling (${why})`);
       }
       await sleep(200, signal);
     }
@@ -122,10 +124,16 @@ export class TotalsRebuilder {
         return 'ready';
       }
       const T = (Math.floor(this.now() / this.d.layout.intervalMs) + 2) * this.d.layout.intervalMs;
-      await redis.multi().hset(this.keys.rebuild, 'T', String(T), 'owner', owner).set(this.keys.since, String(T)).set(this.keys.builtOn, runId).exec();
+      await redis.multi()
+        .hset(this.keys.rebuild, 'T', String(T), 'owner', owner)
+        .set(this.keys.since, String(T))
+        .set(this.keys.builtOn, runId)
+        .exec();
       cutoff = String(T);
-      log.warn({ cutoff: new Date(T).toISOString(), reason: stale ? 'Redis restarted (maybe from an older snapshot) or evicted keys (use maxmemory-policy noeviction)' : 'the totals are missing' },
-        'rebuilding the running totals and rank from MongoDB');
+      const reason = stale
+        ? 'Redis restarted (maybe from an older snapshot) or evicted keys (use maxmemory-policy noeviction)'
+        : 'the totals are missing';
+      log.warn({ cutoff: new Date(T).toISOString(), reason }, 'rebuilding the running totals and rank from MongoDB');
     } else {
       // resuming a job whose node stopped: from now on only this token's merges count
       await redis.hset(this.keys.rebuild, 'owner', owner);
@@ -195,7 +203,8 @@ export class TotalsRebuilder {
       for (const pk of chunk) {
         const t = totals.get(pk)!;
         const flag = answers.get(pk);
-        args.push(pk, t.n, t.sum, t.min, t.max, t.at, t.f, t.g, t.pat, t.pat < 0 ? 0 : t.pf, t.username, flag ? (flag.suspicious ? '1' : '0') : '0', flag ? flag.at : -1);
+        const suspicious = flag ? (flag.suspicious ? '1' : '0') : '0';
+        args.push(pk, t.n, t.sum, t.min, t.max, t.at, t.f, t.g, t.pat, t.pat < 0 ? 0 : t.pf, t.username, suspicious, flag ? flag.at : -1);
       }
       const keys = [this.keys.rank, this.keys.stats, this.keys.rebuild, this.keys.growth, ...chunk.map((pk) => this.keys.influencer(pk))];
       const r = await mergeTotals(this.d.redis, keys, [String(T), owner, ...args]);
@@ -295,7 +304,9 @@ class IntervalSet {
 
 /** Totals of older points merged under newer ones: counts add, latest and previous come from the newer. */
 export function mergeOlder(older: PkTotals, newer: PkTotals): PkTotals {
-  const out = { ...newer, n: older.n + newer.n, sum: older.sum + newer.sum, min: Math.min(older.min, newer.min), max: Math.max(older.max, newer.max) };
+  const out = {
+    ...newer, n: older.n + newer.n, sum: older.sum + newer.sum, min: Math.min(older.min, newer.min), max: Math.max(older.max, newer.max),
+  };
   if (newer.pat < 0 && older.at < newer.at) { out.pat = older.at; out.pf = older.f; }
   if (!out.username) out.username = older.username;
   return out;

@@ -79,7 +79,9 @@ export class SampleWriter extends EventEmitter<{ batch: [StoredBatch] }> {
   private readonly now: () => number;
   private readonly mongoState: StateLog;
   private readonly totalsState: StateLog;
-  readonly counters: WriterCounters = { stored: 0, duplicates: 0, late: 0, deferred: 0, dropped: 0, batches: 0, failedFlushes: 0, lastBatchMs: 0 };
+  readonly counters: WriterCounters = {
+    stored: 0, duplicates: 0, late: 0, deferred: 0, dropped: 0, batches: 0, failedFlushes: 0, lastBatchMs: 0,
+  };
 
   constructor(private readonly writer: LogWriter, private readonly opts: SampleWriterOptions, private readonly log: Logger) {
     super();
@@ -116,8 +118,11 @@ export class SampleWriter extends EventEmitter<{ batch: [StoredBatch] }> {
     this.unlogged.set(sample.at, (this.unlogged.get(sample.at) ?? 0) + 1);
     const over = this.length - this.opts.bufferMaxSamples;
     if (over > 0) this.drop(over);
-    if (this.queue.length - this.head >= this.opts.flushMaxSamples) this.soon ??= setImmediate(() => { this.soon = undefined; this.pump(false); });
-    else this.startAgeTimer();
+    if (this.queue.length - this.head >= this.opts.flushMaxSamples) {
+      this.soon ??= setImmediate(() => { this.soon = undefined; this.pump(false); });
+    } else {
+      this.startAgeTimer();
+    }
   }
 
   /**
@@ -149,7 +154,8 @@ export class SampleWriter extends EventEmitter<{ batch: [StoredBatch] }> {
     this.counters.dropped += n;
     if (!this.dropEpisode) {
       this.dropEpisode = true;
-      this.log.error({ bufferMaxSamples: this.opts.bufferMaxSamples }, 'write buffer full: dropping the oldest samples until MongoDB catches up');
+      const what = 'write buffer full: dropping the oldest samples until MongoDB catches up';
+      this.log.error({ bufferMaxSamples: this.opts.bufferMaxSamples }, what);
     }
     this.compact();
   }

@@ -78,9 +78,12 @@ export class Totals {
    * totals and the open buffers, once per token: 'live' from the node that wrote it, 'reconcile'
    * from the period's close. Throws TotalsNotReady while the totals wait for a rebuild.
    */
-  async applyLog(token: string, period: number, samples: TotalsSample[], mode: 'live' | 'reconcile', slice: (pk: number) => number): Promise<ApplyOutcome> {
+  async applyLog(
+    token: string, period: number, samples: TotalsSample[], mode: 'live' | 'reconcile', slice: (pk: number) => number,
+  ): Promise<ApplyOutcome> {
     if (samples.length === 0) return { kind: 'applied', repeats: 0, fresh: [] };
-    const keys = [this.keys.applied(period), this.keys.rank, this.keys.stats, this.keys.growth, this.keys.since, this.keys.closing, this.keys.rebuilt(period)];
+    const k = this.keys;
+    const keys = [k.applied(period), k.rank, k.stats, k.growth, k.since, k.closing, k.rebuilt(period)];
     const args: (string | number)[] = [token, period, mode, APPLIED_SET_TTL_S];
     for (const s of samples) {
       keys.push(this.keys.influencer(s.pk), this.keys.open(period, s.pk), this.keys.openPks(period, slice(s.pk)));
@@ -120,7 +123,8 @@ export class Totals {
    * document), so a page view reads one hash and no MongoDB document.
    */
   async setSuspicious(pk: number, suspicious: boolean, at: number): Promise<void> {
-    await this.redis.hset(this.keys.influencer(pk), INFLUENCER_FIELDS.suspicious, suspicious ? '1' : '0', INFLUENCER_FIELDS.suspiciousAt, String(at));
+    const fields = [INFLUENCER_FIELDS.suspicious, suspicious ? '1' : '0', INFLUENCER_FIELDS.suspiciousAt, String(at)];
+    await this.redis.hset(this.keys.influencer(pk), ...fields);
   }
 
   /** Whether the pk has at least one sample. */

@@ -6,7 +6,11 @@ export class SummaryLines {
   private timer?: NodeJS.Timeout;
   private stopped = false;
 
-  constructor(private readonly line: () => Promise<string>, private readonly out: (line: string) => void, private readonly everyMs: number) {
+  constructor(
+    private readonly line: () => Promise<string>,
+    private readonly out: (line: string) => void,
+    private readonly everyMs: number,
+  ) {
     this.timer = setTimeout(() => void this.print(), everyMs);
   }
 
@@ -36,7 +40,8 @@ export function summaryLine(s: ClusterStatus, expectedNodes: number, pks: number
     return typeof pct === 'number' ? { pct: a.pct + pct * n, n: a.n + n } : a;
   }, { pct: 0, n: 0 });
   const onTime = weighted.n > 0 ? `${(weighted.pct / weighted.n).toFixed(1)}%` : '-';
-  return `${clock()}  members ${active.length}/${expectedNodes} active  owned ${sum('owned')}/${pks}  samples/interval ${samples}  on-time ${onTime}  missed ${sum('missed')}  queue ${sum('writeQueue')}`;
+  return `${clock()}  members ${active.length}/${expectedNodes} active  owned ${sum('owned')}/${pks}  samples/interval ${samples}`
+    + `  on-time ${onTime}  missed ${sum('missed')}  queue ${sum('writeQueue')}`;
 }
 
 function clock(): string {

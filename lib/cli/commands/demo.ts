@@ -86,7 +86,8 @@ export async function demoCommand(config: Config, opts: Record<string, unknown>)
   /** Nodes first (SIGTERM, wait for their flush), then the API, the mock, the servers it started; true if every node exited 0. */
   async function stopAll(): Promise<boolean> {
     summaries?.stop();
-    const order = `the nodes first (they hand over and flush), then the dashboard, then the mock${servers.started ? ', then the servers' : ''}`;
+    const order = 'the nodes first (they hand over and flush), then the dashboard, then the mock'
+      + (servers.started ? ', then the servers' : '');
     if (nodes.length > 0) out(`stopping: ${order}`);
     const deadline = Math.max(30_000, 3 * demo.intervalMs) + demo.heartbeatTtlMs + 5000;
     const codes = await stopNodes(nodes, deadline);

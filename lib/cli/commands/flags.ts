@@ -7,7 +7,8 @@ export class UsageError extends Error {}
 export function numberFlag(name: string, raw: unknown, min: number, max = Number.MAX_SAFE_INTEGER, integer = false): number {
   const n = Number(raw);
   if (raw === undefined || raw === '' || !Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
-    throw new UsageError(`--${name}=${JSON.stringify(raw)} is not valid: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
+    const expected = `${integer ? 'an integer' : 'a number'} from ${min} to ${max}`;
+    throw new UsageError(`--${name}=${JSON.stringify(raw)} is not valid: expected ${expected}`);
   }
   return n;
 }

@@ -32,7 +32,9 @@ export async function migrateCommand(config: Config, opts: Record<string, unknow
     if (r.alreadyDone) {
       out(`already migrated (${r.points.toLocaleString('en-US')} points); nothing to do`);
     } else {
-      out(`done: ${r.points.toLocaleString('en-US')} points of ${r.pks.toLocaleString('en-US')} pks in ${r.buckets.toLocaleString('en-US')} buckets${r.resumedFrom ? ` (resumed after ${r.resumedFrom})` : ''}`);
+      const n = (x: number): string => x.toLocaleString('en-US');
+      const resumed = r.resumedFrom ? ` (resumed after ${r.resumedFrom})` : '';
+      out(`done: ${n(r.points)} points of ${n(r.pks)} pks in ${n(r.buckets)} buckets${resumed}`);
     }
     if (opts.drop) {
       await db.dropCollection(collectionNames.legacyTimeline);

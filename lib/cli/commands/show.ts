@@ -37,7 +37,8 @@ export async function showCommand(config: Config, opts: Record<string, unknown>,
     try {
       await redis.connect();
     } catch (err) {
-      process.stderr.write(`influencer-node: Redis unreachable at ${maskUrl(config.redisUrl)}: ${(redis.cause() ?? err as Error).message}\n`);
+      const why = (redis.cause() ?? err as Error).message;
+      process.stderr.write(`influencer-node: Redis unreachable at ${maskUrl(config.redisUrl)}: ${why}\n`);
       return 1;
     }
     const db = client.db(config.mongoDb);
@@ -64,12 +65,17 @@ function bucketFigures(p: object): string {
 
 export function renderInfluencer(v: InfluencerView): string {
   const lines = [
-    `${v.username} (pk ${v.pk})  last updated ${v.lastUpdated}${v.suspicious === null ? '' : `  suspicious: ${v.suspicious ? 'yes' : 'no'}`}`,
+    `${v.username} (pk ${v.pk})  last updated ${v.lastUpdated}`
+      + (v.suspicious === null ? '' : `  suspicious: ${v.suspicious ? 'yes' : 'no'}`),
     `followers ${v.followerCount}  following ${v.followingCount}  ratio ${v.followerRatio ?? '-'}`,
     `average ${v.averageFollowers}  min ${v.minFollowers}  max ${v.maxFollowers}  over ${v.samples} samples  rank ${v.rank ?? '-'}`,
     '',
-    `timeline ${v.range.from} .. ${v.range.to}: ${v.points.length} points${v.resolution === 'bucket' ? ' (one per bucket: last, min, max, mean followers)' : ''}`,
-    ...v.points.map((p) => `  ${p.at}  ${String(p.followerCount).padStart(9)}  ${String(p.followingCount).padStart(7)}  ${p.followerRatio ?? '-'}${bucketFigures(p)}`),
+    `timeline ${v.range.from} .. ${v.range.to}: ${v.points.length} points`
+      + (v.resolution === 'bucket' ? ' (one per bucket: last, min, max, mean followers)' : ''),
+    ...v.points.map((p) => {
+      const counts = `${String(p.followerCount).padStart(9)}  ${String(p.followingCount).padStart(7)}`;
+      return `  ${p.at}  ${counts}  ${p.followerRatio ?? '-'}${bucketFigures(p)}`;
+    }),
     '',
   ];
   return lines.join('\n');

@@ -14,14 +14,19 @@ export async function statusCommand(config: Config, opts: Record<string, unknown
     try {
       await redis.connect();
     } catch (err) {
-      process.stderr.write(`influencer-node: Redis unreachable at ${maskUrl(config.redisUrl)}: ${(redis.cause() ?? err as Error).message}\n`);
+      const why = (redis.cause() ?? err as Error).message;
+      process.stderr.write(`influencer-node: Redis unreachable at ${maskUrl(config.redisUrl)}: ${why}\n`);
       return 1;
     }
     if (pk !== undefined) {
       const owner = await ownerOfPk(redis, config, pk);
       if (opts.json) process.stdout.write(`${JSON.stringify(owner, null, 2)}\n`);
       else if (!owner.owner) process.stdout.write(`pk ${pk}: no active members in cluster ${config.cluster}\n`);
-      else process.stdout.write(`pk ${pk} → ${owner.owner}\n  md5 hash ${owner.hash} → first ring point at or after it: #${owner.pointIndex} (${owner.point}), owned by ${owner.owner}; ${owner.members} active members\n`);
+      else {
+        const point = `first ring point at or after it: #${owner.pointIndex} (${owner.point})`;
+        const how = `md5 hash ${owner.hash} → ${point}, owned by ${owner.owner}; ${owner.members} active members`;
+        process.stdout.write(`pk ${pk} → ${owner.owner}\n  ${how}\n`);
+      }
       return 0;
     }
     if (!opts.watch) {
@@ -50,10 +55,13 @@ const pct = (v: unknown): string => (typeof v === 'number' && Number.isFinite(v)
 /** The human view of `status`: one row per member, then a summary. */
 export function renderStatus(s: ClusterStatus): string {
   if (s.members.length === 0) return `cluster ${s.cluster}: no members (no node is running, or CLUSTER names another cluster)\n`;
-  const header = ['ID', 'HOST', 'PID', 'VERSION', 'STATE', 'UPTIME', 'HEARTBEAT', 'WEIGHT', 'SHARE', 'OWNED', 'SAMPLES', 'ON-TIME', 'MISSED', 'QUEUE'];
+  const header = [
+    'ID', 'HOST', 'PID', 'VERSION', 'STATE', 'UPTIME', 'HEARTBEAT', 'WEIGHT', 'SHARE', 'OWNED', 'SAMPLES', 'ON-TIME', 'MISSED', 'QUEUE',
+  ];
   const rows = s.members.map((m: MemberRow) => (m.readable
     ? [m.id, m.host, num(m.pid), m.version, m.healthy ? m.state : `${m.state} (stale)`, duration(m.uptimeS ?? 0), `${m.heartbeatAgeS}s ago`,
-      num(m.weight), pct(m.sharePct), num(m.stats?.owned), num(m.stats?.samplesLastInterval), pct(m.stats?.onTimePct), num(m.stats?.missed), num(m.stats?.writeQueue)]
+      num(m.weight), pct(m.sharePct), num(m.stats?.owned), num(m.stats?.samplesLastInterval), pct(m.stats?.onTimePct),
+      num(m.stats?.missed), num(m.stats?.writeQueue)]
     : [m.id, '-', '-', '-', `unreadable: ${m.error}`, '-', '-', '-', '-', '-', '-', '-', '-', '-']).map((c) => String(c ?? '-')));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
@@ -64,8 +72,10 @@ export function renderStatus(s: ClusterStatus): string {
     line(header),
     ...rows.map(line),
     '',
-    `members ${sum.members} (${sum.active} active)  balance ${sum.balance ?? '-'} (max/mean owned)  ring view ${sum.ringView} ${sum.viewsAgree ? '(all agree)' : '(members DISAGREE: a change is propagating)'}`,
-    `unhealthy: ${sum.unhealthy.length ? sum.unhealthy.join(', ') : 'none'}${sum.unreadable.length ? `  unreadable: ${sum.unreadable.join(', ')}` : ''}`
+    `members ${sum.members} (${sum.active} active)  balance ${sum.balance ?? '-'} (max/mean owned)  ring view ${sum.ringView} `
+      + (sum.viewsAgree ? '(all agree)' : '(members DISAGREE: a change is propagating)'),
+    `unhealthy: ${sum.unhealthy.length ? sum.unhealthy.join(', ') : 'none'}`
+      + (sum.unreadable.length ? `  unreadable: ${sum.unreadable.join(', ')}` : '')
       + (sum.offRing.length ? `  off the ring (full): ${sum.offRing.join(', ')}` : ''),
     '',
   ].join('\n');
