@@ -1,21 +1,35 @@
 // The dependency direction, checked by `npm run lint` (and so by .ci/run): no cycles; the library
-// never depends on its commands (only the CLI and the node's wiring do), nor on tests, benchmarks
-// or the chaos suite.
+// never depends on its commands (only the CLI's dispatcher does), nor on tests, benchmarks or the
+// chaos suite; storage knows nothing of polling, and of the cluster only its locks and member cards.
 module.exports = {
   forbidden: [
     { name: 'no-cycles', severity: 'error', from: {}, to: { circular: true } },
     {
       name: 'library-not-on-commands',
-      comment: 'lib/commands/* use the library; only lib/cli.ts dispatches to them',
+      comment: 'lib/cli/commands/* use the library; only lib/cli/cli.ts dispatches to them',
       severity: 'error',
-      from: { path: '^lib/', pathNot: ['^lib/cli\\.ts$', '^lib/commands/'] },
-      to: { path: '^lib/commands/' },
+      from: { path: '^lib/', pathNot: ['^lib/cli/cli\\.ts$', '^lib/cli/commands/'] },
+      to: { path: '^lib/cli/commands/' },
     },
     {
       name: 'library-not-on-tooling',
       severity: 'error',
       from: { path: '^(lib|bin)/' },
       to: { path: '^(test|bench|chaos)/' },
+    },
+    {
+      name: 'storage-not-on-polling',
+      comment: 'samples reach storage as plain data; storage never calls the poller or the daily check',
+      severity: 'error',
+      from: { path: '^lib/storage/' },
+      to: { path: '^lib/polling/' },
+    },
+    {
+      name: 'storage-on-cluster-locks-and-cards-only',
+      comment: 'storage takes the cluster lock and reads the member cards, nothing else of the cluster',
+      severity: 'error',
+      from: { path: '^lib/storage/' },
+      to: { path: '^lib/cluster/', pathNot: ['^lib/cluster/locks\\.ts$', '^lib/cluster/member-view\\.ts$'] },
     },
   ],
   options: {

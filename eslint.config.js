@@ -5,7 +5,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'lib/dashboard/**', 'bench/results/**', '.chaos/**', 'coverage/**', '.tap/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'lib/read/dashboard/**', 'bench/results/**', '.chaos/**', 'coverage/**', '.tap/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   { languageOptions: { globals: globals.node } },

@@ -5,8 +5,8 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
-import { viewHash, type MemberCard } from '../lib/card.js';
-import { readMembers } from '../lib/membership.js';
+import { viewHash, type MemberCard } from '../lib/cluster/card.js';
+import { readMembers } from '../lib/cluster/member-view.js';
 import { rssBytes, snapshot, type CpuSnapshot } from './proc.js';
 import { BIN, ROOT, isRunning, stopChild, track, type Service } from './services.js';
 

@@ -1,9 +1,9 @@
 // Scenario 4: three nodes under load, one SIGKILLed mid-interval. How long until the survivors own
 // every pk, and how many intervals each of the killed node's pks missed (read back from Mongo).
-import { normalizeMembers, Ring } from '../lib/ring.js';
-import { ownedBy } from '../lib/ownership.js';
-import { PkUniverse } from '../lib/pk-universe.js';
-import { loadConfig } from '../lib/config.js';
+import { normalizeMembers, Ring } from '../lib/ring/ring.js';
+import { ownedBy } from '../lib/ring/ownership.js';
+import { PkUniverse } from '../lib/ring/pk-universe.js';
+import { loadConfig } from '../lib/ops/config.js';
 import { loadLayout } from '../lib/storage/layout.js';
 import { mapLimit, TimelineReader } from '../lib/storage/reader.js';
 import { BenchCluster, PK_MIN, nextBoundary, sleep, sleepUntil, type Infra } from './cluster.js';

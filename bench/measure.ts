@@ -1,7 +1,7 @@
 // One measurement window over a running cluster: K whole intervals from a boundary. The figures
 // come from the nodes' member cards (each card's stats describe the interval before its heartbeat)
 // and from /proc (CPU of every process between the first and the last reading).
-import type { MemberCard } from '../lib/card.js';
+import type { MemberCard } from '../lib/cluster/card.js';
 import { median, num, sleep, sleepUntil, type BenchCluster } from './cluster.js';
 import type { Redis } from 'ioredis';
 import { cpuBetween, round, type CpuUse } from './proc.js';

@@ -22,7 +22,7 @@ process.send({ port: mock.port });
 interface CpuSample { cpu: NodeJS.CpuUsage; at: number }
 
 function startChild(): Promise<{ child: ChildProcess; port: number }> {
-  const mockUrl = new URL('../lib/mock.js', import.meta.url).href;
+  const mockUrl = new URL('../lib/mock/mockstagram.js', import.meta.url).href;
   const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, mockUrl], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

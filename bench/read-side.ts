@@ -3,15 +3,15 @@
 // seeded in Redis by the product's Lua script (two samples a pk) and its daily suspicious answer by
 // Totals.setSuspicious; a few pks also get a day of one-minute points in MongoDB through BatchWriter.
 import { randomBytes } from 'node:crypto';
-import { loadConfig } from '../lib/config.js';
-import { ClusterLock } from '../lib/locks.js';
-import { createLogger } from '../lib/log.js';
-import { InfluencerTable, Random, isSuspicious } from '../lib/mock.js';
+import { loadConfig } from '../lib/ops/config.js';
+import { ClusterLock } from '../lib/cluster/locks.js';
+import { createLogger } from '../lib/ops/log.js';
+import { InfluencerTable, Random, isSuspicious } from '../lib/mock/mockstagram.js';
 import { loadLayout } from '../lib/storage/layout.js';
 import { LogWriter } from '../lib/storage/log-writer.js';
 import { TotalsRebuilder } from '../lib/storage/rebuild.js';
-import type { Sample } from '../lib/store.js';
-import { Totals } from '../lib/totals.js';
+import type { Sample } from '../lib/storage/store.js';
+import { Totals } from '../lib/storage/totals.js';
 import { autocannon, randomPkRequests, type AutocannonRequest } from './autocannon.js';
 import { BenchCluster, PK_MIN, type Infra } from './cluster.js';
 import { bottleneck } from './measure.js';

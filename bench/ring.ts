@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
 import { pathToFileURL } from 'node:url';
-import { Ring, VNODES_PER_WEIGHT, type RingMember } from '../lib/ring.js';
-import { DEFAULT_PK_MAX, DEFAULT_PK_MIN, PkUniverse, hashRange, sortByHash } from '../lib/pk-universe.js';
-import { NO_OWNER, diff, ownedBy, ownedCounts, sweep } from '../lib/ownership.js';
+import { Ring, VNODES_PER_WEIGHT, type RingMember } from '../lib/ring/ring.js';
+import { DEFAULT_PK_MAX, DEFAULT_PK_MIN, PkUniverse, hashRange, sortByHash } from '../lib/ring/pk-universe.js';
+import { NO_OWNER, diff, ownedBy, ownedCounts, sweep } from '../lib/ring/ownership.js';
 
 const RUNS = 7;
 const equal = (ids: string[]): RingMember[] => ids.map((id) => ({ id, weight: 1 }));

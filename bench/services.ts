@@ -1,16 +1,16 @@
 // The servers a benchmark run needs, each a child process on a free port: redis-server (no
 // persistence) and FerretDB (SQLite in a temp dir), found or installed and started by the
-// product's own code (lib/embedded), and the bundled Mockstagram mock. Every child is SIGKILLed by
+// product's own code (lib/ops/embedded), and the bundled Mockstagram mock. Every child is SIGKILLed by
 // `killAll`, which run.ts calls on exit and on Ctrl-C.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { launch } from '../lib/embedded/launch.js';
-import { ensureServers, type Servers } from '../lib/embedded/setup.js';
-import { OutputTail } from '../lib/embedded/tail.js';
-import { freePort, waitForPort } from '../lib/ports.js';
-import { PACKAGE_ROOT } from '../lib/version.js';
+import { launch } from '../lib/ops/embedded/launch.js';
+import { ensureServers, type Servers } from '../lib/ops/embedded/setup.js';
+import { OutputTail } from '../lib/ops/embedded/tail.js';
+import { freePort, waitForPort } from '../lib/ops/ports.js';
+import { PACKAGE_ROOT } from '../lib/ops/version.js';
 
 export const ROOT = PACKAGE_ROOT;
 export const BIN = join(ROOT, 'bin', 'influencer-node.js');

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { main } from '../dist/lib/cli.js';
+import { main } from '../dist/lib/cli/cli.js';
 
 main(process.argv.slice(2)).then(
   (code) => { if (typeof code === 'number') process.exitCode = code; },

@@ -4,12 +4,12 @@
 // purpose, so any other exit is a crash, and each node's memory at steady state.
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { activeMembers, viewHash, type ParsedCard } from '../lib/card.js';
-import { readMembers } from '../lib/membership.js';
-import { startMock, type MockFaults } from '../lib/mock.js';
-import { ownedBy } from '../lib/ownership.js';
-import { PkUniverse } from '../lib/pk-universe.js';
-import { Ring } from '../lib/ring.js';
+import { activeMembers, viewHash, type ParsedCard } from '../lib/cluster/card.js';
+import { readMembers } from '../lib/cluster/member-view.js';
+import { startMock, type MockFaults } from '../lib/mock/mockstagram.js';
+import { ownedBy } from '../lib/ring/ownership.js';
+import { PkUniverse } from '../lib/ring/pk-universe.js';
+import { Ring } from '../lib/ring/ring.js';
 import { waitExit } from '../test/helpers/cli.js';
 import { intervalStart, sleep, startCluster, PK_MIN, type TestCluster } from '../test/helpers/cluster.js';
 import { startFerret, startRedis, type Owner, type Server } from '../test/helpers/servers.js';

@@ -1,13 +1,13 @@
 // What must hold after every fault, checked against what was stored: one point per (pk, interval),
 // running totals and the API's average equal to the stored points, missed intervals within the
 // fault's bound, no process dead that was not killed, memory back near its steady state.
-import { totalsState } from '../lib/totals.js';
-import { readSummary } from '../lib/read.js';
-import { readMembers } from '../lib/membership.js';
+import { totalsState } from '../lib/storage/totals-state.js';
+import { readSummary } from '../lib/read/influencer.js';
+import { readMembers } from '../lib/cluster/member-view.js';
 import type { PayloadDoc } from '../lib/storage/slice-writer.js';
 import { decodeBucket, decodeOpen, type Point } from '../lib/storage/codec.js';
 import { collectionNames, docIds, loadLayout } from '../lib/storage/layout.js';
-import { clusterKeys } from '../lib/keys.js';
+import { clusterKeys } from '../lib/shared/keys.js';
 import { sleep } from '../test/helpers/cluster.js';
 import type { Chaos } from './harness.js';
 
@@ -136,7 +136,7 @@ export async function verify(h: Chaos, run: FaultRun): Promise<Verdict> {
   if (wrong.length > 0) violations.push(`${wrong.length} pks whose running totals are not their points, e.g. ${wrong.slice(0, 3).join('; ')}`);
   figures['late samples (log only)'] = snap.late;
 
-  // 3b. the average the API reports (lib/read.ts) = followerSum / samples, on a sample of pks
+  // 3b. the average the API reports (lib/read/influencer.ts) = followerSum / samples, on a sample of pks
   let wrongAverage = 0;
   for (const pk of h.universe.sortedPks.filter((_, i) => i % Math.ceil(h.universe.size / API_SAMPLE) === 0)) {
     const summary = await readSummary(h.cluster.totals, pk);

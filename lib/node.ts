@@ -1,27 +1,34 @@
 import type { Redis } from 'ioredis';
-import type { MongoClient } from 'mongodb';
-import { maskUrl, type Config } from './config.js';
-import { StateLog, type Logger } from './log.js';
-import { Membership } from './membership.js';
-import { connectMongo, createMongo, watchReachable } from './mongo.js';
-import { NodeMetrics, type NodeProbe } from './metrics.js';
-import { OwnershipTracker, type OwnershipChange } from './ownership.js';
-import { PkUniverse } from './pk-universe.js';
-import { connectRedis, createRedis } from './redis.js';
-import { SampleWriter } from './sample-writer.js';
-import { Scheduler } from './scheduler.js';
-import { MockstagramClient } from './source.js';
-import { collections } from './store.js';
+import type { Db, MongoClient } from 'mongodb';
+import { maskUrl, type Config } from './ops/config.js';
+import { StateLog, type Logger } from './ops/log.js';
+import { Membership } from './cluster/membership.js';
+import { connectMongo, createMongo, watchReachable } from './shared/mongo.js';
+import { NodeMetrics, type NodeProbe } from './ops/metrics.js';
+import { OwnershipTracker, type OwnershipChange } from './ring/ownership.js';
+import { PkUniverse } from './ring/pk-universe.js';
+import { connectRedis, createRedis } from './shared/redis.js';
+import { SampleWriter } from './storage/sample-writer.js';
+import { Scheduler } from './polling/scheduler.js';
+import { MockstagramClient } from './polling/source.js';
+import { collections } from './storage/store.js';
 import { PeriodCloser } from './storage/closer.js';
-import { loadLayout } from './storage/layout.js';
+import { loadLayout, type StorageLayout } from './storage/layout.js';
+import type { StorageJobDeps } from './storage/job-deps.js';
 import { LogWriter } from './storage/log-writer.js';
 import { TotalsRebuilder } from './storage/rebuild.js';
 import { RetentionJob } from './storage/retention.js';
-import { SuspiciousChecker } from './suspicious.js';
-import { Totals } from './totals.js';
-import { ClusterLock } from './locks.js';
-import type { Ring } from './ring.js';
-import { VERSION } from './version.js';
+import { SuspiciousChecker } from './polling/suspicious.js';
+import { Totals } from './storage/totals.js';
+import { ClusterLock } from './cluster/locks.js';
+import type { Ring } from './ring/ring.js';
+import { VERSION } from './ops/version.js';
+
+/** Redis and MongoDB, connected. */
+interface Connections { redis: Redis; sub: Redis; db: Db }
+
+/** What the storage step hands to polling and the daily check. */
+interface Storage { db: Db; layout: StorageLayout; totals: Totals }
 
 /**
  * One peer of the cluster: membership in Redis, its share of the pk universe from the ring,
@@ -47,21 +54,51 @@ export class InfluencerNode {
   private stopping?: Promise<void>;
   private readonly abort = new AbortController();
 
-  constructor(private readonly config: Config, private readonly log: Logger) {}
+  /** The clock that schedules and stamps samples: Date.now(), unless the test hook skews it. */
+  private readonly now: () => number;
+
+  constructor(private readonly config: Config, private readonly log: Logger) {
+    const skew = config.clockSkewMs;
+    this.now = skew === 0 ? Date.now : () => Date.now() + skew;
+  }
 
   /** Connects (retrying while Redis or Mongo is down), joins the cluster and starts polling. */
   async start(): Promise<void> {
     const c = this.config;
-    this.log.info({ node: c.nodeId, cluster: c.cluster, redis: maskUrl(c.redisUrl), mongo: maskUrl(c.mongoUrl), mockstagram: maskUrl(c.mockstagramUrl), intervalMs: c.intervalMs, pks: `${c.pkMin}..${c.pkMax}` }, 'node starting');
-    if (c.metricsPort > 0) {
-      // served from the start, so /healthz answers (and /readyz says why not) while servers are awaited
-      this.metrics = new NodeMetrics(() => this.probe(), { node: c.nodeId, cluster: c.cluster, version: VERSION }, this.log);
-      this.log.info({ url: await this.metrics.listen(c.metricsHost, c.metricsPort) }, 'serving /metrics, /healthz, /readyz');
-    }
+    this.log.info({
+      node: c.nodeId, cluster: c.cluster, redis: maskUrl(c.redisUrl), mongo: maskUrl(c.mongoUrl),
+      mockstagram: maskUrl(c.mockstagramUrl), intervalMs: c.intervalMs, pks: `${c.pkMin}..${c.pkMax}`,
+    }, 'node starting');
+    await this.serveMetrics();
+    const conn = await this.connect();
+    if (!conn) return;
+    const storage = await this.startStorage(conn);
+    if (!storage) return;
+    const universe = this.hashUniverse();
+    const scheduler = this.startPolling(storage);
+    const tracker = this.trackOwnership(universe, scheduler);
+    await this.join(conn, tracker, scheduler);
+    this.startSuspicious(storage, tracker);
+  }
+
+  /** /metrics, /healthz and /readyz from the start, so /readyz says why not while servers are awaited. */
+  private async serveMetrics(): Promise<void> {
+    const c = this.config;
+    if (c.metricsPort <= 0) return;
+    const labels = { node: c.nodeId, cluster: c.cluster, version: VERSION };
+    this.metrics = new NodeMetrics(() => this.probe(), labels, this.log);
+    const url = await this.metrics.listen(c.metricsHost, c.metricsPort);
+    this.log.info({ url }, 'serving /metrics, /healthz, /readyz');
+  }
+
+  /** Redis (a client and a subscriber) and MongoDB, retried while down; undefined if stopped meanwhile. */
+  private async connect(): Promise<Connections | undefined> {
+    const c = this.config;
     // one state log for both connections: an outage is one line, not one per connection
     const redisState = new StateLog(this.log, 'redis');
-    this.redis = createRedis(c.redisUrl, this.log, `${c.cluster}:${c.nodeId}`, {}, redisState);
+    const redis = createRedis(c.redisUrl, this.log, `${c.cluster}:${c.nodeId}`, {}, redisState);
     const sub = createRedis(c.redisUrl, this.log, `${c.cluster}:${c.nodeId}:sub`, {}, redisState);
+    this.redis = redis;
     this.sub = sub;
     this.mongo = createMongo(c.mongoUrl);
     this.mongoReachable = watchReachable(this.mongo);
@@ -69,65 +106,106 @@ export class InfluencerNode {
     const [db] = await Promise.all([
       connectMongo(this.mongo, c.mongoUrl, c.mongoDb, this.log, signal),
       // one after the other, so a Redis outage at start is reported once
-      connectRedis(this.redis, c.redisUrl, this.log, signal).then(() => connectRedis(sub, c.redisUrl, this.log, signal)),
+      connectRedis(redis, c.redisUrl, this.log, signal).then(() => connectRedis(sub, c.redisUrl, this.log, signal)),
     ]);
-    if (signal.aborted) return;
-    // the clock that schedules and stamps samples: Date.now(), unless the test hook skews it
-    const now = c.clockSkewMs === 0 ? Date.now : () => Date.now() + c.clockSkewMs;
-    if (c.clockSkewMs !== 0) this.log.warn({ clockSkewMs: c.clockSkewMs }, 'clock skewed by CLOCK_SKEW_MS (a test hook)');
+    return signal.aborted ? undefined : { redis, sub, db };
+  }
+
+  /**
+   * The storage's jobs: the totals rebuilt if Redis lost them (on a new cluster, started at 0 before
+   * its first sample is logged), periods closed, retention; undefined if stopped meanwhile.
+   */
+  private async startStorage({ redis, db }: Connections): Promise<Storage | undefined> {
+    const c = this.config;
+    const now = this.now;
+    if (c.clockSkewMs !== 0) {
+      this.log.warn({ clockSkewMs: c.clockSkewMs }, 'clock skewed by CLOCK_SKEW_MS (a test hook)');
+    }
     const layout = await loadLayout(db, c, now());
-    const totals = new Totals(this.redis, c.cluster);
-    const lock = new ClusterLock(this.redis, c.cluster, this.log);
+    const totals = new Totals(redis, c.cluster);
+    const lock = new ClusterLock(redis, c.cluster, this.log);
+    const deps: StorageJobDeps = { redis, db, lock, layout, cluster: c.cluster, log: this.log };
     // every sample of a time before T is in the log T + grace later: flush age, fetch deadlines, a margin
     const graceMs = c.flushMaxAgeMs + 5000;
-    // restores the totals and rank in Redis if Redis lost them; on a new cluster, starts them at 0
-    this.rebuilder = new TotalsRebuilder({ redis: this.redis, db, lock, layout, cluster: c.cluster, log: this.log }, { graceMs, now });
+    this.rebuilder = new TotalsRebuilder(deps, { graceMs, now });
     this.rebuilder.start();
-    // a new cluster's totals start before its first sample is logged
-    await this.rebuilder.counting(signal);
-    if (signal.aborted) return;
-    this.closer = new PeriodCloser(this.redis, db, totals, lock, layout, c.cluster, this.log, { graceMs, now });
+    await this.rebuilder.counting(this.abort.signal);
+    if (this.abort.signal.aborted) return undefined;
+    this.closer = new PeriodCloser({ ...deps, totals }, { graceMs, now });
     this.closer.start();
-    this.retention = new RetentionJob(this.redis, db, lock, layout, c.cluster, c, this.log, now);
+    this.retention = new RetentionJob(deps, { settings: c, now });
     this.retention.start();
+    return { db, layout, totals };
+  }
 
+  private hashUniverse(): PkUniverse {
     const t0 = performance.now();
-    const universe = new PkUniverse(c.pkMin, c.pkMax);
+    const universe = new PkUniverse(this.config.pkMin, this.config.pkMax);
     this.log.info({ pks: universe.size, ms: Math.round(performance.now() - t0) }, 'pk universe hashed');
+    return universe;
+  }
 
-    this.writer = new SampleWriter(new LogWriter(db, totals, layout, c.nodeId), { ...c, now }, this.log);
-    this.source = new MockstagramClient(c.mockstagramUrl, { connections: c.concurrency, timeoutMs: c.requestTimeoutMs, now });
-    const writer = this.writer;
-    this.scheduler = new Scheduler(this.source, (s) => writer.add(s), { intervalMs: c.intervalMs, concurrency: c.concurrency, now });
-    const scheduler = this.scheduler;
+  /** The poller and the writer behind it; the scheduler is started once the node joins. */
+  private startPolling({ db, layout, totals }: Storage): Scheduler {
+    const c = this.config;
+    const now = this.now;
+    const writer = new SampleWriter(new LogWriter(db, totals, layout, c.nodeId), { ...c, now }, this.log);
+    this.writer = writer;
+    const source = new MockstagramClient(c.mockstagramUrl, {
+      connections: c.concurrency, timeoutMs: c.requestTimeoutMs, now,
+    });
+    this.source = source;
+    const scheduler = new Scheduler(source, (s) => writer.add(s), {
+      intervalMs: c.intervalMs, concurrency: c.concurrency, now,
+    });
+    this.scheduler = scheduler;
     writer.on('batch', (b) => scheduler.recordStored(b.stored, b.doneAt));
     const metrics = this.metrics;
     if (metrics) writer.on('batch', (b) => metrics.observeBatch(b));
+    return scheduler;
+  }
 
-    this.tracker = new OwnershipTracker(universe, c.nodeId, { now });
-    this.tracker.on('change', (change: OwnershipChange) => {
+  /** This node's share of the pks, recomputed when the members change, handed to the scheduler. */
+  private trackOwnership(universe: PkUniverse, scheduler: Scheduler): OwnershipTracker {
+    const tracker = new OwnershipTracker(universe, this.config.nodeId, { now: this.now });
+    this.tracker = tracker;
+    tracker.on('change', (change: OwnershipChange) => {
       scheduler.setOwned(change.owned, change.gained);
-      this.log.info({ owned: change.owned.pks.length, gained: change.gained.length, lost: change.lost.length, members: change.members.length, ms: Math.round(change.ms) }, 'ownership changed');
+      this.log.info({
+        owned: change.owned.pks.length, gained: change.gained.length, lost: change.lost.length,
+        members: change.members.length, ms: Math.round(change.ms),
+      }, 'ownership changed');
     });
-    this.tracker.on('ring', (ring: Ring) => this.membership?.setView(ring.members));
-    this.tracker.on('error', (err: Error) => this.log.error({ err: err.message }, 'ownership recompute failed'));
+    tracker.on('ring', (ring: Ring) => this.membership?.setView(ring.members));
+    tracker.on('error', (err: Error) => this.log.error({ err: err.message }, 'ownership recompute failed'));
+    return tracker;
+  }
 
-    this.membership = new Membership(this.redis, this.sub, { cluster: c.cluster, id: c.nodeId, weight: c.nodeWeight, ttlMs: c.heartbeatTtlMs, stats: () => this.stats(), now }, this.log);
+  /** Claims this node's card and becomes active; from then on the members' changes reach the tracker. */
+  private async join({ redis, sub }: Connections, tracker: OwnershipTracker, scheduler: Scheduler): Promise<void> {
+    const c = this.config;
+    const card = { cluster: c.cluster, id: c.nodeId, weight: c.nodeWeight, ttlMs: c.heartbeatTtlMs };
+    this.membership = new Membership(redis, sub, { ...card, stats: () => this.stats(), now: this.now }, this.log);
     this.membership.on('members', (members) => {
-      if (!this.leaving) this.tracker?.setMembers(members);
+      if (!this.leaving) tracker.setMembers(members);
     });
     scheduler.start();
     await this.membership.start();
     this.log.info({ node: c.nodeId }, 'node active');
-    if (c.suspiciousIntervalMs > 0 && !this.leaving) {
-      // low priority, off the polling path: its own client, concurrency and timeout
-      const tracker = this.tracker;
-      this.suspicious = new SuspiciousChecker(
-        { mockstagramUrl: c.mockstagramUrl, intervalMs: c.suspiciousIntervalMs, concurrency: c.suspiciousConcurrency, timeoutMs: c.suspiciousTimeoutMs, post: c.suspiciousPost, now },
-        { owned: () => tracker.owned(), answers: collections(db).answers, totals, log: this.log },
-      );
-      this.suspicious.start();
-    }
+  }
+
+  /** The daily is_suspicious check: low priority, off the polling path (its own client, concurrency and timeout). */
+  private startSuspicious({ db, totals }: Storage, tracker: OwnershipTracker): void {
+    const c = this.config;
+    if (c.suspiciousIntervalMs <= 0 || this.leaving) return;
+    this.suspicious = new SuspiciousChecker(
+      {
+        mockstagramUrl: c.mockstagramUrl, intervalMs: c.suspiciousIntervalMs, concurrency: c.suspiciousConcurrency,
+        timeoutMs: c.suspiciousTimeoutMs, post: c.suspiciousPost, now: this.now,
+      },
+      { owned: () => tracker.owned(), answers: collections(db).answers, totals, log: this.log },
+    );
+    this.suspicious.start();
   }
 
   /** Figures for the member card and `status`. */
@@ -155,8 +233,7 @@ export class InfluencerNode {
    * member's card says so.
    */
   private loggedThrough(): number {
-    const now = this.config.clockSkewMs === 0 ? Date.now() : Date.now() + this.config.clockSkewMs;
-    const previous = Math.floor(now / this.config.intervalMs) * this.config.intervalMs - this.config.intervalMs;
+    const previous = Math.floor(this.now() / this.config.intervalMs) * this.config.intervalMs - this.config.intervalMs;
     return Math.min(this.writer?.oldestUnlogged() ?? previous, previous);
   }
 
@@ -201,7 +278,8 @@ export class InfluencerNode {
     this.tracker?.close();
     if (this.writer) {
       const flushed = await this.writer.flushAll(Math.max(30_000, 3 * this.config.intervalMs));
-      if (!flushed) this.log.error({ unwritten: this.writer.length }, 'MongoDB did not take every buffered sample before the stop deadline');
+      const why = 'MongoDB did not take every buffered sample before the stop deadline';
+      if (!flushed) this.log.error({ unwritten: this.writer.length }, why);
       this.writer.close();
     }
     await this.membership?.close();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds FerretDB (1.24.2: the SQLite backend) into a path: build-ferretdb.sh <version> <target>.
-# Run by `influencer-node setup` (lib/embedded/install.ts), which prints each "step: " line it
+# Run by `influencer-node setup` (lib/ops/embedded/install.ts), which prints each "step: " line it
 # reads with the time the step took, and the last lines of the output if the build fails.
 # Two fixes to the module source, applied to a copy:
 # - `go install ...@v1.24.2` alone produces a binary that panics at start: the module lacks

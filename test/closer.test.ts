@@ -6,9 +6,9 @@ import type { PayloadDoc, CheckpointDoc } from '../lib/storage/slice-writer.js';
 import { PeriodCloser } from '../lib/storage/closer.js';
 import { decodeBucket, decodeCheckpoint, decodeRollup } from '../lib/storage/codec.js';
 import { collectionNames, docIds } from '../lib/storage/layout.js';
-import { ClusterLock } from '../lib/locks.js';
-import { createLogger } from '../lib/log.js';
-import { clusterKeys, memberIndexKey, nodeKey } from '../lib/keys.js';
+import { ClusterLock } from '../lib/cluster/locks.js';
+import { createLogger } from '../lib/ops/log.js';
+import { clusterKeys, memberIndexKey, nodeKey } from '../lib/shared/keys.js';
 import { sample, storageKit, MIN } from './helpers/storage.js';
 
 const T0 = 1_764_576_000_000;
@@ -84,7 +84,10 @@ t.test('two nodes closing at once, and a close repeated, write each document onc
   t.ok(k.layout.slices > 1, `${k.layout.slices} slices`);
   const pks = Array.from({ length: 40 }, (_, i) => 1_000_000 + i * 997);
   await k.store(walk(pks, T0, 10));
-  const other = new PeriodCloser(k.redis, k.db, k.totals, new ClusterLock(k.redis, k.cluster, log), k.layout, k.cluster, log, { graceMs: 0, now: () => k.clock.now });
+  const other = new PeriodCloser(
+    { redis: k.redis, db: k.db, totals: k.totals, lock: new ClusterLock(k.redis, k.cluster, log), layout: k.layout, cluster: k.cluster, log },
+    { graceMs: 0, now: () => k.clock.now },
+  );
   k.clock.now = T0 + BUCKET + MIN;
   const outcomes = await Promise.all([k.closer.closeDue(), other.closeDue()]);
   t.ok(outcomes.includes('closed'), `outcomes ${outcomes.join(', ')}`);

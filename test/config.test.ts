@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ConfigError, loadConfig, maskUrl } from '../lib/config.js';
+import { ConfigError, loadConfig, maskUrl } from '../lib/ops/config.js';
 import { runCli } from './helpers/cli.js';
 
 function configError(env: Record<string, string>): string {
@@ -132,7 +132,7 @@ t.test('--help and --version', async (t) => {
 
 t.test('.env.example and the README table list every setting', async (t) => {
   const { readFileSync } = await import('node:fs');
-  const { SETTINGS } = await import('../lib/config.js');
+  const { SETTINGS } = await import('../lib/ops/config.js');
   const envExample = readFileSync(new URL('../.env.example', import.meta.url), 'utf8');
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
   for (const s of Object.values(SETTINGS)) {

@@ -6,7 +6,7 @@ import t from 'tap';
 import { createServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { answers } from '../lib/ports.js';
+import { answers } from '../lib/ops/ports.js';
 import { runCli, spawnCli, waitExit } from './helpers/cli.js';
 import { until } from './helpers/cluster.js';
 import { sandbox } from './helpers/sandbox.js';

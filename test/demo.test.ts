@@ -3,7 +3,7 @@
 // (Its own servers, when no URL is set: demo-servers.test.ts.)
 import t from 'tap';
 import { Redis } from 'ioredis';
-import { readMembers } from '../lib/membership.js';
+import { readMembers } from '../lib/cluster/member-view.js';
 import { runCli, spawnCli, waitExit } from './helpers/cli.js';
 import { until } from './helpers/cluster.js';
 import { services } from './helpers/servers.js';

@@ -5,9 +5,9 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { checkStore, intervalStart, range, sleep, startCluster, PK_MIN } from './helpers/cluster.js';
-import type { SchedulerStats } from '../lib/scheduler.js';
-import { MockstagramClient, validateInfluencer } from '../lib/source.js';
-import { startMock } from '../lib/mock.js';
+import type { SchedulerStats } from '../lib/polling/scheduler.js';
+import { MockstagramClient, validateInfluencer } from '../lib/polling/source.js';
+import { startMock } from '../lib/mock/mockstagram.js';
 
 const INTERVAL = 2000;
 

@@ -2,11 +2,11 @@
 // afford (weights far past its maximum: millions of ring points): a running node keeps its ring,
 // a node restarts with them present, and `status` and /api/cluster show them as unreadable.
 import t from 'tap';
-import { viewHash } from '../lib/card.js';
-import { memberIndexKey, nodeKey } from '../lib/keys.js';
-import { startApi } from '../lib/api.js';
-import { createLogger } from '../lib/log.js';
-import type { ClusterStatus } from '../lib/status.js';
+import { viewHash } from '../lib/cluster/card.js';
+import { memberIndexKey, nodeKey } from '../lib/shared/keys.js';
+import { startApi } from '../lib/read/api.js';
+import { createLogger } from '../lib/ops/log.js';
+import type { ClusterStatus } from '../lib/cluster/status.js';
 import { runCli } from './helpers/cli.js';
 import { sleep, startCluster, stopChild, until } from './helpers/cluster.js';
 import { connected } from './helpers/servers.js';

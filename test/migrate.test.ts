@@ -3,15 +3,15 @@
 // rollups and a base for the totals; the conversion resumes after an interruption and a second
 // run does nothing.
 import t from 'tap';
-import { createLogger } from '../lib/log.js';
-import { loadConfig } from '../lib/config.js';
+import { createLogger } from '../lib/ops/log.js';
+import { loadConfig } from '../lib/ops/config.js';
 import { collectionNames, loadLayout } from '../lib/storage/layout.js';
 import { migrateLegacy } from '../lib/storage/migrate.js';
 import { TimelineReader } from '../lib/storage/reader.js';
 import { TotalsRebuilder } from '../lib/storage/rebuild.js';
-import { ClusterLock } from '../lib/locks.js';
-import { Totals } from '../lib/totals.js';
-import { clusterKeys } from '../lib/keys.js';
+import { ClusterLock } from '../lib/cluster/locks.js';
+import { Totals } from '../lib/storage/totals.js';
+import { clusterKeys } from '../lib/shared/keys.js';
 import { runCli } from './helpers/cli.js';
 import { connected } from './helpers/servers.js';
 import { rebuildNow, HOUR, MIN } from './helpers/storage.js';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { request } from 'node:http';
-import { startMock, DEFAULT_MOCK_OPTIONS, type MockOptions, type MockServer } from '../lib/mock.js';
+import { startMock, DEFAULT_MOCK_OPTIONS, type MockOptions, type MockServer } from '../lib/mock/mockstagram.js';
 
 const PK = 1_000_000;
 const NOT_FOUND = '{"error":{"name":"InfluencerNotFoundError"}}';

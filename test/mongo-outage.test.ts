@@ -3,7 +3,7 @@
 // oldest are dropped, counted and logged once.
 import t from 'tap';
 import { checkStore, intervalStart, range, sleep, startCluster, stopChild, until, PK_MIN } from './helpers/cluster.js';
-import { readMembers } from '../lib/membership.js';
+import { readMembers } from '../lib/cluster/member-view.js';
 import { startFerret } from './helpers/servers.js';
 
 const INTERVAL = 2000;

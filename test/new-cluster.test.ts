@@ -3,9 +3,9 @@
 // counted is readable at once (a rebuild's points before its cutoff would reach the open buffers
 // only when their period closes).
 import t from 'tap';
-import { ClusterLock } from '../lib/locks.js';
-import { createLogger } from '../lib/log.js';
-import { readMembers } from '../lib/membership.js';
+import { ClusterLock } from '../lib/cluster/locks.js';
+import { createLogger } from '../lib/ops/log.js';
+import { readMembers } from '../lib/cluster/member-view.js';
 import { checkStore, range, sleep, startCluster, stopChild, until, PK_MIN } from './helpers/cluster.js';
 
 const INTERVAL = 2000;

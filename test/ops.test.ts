@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readiness, type NodeProbe } from '../lib/metrics.js';
+import { readiness, type NodeProbe } from '../lib/ops/metrics.js';
 import { ROOT, runCli, spawnCli, waitExit } from './helpers/cli.js';
 import { sleep, startCluster, stopChild, until } from './helpers/cluster.js';
 import { freePort, startFerret } from './helpers/servers.js';

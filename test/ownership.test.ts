@@ -1,7 +1,7 @@
 import t from 'tap';
-import { Ring, type RingMember } from '../lib/ring.js';
-import { PkUniverse } from '../lib/pk-universe.js';
-import { NO_OWNER, OwnershipTracker, diff, ownedBy, ownedCounts, sweep, type OwnershipChange } from '../lib/ownership.js';
+import { Ring, type RingMember } from '../lib/ring/ring.js';
+import { PkUniverse } from '../lib/ring/pk-universe.js';
+import { NO_OWNER, OwnershipTracker, diff, ownedBy, ownedCounts, sweep, type OwnershipChange } from '../lib/ring/ownership.js';
 
 const equal = (ids: string[]): RingMember[] => ids.map((id) => ({ id, weight: 1 }));
 const seqIds = (n: number) => Array.from({ length: n }, (_, i) => `node-${i + 1}`);

@@ -2,7 +2,7 @@
 // gracefully mid-run. Every pk must have exactly one point per interval and running totals equal
 // to its points: no gap from joins or from the graceful leave, no duplicate, no double count.
 import t from 'tap';
-import { readMembers } from '../lib/membership.js';
+import { readMembers } from '../lib/cluster/member-view.js';
 import { checkStore, intervalStart, range, sleep, startCluster, stopChild, until, PK_MIN } from './helpers/cluster.js';
 
 const PKS = 1500;

@@ -1,7 +1,7 @@
 // SIGKILL of one of three nodes: its key expires and the others take its pks over within
 // HEARTBEAT_TTL_MS + 2 s; each pk it owned misses at most one interval.
 import t from 'tap';
-import { readMembers } from '../lib/membership.js';
+import { readMembers } from '../lib/cluster/member-view.js';
 import { checkStore, intervalStart, range, sleep, startCluster, stopChild, until, PK_MIN } from './helpers/cluster.js';
 
 const PKS = 1200;

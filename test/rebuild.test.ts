@@ -3,10 +3,10 @@
 // log after them; the answers are the same as before, the open buffers come back with their
 // period's close, and a rebuilder that stalled past its lock cannot add its merge a second time.
 import t from 'tap';
-import { storeSuspicious } from '../lib/suspicious.js';
-import { collections } from '../lib/store.js';
-import { clusterKeys, memberIndexKey, nodeKey } from '../lib/keys.js';
-import { redisIdentity, totalsState } from '../lib/totals.js';
+import { storeSuspicious } from '../lib/polling/suspicious.js';
+import { collections } from '../lib/storage/store.js';
+import { clusterKeys, memberIndexKey, nodeKey } from '../lib/shared/keys.js';
+import { redisIdentity, totalsState } from '../lib/storage/totals-state.js';
 import { mergeTotals } from '../lib/lua/scripts.js';
 import { rebuildNow, sample, storageKit, MIN, type StorageKit } from './helpers/storage.js';
 

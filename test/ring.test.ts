@@ -1,8 +1,8 @@
 import t from 'tap';
 import crypto from 'node:crypto';
-import { MAX_RING_POINTS, MAX_WEIGHT, Ring, VNODES_PER_WEIGHT, type RingMember } from '../lib/ring.js';
-import { PkUniverse, hashPk } from '../lib/pk-universe.js';
-import { ownedCounts, sweep } from '../lib/ownership.js';
+import { MAX_RING_POINTS, MAX_WEIGHT, Ring, VNODES_PER_WEIGHT, type RingMember } from '../lib/ring/ring.js';
+import { PkUniverse, hashPk } from '../lib/ring/pk-universe.js';
+import { ownedCounts, sweep } from '../lib/ring/ownership.js';
 
 const equal = (ids: string[]): RingMember[] => ids.map((id) => ({ id, weight: 1 }));
 const seqIds = (n: number) => Array.from({ length: n }, (_, i) => `node-${i + 1}`);

@@ -3,9 +3,9 @@
 // owner fetches that interval too when the slot passed less than catchUpMs ago. A node paused across
 // intervals fetches nothing past its deadline, and a pk lost while queued is left to its new owner.
 import t from 'tap';
-import { Scheduler, type Fetcher } from '../lib/scheduler.js';
-import type { FetchResult } from '../lib/source.js';
-import type { Sample } from '../lib/store.js';
+import { Scheduler, type Fetcher } from '../lib/polling/scheduler.js';
+import type { FetchResult } from '../lib/polling/source.js';
+import type { Sample } from '../lib/storage/store.js';
 
 const TWO_32 = 2 ** 32;
 const I = 10_000;

@@ -1,8 +1,8 @@
 // Run by tap before any test file (.taprc `before`): finds redis-server and FerretDB, or installs
 // them as `influencer-node setup` does, once, so that `npm test` works on a fresh machine and the
 // test files, run in parallel, only start what is already there. Exits 1 when that cannot be done.
-import { ensureServers } from '../lib/embedded/setup.js';
-import { SetupError } from '../lib/embedded/setup-error.js';
+import { ensureServers } from '../lib/ops/embedded/setup.js';
+import { SetupError } from '../lib/ops/embedded/setup-error.js';
 
 const wanted = { redis: !process.env.REDIS_URL, ferret: !process.env.MONGO_URL };
 try {

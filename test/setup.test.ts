@@ -4,8 +4,8 @@
 import t, { type Test } from 'tap';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FERRET_PACKAGE, FERRET_VERSION, ferretCachePath, findFerret } from '../lib/embedded/binaries.js';
-import { installFerret } from '../lib/embedded/install.js';
+import { FERRET_PACKAGE, FERRET_VERSION, ferretCachePath, findFerret } from '../lib/ops/embedded/binaries.js';
+import { installFerret } from '../lib/ops/embedded/install.js';
 import { runCli, type CliResult } from './helpers/cli.js';
 import { sandbox } from './helpers/sandbox.js';
 

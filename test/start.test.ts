@@ -1,7 +1,7 @@
 // `influencer-node start` when its servers are not there yet: it says which one, retries, and
 // joins once they are up; SIGTERM stops it with exit 0.
 import t from 'tap';
-import { readMembers } from '../lib/membership.js';
+import { readMembers } from '../lib/cluster/member-view.js';
 import { freePort, services, startFerret, startRedis } from './helpers/servers.js';
 import { spawnCli, waitExit } from './helpers/cli.js';
 import { sleep, until } from './helpers/cluster.js';

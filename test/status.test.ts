@@ -2,12 +2,12 @@
 // --pk (agreeing with the ring and with the ownership sweep the nodes use), unreadable member
 // keys, an empty cluster, Redis unreachable, bad input, and --watch stopped by Ctrl-C.
 import t from 'tap';
-import { nodeKey } from '../lib/keys.js';
-import { readMembers } from '../lib/membership.js';
-import { ownedBy } from '../lib/ownership.js';
-import { PkUniverse } from '../lib/pk-universe.js';
-import { Ring } from '../lib/ring.js';
-import { ownerOfPk, readStatus, type ClusterStatus } from '../lib/status.js';
+import { nodeKey } from '../lib/shared/keys.js';
+import { readMembers } from '../lib/cluster/member-view.js';
+import { ownedBy } from '../lib/ring/ownership.js';
+import { PkUniverse } from '../lib/ring/pk-universe.js';
+import { Ring } from '../lib/ring/ring.js';
+import { ownerOfPk, readStatus, type ClusterStatus } from '../lib/cluster/status.js';
 import { runCli, spawnCli, waitExit } from './helpers/cli.js';
 import { sleep, startCluster, until, PK_MIN, type TestCluster } from './helpers/cluster.js';
 import { freePort } from './helpers/servers.js';

@@ -3,14 +3,14 @@
 // from; the totals stay exact; the log goes on while Redis is down.
 import t from 'tap';
 import { Binary } from 'mongodb';
-import { createLogger } from '../lib/log.js';
-import { SampleWriter } from '../lib/sample-writer.js';
+import { createLogger } from '../lib/ops/log.js';
+import { SampleWriter } from '../lib/storage/sample-writer.js';
 import { decodeLog, encodeLog } from '../lib/storage/codec.js';
 import { collectionNames } from '../lib/storage/layout.js';
 import { LogWriter, type LogDoc } from '../lib/storage/log-writer.js';
-import { collections, type Sample } from '../lib/store.js';
-import { Totals } from '../lib/totals.js';
-import { clusterKeys } from '../lib/keys.js';
+import { collections, type Sample } from '../lib/storage/store.js';
+import { Totals } from '../lib/storage/totals.js';
+import { clusterKeys } from '../lib/shared/keys.js';
 import { sample, storageKit, HOUR, MIN } from './helpers/storage.js';
 import { until } from './helpers/cluster.js';
 

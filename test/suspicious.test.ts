@@ -4,13 +4,13 @@ import t from 'tap';
 import type { Db } from 'mongodb';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createLogger } from '../lib/log.js';
-import { answerPeriods, collections, type SuspiciousDoc } from '../lib/store.js';
-import { storeSuspicious, SuspiciousChecker, type SuspiciousStats } from '../lib/suspicious.js';
-import type { InfluencerTotals } from '../lib/totals.js';
+import { createLogger } from '../lib/ops/log.js';
+import { answerPeriods, collections, type SuspiciousDoc } from '../lib/storage/store.js';
+import { storeSuspicious, SuspiciousChecker, type SuspiciousStats } from '../lib/polling/suspicious.js';
+import type { InfluencerTotals } from '../lib/storage/totals.js';
 import { checkStore, intervalStart, range, sleep, startCluster, until, PK_MIN } from './helpers/cluster.js';
 import { connected } from './helpers/servers.js';
-import { MockstagramClient } from '../lib/source.js';
+import { MockstagramClient } from '../lib/polling/source.js';
 
 const log = createLogger('silent');
 

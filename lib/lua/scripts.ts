@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { PACKAGE_ROOT } from '../version.js';
+import { PACKAGE_ROOT } from '../ops/version.js';
 
 type Arg = string | number;
 type Reply = number | string | null | Reply[];
@@ -29,8 +29,11 @@ function script<R extends Reply>(file: string): (redis: Redis, keys: readonly st
 export const applyLog = script<number | Array<string | number>>('apply-log.lua');
 /** merge-totals.lua: a rebuild's batch of totals, fenced by its token. */
 export const mergeTotals = script<number>('merge-totals.lua');
-/** raise.lua: a numeric mark moved forward, never back. */
-export const raiseMark = script<string>('raise.lua');
+const raise = script<string>('raise.lua');
+/** raise.lua: a numeric mark moved forward to `value`, never back; resolves to the mark after. */
+export async function raiseMark(redis: Redis, key: string, value: number): Promise<number> {
+  return Number(await raise(redis, [key], [value]));
+}
 /** heartbeat.lua: this process's member card refreshed (or claimed again). */
 export const heartbeat = script<number>('heartbeat.lua');
 /** release.lua: this process's member card deleted. */

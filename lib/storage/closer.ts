@@ -1,15 +1,18 @@
 import type { Redis } from 'ioredis';
 import { MongoServerError, type Db } from 'mongodb';
-import type { ClusterLock } from '../locks.js';
-import type { Logger } from '../log.js';
-import { PeriodicJob } from '../periodic.js';
-import { readMembers } from '../membership.js';
-import { raise, redisIdentity, totalsTrusted, type Totals } from '../totals.js';
-import { clusterKeys, type ClusterKeys, INFLUENCER_FIELDS } from '../keys.js';
+import type { ClusterLock } from '../cluster/locks.js';
+import type { Logger } from '../ops/log.js';
+import { PeriodicJob } from '../shared/periodic.js';
+import { readMembers } from '../cluster/member-view.js';
+import type { Totals } from './totals.js';
+import { redisIdentity, totalsTrusted } from './totals-state.js';
+import { raiseMark } from '../lua/scripts.js';
+import { clusterKeys, type ClusterKeys, INFLUENCER_FIELDS } from '../shared/keys.js';
 import { addPoints, decodeCheckpoint, decodeLog, decodeOpen, summarize, type BucketSummary, type PkTotals, type Point } from './codec.js';
 import type { LogDoc } from './log-writer.js';
 import { collectionNames, docIds, type StorageLayout } from './layout.js';
 import { SliceWriter, type CheckpointDoc } from './slice-writer.js';
+import type { StorageJobDeps } from './job-deps.js';
 
 const DUPLICATE_KEY = 11000;
 /** pks read from Redis per round trip */
@@ -34,26 +37,26 @@ export type CloseOutcome = 'idle' | 'waiting' | 'busy' | 'closed';
  * same documents if repeated; the open buffers are deleted last. Every node runs one.
  */
 export class PeriodCloser {
+  private readonly redis: Redis;
+  private readonly db: Db;
+  private readonly totals: Totals;
+  private readonly lock: ClusterLock;
+  private readonly layout: StorageLayout;
+  private readonly cluster: string;
+  private readonly log: Logger;
   private readonly keys: ClusterKeys;
   private readonly now: () => number;
   private readonly slices: SliceWriter;
   private readonly job: PeriodicJob;
   private stopped = false;
 
-  constructor(
-    private readonly redis: Redis,
-    private readonly db: Db,
-    private readonly totals: Totals,
-    private readonly lock: ClusterLock,
-    private readonly layout: StorageLayout,
-    private readonly cluster: string,
-    private readonly log: Logger,
-    private readonly opts: CloserOptions,
-  ) {
-    this.keys = clusterKeys(cluster);
+  constructor(deps: StorageJobDeps & { totals: Totals }, private readonly opts: CloserOptions) {
+    ({ redis: this.redis, db: this.db, totals: this.totals, lock: this.lock } = deps);
+    ({ layout: this.layout, cluster: this.cluster, log: this.log } = deps);
+    this.keys = clusterKeys(this.cluster);
     this.now = opts.now ?? Date.now;
-    this.slices = new SliceWriter(db, layout);
-    this.job = new PeriodicJob(() => this.closeDue(), log, 'closing a period failed; retrying');
+    this.slices = new SliceWriter(this.db, this.layout);
+    this.job = new PeriodicJob(() => this.closeDue(), this.log, 'closing a period failed; retrying');
   }
 
   start(everyMs = Math.min(5000, Math.max(200, this.layout.bucketMs / 10))): void {
@@ -90,7 +93,7 @@ export class PeriodCloser {
       await this.finish(period, 0);
       return 'closed';
     }
-    await raise(this.redis, this.keys.closing, period);
+    await raiseMark(this.redis, this.keys.closing, period);
     if (!(await this.redis.exists(this.keys.reconciled(period)))) {
       const r = await this.lock.runExclusive(`reconcile:${period}`, async (signal) => {
         // another node may have closed it since this pass read the mark
@@ -106,7 +109,8 @@ export class PeriodCloser {
         // another node may have closed it between the check and the lock
         if (await this.redis.sismember(this.keys.closedSlices(period), String(slice))) return 0;
         const n = await this.closeSlice(period, slice, signal);
-        await this.redis.multi().sadd(this.keys.closedSlices(period), String(slice)).expire(this.keys.closedSlices(period), MARK_TTL_S).exec();
+        const closed = this.keys.closedSlices(period);
+        await this.redis.multi().sadd(closed, String(slice)).expire(closed, MARK_TTL_S).exec();
         return n;
       });
       if (r.ran) points += r.result;
@@ -122,7 +126,7 @@ export class PeriodCloser {
     if (mark !== null) return Number(mark) + this.layout.bucketMs;
     const stored = await this.db.collection<{ _id: string; p: number }>(collectionNames.meta).findOne({ _id: 'closed' });
     const period = stored ? stored.p + this.layout.bucketMs : this.layout.firstPeriod;
-    await raise(this.redis, this.keys.closed, period - this.layout.bucketMs);
+    await raiseMark(this.redis, this.keys.closed, period - this.layout.bucketMs);
     return period;
   }
 
@@ -155,12 +159,16 @@ export class PeriodCloser {
     for await (const doc of log.find({})) {
       if (signal.aborted) throw new Error('the reconcile\'s lock was lost; another node reconciles');
       docs++;
-      const samples = decodeLog(period, doc.b.buffer).map((s) => ({ pk: s.pk, at: s.at, followerCount: s.f, followingCount: s.g, username: s.username }));
+      const samples = decodeLog(period, doc.b.buffer)
+        .map((s) => ({ pk: s.pk, at: s.at, followerCount: s.f, followingCount: s.g, username: s.username }));
       const r = await this.totals.applyLog(String(doc._id), period, samples, 'reconcile', (pk) => this.layout.slice(pk));
       if (r.kind === 'applied') applied++;
     }
     await this.redis.set(this.keys.reconciled(period), '1', 'EX', MARK_TTL_S);
-    if (applied > 0) this.log.info({ period: iso(period), docs, applied, ms: Math.round(performance.now() - started) }, 'log documents no node had applied were applied before the close');
+    if (applied > 0) {
+      const ms = Math.round(performance.now() - started);
+      this.log.info({ period: iso(period), docs, applied, ms }, 'log documents no node had applied were applied before the close');
+    }
   }
 
   /**
@@ -196,7 +204,10 @@ export class PeriodCloser {
         if (!raw) return;
         const all = decodeOpen(period, raw as Buffer);
         const list: Point[] = dedupeByTime(all);
-        if (list.length !== all.length) this.log.error({ pk, period: iso(period), records: all.length, points: list.length }, 'an open buffer held an interval twice; the first is kept');
+        if (list.length !== all.length) {
+          const counts = { records: all.length, points: list.length };
+          this.log.error({ pk, period: iso(period), ...counts }, 'an open buffer held an interval twice; the first is kept');
+        }
         if (list.length === 0) return;
         points += list.length;
         lists.push([pk, list]);
@@ -225,8 +236,8 @@ export class PeriodCloser {
 
   /** The period is closed in every slice: move the marks (Redis, then MongoDB's durable copy), drop its sets. */
   private async finish(period: number, points: number): Promise<void> {
-    await raise(this.redis, this.keys.closing, period);
-    await raise(this.redis, this.keys.closed, period);
+    await raiseMark(this.redis, this.keys.closing, period);
+    await raiseMark(this.redis, this.keys.closed, period);
     const meta = this.db.collection<{ _id: string; p: number }>(collectionNames.meta);
     try {
       await meta.insertOne({ _id: 'closed', p: period });
@@ -235,7 +246,9 @@ export class PeriodCloser {
       await meta.updateOne({ _id: 'closed', p: { $lt: period } }, { $set: { p: period } });
     }
     // kept a little longer, so that a node's pass that read the old mark finds the period done
-    for (const key of [this.keys.applied(period), this.keys.rebuilt(period), this.keys.reconciled(period)]) await this.redis.pexpire(key, 2 * this.layout.bucketMs);
+    for (const key of [this.keys.applied(period), this.keys.rebuilt(period), this.keys.reconciled(period)]) {
+      await this.redis.pexpire(key, 2 * this.layout.bucketMs);
+    }
     if (points > 0) this.log.info({ period: iso(period), points }, 'period closed');
   }
 }
@@ -244,7 +257,9 @@ export class PeriodCloser {
  * The newest checkpoint of a slice at or before `before`: the period Redis remembers, else found by
  * looking back period by period (after Redis lost its data) as far as the layout's first period.
  */
-export async function newestCheckpoint(redis: Redis, db: Db, layout: StorageLayout, keys: ClusterKeys, slice: number, before: number): Promise<CheckpointDoc | null> {
+export async function newestCheckpoint(
+  redis: Redis, db: Db, layout: StorageLayout, keys: ClusterKeys, slice: number, before: number,
+): Promise<CheckpointDoc | null> {
   const checkpoints = db.collection<CheckpointDoc>(collectionNames.checkpoints);
   const remembered = await redis.hget(keys.checkpoints, String(slice));
   if (remembered !== null && Number(remembered) <= before) {

@@ -51,7 +51,13 @@ export function sliceCount(pks: number): number {
 export class StorageLayout {
   readonly rollupMs: number;
 
-  constructor(readonly intervalMs: number, readonly bucketMs: number, readonly slices: number, readonly firstPeriod: number, readonly convertedFrom: number | null = null) {
+  constructor(
+    readonly intervalMs: number,
+    readonly bucketMs: number,
+    readonly slices: number,
+    readonly firstPeriod: number,
+    readonly convertedFrom: number | null = null,
+  ) {
     this.rollupMs = bucketMs * BUCKETS_PER_ROLLUP;
   }
 
@@ -114,7 +120,10 @@ export class LayoutMismatch extends Error {}
  */
 export async function loadLayout(db: Db, s: LayoutSettings, now = Date.now()): Promise<StorageLayout> {
   const meta = db.collection<LayoutDoc>(collectionNames.meta);
-  const fresh: LayoutDoc = { _id: 'layout', format: 2, bucketMs: s.bucketMs, slices: sliceCount(s.pkMax - s.pkMin + 1), firstPeriod: Math.floor(now / s.bucketMs) * s.bucketMs };
+  const fresh: LayoutDoc = {
+    _id: 'layout', format: 2, bucketMs: s.bucketMs, slices: sliceCount(s.pkMax - s.pkMin + 1),
+    firstPeriod: Math.floor(now / s.bucketMs) * s.bucketMs,
+  };
   try {
     await meta.insertOne(fresh);
   } catch (err) {
@@ -125,7 +134,8 @@ export async function loadLayout(db: Db, s: LayoutSettings, now = Date.now()): P
     throw new LayoutMismatch(`the stored layout in ${db.databaseName}.meta is unreadable: ${JSON.stringify(doc)}`);
   }
   if (doc.bucketMs !== s.bucketMs) {
-    throw new LayoutMismatch(`BUCKET_MS=${s.bucketMs} differs from the ${doc.bucketMs} this database was written with: use BUCKET_MS=${doc.bucketMs}`);
+    const differs = `BUCKET_MS=${s.bucketMs} differs from the ${doc.bucketMs} this database was written with`;
+    throw new LayoutMismatch(`${differs}: use BUCKET_MS=${doc.bucketMs}`);
   }
   return new StorageLayout(s.intervalMs, doc.bucketMs, doc.slices, doc.firstPeriod, doc.convertedFrom ?? null);
 }

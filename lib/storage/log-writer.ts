@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { Binary, MongoBulkWriteError, MongoServerError, type Collection, type Db } from 'mongodb';
-import { collections, DUPLICATE_KEY, type InfluencerDoc, type Sample } from '../store.js';
-import { TotalsNotReady, type Totals } from '../totals.js';
+import { collections, DUPLICATE_KEY, type InfluencerDoc, type Sample } from './store.js';
+import { TotalsNotReady, type Totals } from './totals.js';
 import { encodeLog, type LogSample } from './codec.js';
 import { collectionNames, type StorageLayout } from './layout.js';
 
@@ -53,7 +53,12 @@ export class LogWriter {
   /** pks whose username this process has logged: a name travels in the log once per pk and process */
   private readonly named = new Set<number>();
 
-  constructor(private readonly db: Db, private readonly totals: Totals, private readonly layout: StorageLayout, private readonly nodeId: string) {
+  constructor(
+    private readonly db: Db,
+    private readonly totals: Totals,
+    private readonly layout: StorageLayout,
+    private readonly nodeId: string,
+  ) {
     this.influencers = collections(db).influencers;
   }
 
@@ -88,7 +93,9 @@ export class LogWriter {
     batch.attempts++;
     for (const part of batch.parts) {
       if (part.logged) continue;
-      const samples: LogSample[] = part.samples.map((s) => ({ pk: s.pk, at: s.at, f: s.followerCount, g: s.followingCount, ...(this.named.has(s.pk) ? {} : { username: s.username }) }));
+      const samples: LogSample[] = part.samples.map((s) => ({
+        pk: s.pk, at: s.at, f: s.followerCount, g: s.followingCount, ...(this.named.has(s.pk) ? {} : { username: s.username }),
+      }));
       const doc: LogDoc = { _id: batch.token, n: this.nodeId, c: samples.length, b: new Binary(encodeLog(part.period, samples)) };
       try {
         await this.db.collection<LogDoc>(collectionNames.log(part.period)).insertOne(doc);
@@ -126,7 +133,10 @@ export class LogWriter {
     if (batch.fresh.length > 0) {
       const firstOf = new Map<number, Sample>();
       for (const s of batch.samples) if (!firstOf.has(s.pk)) firstOf.set(s.pk, s);
-      const docs = batch.fresh.map((pk) => ({ _id: pk, username: firstOf.get(pk)?.username ?? '', firstAt: new Date(firstOf.get(pk)?.at ?? Date.now()) }));
+      const docs = batch.fresh.map((pk) => {
+        const first = firstOf.get(pk);
+        return { _id: pk, username: first?.username ?? '', firstAt: new Date(first?.at ?? Date.now()) };
+      });
       await insertIgnoringDuplicates(this.influencers, docs);
     }
     batch.registered = true;

@@ -1,6 +1,9 @@
 import { Binary, MongoServerError, type Db } from 'mongodb';
-import type { Logger } from '../log.js';
-import { addPoint, decodeCheckpoint, emptyTotals, encodeBucket, encodeCheckpoint, encodeRollup, summarize, type BucketSummary, type PkTotals, type Point } from './codec.js';
+import type { Logger } from '../ops/log.js';
+import {
+  addPoint, decodeCheckpoint, emptyTotals, encodeBucket, encodeCheckpoint, encodeRollup, summarize,
+  type BucketSummary, type PkTotals, type Point,
+} from './codec.js';
 import type { PayloadDoc } from './slice-writer.js';
 import { insertIgnoringDuplicates } from './log-writer.js';
 import { collectionNames, docIds, type LayoutDoc, type LegacyPoint, type StorageLayout } from './layout.js';
@@ -49,7 +52,9 @@ const BASE_COLLECTION = 'migration';
  * document, so a repeated one changes nothing. When done, the layout records where the converted
  * buckets begin (`convertedFrom`), so reads find them there instead of in `timeline`.
  */
-export async function migrateLegacy(db: Db, layout: StorageLayout, log: Logger, progress: (line: string) => void = () => undefined, basePks = BASE_PKS): Promise<MigrateReport> {
+export async function migrateLegacy(
+  db: Db, layout: StorageLayout, log: Logger, progress: (line: string) => void = () => undefined, basePks = BASE_PKS,
+): Promise<MigrateReport> {
   const meta = db.collection<MigrateProgress>(collectionNames.meta);
   const state = await meta.findOne({ _id: 'migrate' });
   if (state?.done) return { points: state.points, buckets: 0, pks: 0, resumedFrom: null, alreadyDone: true };
@@ -64,7 +69,10 @@ export async function migrateLegacy(db: Db, layout: StorageLayout, log: Logger, 
   let bucketCount = 0;
   let pks = 0;
   let base: PkTotals[] = [];
-  let current: { pk: number; totals: PkTotals; period: number; list: Point[]; lastId: string; rollups: Map<number, Array<{ index: number; s: BucketSummary }>> } | undefined;
+  let current: {
+    pk: number; totals: PkTotals; period: number; list: Point[]; lastId: string;
+    rollups: Map<number, Array<{ index: number; s: BucketSummary }>>;
+  } | undefined;
   const started = performance.now();
 
   const flushDocs = async (): Promise<void> => {
@@ -80,7 +88,8 @@ export async function migrateLegacy(db: Db, layout: StorageLayout, log: Logger, 
   const closeBucket = (): void => {
     if (!current || current.list.length === 0) return;
     const { pk, period, list } = current;
-    pending.push({ collection: collectionNames.buckets(period), doc: { _id: docIds.bucket(pk, period), b: new Binary(encodeBucket(period, layout.intervalMs, layout.bucketMs, list)) } });
+    const b = new Binary(encodeBucket(period, layout.intervalMs, layout.bucketMs, list));
+    pending.push({ collection: collectionNames.buckets(period), doc: { _id: docIds.bucket(pk, period), b } });
     bucketCount++;
     const r = layout.rollup(period);
     const entry = current.rollups.get(r) ?? [];
@@ -94,7 +103,8 @@ export async function migrateLegacy(db: Db, layout: StorageLayout, log: Logger, 
     // the rollup period holding the layout's first period is read from its buckets (see TimelineReader)
     for (const [r, list] of current.rollups) {
       if (r + layout.rollupMs > layout.firstPeriod) continue;
-      pending.push({ collection: collectionNames.rollups(r), doc: { _id: docIds.rollup(current.pk, r), b: new Binary(encodeRollup(layout.bucketMs, list)) } });
+      const b = new Binary(encodeRollup(layout.bucketMs, list));
+      pending.push({ collection: collectionNames.rollups(r), doc: { _id: docIds.rollup(current.pk, r), b } });
     }
     base.push(current.totals);
     pks++;
@@ -104,12 +114,16 @@ export async function migrateLegacy(db: Db, layout: StorageLayout, log: Logger, 
   const commit = async (lastId: string): Promise<void> => {
     await flushDocs();
     if (base.length > 0) {
-      await insertOnce(db, { _id: `base:${chunks}`, c: base.length, e: layout.firstPeriod, b: new Binary(encodeCheckpoint(layout.firstPeriod, base, new Map())) });
+      const b = new Binary(encodeCheckpoint(layout.firstPeriod, base, new Map()));
+      await insertOnce(db, { _id: `base:${chunks}`, c: base.length, e: layout.firstPeriod, b });
       chunks++;
       base = [];
     }
-    await meta.updateOne({ _id: 'migrate' }, { $set: { last: lastId, chunks, points, oldest: Number.isFinite(oldest) ? oldest : 0, done: false } }, { upsert: true });
-    progress(`  ${points.toLocaleString('en-US')} of about ${total.toLocaleString('en-US')} points, ${bucketCount.toLocaleString('en-US')} buckets (${Math.round((performance.now() - started) / 1000)} s)`);
+    const mark = { last: lastId, chunks, points, oldest: Number.isFinite(oldest) ? oldest : 0, done: false };
+    await meta.updateOne({ _id: 'migrate' }, { $set: mark }, { upsert: true });
+    const n = (x: number): string => x.toLocaleString('en-US');
+    const s = Math.round((performance.now() - started) / 1000);
+    progress(`  ${n(points)} of about ${n(total)} points, ${n(bucketCount)} buckets (${s} s)`);
   };
 
   for await (const doc of cursor) {
@@ -133,7 +147,10 @@ export async function migrateLegacy(db: Db, layout: StorageLayout, log: Logger, 
   }
   await closePk();
   await commit(current?.lastId ?? resumedFrom ?? '');
-  if (Number.isFinite(oldest)) await db.collection<LayoutDoc>(collectionNames.meta).updateOne({ _id: 'layout' }, { $set: { convertedFrom: layout.period(oldest) } });
+  if (Number.isFinite(oldest)) {
+    const convertedFrom = layout.period(oldest);
+    await db.collection<LayoutDoc>(collectionNames.meta).updateOne({ _id: 'layout' }, { $set: { convertedFrom } });
+  }
   await meta.updateOne({ _id: 'migrate' }, { $set: { done: true } });
   log.info({ points, buckets: bucketCount, pks }, 'previous layout converted');
   return { points, buckets: bucketCount, pks, resumedFrom, alreadyDone: false };
@@ -155,7 +172,8 @@ export async function legacyTotals(db: Db, log: Logger): Promise<PkTotals[]> {
   log.warn('the previous layout\'s timeline is not migrated: the rebuild reads all of it (run influencer-node migrate)');
   const layout = await db.collection<LayoutDoc>(collectionNames.meta).findOne({ _id: 'layout' });
   const totals = new Map<number, PkTotals>();
-  for await (const doc of db.collection<LegacyPoint>(collectionNames.legacyTimeline).find({}, { projection: { pk: 1, t: 1, f: 1, g: 1 } })) {
+  const points = db.collection<LegacyPoint>(collectionNames.legacyTimeline).find({}, { projection: { pk: 1, t: 1, f: 1, g: 1 } });
+  for await (const doc of points) {
     const at = doc.t.getTime();
     if (layout && at >= layout.firstPeriod) continue;
     let t = totals.get(doc.pk);

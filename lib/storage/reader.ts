@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
-import { clusterKeys, type ClusterKeys } from '../keys.js';
+import { clusterKeys, type ClusterKeys } from '../shared/keys.js';
 import { decodeBucket, decodeOpen, decodeRollup, summarize, type BucketSummary, type Point } from './codec.js';
 import type { PayloadDoc } from './slice-writer.js';
 import { collectionNames, docIds, type LayoutDoc, type LegacyPoint, type StorageLayout } from './layout.js';

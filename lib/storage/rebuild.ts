@@ -1,19 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import type { Db } from 'mongodb';
-import type { ClusterLock } from '../locks.js';
-import type { Logger } from '../log.js';
-import { PeriodicJob } from '../periodic.js';
-import { readMembers } from '../membership.js';
-import { answerPeriods, collections } from '../store.js';
-import { redisIdentity, totalsState } from '../totals.js';
-import { clusterKeys, type ClusterKeys } from '../keys.js';
+import { PeriodicJob } from '../shared/periodic.js';
+import { readMembers } from '../cluster/member-view.js';
+import { answerPeriods, collections } from './store.js';
+import { redisIdentity, totalsState } from './totals-state.js';
+import { clusterKeys, type ClusterKeys } from '../shared/keys.js';
 import { addPoint, decodeCheckpoint, decodeLog, emptyTotals, type PkTotals } from './codec.js';
 import { newestCheckpoint } from './closer.js';
 import { collectionNames, type StorageLayout } from './layout.js';
+import type { StorageJobDeps } from './job-deps.js';
 import type { LogDoc } from './log-writer.js';
 import { legacyTotals } from './migrate.js';
-import { sleep } from '../util.js';
+import { sleep } from '../shared/util.js';
 import { mergeTotals } from '../lua/scripts.js';
 
 const MERGE_BATCH = 500;
@@ -21,17 +18,9 @@ const MERGE_BATCH = 500;
 /** Keys of the totals and open buffers (not membership, locks or the rebuild's own progress). */
 function isDataKey(keys: ClusterKeys, cluster: string, key: string): boolean {
   const rest = key.slice(cluster.length + 1);
-  if ([keys.rank, keys.growth, keys.stats, keys.since, keys.closing, keys.closed, keys.checkpoints, keys.builtOn].includes(key)) return true;
+  const single = [keys.rank, keys.growth, keys.stats, keys.since, keys.closing, keys.closed, keys.checkpoints, keys.builtOn];
+  if (single.includes(key)) return true;
   return /^(inf|open|pks|applied|rebuilt|closed|reconciled):/.test(rest);
-}
-
-export interface RebuilderDeps {
-  redis: Redis;
-  db: Db;
-  lock: ClusterLock;
-  layout: StorageLayout;
-  cluster: string;
-  log: Logger;
 }
 
 export interface RebuilderOptions {
@@ -58,7 +47,7 @@ export class TotalsRebuilder {
   private readonly job: PeriodicJob;
   private abort?: AbortController;
 
-  constructor(private readonly d: RebuilderDeps, private readonly opts: RebuilderOptions) {
+  constructor(private readonly d: StorageJobDeps, private readonly opts: RebuilderOptions) {
     this.keys = clusterKeys(d.cluster);
     this.now = opts.now ?? Date.now;
     this.job = new PeriodicJob(() => this.runOnce(), d.log, 'totals rebuild check failed; retrying');
@@ -92,7 +81,8 @@ export class TotalsRebuilder {
       }
       if (!said && this.now() - started > 5000) {
         said = true;
-        this.d.log.info('waiting for the running totals to start before polling (another node is starting them, or MongoDB is unreachable)');
+        const why = 'another node is starting them, or MongoDB is unreachable';
+        this.d.log.info(`waiting for the running totals to start before polling (${why})`);
       }
       await sleep(200, signal);
     }
@@ -134,10 +124,16 @@ export class TotalsRebuilder {
         return 'ready';
       }
       const T = (Math.floor(this.now() / this.d.layout.intervalMs) + 2) * this.d.layout.intervalMs;
-      await redis.multi().hset(this.keys.rebuild, 'T', String(T), 'owner', owner).set(this.keys.since, String(T)).set(this.keys.builtOn, runId).exec();
+      await redis.multi()
+        .hset(this.keys.rebuild, 'T', String(T), 'owner', owner)
+        .set(this.keys.since, String(T))
+        .set(this.keys.builtOn, runId)
+        .exec();
       cutoff = String(T);
-      log.warn({ cutoff: new Date(T).toISOString(), reason: stale ? 'Redis restarted (maybe from an older snapshot) or evicted keys (use maxmemory-policy noeviction)' : 'the totals are missing' },
-        'rebuilding the running totals and rank from MongoDB');
+      const reason = stale
+        ? 'Redis restarted (maybe from an older snapshot) or evicted keys (use maxmemory-policy noeviction)'
+        : 'the totals are missing';
+      log.warn({ cutoff: new Date(T).toISOString(), reason }, 'rebuilding the running totals and rank from MongoDB');
     } else {
       // resuming a job whose node stopped: from now on only this token's merges count
       await redis.hset(this.keys.rebuild, 'owner', owner);
@@ -207,7 +203,8 @@ export class TotalsRebuilder {
       for (const pk of chunk) {
         const t = totals.get(pk)!;
         const flag = answers.get(pk);
-        args.push(pk, t.n, t.sum, t.min, t.max, t.at, t.f, t.g, t.pat, t.pat < 0 ? 0 : t.pf, t.username, flag ? (flag.suspicious ? '1' : '0') : '0', flag ? flag.at : -1);
+        const suspicious = flag ? (flag.suspicious ? '1' : '0') : '0';
+        args.push(pk, t.n, t.sum, t.min, t.max, t.at, t.f, t.g, t.pat, t.pat < 0 ? 0 : t.pf, t.username, suspicious, flag ? flag.at : -1);
       }
       const keys = [this.keys.rank, this.keys.stats, this.keys.rebuild, this.keys.growth, ...chunk.map((pk) => this.keys.influencer(pk))];
       const r = await mergeTotals(this.d.redis, keys, [String(T), owner, ...args]);
@@ -307,7 +304,9 @@ class IntervalSet {
 
 /** Totals of older points merged under newer ones: counts add, latest and previous come from the newer. */
 export function mergeOlder(older: PkTotals, newer: PkTotals): PkTotals {
-  const out = { ...newer, n: older.n + newer.n, sum: older.sum + newer.sum, min: Math.min(older.min, newer.min), max: Math.max(older.max, newer.max) };
+  const out = {
+    ...newer, n: older.n + newer.n, sum: older.sum + newer.sum, min: Math.min(older.min, newer.min), max: Math.max(older.max, newer.max),
+  };
   if (newer.pat < 0 && older.at < newer.at) { out.pat = older.at; out.pf = older.f; }
   if (!out.username) out.username = older.username;
   return out;

@@ -1,16 +1,23 @@
 import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
-import type { ClusterLock } from '../locks.js';
-import type { Logger } from '../log.js';
-import { PeriodicJob } from '../periodic.js';
-import { answerPeriods } from '../store.js';
-import { clusterKeys, type ClusterKeys } from '../keys.js';
+import type { ClusterLock } from '../cluster/locks.js';
+import type { Logger } from '../ops/log.js';
+import { PeriodicJob } from '../shared/periodic.js';
+import { answerPeriods } from './store.js';
+import { clusterKeys, type ClusterKeys } from '../shared/keys.js';
 import { collectionNames, docIds, DAY_MS, BUCKETS_PER_ROLLUP, type StorageLayout } from './layout.js';
+import type { StorageJobDeps } from './job-deps.js';
 
 export interface RetentionSettings {
   timelineRetentionDays: number;
   rollupRetentionDays: number;
   logRetentionHours: number;
+}
+
+export interface RetentionOptions {
+  settings: RetentionSettings;
+  /** the clock periods are read with */
+  now?: () => number;
 }
 
 /** Checkpoints kept behind each slice's newest: a rollup period's worth (the rollup reads them) and a margin. */
@@ -35,23 +42,22 @@ export interface RetentionReport {
  * checkpoints are deleted by exact `_id`, period by period up to what each slice still needs.
  */
 export class RetentionJob {
+  private readonly redis: Redis;
+  private readonly db: Db;
+  private readonly lock: ClusterLock;
+  private readonly layout: StorageLayout;
+  private readonly log: Logger;
+  private readonly settings: RetentionSettings;
   private readonly keys: ClusterKeys;
   private readonly now: () => number;
   private readonly job: PeriodicJob;
 
-  constructor(
-    private readonly redis: Redis,
-    private readonly db: Db,
-    private readonly lock: ClusterLock,
-    private readonly layout: StorageLayout,
-    cluster: string,
-    private readonly settings: RetentionSettings,
-    private readonly log: Logger,
-    now?: () => number,
-  ) {
-    this.keys = clusterKeys(cluster);
-    this.now = now ?? Date.now;
-    this.job = new PeriodicJob(() => this.runOnce(), log, 'retention pass failed; retrying later');
+  constructor(deps: StorageJobDeps, opts: RetentionOptions) {
+    ({ redis: this.redis, db: this.db, lock: this.lock, layout: this.layout, log: this.log } = deps);
+    this.settings = opts.settings;
+    this.keys = clusterKeys(deps.cluster);
+    this.now = opts.now ?? Date.now;
+    this.job = new PeriodicJob(() => this.runOnce(), this.log, 'retention pass failed; retrying later');
   }
 
   start(everyMs = Math.min(600_000, this.layout.bucketMs)): void {

@@ -37,13 +37,16 @@ export class SliceWriter {
     const { intervalMs, bucketMs } = this.layout;
     const col = this.db.collection<PayloadDoc>(collectionNames.buckets(period));
     for (let i = 0; i < lists.length; i += CHUNK) {
-      const docs = lists.slice(i, i + CHUNK).map(([pk, list]) => ({ _id: docIds.bucket(pk, period), b: new Binary(encodeBucket(period, intervalMs, bucketMs, list)) }));
+      const docs = lists.slice(i, i + CHUNK)
+        .map(([pk, list]) => ({ _id: docIds.bucket(pk, period), b: new Binary(encodeBucket(period, intervalMs, bucketMs, list)) }));
       if (docs.length > 0) await insertIgnoringDuplicates(col, docs);
     }
   }
 
   /** The slice's totals as of the period's end, with the summaries of its bucket. */
-  async checkpoint(period: number, slice: number, totals: ReadonlyMap<number, PkTotals>, summaries: ReadonlyMap<number, BucketSummary>): Promise<void> {
+  async checkpoint(
+    period: number, slice: number, totals: ReadonlyMap<number, PkTotals>, summaries: ReadonlyMap<number, BucketSummary>,
+  ): Promise<void> {
     const doc: CheckpointDoc = {
       _id: docIds.checkpoint(period, slice), p: period, s: slice, c: totals.size,
       b: new Binary(encodeCheckpoint(period + this.layout.bucketMs, [...totals.values()], summaries)),
@@ -72,7 +75,8 @@ export class SliceWriter {
       for (const [pk, s] of decodeCheckpoint(p + bucketMs, doc.b.buffer).summaries) add(pk, (p - start) / bucketMs, s);
     }
     for (const [pk, s] of last) add(pk, (lastPeriod - start) / bucketMs, s);
-    const docs: PayloadDoc[] = [...byPk].map(([pk, list]) => ({ _id: docIds.rollup(pk, start), b: new Binary(encodeRollup(bucketMs, list)) }));
+    const docs: PayloadDoc[] = [...byPk]
+      .map(([pk, list]) => ({ _id: docIds.rollup(pk, start), b: new Binary(encodeRollup(bucketMs, list)) }));
     const col = this.db.collection<PayloadDoc>(collectionNames.rollups(start));
     for (let i = 0; i < docs.length; i += CHUNK) await insertIgnoringDuplicates(col, docs.slice(i, i + CHUNK));
   }

@@ -3,13 +3,13 @@
 import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { MongoClient, type Db } from 'mongodb';
-import { loadConfig, type Config } from '../../lib/config.js';
-import { createLogger } from '../../lib/log.js';
-import { startMock, type MockOptions, type MockServer } from '../../lib/mock.js';
+import { loadConfig, type Config } from '../../lib/ops/config.js';
+import { createLogger } from '../../lib/ops/log.js';
+import { startMock, type MockOptions, type MockServer } from '../../lib/mock/mockstagram.js';
 import { InfluencerNode } from '../../lib/node.js';
 import { loadLayout } from '../../lib/storage/layout.js';
 import { TimelineReader } from '../../lib/storage/reader.js';
-import { Totals } from '../../lib/totals.js';
+import { Totals } from '../../lib/storage/totals.js';
 import { spawnCli, waitExit } from './cli.js';
 import { services, type Owner, type Services } from './servers.js';
 

@@ -5,7 +5,7 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findFerret, findRedis } from '../../lib/embedded/binaries.js';
+import { findFerret, findRedis } from '../../lib/ops/embedded/binaries.js';
 import type { Owner } from './servers.js';
 
 const TOOLS = ['bash', 'sh', 'cat', 'cp', 'chmod', 'dirname', 'grep', 'head', 'ln', 'mkdir', 'mktemp', 'mv', 'rm', 'sed', 'sleep', 'env'];

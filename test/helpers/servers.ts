@@ -1,7 +1,7 @@
 // Gives each test file real servers: those named by REDIS_URL / MONGO_URL when set, otherwise a
 // throwaway redis-server and FerretDB (SQLite backend) on free ports in a temp dir, stopped when
 // the file's tests end. They are found (or installed) and started by the product's own code, as
-// demo does (lib/embedded). Every call of `services()` hands out its own key prefix and database.
+// demo does (lib/ops/embedded). Every call of `services()` hands out its own key prefix and database.
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Db, MongoClient } from 'mongodb';
-import type { Binary } from '../../lib/embedded/binaries.js';
-import { launch, serverUrl, type ServerProcess } from '../../lib/embedded/launch.js';
-import { ensureServers } from '../../lib/embedded/setup.js';
-import { createLogger } from '../../lib/log.js';
-import { connectMongo, createMongo } from '../../lib/mongo.js';
-import { freePort } from '../../lib/ports.js';
-import { connectRedis, createRedis } from '../../lib/redis.js';
+import type { Binary } from '../../lib/ops/embedded/binaries.js';
+import { launch, serverUrl, type ServerProcess } from '../../lib/ops/embedded/launch.js';
+import { ensureServers } from '../../lib/ops/embedded/setup.js';
+import { createLogger } from '../../lib/ops/log.js';
+import { connectMongo, createMongo } from '../../lib/shared/mongo.js';
+import { freePort } from '../../lib/ops/ports.js';
+import { connectRedis, createRedis } from '../../lib/shared/redis.js';
 
 export interface Services {
   redisUrl: string;

@@ -2,17 +2,17 @@
 // moves, a LogWriter whose steps run when asked, the closer, the rebuilder and the reader.
 import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
-import { ClusterLock } from '../../lib/locks.js';
-import { createLogger } from '../../lib/log.js';
+import { ClusterLock } from '../../lib/cluster/locks.js';
+import { createLogger } from '../../lib/ops/log.js';
 import { PeriodCloser } from '../../lib/storage/closer.js';
 import type { Point } from '../../lib/storage/codec.js';
 import { loadLayout, type StorageLayout } from '../../lib/storage/layout.js';
 import { LogWriter, type PendingBatch } from '../../lib/storage/log-writer.js';
 import { TimelineReader } from '../../lib/storage/reader.js';
 import { TotalsRebuilder } from '../../lib/storage/rebuild.js';
-import type { Sample } from '../../lib/store.js';
-import { Totals } from '../../lib/totals.js';
-import { clusterKeys } from '../../lib/keys.js';
+import type { Sample } from '../../lib/storage/store.js';
+import { Totals } from '../../lib/storage/totals.js';
+import { clusterKeys } from '../../lib/shared/keys.js';
 import { connected, type Owner } from './servers.js';
 
 export const MIN = 60_000;
@@ -60,7 +60,7 @@ export async function storageKit(t: Owner, o: KitOptions = {}): Promise<StorageK
   const rebuilder = new TotalsRebuilder({ redis, db, lock, layout, cluster, log }, { graceMs: 0, now });
   await startTotals(redis, db, layout, cluster);
   const writer = new LogWriter(db, totals, layout, 'node-a');
-  const closer = new PeriodCloser(redis, db, totals, lock, layout, cluster, log, { graceMs: 0, now });
+  const closer = new PeriodCloser({ redis, db, totals, lock, layout, cluster, log }, { graceMs: 0, now });
   const reader = new TimelineReader(redis, db, layout, cluster);
   return {
     redis, db, cluster, layout, totals, writer, closer, rebuilder, reader, clock,

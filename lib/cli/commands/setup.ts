@@ -1,0 +1,21 @@
+import type { Config } from '../../ops/config.js';
+import { describe, ensureServers, survey } from '../../ops/embedded/setup.js';
+
+/**
+ * `influencer-node setup [--check]`: finds redis-server and FerretDB, and installs the missing ones
+ * (apt-get as root, a Go build into the cache); `--check` only reports. Exit 0 when both are there.
+ */
+export async function setupCommand(config: Config, opts: Record<string, unknown>): Promise<number> {
+  const out = (text: string): void => { process.stdout.write(text); };
+  const dataLine = `${'data'.padEnd(13)} ${config.dataDir}  (where the servers demo starts keep their data)\n`;
+  if (opts.check) {
+    const found = await survey();
+    for (const s of found) out(`${describe(s, 'check')}\n`);
+    out(dataLine);
+    return found.every((s) => s.lookup.found) ? 0 : 1;
+  }
+  const { installed } = await ensureServers(out);
+  out(dataLine);
+  if (installed.length === 0) out('nothing to install\n');
+  return 0;
+}

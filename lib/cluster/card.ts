@@ -1,0 +1,76 @@
+import { createHash } from 'node:crypto';
+import { NAME_PATTERN } from '../ops/config.js';
+import { memberProblem, type RingMember } from '../ring/ring.js';
+
+export type { RingMember };
+
+/** Lifecycle of a member: only `active` members are on the ring. */
+export type MemberState = 'joining' | 'active' | 'leaving';
+export const MEMBER_STATES: readonly MemberState[] = ['joining', 'active', 'leaving'];
+
+/** Version of the card format; a card of another version is shown as unreadable. */
+export const CARD_FORMAT = 1;
+
+/** The JSON a node keeps at `<cluster>:node:<id>` (TTL = HEARTBEAT_TTL_MS). */
+export interface MemberCard {
+  format: typeof CARD_FORMAT;
+  id: string;
+  host: string;
+  pid: number;
+  version: string;
+  weight: number;
+  state: MemberState;
+  /** epoch ms */
+  started: number;
+  /** epoch ms of the last refresh */
+  heartbeat: number;
+  ttlMs: number;
+  /** hash of the member set this node has built its ring from */
+  view: string;
+  /** random per process: a node refreshes or deletes only a card that holds its own token */
+  token?: string;
+  stats: Record<string, unknown>;
+}
+
+export type ParsedCard = { ok: true; card: MemberCard } | { ok: false; id: string; error: string };
+
+/**
+ * Parses a member key's value; garbage (not JSON, an old or unknown format, an id or weight outside
+ * the NODE_ID and NODE_WEIGHT settings' bounds, which the ring refuses) is an error, never a throw.
+ */
+export function parseCard(id: string, raw: string | null): ParsedCard {
+  if (raw === null) return { ok: false, id, error: 'key vanished' };
+  let v: unknown;
+  try { v = JSON.parse(raw); } catch { return { ok: false, id, error: 'not JSON' }; }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { ok: false, id, error: 'not a JSON object' };
+  const c = v as Record<string, unknown>;
+  if (c.format !== CARD_FORMAT) return { ok: false, id, error: `unknown card format ${JSON.stringify(c.format ?? null)}` };
+  const missing: string[] = (['id', 'host', 'version', 'view'] as string[]).filter((k) => typeof c[k] !== 'string')
+    .concat((['pid', 'weight', 'started', 'heartbeat', 'ttlMs'] as string[])
+      .filter((k) => typeof c[k] !== 'number' || !Number.isFinite(c[k])));
+  if (missing.length) return { ok: false, id, error: `bad or missing ${missing.join(', ')}` };
+  if (!MEMBER_STATES.includes(c.state as MemberState)) return { ok: false, id, error: `unknown state ${JSON.stringify(c.state)}` };
+  if (c.id !== id) return { ok: false, id, error: `card names another id ${JSON.stringify(c.id)}` };
+  if (!NAME_PATTERN.test(id)) return { ok: false, id, error: 'id is not a valid NODE_ID' };
+  const refused = memberProblem({ id, weight: c.weight });
+  if (refused !== undefined) return { ok: false, id, error: refused };
+  const stats = typeof c.stats === 'object' && c.stats !== null && !Array.isArray(c.stats) ? c.stats as Record<string, unknown> : {};
+  return { ok: true, card: { ...(c as unknown as MemberCard), stats } };
+}
+
+/** The members that belong on the ring: readable cards in state active, as {id, weight}. */
+export function activeMembers(cards: readonly ParsedCard[]): RingMember[] {
+  return cards.flatMap((c) => (c.ok && c.card.state === 'active' ? [{ id: c.card.id, weight: c.card.weight }] : []));
+}
+
+/** Healthy = active and heartbeat fresher than its TTL. */
+export function isHealthy(card: MemberCard, now = Date.now()): boolean {
+  return card.state === 'active' && now - card.heartbeat <= card.ttlMs;
+}
+
+/** Short, order-independent hash of a member set: equal on every node that sees the same set. */
+export function viewHash(members: readonly RingMember[]): string {
+  const text = members.map((m) => `${m.id}:${m.weight}`).sort().join(',');
+  return createHash('sha1').update(text).digest('hex').slice(0, 8);
+}
+

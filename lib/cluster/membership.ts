@@ -1,0 +1,214 @@
+// This process's own member card (like dskit's lifecycler): claimed, heartbeated, its state
+// published, and deleted on leave. The cluster as read from Redis is member-view.ts's job.
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import type { Redis } from 'ioredis';
+import { CARD_FORMAT, parseCard, viewHash, type MemberCard, type MemberState, type ParsedCard, type RingMember } from './card.js';
+import { MemberView, readMembers } from './member-view.js';
+import { eventsChannel, memberIndexKey, nodeKey } from '../shared/keys.js';
+import type { Logger } from '../ops/log.js';
+import { VERSION } from '../ops/version.js';
+import { sleep } from '../shared/util.js';
+import { heartbeat, release } from '../lua/scripts.js';
+
+export interface MembershipOptions {
+  cluster: string;
+  id: string;
+  weight: number;
+  ttlMs: number;
+  /** live figures published in the card */
+  stats?: () => Record<string, unknown>;
+  /** the node's clock, for the card's times */
+  now?: () => number;
+}
+
+/** Another live process holds this NODE_ID: the node must not start (exit 1). */
+export class DuplicateNodeError extends Error {}
+
+/**
+ * This node's place in the cluster: a card under `<cluster>:node:<id>` with a TTL, refreshed every
+ * TTL/3; join, leave and state changes on `<cluster>:events`. Emits `members` with the active
+ * members (the ring) whenever its MemberView sees that set change, this node included while active.
+ */
+export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
+  private state: MemberState = 'joining';
+  private readonly now: () => number;
+  private readonly started: number;
+  private readonly key: string;
+  private readonly channel: string;
+  private readonly members: MemberView;
+  private view = viewHash([]);
+  private heartbeatTimer?: NodeJS.Timeout;
+  private closing?: Promise<void>;
+  /** set once this process holds the key: never touch another process's card */
+  private claimed = false;
+  /** identifies this process's card: another process with the same id has another token */
+  private readonly token = randomBytes(8).toString('hex');
+  /** another process holds our id (we were gone past the TTL): logged once per episode */
+  private displaced = false;
+
+  constructor(
+    private readonly redis: Redis,
+    sub: Redis,
+    private readonly opts: MembershipOptions,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.now = opts.now ?? Date.now;
+    this.started = this.now();
+    this.key = nodeKey(opts.cluster, opts.id);
+    this.channel = eventsChannel(opts.cluster);
+    const self = { id: opts.id, weight: opts.weight };
+    const selfActive = (): boolean => this.state === 'active';
+    this.members = new MemberView(redis, sub, { cluster: opts.cluster, self, selfActive, ttlMs: opts.ttlMs }, log);
+    this.members.on('members', (members) => this.emit('members', members));
+  }
+
+  get id(): string { return this.opts.id; }
+  get currentState(): MemberState { return this.state; }
+  get ringMembers(): RingMember[] { return this.members.ringMembers; }
+  /** the cards seen by the last scan */
+  get cards(): ParsedCard[] { return this.members.cards; }
+
+  /** Claims the id (refusing a live duplicate), subscribes, scans, and becomes active. */
+  async start(): Promise<void> {
+    const claimed = await this.redis.set(this.key, this.cardJson(), 'PX', this.opts.ttlMs, 'NX');
+    if (claimed === 'OK') await this.redis.sadd(memberIndexKey(this.opts.cluster), this.opts.id);
+    if (claimed !== 'OK') {
+      const [raw, pttl] = await Promise.all([this.redis.get(this.key), this.redis.pttl(this.key)]);
+      const holder = parseCard(this.opts.id, raw);
+      const who = holder.ok
+        ? `${holder.card.host} pid ${holder.card.pid}, heartbeat ${Math.round((Date.now() - holder.card.heartbeat) / 1000)} s ago`
+        : 'an unreadable card';
+      const expires = pttl > 0
+        ? `its key expires in ${(pttl / 1000).toFixed(1)} s unless that process is still alive`
+        : 'its key has no TTL: delete it if no process runs with this id';
+      const inUse = `NODE_ID ${this.opts.id} is already in use in cluster ${this.opts.cluster} (${who})`;
+      throw new DuplicateNodeError(`${inUse}; choose another NODE_ID or wait: ${expires}`);
+    }
+    this.claimed = true;
+    await this.members.listen();
+    // after a reconnect (Redis restarted) announce and look around at once
+    this.redis.on('ready', () => { void this.heartbeat(); this.members.requestScan(); });
+    await this.publish('join');
+    this.scheduleHeartbeat();
+    await this.members.scan();
+    await this.setState('active');
+    this.members.scanEverySecond();
+  }
+
+  /** Publishes the state change and rewrites the card at once. */
+  async setState(state: MemberState): Promise<void> {
+    if (this.state === state || !this.claimed) return;
+    this.state = state;
+    this.log.info({ state, node: this.opts.id }, `member ${state}`);
+    await this.heartbeat();
+    await this.publish('state');
+    await this.members.scan();
+  }
+
+  /**
+   * Leaving: waits (at most `timeoutMs`) until every other active member publishes a view
+   * without this node, i.e. has taken over its pks; resolves to whether they all did.
+   */
+  async awaitHandover(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const cards = await readMembers(this.redis, this.opts.cluster, 'index');
+        const others = cards.flatMap((c) => (c.ok && c.card.state === 'active' && c.card.id !== this.opts.id ? [c.card] : []));
+        const expected = viewHash(others.map((c) => ({ id: c.id, weight: c.weight })));
+        if (others.every((c) => c.view === expected)) return true;
+      } catch { /* Redis down: nobody can take over; wait */ }
+      if (Date.now() > deadline) return false;
+      await sleep(100);
+    }
+  }
+
+  /** Stops heartbeating, deletes the key and announces the leave. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearTimeout(this.heartbeatTimer);
+      this.members.close();
+      this.removeAllListeners('members');
+      if (!this.claimed) return;
+      try {
+        await release(this.redis, [this.key, memberIndexKey(this.opts.cluster)], [this.token, this.opts.id]);
+        await this.publish('leave');
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'could not delete the member key; it expires with its TTL');
+      }
+      await this.members.unsubscribe();
+    })();
+    return this.closing;
+  }
+
+  /** Called by the node when its ring was rebuilt, so the card shows the view in use. */
+  setView(members: readonly RingMember[]): void {
+    const view = viewHash(members);
+    if (view === this.view) return;
+    this.view = view;
+    void this.heartbeat();
+  }
+
+  private cardJson(): string {
+    const card: MemberCard = {
+      format: CARD_FORMAT,
+      id: this.opts.id,
+      host: hostname(),
+      pid: process.pid,
+      version: VERSION,
+      weight: this.opts.weight,
+      state: this.state,
+      started: this.started,
+      heartbeat: this.now(),
+      ttlMs: this.opts.ttlMs,
+      view: this.view,
+      token: this.token,
+      stats: this.opts.stats?.() ?? {},
+    };
+    return JSON.stringify(card);
+  }
+
+  private async publish(type: 'join' | 'leave' | 'state'): Promise<void> {
+    try {
+      await this.redis.publish(this.channel, JSON.stringify({ type, id: this.opts.id, state: this.state }));
+    } catch { /* lossy by design: peers rescan */ }
+  }
+
+  /**
+   * Refreshes the card; re-announces when the key is gone (Redis restarted, a long pause). If
+   * another process took this id meanwhile, its card is left alone and the conflict logged once.
+   */
+  private async heartbeat(): Promise<void> {
+    if (this.closing || !this.claimed) return;
+    let result: number;
+    try {
+      const keys = [this.key, memberIndexKey(this.opts.cluster)];
+      result = Number(await heartbeat(this.redis, keys, [this.cardJson(), this.opts.ttlMs, this.token, this.opts.id]));
+    } catch {
+      return; // Redis down: the connection logs it once; keep working on the last view
+    }
+    if (result === -1) {
+      const taken = `another process took NODE_ID ${this.opts.id} while this one was away past its TTL`;
+      if (!this.displaced) this.log.error({ node: this.opts.id }, `${taken}; this process is no longer a member: stop it`);
+      this.displaced = true;
+      return;
+    }
+    this.displaced = false;
+    if (result === 1) {
+      this.log.warn({ node: this.opts.id }, 'own member key was gone; announced again');
+      await this.publish('join');
+      this.members.requestScan();
+    }
+  }
+
+  private scheduleHeartbeat(): void {
+    if (this.closing) return;
+    this.heartbeatTimer = setTimeout(async () => {
+      await this.heartbeat();
+      this.scheduleHeartbeat();
+    }, Math.max(50, Math.floor(this.opts.ttlMs / 3)));
+  }
+}

@@ -1,0 +1,289 @@
+import { homedir, hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
+import { bucketProblem } from '../storage/layout.js';
+import { MAX_UNIVERSE } from '../ring/pk-universe.js';
+
+/** A setting that cannot be used: the CLI prints `message` alone and exits with code 2. */
+export class ConfigError extends Error {
+  readonly exitCode = 2;
+}
+
+type Kind = 'url' | 'int' | 'number' | 'name' | 'level' | 'host' | 'bool' | 'string' | 'path';
+
+interface Setting {
+  env: string;
+  flag: string;
+  kind: Kind;
+  def: (env: NodeJS.ProcessEnv) => string | undefined;
+  help: string;
+  min?: number;
+  max?: number;
+  protocols?: string[];
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** What a `name` setting (NODE_ID, CLUSTER, MONGO_DB) may hold; member cards are held to it too. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Every setting, in the order of the README table and .env.example. */
+export const SETTINGS = {
+  redisUrl: {
+    env: 'REDIS_URL', flag: 'redis-url', kind: 'url', protocols: ['redis:', 'rediss:'],
+    def: () => 'redis://127.0.0.1:6379',
+    help: 'Redis holding membership, events, locks (rediss:// for TLS; a password may be in the URL)',
+  },
+  mongoUrl: {
+    env: 'MONGO_URL', flag: 'mongo-url', kind: 'url', protocols: ['mongodb:', 'mongodb+srv:'],
+    def: () => 'mongodb://127.0.0.1:27017',
+    help: 'MongoDB (5+) or FerretDB (1.24+) storing influencers and timelines',
+  },
+  mongoDb: { env: 'MONGO_DB', flag: 'mongo-db', kind: 'name', def: () => 'influencer', help: 'database name' },
+  mockstagramUrl: {
+    env: 'MOCKSTAGRAM_URL', flag: 'mockstagram-url', kind: 'url', protocols: ['http:', 'https:'],
+    def: () => 'http://127.0.0.1:3000',
+    help: 'base URL of the Mockstagram API',
+  },
+  cluster: {
+    env: 'CLUSTER', flag: 'cluster', kind: 'name', def: () => 'influencer',
+    help: 'Redis key prefix: clusters with different names share one Redis without meeting',
+  },
+  nodeId: {
+    env: 'NODE_ID', flag: 'node-id', kind: 'name',
+    def: () => `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`,
+    help: 'this node\'s id, unique in the cluster (default hostname-pid-random)',
+  },
+  // the ring's bounds too (lib/ring/ring.ts): a member card outside them is unreadable
+  nodeWeight: {
+    env: 'NODE_WEIGHT', flag: 'node-weight', kind: 'number', min: 0.1, max: 16, def: () => '1',
+    help: 'share of the ring relative to other nodes (2 = twice the pks; 0.1 to 16)',
+  },
+  pkMin: {
+    env: 'PK_MIN', flag: 'pk-min', kind: 'int', min: 0, def: () => '1000000',
+    help: 'first influencer pk tracked',
+  },
+  pkMax: {
+    env: 'PK_MAX', flag: 'pk-max', kind: 'int', min: 0, def: () => '1999999',
+    help: 'last influencer pk tracked (at most 2,097,152 pks in all)',
+  },
+  intervalMs: {
+    env: 'INTERVAL_MS', flag: 'interval-ms', kind: 'int', min: 100, def: () => '60000',
+    help: 'sampling resolution: each pk is fetched once per interval (aligned to UTC)',
+  },
+  heartbeatTtlMs: {
+    env: 'HEARTBEAT_TTL_MS', flag: 'heartbeat-ttl-ms', kind: 'int', min: 300, def: () => '10000',
+    help: 'TTL of a node\'s membership key; refreshed every TTL/3',
+  },
+  concurrency: {
+    env: 'CONCURRENCY', flag: 'concurrency', kind: 'int', min: 1, def: () => '256',
+    help: 'most Mockstagram requests in flight per node',
+  },
+  requestTimeoutMs: {
+    env: 'REQUEST_TIMEOUT_MS', flag: 'request-timeout-ms', kind: 'int', min: 10, def: () => '5000',
+    help: 'timeout of one Mockstagram request',
+  },
+  flushMaxSamples: {
+    env: 'FLUSH_MAX_SAMPLES', flag: 'flush-max-samples', kind: 'int', min: 1, def: () => '1000',
+    help: 'write a batch to MongoDB once this many samples are buffered',
+  },
+  flushMaxAgeMs: {
+    env: 'FLUSH_MAX_AGE_MS', flag: 'flush-max-age-ms', kind: 'int', min: 10, def: () => '1000',
+    help: '…or once the oldest buffered sample is this old',
+  },
+  writeConcurrency: {
+    env: 'WRITE_CONCURRENCY', flag: 'write-concurrency', kind: 'int', min: 1, max: 64, def: () => '3',
+    help: 'batches written to MongoDB at once (their Redis totals steps keep batch order)',
+  },
+  bufferMaxSamples: {
+    env: 'BUFFER_MAX_SAMPLES', flag: 'buffer-max-samples', kind: 'int', min: 1, def: () => '2000000',
+    help: 'samples held while MongoDB is unreachable; past it the oldest are dropped (counted, logged)',
+  },
+  bucketMs: {
+    env: 'BUCKET_MS', flag: 'bucket-ms', kind: 'int', min: 1000, def: () => '3600000',
+    help: 'period of one timeline bucket (a document per pk and period): '
+      + 'a multiple of INTERVAL_MS dividing a day; fixed for a database',
+  },
+  timelineRetentionDays: {
+    env: 'TIMELINE_RETENTION_DAYS', flag: 'timeline-retention-days', kind: 'int', min: 1, max: 36500, def: () => '30',
+    help: 'days one-interval points (buckets) are kept',
+  },
+  rollupRetentionDays: {
+    env: 'ROLLUP_RETENTION_DAYS', flag: 'rollup-retention-days', kind: 'int', min: 1, max: 36500, def: () => '730',
+    help: 'days the per-bucket rollups (hourly last, min, max, mean) are kept',
+  },
+  logRetentionHours: {
+    env: 'LOG_RETENTION_HOURS', flag: 'log-retention-hours', kind: 'int', min: 1, max: 8760, def: () => '24',
+    help: 'hours a closed period\'s durable log is kept after its buckets are written',
+  },
+  metricsPort: {
+    env: 'METRICS_PORT', flag: 'metrics-port', kind: 'int', min: 0, max: 65535, def: () => '0',
+    help: 'port of the HTTP server for Prometheus /metrics, /healthz and /readyz (0 = off)',
+  },
+  metricsHost: {
+    env: 'METRICS_HOST', flag: 'metrics-host', kind: 'host', def: () => '127.0.0.1',
+    help: 'address the metrics server listens on (0.0.0.0 or :: for every interface)',
+  },
+  suspiciousIntervalMs: {
+    env: 'SUSPICIOUS_INTERVAL_MS', flag: 'suspicious-interval-ms', kind: 'int', min: 0, def: () => '86400000',
+    help: 'each owned pk is checked with is_suspicious once per this period, spread over it (0 = off)',
+  },
+  suspiciousConcurrency: {
+    env: 'SUSPICIOUS_CONCURRENCY', flag: 'suspicious-concurrency', kind: 'int', min: 1, def: () => '4',
+    help: 'most is_suspicious requests in flight per node',
+  },
+  suspiciousTimeoutMs: {
+    env: 'SUSPICIOUS_TIMEOUT_MS', flag: 'suspicious-timeout-ms', kind: 'int', min: 10, def: () => '15000',
+    help: 'timeout of one is_suspicious request',
+  },
+  suspiciousPost: {
+    env: 'SUSPICIOUS_POST', flag: 'suspicious-post', kind: 'bool', def: () => 'false',
+    help: 'use the older POST /api/v1/influencers/is_suspicious (body: the latest counts) instead of GET',
+  },
+  clockSkewMs: {
+    env: 'CLOCK_SKEW_MS', flag: 'clock-skew-ms', kind: 'int', min: -3_600_000, max: 3_600_000, def: () => '0',
+    help: 'test hook: offsets this node\'s clock by this many ms, as if its system clock were wrong (0 = off)',
+  },
+  dataDir: {
+    env: 'DATA_DIR', flag: 'data-dir', kind: 'path', def: defaultDataDir,
+    help: 'where the servers `demo` starts itself keep their data (redis/, ferretdb/); '
+      + 'default: $XDG_DATA_HOME/influencer-node, else ~/.local/share/influencer-node',
+  },
+  logLevel: {
+    env: 'LOG_LEVEL', flag: 'log-level', kind: 'level', def: () => 'info', help: `log level: ${LEVELS.join(', ')}`,
+  },
+} satisfies Record<string, Setting>;
+
+export type SettingName = keyof typeof SETTINGS;
+
+export interface Config {
+  redisUrl: string;
+  mongoUrl: string;
+  mongoDb: string;
+  mockstagramUrl: string;
+  cluster: string;
+  nodeId: string;
+  nodeWeight: number;
+  pkMin: number;
+  pkMax: number;
+  intervalMs: number;
+  heartbeatTtlMs: number;
+  concurrency: number;
+  requestTimeoutMs: number;
+  flushMaxSamples: number;
+  flushMaxAgeMs: number;
+  writeConcurrency: number;
+  bufferMaxSamples: number;
+  bucketMs: number;
+  timelineRetentionDays: number;
+  rollupRetentionDays: number;
+  logRetentionHours: number;
+  metricsPort: number;
+  metricsHost: string;
+  suspiciousIntervalMs: number;
+  suspiciousConcurrency: number;
+  suspiciousTimeoutMs: number;
+  suspiciousPost: boolean;
+  clockSkewMs: number;
+  dataDir: string;
+  logLevel: string;
+}
+
+export { MAX_UNIVERSE };
+
+/**
+ * Builds the validated config: CLI flag values (camelCase keys, as commander gives them) win over
+ * the environment, which wins over defaults. Throws ConfigError naming the setting, the value and
+ * what is allowed.
+ */
+export function loadConfig(flags: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  const out: Record<string, unknown> = {};
+  for (const [key, setting] of Object.entries(SETTINGS) as [SettingName, Setting][]) {
+    const fromFlag = flags[key];
+    const fromEnv = env[setting.env] !== undefined && env[setting.env] !== '' ? env[setting.env] : undefined;
+    const raw = fromFlag !== undefined ? String(fromFlag) : fromEnv ?? setting.def(env);
+    const label = fromFlag !== undefined ? `--${setting.flag}` : setting.env;
+    out[key] = parseSetting(label, String(raw), setting);
+  }
+  const config = out as unknown as Config;
+  if (config.pkMin > config.pkMax) {
+    throw new ConfigError(`PK_MIN=${config.pkMin} is greater than PK_MAX=${config.pkMax}: PK_MIN must be ≤ PK_MAX`);
+  }
+  const bucket = bucketProblem(config.intervalMs, config.bucketMs);
+  if (bucket) throw new ConfigError(`BUCKET_MS=${config.bucketMs} is not valid: expected ${bucket}`);
+  if (config.pkMax - config.pkMin + 1 > MAX_UNIVERSE) {
+    const pks = config.pkMax - config.pkMin + 1;
+    const allowed = `at most ${MAX_UNIVERSE} pks (PK_MAX - PK_MIN + 1) are allowed`;
+    throw new ConfigError(`PK_MAX=${config.pkMax} makes ${pks} pks: ${allowed}`);
+  }
+  return config;
+}
+
+/** Whether a setting was given (flag, environment or .env) rather than left to its default. */
+export function isGiven(
+  key: SettingName, flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env,
+): boolean {
+  return flags[key] !== undefined || Boolean(env[SETTINGS[key].env]);
+}
+
+function defaultDataDir(env: NodeJS.ProcessEnv): string {
+  return join(env.XDG_DATA_HOME || join(env.HOME || homedir(), '.local', 'share'), 'influencer-node');
+}
+
+/** A DNS host name: labels of letters, digits and '-', at most 253 characters in all. */
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/;
+
+function parseSetting(label: string, raw: string, s: Setting): string | number | boolean {
+  const bad = (allowed: string): never => {
+    const shown = s.kind === 'url' ? maskUrl(raw) : raw;
+    throw new ConfigError(`${label}=${JSON.stringify(shown)} is not valid: expected ${allowed}`);
+  };
+  const value = raw.trim();
+  switch (s.kind) {
+    case 'url': {
+      const expected = `a URL starting with ${s.protocols!.map((p) => `${p}//`).join(' or ')}`;
+      let url: URL;
+      try { url = new URL(value); } catch { return bad(expected); }
+      if (!s.protocols!.includes(url.protocol)) return bad(expected);
+      return value;
+    }
+    case 'int': {
+      const n = Number(value);
+      if (!/^-?\d+$/.test(value) || !Number.isSafeInteger(n) || n < (s.min ?? 0) || n > (s.max ?? Infinity)) {
+        return bad(s.max === undefined ? `an integer ≥ ${s.min ?? 0}` : `an integer from ${s.min ?? 0} to ${s.max}`);
+      }
+      return n;
+    }
+    case 'number': {
+      const n = Number(value);
+      if (value === '' || !Number.isFinite(n) || n < (s.min ?? 0) || n > (s.max ?? Infinity)) {
+        return bad(s.max === undefined ? `a number ≥ ${s.min ?? 0}` : `a number from ${s.min ?? 0} to ${s.max}`);
+      }
+      return n;
+    }
+    case 'name':
+      if (!NAME_PATTERN.test(value)) return bad('1-128 characters of letters, digits, ".", "_" or "-"');
+      return value;
+    case 'level':
+      if (!LEVELS.includes(value.toLowerCase())) return bad(`one of ${LEVELS.join(', ')}`);
+      return value.toLowerCase();
+    case 'host':
+      if (!isIP(value) && !HOST_NAME.test(value)) return bad('an IP address or a host name');
+      return value;
+    case 'bool':
+      if (/^(true|1|yes|on)$/i.test(value)) return true;
+      if (/^(false|0|no|off)$/i.test(value)) return false;
+      return bad('true or false');
+    case 'string':
+      return value;
+    case 'path':
+      if (value === '' || value.includes('\0')) return bad('a directory path');
+      return resolve(value);
+  }
+}
+
+/** The URL with any password replaced by `***`, for logs and output; the rest is kept as given. */
+export function maskUrl(raw: string): string {
+  return raw.replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1***@');
+}

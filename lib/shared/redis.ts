@@ -1,0 +1,75 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { maskUrl } from '../ops/config.js';
+import { StateLog, type Logger } from '../ops/log.js';
+import { sleep } from './util.js';
+
+/**
+ * A Redis connection that reconnects for ever with capped backoff and fails commands at once
+ * while disconnected (callers keep working on their last view instead of queueing).
+ * rediss:// URLs get TLS; passwords in the URL are used and never logged. Connections given one
+ * `state` log an outage once between them; failures before the first connect are left to
+ * `connectRedis`, which says once that it waits.
+ */
+export function createRedis(url: string, log: Logger, name: string, extra: RedisOptions = {}, state = new StateLog(log, 'redis')): Redis {
+  let connected = false;
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectionName: name,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 3000,
+    // a Redis that stops answering (frozen, a black-holed connection) fails commands instead of hanging them
+    commandTimeout: 10_000,
+    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+    ...extra,
+  });
+  redis.on('ready', () => { connected = true; state.set('up', { url: maskUrl(url), conn: name }); });
+  redis.on('error', (err: Error) => { if (connected) state.set('down', { url: maskUrl(url), conn: name, err: err.message }, 'warn'); });
+  redis.on('end', () => state.set('closed', { conn: name }));
+  return redis;
+}
+
+/**
+ * A connection for a command that runs once (status, show, a reachability check): it does not
+ * reconnect and fails commands at once. Its error events are swallowed; `cause()` gives the first
+ * one, which names the real reason (ECONNREFUSED, …) where connect() only says "Connection is closed.".
+ */
+export function createOneShotRedis(url: string, timeoutMs = 3000): Redis & { cause: () => Error | undefined } {
+  const redis = new Redis(url, {
+    lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null,
+  });
+  let first: Error | undefined;
+  redis.on('error', (err: Error) => { first ??= err; });
+  return Object.assign(redis, { cause: () => first });
+}
+
+/** Connects, retrying every second while `signal` is not aborted; logs once that it waits. */
+export async function connectRedis(redis: Redis, url: string, log: Logger, signal?: AbortSignal): Promise<void> {
+  let warned = false;
+  // connect() only says "Connection is closed."; the error event carries the cause (ECONNREFUSED, ...)
+  let cause: Error | undefined;
+  const onAnyError = (err: Error): void => { cause = err; };
+  redis.on('error', onAnyError);
+  try {
+    for (;;) {
+      try {
+        if (redis.status === 'wait' || redis.status === 'end') await redis.connect();
+        else if (redis.status !== 'ready') await new Promise<void>((resolve, reject) => {
+          const onReady = (): void => { redis.off('error', onError); resolve(); };
+          const onError = (err: Error): void => { redis.off('ready', onReady); reject(err); };
+          redis.once('ready', onReady);
+          redis.once('error', onError);
+        });
+        if (warned) log.info({ url: maskUrl(url) }, 'Redis reachable');
+        return;
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        if (!warned) log.warn({ url: maskUrl(url), err: (cause ?? err as Error).message }, 'Redis unreachable; retrying every second');
+        warned = true;
+        await sleep(1000, signal);
+      }
+    }
+  } finally {
+    redis.off('error', onAnyError);
+  }
+}

@@ -1,0 +1,51 @@
+// Small helpers used across the library: one of each.
+
+/** 2^32: a 32-bit hash as a fraction of the interval is `hash / TWO_32` (the slot of a pk). */
+export const TWO_32 = 2 ** 32;
+
+/** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve(); }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** First index in [lo, hi) of the ascending `sorted` whose value is ≥ `value` (hi if none). */
+export function lowerBound(sorted: ArrayLike<number>, value: number, lo = 0, hi = sorted.length): number {
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** First index in [lo, hi) of the ascending `sorted` whose value is > `value` (hi if none). */
+export function upperBound(sorted: ArrayLike<number>, value: number, lo = 0, hi = sorted.length): number {
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! <= value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Largest |epoch ms| a Date holds. */
+export const MAX_DATE_MS = 8.64e15;
+
+/**
+ * An ISO time or epoch milliseconds, within the times a Date holds; otherwise a RangeError saying
+ * what was expected (the caller names the flag or parameter).
+ */
+export function parseTime(raw: string): number {
+  const text = raw.trim();
+  const t = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  if (text === '' || !Number.isFinite(t)) throw new RangeError('expected an ISO time (2026-11-27T10:00Z) or epoch milliseconds');
+  if (Math.abs(t) > MAX_DATE_MS) {
+    throw new RangeError(`expected a time from ${new Date(-MAX_DATE_MS).toISOString()} to ${new Date(MAX_DATE_MS).toISOString()}`);
+  }
+  return t;
+}
