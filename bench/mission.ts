@@ -4,7 +4,7 @@
 // samples/s, on time, lateness, each process's CPU per stored sample against its budget, RSS.
 import { BenchCluster, nextBoundary, sleepUntil, type Infra } from './cluster.js';
 import { bottleneck, cardFigure, commandStats, maxOf, measureWindow, median, onTimePct, settleMs } from './measure.js';
-import { freePort } from '../lib/ports.js';
+import { freePort } from '../lib/ops/ports.js';
 import { round } from './proc.js';
 import type { SingleNodeOptions } from './single-node.js';
 
