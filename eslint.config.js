@@ -5,14 +5,27 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'lib/read/dashboard/**', 'bench/results/**', '.chaos/**', 'coverage/**', '.tap/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'lib/read/dashboard/**',
+      'bench/results/**',
+      '.chaos/**',
+      'coverage/**',
+      '.tap/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   { languageOptions: { globals: globals.node } },
   {
     rules: {
       // a leading underscore names what is left out on purpose (a destructured field, an argument)
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true },
+      ],
     },
   },
 );

@@ -1,7 +1,10 @@
 // autocannon 8 as the benchmarks use it (it ships no types), and lists of requests for random pks.
 import { createRequire } from 'node:module';
 
-export interface AutocannonRequest { method?: string; path?: string }
+export interface AutocannonRequest {
+  method?: string;
+  path?: string;
+}
 export interface AutocannonResult {
   duration: number;
   /** connection errors, timeouts included */
@@ -13,7 +16,11 @@ export interface AutocannonResult {
 }
 /** Runs for `duration` seconds, or until `amount` answers when given. */
 export type Autocannon = (opts: {
-  url: string; connections: number; duration: number; amount?: number; requests?: AutocannonRequest[];
+  url: string;
+  connections: number;
+  duration: number;
+  amount?: number;
+  requests?: AutocannonRequest[];
 }) => Promise<AutocannonResult>;
 
 export const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
@@ -22,6 +29,11 @@ export const autocannon = createRequire(import.meta.url)('autocannon') as Autoca
  * n GETs of `path(pk)` for random pks of [pkMin, pkMin + count), each built once: autocannon's
  * per-request setupRequest costs it about half its throughput, which would make the client the bottleneck.
  */
-export function randomPkRequests(n: number, pkMin: number, count: number, path: (pk: number) => string): AutocannonRequest[] {
+export function randomPkRequests(
+  n: number,
+  pkMin: number,
+  count: number,
+  path: (pk: number) => string,
+): AutocannonRequest[] {
   return Array.from({ length: n }, () => ({ method: 'GET', path: path(pkMin + Math.floor(Math.random() * count)) }));
 }

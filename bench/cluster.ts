@@ -48,9 +48,14 @@ export class BenchCluster {
   readonly dbName = `bench_${this.cluster}`;
   readonly nodes = new Map<string, NodeProcess>();
 
-  constructor(readonly infra: Infra, readonly opts: ClusterOptions) {}
+  constructor(
+    readonly infra: Infra,
+    readonly opts: ClusterOptions,
+  ) {}
 
-  get pkMax(): number { return PK_MIN + this.opts.pks - 1; }
+  get pkMax(): number {
+    return PK_MIN + this.opts.pks - 1;
+  }
 
   env(id: string): NodeJS.ProcessEnv {
     const o = this.opts;
@@ -86,7 +91,11 @@ export class BenchCluster {
       partial = lines.pop() ?? '';
       for (const line of lines) {
         let msg = line.trim();
-        try { msg = String((JSON.parse(line) as { msg?: unknown }).msg ?? line); } catch { /* not a log line: keep it whole */ }
+        try {
+          msg = String((JSON.parse(line) as { msg?: unknown }).msg ?? line);
+        } catch {
+          /* not a log line: keep it whole */
+        }
         if (msg) node.warnings.set(msg, (node.warnings.get(msg) ?? 0) + 1);
       }
     });
@@ -105,7 +114,9 @@ export class BenchCluster {
         all.set(msg, w);
       }
     }
-    return [...all].sort((a, b) => b[1].count - a[1].count).slice(0, 8)
+    return [...all]
+      .sort((a, b) => b[1].count - a[1].count)
+      .slice(0, 8)
       .map(([msg, w]) => `${msg.slice(0, 160)} ×${w.count} (${[...w.ids].join(', ')})`);
   }
 
@@ -118,7 +129,12 @@ export class BenchCluster {
   }
 
   /** Polls the cards until `done` holds; fails with `what` (and any dead node's stderr) after `timeoutMs`. */
-  async waitFor(done: (cards: Map<string, MemberCard>) => boolean, timeoutMs: number, what: string, everyMs = 50): Promise<Map<string, MemberCard>> {
+  async waitFor(
+    done: (cards: Map<string, MemberCard>) => boolean,
+    timeoutMs: number,
+    what: string,
+    everyMs = 50,
+  ): Promise<Map<string, MemberCard>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       this.assertAlive();
@@ -131,19 +147,28 @@ export class BenchCluster {
 
   /** Waits until exactly `ids` are active, agree on the ring, and own every pk between them. */
   settled(ids: string[], timeoutMs = 30_000): Promise<Map<string, MemberCard>> {
-    return this.waitFor((cards) => {
-      const active = [...cards.values()].filter((c) => c.state === 'active');
-      if (active.length !== ids.length || !ids.every((id) => cards.get(id)?.state === 'active')) return false;
-      const view = viewHash(active.map((c) => ({ id: c.id, weight: c.weight })));
-      const owned = active.reduce((sum, c) => sum + Number(c.stats.owned ?? 0), 0);
-      return active.every((c) => c.view === view) && owned === this.opts.pks;
-    }, timeoutMs, `${ids.join(', ')} to own all ${this.opts.pks} pks`);
+    return this.waitFor(
+      (cards) => {
+        const active = [...cards.values()].filter((c) => c.state === 'active');
+        if (active.length !== ids.length || !ids.every((id) => cards.get(id)?.state === 'active')) return false;
+        const view = viewHash(active.map((c) => ({ id: c.id, weight: c.weight })));
+        const owned = active.reduce((sum, c) => sum + Number(c.stats.owned ?? 0), 0);
+        return active.every((c) => c.view === view) && owned === this.opts.pks;
+      },
+      timeoutMs,
+      `${ids.join(', ')} to own all ${this.opts.pks} pks`,
+    );
   }
 
   /** Waits until every node's card was written after `t` (its stats then describe the interval before). */
   cardsAfter(t: number, timeoutMs = 10_000): Promise<Map<string, MemberCard>> {
     const ids = [...this.nodes.values()].filter((n) => isRunning(n.child)).map((n) => n.id);
-    return this.waitFor((cards) => ids.every((id) => (cards.get(id)?.heartbeat ?? 0) >= t), timeoutMs, `cards written after ${new Date(t).toISOString()}`, 100);
+    return this.waitFor(
+      (cards) => ids.every((id) => (cards.get(id)?.heartbeat ?? 0) >= t),
+      timeoutMs,
+      `cards written after ${new Date(t).toISOString()}`,
+      100,
+    );
   }
 
   /** Names and pids of every process whose CPU counts: the nodes, the mock, redis-server and ferretdb. */
@@ -165,7 +190,8 @@ export class BenchCluster {
 
   assertAlive(): void {
     for (const n of this.nodes.values()) {
-      if (n.child.exitCode !== null) throw new Error(`node ${n.id} exited with code ${n.child.exitCode}: ${n.child.tail().trim().slice(-800)}`);
+      if (n.child.exitCode !== null)
+        throw new Error(`node ${n.id} exited with code ${n.child.exitCode}: ${n.child.tail().trim().slice(-800)}`);
     }
   }
 
@@ -181,7 +207,10 @@ export class BenchCluster {
   /** Stops what is left and drops this cluster's data, so the next step starts on empty servers. */
   async close(): Promise<void> {
     for (const n of this.nodes.values()) if (isRunning(n.child)) await stopChild(n.child, 'SIGKILL');
-    await this.infra.mongo.db(this.dbName).dropDatabase().catch(() => undefined);
+    await this.infra.mongo
+      .db(this.dbName)
+      .dropDatabase()
+      .catch(() => undefined);
     await this.infra.redisClient.flushall().catch(() => undefined);
   }
 }

@@ -45,11 +45,22 @@ export interface FailoverResult {
 const IDS = ['a', 'b', 'c'];
 const VICTIM = 'c';
 
-export async function failover(infra: Infra, o: FailoverOptions, progress: (line: string) => void): Promise<FailoverResult> {
+export async function failover(
+  infra: Infra,
+  o: FailoverOptions,
+  progress: (line: string) => void,
+): Promise<FailoverResult> {
   const I = o.intervalMs;
   const worstMs = 6000 + (3.5 + o.intervalsAfter) * I + o.ttlMs + 2000;
-  if (Date.now() + worstMs > o.deadline) throw new Error(`skipped for the time budget (needs about ${Math.round(worstMs / 1000)} s)`);
-  const c = new BenchCluster(infra, { pks: o.pks, intervalMs: I, ttlMs: o.ttlMs, concurrency: o.concurrency, flushMaxAgeMs: o.flushMaxAgeMs });
+  if (Date.now() + worstMs > o.deadline)
+    throw new Error(`skipped for the time budget (needs about ${Math.round(worstMs / 1000)} s)`);
+  const c = new BenchCluster(infra, {
+    pks: o.pks,
+    intervalMs: I,
+    ttlMs: o.ttlMs,
+    concurrency: o.concurrency,
+    flushMaxAgeMs: o.flushMaxAgeMs,
+  });
   try {
     for (const id of IDS) c.spawn(id);
     const cards = await c.settled(IDS, 60_000);
@@ -58,7 +69,9 @@ export async function failover(infra: Infra, o: FailoverOptions, progress: (line
     const ring = new Ring(normalizeMembers([...cards.values()].map((card) => ({ id: card.id, weight: card.weight }))));
     const victimPks = new Set(ownedBy(universe, ring, VICTIM).pks);
     if (victimPks.size !== Number(cards.get(VICTIM)?.stats.owned)) {
-      throw new Error(`ring says ${VICTIM} owns ${victimPks.size} pks, its card ${String(cards.get(VICTIM)?.stats.owned)}`);
+      throw new Error(
+        `ring says ${VICTIM} owns ${victimPks.size} pks, its card ${String(cards.get(VICTIM)?.stats.owned)}`,
+      );
     }
     // the first full interval after all are active; the kill in its middle
     const from = nextBoundary(Date.now(), I);
@@ -69,10 +82,15 @@ export async function failover(infra: Infra, o: FailoverOptions, progress: (line
     c.kill(VICTIM);
     const killedAt = Date.now();
     const survivors = IDS.filter((id) => id !== VICTIM);
-    await c.waitFor((now) => {
-      const owned = [...now.values()].reduce((sum, card) => sum + Number(card.stats.owned ?? 0), 0);
-      return now.size === survivors.length && owned === o.pks;
-    }, o.ttlMs + 30_000, 'the survivors to own every pk', 20);
+    await c.waitFor(
+      (now) => {
+        const owned = [...now.values()].reduce((sum, card) => sum + Number(card.stats.owned ?? 0), 0);
+        return now.size === survivors.length && owned === o.pks;
+      },
+      o.ttlMs + 30_000,
+      'the survivors to own every pk',
+      20,
+    );
     const takeoverMs = Date.now() - killedAt;
     progress(`  survivors own every pk ${takeoverMs} ms after the kill`);
     // whole intervals after the takeover, then a graceful stop
@@ -89,7 +107,10 @@ export async function failover(infra: Infra, o: FailoverOptions, progress: (line
     let others = 0;
     for (let pk = PK_MIN; pk <= c.pkMax; pk++) {
       const missed = gaps.get(pk) ?? 0;
-      if (!victimPks.has(pk)) { others += missed; continue; }
+      if (!victimPks.has(pk)) {
+        others += missed;
+        continue;
+      }
       max = Math.max(max, missed);
       sum += missed;
       if (missed > 0) affected++;
@@ -123,7 +144,13 @@ async function missedPerPk(c: BenchCluster, from: number, to: number): Promise<M
   const intervals = (to - from) / c.opts.intervalMs;
   const gaps = new Map<number, number>();
   const pks = Array.from({ length: c.pkMax - PK_MIN + 1 }, (_, i) => PK_MIN + i);
-  const counts = await mapLimit(pks, 16, async (pk) => new Set((await reader.points(pk, from, to)).map((p) => p.at)).size);
-  pks.forEach((pk, i) => { if (counts[i]! < intervals) gaps.set(pk, intervals - counts[i]!); });
+  const counts = await mapLimit(
+    pks,
+    16,
+    async (pk) => new Set((await reader.points(pk, from, to)).map((p) => p.at)).size,
+  );
+  pks.forEach((pk, i) => {
+    if (counts[i]! < intervals) gaps.set(pk, intervals - counts[i]!);
+  });
   return gaps;
 }

@@ -16,10 +16,13 @@ const BATCH = 1000;
 const SLICES = 64;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { pks: { type: 'string', default: '200000' }, rounds: { type: 'string', default: '5' } } });
+  const { values } = parseArgs({
+    options: { pks: { type: 'string', default: '200000' }, rounds: { type: 'string', default: '5' } },
+  });
   const pks = Number(values.pks);
   const rounds = Number(values.rounds);
-  if (!Number.isInteger(pks) || pks < BATCH || !Number.isInteger(rounds) || rounds < 1) throw new Error(`--pks must be an integer ≥ ${BATCH}, --rounds ≥ 1`);
+  if (!Number.isInteger(pks) || pks < BATCH || !Number.isInteger(rounds) || rounds < 1)
+    throw new Error(`--pks must be an integer ≥ ${BATCH}, --rounds ≥ 1`);
   const server = await startRedis();
   const redis = new Redis(server.url);
   try {
@@ -33,7 +36,13 @@ async function main(): Promise<void> {
       for (let first = 0; first < pks; first += BATCH) {
         const samples = Array.from({ length: Math.min(BATCH, pks - first) }, (_, i) => {
           const pk = 1_000_000 + first + i;
-          return { pk, at: period + m * MINUTE, followerCount: 100_000 + ((pk * 7919 + m * 104_729) % 50_000), followingCount: 300 + (m % 17), username: `user${pk}` };
+          return {
+            pk,
+            at: period + m * MINUTE,
+            followerCount: 100_000 + ((pk * 7919 + m * 104_729) % 50_000),
+            followingCount: 300 + (m % 17),
+            username: `user${pk}`,
+          };
         });
         await totals.applyLog(String(token++), period, samples, 'live', (pk) => pk % SLICES);
       }
@@ -56,9 +65,14 @@ async function main(): Promise<void> {
         byCommand.set(cmd, list);
       }
     }
-    const rows = [...byCommand].map(([cmd, list]) => [cmd, round(median(list) ?? 0, 2)] as const).filter(([, us]) => us > 0.005).sort((a, b) => b[1] - a[1]);
+    const rows = [...byCommand]
+      .map(([cmd, list]) => [cmd, round(median(list) ?? 0, 2)] as const)
+      .filter(([, us]) => us > 0.005)
+      .sort((a, b) => b[1] - a[1]);
     console.log(`${pks} pks, batches of ${BATCH}, ${rounds} rounds of one interval each`);
-    console.log(`Redis CPU per sample, median: ${round(median(cpu) ?? 0, 2)} µs (rounds: ${cpu.map((x) => round(x, 1)).join(', ')})`);
+    console.log(
+      `Redis CPU per sample, median: ${round(median(cpu) ?? 0, 2)} µs (rounds: ${cpu.map((x) => round(x, 1)).join(', ')})`,
+    );
     console.log(`inside commands, µs per sample (median): ${rows.map(([cmd, us]) => `${cmd} ${us}`).join(', ')}`);
   } finally {
     redis.disconnect();
@@ -66,5 +80,8 @@ async function main(): Promise<void> {
   }
 }
 
-
-main().catch((err: Error) => { console.error(err.message); killAll(); process.exit(1); });
+main().catch((err: Error) => {
+  console.error(err.message);
+  killAll();
+  process.exit(1);
+});

@@ -92,7 +92,8 @@ export const SATURATED_PCT = 90;
  * fine" when the work was done, else the whole machine if it was busy (other processes included).
  */
 export function bottleneck(cpu: CpuUse, nodeIds: string[], onTime: boolean): string {
-  const label = (name: string): string => (nodeIds.includes(name) ? (nodeIds.length > 1 ? `node ${name}` : 'node') : name);
+  const label = (name: string): string =>
+    nodeIds.includes(name) ? (nodeIds.length > 1 ? `node ${name}` : 'node') : name;
   const ranked = [...cpu.percent].sort((a, b) => b[1] - a[1]);
   const [topName, topPct] = ranked[0] ?? ['none', 0];
   const ours = [...cpu.percent.values()].reduce((a, b) => a + b, 0);
@@ -104,11 +105,17 @@ export function bottleneck(cpu: CpuUse, nodeIds: string[], onTime: boolean): str
 }
 
 /** CPU % of one core for the shared processes and the node(s). */
-export function cpuColumns(cpu: CpuUse, nodeIds: string[]): { node: number; nodeMax: number; mock: number; redis: number; ferretdb: number; machine: number } {
+export function cpuColumns(
+  cpu: CpuUse,
+  nodeIds: string[],
+): { node: number; nodeMax: number; mock: number; redis: number; ferretdb: number; machine: number } {
   const p = (name: string): number => cpu.percent.get(name) ?? 0;
   const nodes = nodeIds.map(p);
   return {
-    node: round(nodes.reduce((a, b) => a + b, 0), 1),
+    node: round(
+      nodes.reduce((a, b) => a + b, 0),
+      1,
+    ),
     nodeMax: nodes.length ? Math.max(...nodes) : 0,
     mock: p('mock'),
     redis: p('redis'),
@@ -122,8 +129,10 @@ export function checksPerSec(w: Window): number {
   let perSec = 0;
   for (const [id, end] of w.intervals[w.intervals.length - 1] ?? []) {
     const begin = w.first.get(id);
-    const checked = (card: MemberCard): number => num((card.stats.suspicious as { checked?: unknown } | undefined)?.checked);
-    if (begin && end.heartbeat > begin.heartbeat) perSec += (checked(end) - checked(begin)) / ((end.heartbeat - begin.heartbeat) / 1000);
+    const checked = (card: MemberCard): number =>
+      num((card.stats.suspicious as { checked?: unknown } | undefined)?.checked);
+    if (begin && end.heartbeat > begin.heartbeat)
+      perSec += (checked(end) - checked(begin)) / ((end.heartbeat - begin.heartbeat) / 1000);
   }
   return Number.isFinite(perSec) ? round(perSec, 1) : 0;
 }
@@ -137,4 +146,3 @@ export async function commandStats(redis: Redis): Promise<Map<string, { calls: n
   }
   return out;
 }
-

@@ -9,7 +9,10 @@ import { round } from './proc.js';
 import type { SingleNodeOptions } from './single-node.js';
 
 /** A single-node run's timing settings, for N pks on `nodes` nodes. */
-export interface MissionOptions extends Pick<SingleNodeOptions, 'intervalMs' | 'k' | 'warmupMs' | 'ttlMs' | 'concurrency' | 'flushMaxAgeMs' | 'deadline' | 'cores'> {
+export interface MissionOptions extends Pick<
+  SingleNodeOptions,
+  'intervalMs' | 'k' | 'warmupMs' | 'ttlMs' | 'concurrency' | 'flushMaxAgeMs' | 'deadline' | 'cores'
+> {
   pks: number;
   /** nodes sharing the pks */
   nodes: number;
@@ -33,7 +36,13 @@ export interface MissionResult {
   latenessP99Ms: number | null;
   missed: number;
   /** CPU µs per stored sample: the nodes together, Redis, FerretDB, the mock, the whole machine */
-  usPerSample: { node: number | null; redis: number | null; ferretdb: number | null; mock: number | null; machine: number | null };
+  usPerSample: {
+    node: number | null;
+    redis: number | null;
+    ferretdb: number | null;
+    mock: number | null;
+    machine: number | null;
+  };
   /** the nodes' garbage collection (prom-client's nodejs_gc_duration_seconds), µs per stored sample: part of `usPerSample.node` */
   gcUsPerSample: number | null;
   /** settings the nodes ran with over the defaults */
@@ -47,17 +56,31 @@ export interface MissionResult {
   warnings: string[];
 }
 
-export async function mission(infra: Infra, o: MissionOptions, progress: (line: string) => void): Promise<MissionResult> {
+export async function mission(
+  infra: Infra,
+  o: MissionOptions,
+  progress: (line: string) => void,
+): Promise<MissionResult> {
   const I = o.intervalMs;
   const ids = Array.from({ length: o.nodes }, (_, i) => `m${i + 1}`);
-  const c = new BenchCluster(infra, { pks: o.pks, intervalMs: I, ttlMs: o.ttlMs, concurrency: o.concurrency, flushMaxAgeMs: o.flushMaxAgeMs, env: o.env });
+  const c = new BenchCluster(infra, {
+    pks: o.pks,
+    intervalMs: I,
+    ttlMs: o.ttlMs,
+    concurrency: o.concurrency,
+    flushMaxAgeMs: o.flushMaxAgeMs,
+    env: o.env,
+  });
   try {
     const metricsPorts = await Promise.all(ids.map(() => freePort()));
     ids.forEach((id, i) => c.spawn(id, ['start', '--metrics-port', String(metricsPorts[i])]));
     await c.settled(ids, 120_000);
     let start = nextBoundary(Date.now() + o.warmupMs, I);
-    if (start + o.k * I + settleMs(o) > o.deadline) throw new Error(`skipped for the time budget (needs ${Math.round((start + o.k * I - Date.now()) / 1000)} s)`);
-    progress(`  ${o.pks} pks on ${o.nodes} node(s): owned; warm-up until ${new Date(start).toISOString().slice(11, 19)}, then ${o.k} intervals`);
+    if (start + o.k * I + settleMs(o) > o.deadline)
+      throw new Error(`skipped for the time budget (needs ${Math.round((start + o.k * I - Date.now()) / 1000)} s)`);
+    progress(
+      `  ${o.pks} pks on ${o.nodes} node(s): owned; warm-up until ${new Date(start).toISOString().slice(11, 19)}, then ${o.k} intervals`,
+    );
     await sleepUntil(start - 1000);
     if (Date.now() > start) start += I;
     const stats0 = await commandStats(infra.redisClient);
@@ -85,13 +108,18 @@ export async function mission(infra: Infra, o: MissionOptions, progress: (line: 
       onTimePct: onTime,
       latenessP50Ms: roundOrNull(cardFigure(w, 'latenessP50Ms', median)),
       latenessP99Ms: roundOrNull(p99),
-      missed: w.intervals.reduce((sum, cards) => sum + [...cards.values()].reduce((a, card) => a + Number(card.stats.missedLastInterval ?? 0), 0), 0),
+      missed: w.intervals.reduce(
+        (sum, cards) =>
+          sum + [...cards.values()].reduce((a, card) => a + Number(card.stats.missedLastInterval ?? 0), 0),
+        0,
+      ),
       usPerSample: {
         node: stored > 0 ? round((nodeSeconds * 1e6) / stored, 1) : null,
         redis: us('redis'),
         ferretdb: us('ferretdb'),
         mock: us('mock'),
-        machine: stored > 0 ? round((w.cpu.machineBusyPct / 100) * o.cores * (o.k * I / 1000) * 1e6 / stored, 1) : null,
+        machine:
+          stored > 0 ? round(((w.cpu.machineBusyPct / 100) * o.cores * ((o.k * I) / 1000) * 1e6) / stored, 1) : null,
       },
       gcUsPerSample: gc0 !== null && gc1 !== null && stored > 0 ? round(((gc1 - gc0) * 1e6) / stored, 1) : null,
       env: o.env ?? {},
@@ -99,13 +127,23 @@ export async function mission(infra: Infra, o: MissionOptions, progress: (line: 
       machineBusyPct: w.cpu.machineBusyPct,
       rssBytes,
       bottleneck: bottleneck(w.cpu, ids, onTime >= 99.9),
-      redisCommands: [...stats1].map(([command, end]) => {
-        const begin = stats0.get(command) ?? { calls: 0, usec: 0 };
-        return { command, calls: end.calls - begin.calls, usPerSample: stored > 0 ? round((end.usec - begin.usec) / stored, 2) : 0 };
-      }).filter((x) => x.calls > 0).sort((a, b) => b.usPerSample - a.usPerSample).slice(0, 8),
+      redisCommands: [...stats1]
+        .map(([command, end]) => {
+          const begin = stats0.get(command) ?? { calls: 0, usec: 0 };
+          return {
+            command,
+            calls: end.calls - begin.calls,
+            usPerSample: stored > 0 ? round((end.usec - begin.usec) / stored, 2) : 0,
+          };
+        })
+        .filter((x) => x.calls > 0)
+        .sort((a, b) => b.usPerSample - a.usPerSample)
+        .slice(0, 8),
       warnings: [],
     };
-    progress(`  ${w.samplesPerSec} samples/s of ${result.demandPerSec}, on time ${onTime}%, µs/sample node ${result.usPerSample.node}, redis ${result.usPerSample.redis}, ferretdb ${result.usPerSample.ferretdb}, mock ${result.usPerSample.mock}`);
+    progress(
+      `  ${w.samplesPerSec} samples/s of ${result.demandPerSec}, on time ${onTime}%, µs/sample node ${result.usPerSample.node}, redis ${result.usPerSample.redis}, ferretdb ${result.usPerSample.ferretdb}, mock ${result.usPerSample.mock}`,
+    );
     await c.stop(ids, 10_000);
     result.warnings = c.warnings();
     return result;
@@ -118,7 +156,9 @@ export async function mission(infra: Infra, o: MissionOptions, progress: (line: 
 async function gcSeconds(ports: number[]): Promise<number | null> {
   let sum = 0;
   for (const port of ports) {
-    const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()).catch(() => null);
+    const text = await fetch(`http://127.0.0.1:${port}/metrics`)
+      .then((r) => r.text())
+      .catch(() => null);
     if (text === null) return null;
     for (const m of text.matchAll(/^nodejs_gc_duration_seconds_sum\{[^}]*\} ([0-9.e+-]+)$/gm)) sum += Number(m[1]);
   }

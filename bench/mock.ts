@@ -3,8 +3,16 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { autocannon, randomPkRequests } from './autocannon.js';
 
-export interface MockBenchOptions { seconds: number; connections: number }
-export interface MockBenchResult { requestsPerSec: number; p50Ms: number; p99Ms: number; mockCpuPercent: number }
+export interface MockBenchOptions {
+  seconds: number;
+  connections: number;
+}
+export interface MockBenchResult {
+  requestsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  mockCpuPercent: number;
+}
 
 const PK_MIN = 1_000_000;
 const COUNT = 1_000_000;
@@ -19,7 +27,10 @@ process.on('message', (m) => { if (m === 'cpu') process.send({ cpu: process.cpuU
 process.send({ port: mock.port });
 `;
 
-interface CpuSample { cpu: NodeJS.CpuUsage; at: number }
+interface CpuSample {
+  cpu: NodeJS.CpuUsage;
+  at: number;
+}
 
 function startChild(): Promise<{ child: ChildProcess; port: number }> {
   const mockUrl = new URL('../lib/mock/mockstagram.js', import.meta.url).href;
@@ -75,11 +86,16 @@ async function main(): Promise<void> {
   const result = await benchMock({ seconds, connections });
   // On a shared machine the client may saturate first: the mock's CPU per request gives its one-core ceiling.
   const cpuUsPerRequest = (result.mockCpuPercent * 10_000) / result.requestsPerSec;
-  console.log(JSON.stringify({
-    bench: 'mock', seconds, connections, ...result,
-    mockCpuUsPerRequest: Math.round(cpuUsPerRequest * 10) / 10,
-    mockOneCoreCeilingPerSec: Math.round(1e6 / cpuUsPerRequest),
-  }));
+  console.log(
+    JSON.stringify({
+      bench: 'mock',
+      seconds,
+      connections,
+      ...result,
+      mockCpuUsPerRequest: Math.round(cpuUsPerRequest * 10) / 10,
+      mockOneCoreCeilingPerSec: Math.round(1e6 / cpuUsPerRequest),
+    }),
+  );
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -20,7 +20,11 @@ export function clockTicks(): number {
 /** utime + stime of a process in seconds, or null once it is gone. */
 export function cpuSeconds(pid: number): number | null {
   let text: string;
-  try { text = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return null; }
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
   // the command name (field 2) may hold spaces: count fields after its closing parenthesis
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state); utime and stime are fields 14 and 15
@@ -30,7 +34,11 @@ export function cpuSeconds(pid: number): number | null {
 /** Resident set size in bytes, or null once the process is gone. */
 export function rssBytes(pid: number): number | null {
   let text: string;
-  try { text = readFileSync(`/proc/${pid}/status`, 'utf8'); } catch { return null; }
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return null;
+  }
   const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(text);
   return m ? Number(m[1]) * 1024 : null;
 }
@@ -44,14 +52,21 @@ function machineJiffies(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
-export interface MachineInfo { cores: number; cpuModel: string; memoryBytes: number; memory: string }
+export interface MachineInfo {
+  cores: number;
+  cpuModel: string;
+  memoryBytes: number;
+  memory: string;
+}
 
 export function machineInfo(): MachineInfo {
   let model = cpus()[0]?.model ?? 'unknown';
   try {
     const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
     if (m) model = m[1]!.trim();
-  } catch { /* keep os.cpus() */ }
+  } catch {
+    /* keep os.cpus() */
+  }
   const bytes = totalmem();
   return { cores: cpus().length, cpuModel: model, memoryBytes: bytes, memory: `${(bytes / 2 ** 30).toFixed(1)} GiB` };
 }

@@ -17,7 +17,11 @@ export interface ProfileOptions {
   flushMaxAgeMs?: number;
 }
 
-export interface ProfileEntry { name: string; selfMs: number; pct: number }
+export interface ProfileEntry {
+  name: string;
+  selfMs: number;
+  pct: number;
+}
 
 export interface ProfileResult extends ProfileOptions {
   samplesPerSec: number;
@@ -43,7 +47,11 @@ interface CpuProfile {
 const NODE = 'n1';
 const TOP = 15;
 
-export async function profileNode(infra: Infra, o: ProfileOptions, progress: (line: string) => void): Promise<ProfileResult> {
+export async function profileNode(
+  infra: Infra,
+  o: ProfileOptions,
+  progress: (line: string) => void,
+): Promise<ProfileResult> {
   const dir = join(ROOT, 'bench', 'results', 'profiles');
   mkdirSync(dir, { recursive: true });
   const before = new Set(readdirSync(dir));
@@ -53,7 +61,9 @@ export async function profileNode(infra: Infra, o: ProfileOptions, progress: (li
     await c.settled([NODE], 60_000);
     // a whole interval of warm-up, so the catch-up of the first interval is not measured
     const start = nextBoundary(Date.now() + o.intervalMs, o.intervalMs);
-    progress(`  ${o.pks} pks every ${o.intervalMs / 1000} s: profiling ${o.k} intervals from ${new Date(start).toISOString().slice(11, 19)}`);
+    progress(
+      `  ${o.pks} pks every ${o.intervalMs / 1000} s: profiling ${o.k} intervals from ${new Date(start).toISOString().slice(11, 19)}`,
+    );
     const w = await measureWindow(c, start, o.k);
     const stored = w.stored.get(NODE) ?? 0;
     const cpuS = w.cpu.seconds.get(NODE);
@@ -71,7 +81,13 @@ export async function profileNode(infra: Infra, o: ProfileOptions, progress: (li
     const file = join(dir, name);
     const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
     for (const f of readdirSync(dir)) if (f !== name && !before.has(f)) rmSync(join(dir, f));
-    return { ...o, ...result, profileMs: round((profile.endTime - profile.startTime) / 1000), file: relative(ROOT, file), ...summarize(profile) };
+    return {
+      ...o,
+      ...result,
+      profileMs: round((profile.endTime - profile.startTime) / 1000),
+      file: relative(ROOT, file),
+      ...summarize(profile),
+    };
   } finally {
     await c.close();
   }
@@ -94,8 +110,11 @@ export function summarize(profile: CpuProfile): { byFunction: ProfileEntry[]; by
     const pkg = packageOf(frame.url, frame.functionName);
     perPackage.set(pkg, (perPackage.get(pkg) ?? 0) + us);
   });
-  const top = (m: Map<string, number>): ProfileEntry[] => [...m].sort((a, b) => b[1] - a[1]).slice(0, TOP)
-    .map(([name, us]) => ({ name, selfMs: round(us / 1000), pct: round((us / busy) * 100, 1) }));
+  const top = (m: Map<string, number>): ProfileEntry[] =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, TOP)
+      .map(([name, us]) => ({ name, selfMs: round(us / 1000), pct: round((us / busy) * 100, 1) }));
   return { byFunction: top(perFunction), byPackage: top(perPackage) };
 }
 

@@ -48,7 +48,13 @@ export interface ReadSideOptions {
   cores: number;
 }
 
-interface Route { route: string; path: string; requests: AutocannonRequest[]; connections: number; amount?: number }
+interface Route {
+  route: string;
+  path: string;
+  requests: AutocannonRequest[];
+  connections: number;
+  amount?: number;
+}
 
 export interface RouteResult {
   route: string;
@@ -70,21 +76,41 @@ export interface RouteResult {
 
 export interface ReadSideResult {
   pks: number;
-  seed: { redisS: number; redisBytes: number; timelinePks: number; timelinePoints: number; timelineS: number; totalS: number };
+  seed: {
+    redisS: number;
+    redisBytes: number;
+    timelinePks: number;
+    timelinePoints: number;
+    timelineS: number;
+    totalS: number;
+  };
   seconds: number;
   routes: RouteResult[];
 }
 
 /** Seeds the state, starts serve, loads each route in turn; drops the cluster's data at the end. */
-export async function readSide(infra: Infra, o: ReadSideOptions, progress: (line: string) => void): Promise<ReadSideResult> {
+export async function readSide(
+  infra: Infra,
+  o: ReadSideOptions,
+  progress: (line: string) => void,
+): Promise<ReadSideResult> {
   // about 50 µs a pk to seed Redis, and 100 µs a point to insert it or to read it back: each timeline request reads them all
   const pointsS = o.timelinePks * DAY_POINTS * 1e-4;
-  const needS = o.pks * 50e-6 + pointsS + 4 * (o.seconds + o.warmUpS + 1) + (o.timelineRequests / o.timelineConnections + 1) * pointsS + 5;
-  if (Date.now() + needS * 1000 > o.deadline) throw new Error(`skipped for the time budget (needs about ${Math.round(needS)} s)`);
+  const needS =
+    o.pks * 50e-6 +
+    pointsS +
+    4 * (o.seconds + o.warmUpS + 1) +
+    (o.timelineRequests / o.timelineConnections + 1) * pointsS +
+    5;
+  if (Date.now() + needS * 1000 > o.deadline)
+    throw new Error(`skipped for the time budget (needs about ${Math.round(needS)} s)`);
   const c = new BenchCluster(infra, { pks: o.pks, intervalMs: MINUTE, ttlMs: 3000, concurrency: 1 });
   try {
     const end = Math.floor(Date.now() / MINUTE) * MINUTE;
-    const timelinePks = Array.from({ length: o.timelinePks }, (_, i) => PK_MIN + Math.floor((i * o.pks) / o.timelinePks));
+    const timelinePks = Array.from(
+      { length: o.timelinePks },
+      (_, i) => PK_MIN + Math.floor((i * o.pks) / o.timelinePks),
+    );
     // serve starts while the state is seeded: it reads nothing until asked
     const port = await freePort();
     const serve = c.spawn('serve', ['serve', '--host', '127.0.0.1', '--port', String(port)]);
@@ -94,11 +120,32 @@ export async function readSide(infra: Infra, o: ReadSideOptions, progress: (line
     const hour = `?from=${end - HOUR}&to=${end}`;
     const fixed = (path: string): AutocannonRequest[] => [{ method: 'GET', path }];
     const routes: Route[] = [
-      { route: 'influencer page', path: '/api/influencers/:pk', requests: randomPkRequests(PAGE_PATHS, PK_MIN, o.pks, (pk) => `/api/influencers/${pk}`), connections: o.connections },
-      { route: 'top 10 by followers', path: '/api/influencers?sort=followers&limit=10', requests: fixed('/api/influencers?sort=followers&limit=10'), connections: o.connections },
-      { route: 'top 100 by followers', path: '/api/influencers?sort=followers&limit=100', requests: fixed('/api/influencers?sort=followers&limit=100'), connections: o.connections },
+      {
+        route: 'influencer page',
+        path: '/api/influencers/:pk',
+        requests: randomPkRequests(PAGE_PATHS, PK_MIN, o.pks, (pk) => `/api/influencers/${pk}`),
+        connections: o.connections,
+      },
+      {
+        route: 'top 10 by followers',
+        path: '/api/influencers?sort=followers&limit=10',
+        requests: fixed('/api/influencers?sort=followers&limit=10'),
+        connections: o.connections,
+      },
+      {
+        route: 'top 100 by followers',
+        path: '/api/influencers?sort=followers&limit=100',
+        requests: fixed('/api/influencers?sort=followers&limit=100'),
+        connections: o.connections,
+      },
       { route: 'stats', path: '/api/stats', requests: fixed('/api/stats'), connections: o.connections },
-      { route: 'timeline, 1 hour', path: '/api/influencers/:pk/timeline?from=T-1h&to=T', requests: timelinePks.map((pk) => ({ method: 'GET', path: `/api/influencers/${pk}/timeline${hour}` })), connections: o.timelineConnections, amount: o.timelineRequests },
+      {
+        route: 'timeline, 1 hour',
+        path: '/api/influencers/:pk/timeline?from=T-1h&to=T',
+        requests: timelinePks.map((pk) => ({ method: 'GET', path: `/api/influencers/${pk}/timeline${hour}` })),
+        connections: o.timelineConnections,
+        amount: o.timelineRequests,
+      },
     ];
     const results: RouteResult[] = [];
     for (const r of routes) {
@@ -121,7 +168,12 @@ export async function readSide(infra: Infra, o: ReadSideOptions, progress: (line
  * answer next to its totals, and a day of points for `timelinePks` (stored by BatchWriter, which
  * also applies them and writes their influencer documents). No route reads other documents.
  */
-async function seedState(c: BenchCluster, end: number, timelinePks: number[], progress: (line: string) => void): Promise<ReadSideResult['seed']> {
+async function seedState(
+  c: BenchCluster,
+  end: number,
+  timelinePks: number[],
+  progress: (line: string) => void,
+): Promise<ReadSideResult['seed']> {
   const { redisClient: redis, mongo } = c.infra;
   const db = mongo.db(c.dbName);
   const log = createLogger('silent');
@@ -129,18 +181,29 @@ async function seedState(c: BenchCluster, end: number, timelinePks: number[], pr
   const memory0 = await usedMemory(c);
   // as the first node of a new cluster does, its layout begun two days ago: the totals start at 0
   const layout = await loadLayout(db, loadConfig({}, c.env('seed')), end - 2 * DAY_POINTS * MINUTE);
-  await new TotalsRebuilder({ redis, db, lock: new ClusterLock(redis, c.cluster, log), layout, cluster: c.cluster, log }, { graceMs: 0 }).runOnce();
+  await new TotalsRebuilder(
+    { redis, db, lock: new ClusterLock(redis, c.cluster, log), layout, cluster: c.cluster, log },
+    { graceMs: 0 },
+  ).runOnce();
   const totals = new Totals(redis, c.cluster);
   // the counts the mock would have answered
   const counts = new InfluencerTable(c.opts.pks, new Random(SEED, 3));
   const sample = (pk: number, at: number, move: boolean): Sample => {
     counts.touch(pk - PK_MIN, move);
-    return { pk, at, username: `influencer-${pk}`, followerCount: counts.followerCount, followingCount: counts.followingCount };
+    return {
+      pk,
+      at,
+      username: `influencer-${pk}`,
+      followerCount: counts.followerCount,
+      followingCount: counts.followingCount,
+    };
   };
 
   const writer = new LogWriter(db, totals, layout, 'seed');
   for (const pk of timelinePks) {
-    const batch = writer.batch(Array.from({ length: DAY_POINTS }, (_, m) => sample(pk, end - (DAY_POINTS - m) * MINUTE, m > 0)));
+    const batch = writer.batch(
+      Array.from({ length: DAY_POINTS }, (_, m) => sample(pk, end - (DAY_POINTS - m) * MINUTE, m > 0)),
+    );
     await writer.log(batch);
     await writer.apply(batch);
     await writer.register(batch);
@@ -157,8 +220,25 @@ async function seedState(c: BenchCluster, end: number, timelinePks: number[], pr
     }
     // straight into Redis, as applied log documents would leave it (the log itself is not read here)
     const period = layout.period(end - MINUTE);
-    inFlight.push(totals.applyLog(randomBytes(6).toString('hex'), period, samples.filter((x) => layout.period(x.at) === period), 'live', (pk) => layout.slice(pk)));
-    if (layout.period(end - 2 * MINUTE) !== period) inFlight.push(totals.applyLog(randomBytes(6).toString('hex'), layout.period(end - 2 * MINUTE), samples.filter((x) => x.at === end - 2 * MINUTE), 'live', (pk) => layout.slice(pk)));
+    inFlight.push(
+      totals.applyLog(
+        randomBytes(6).toString('hex'),
+        period,
+        samples.filter((x) => layout.period(x.at) === period),
+        'live',
+        (pk) => layout.slice(pk),
+      ),
+    );
+    if (layout.period(end - 2 * MINUTE) !== period)
+      inFlight.push(
+        totals.applyLog(
+          randomBytes(6).toString('hex'),
+          layout.period(end - 2 * MINUTE),
+          samples.filter((x) => x.at === end - 2 * MINUTE),
+          'live',
+          (pk) => layout.slice(pk),
+        ),
+      );
     if (inFlight.length >= SEED_IN_FLIGHT) await inFlight.shift();
   }
   await Promise.all(inFlight);
@@ -172,10 +252,16 @@ async function seedState(c: BenchCluster, end: number, timelinePks: number[], pr
   }
   const redisS = (performance.now() - t1) / 1000;
   const seed = {
-    redisS: round(redisS, 1), redisBytes: (await usedMemory(c)) - memory0, timelinePks: timelinePks.length,
-    timelinePoints: timelinePks.length * DAY_POINTS, timelineS: round(timelineS, 1), totalS: round((performance.now() - t0) / 1000, 1),
+    redisS: round(redisS, 1),
+    redisBytes: (await usedMemory(c)) - memory0,
+    timelinePks: timelinePks.length,
+    timelinePoints: timelinePks.length * DAY_POINTS,
+    timelineS: round(timelineS, 1),
+    totalS: round((performance.now() - t0) / 1000, 1),
   };
-  progress(`  seeded ${c.opts.pks} pks in Redis in ${seed.redisS} s, ${seed.timelinePoints} points in ${seed.timelineS} s`);
+  progress(
+    `  seeded ${c.opts.pks} pks in Redis in ${seed.redisS} s, ${seed.timelinePoints} points in ${seed.timelineS} s`,
+  );
   return seed;
 }
 
@@ -192,7 +278,8 @@ async function expectData(url: string, path: string): Promise<void> {
 
 async function load(c: BenchCluster, url: string, r: Route, o: ReadSideOptions): Promise<RouteResult> {
   const pids = new Map([...c.pids(), ['autocannon', process.pid] as const]);
-  const run = (duration: number, amount?: number) => autocannon({ url, connections: r.connections, duration, requests: r.requests, ...(amount ? { amount } : {}) });
+  const run = (duration: number, amount?: number) =>
+    autocannon({ url, connections: r.connections, duration, requests: r.requests, ...(amount ? { amount } : {}) });
   await (r.amount ? run(0, r.connections) : run(o.warmUpS));
   const cpu0 = snapshot(pids);
   const result = await run(o.seconds, r.amount);
@@ -212,7 +299,13 @@ async function load(c: BenchCluster, url: string, r: Route, o: ReadSideOptions):
     errors: result.errors,
     non2xx: result.non2xx,
     serveCpuUsPerRequest: requests > 0 && serveSeconds !== undefined ? round((serveSeconds * 1e6) / requests) : null,
-    cpu: { serve: p('serve'), redis: p('redis'), ferretdb: p('ferretdb'), autocannon: p('autocannon'), machine: cpu.machineBusyPct },
+    cpu: {
+      serve: p('serve'),
+      redis: p('redis'),
+      ferretdb: p('ferretdb'),
+      autocannon: p('autocannon'),
+      machine: cpu.machineBusyPct,
+    },
     bottleneck: bottleneck(cpu, [], false),
   };
 }

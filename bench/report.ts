@@ -17,14 +17,19 @@ export interface Table {
 export function cell(v: Cell): string {
   if (v === null || v === undefined) return '–';
   if (typeof v === 'boolean') return v ? 'yes' : 'no';
-  if (typeof v === 'number') return Number.isInteger(v) && Math.abs(v) >= 10_000 ? v.toLocaleString('en-US') : String(v);
+  if (typeof v === 'number')
+    return Number.isInteger(v) && Math.abs(v) >= 10_000 ? v.toLocaleString('en-US') : String(v);
   return v;
 }
 
 export function textTable(t: Table): string {
   const cells = [t.columns, ...t.rows.map((r) => r.map(cell))];
   const widths = t.columns.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   const out = [t.title, line(t.columns), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)];
   for (const n of t.notes ?? []) out.push(`  ${n}`);
   return out.join('\n');
@@ -33,8 +38,15 @@ export function textTable(t: Table): string {
 export function markdownTable(t: Table): string {
   const esc = (s: string) => s.replace(/\|/g, '\\|');
   // numbers right-aligned, text left
-  const numeric = t.columns.map((_, i) => t.rows.every((r) => typeof r[i] === 'number' || r[i] === null || r[i] === undefined));
-  const out = [`#### ${t.title}`, '', `| ${t.columns.map(esc).join(' | ')} |`, `|${numeric.map((n) => (n ? ' ---: ' : ' --- ')).join('|')}|`];
+  const numeric = t.columns.map((_, i) =>
+    t.rows.every((r) => typeof r[i] === 'number' || r[i] === null || r[i] === undefined),
+  );
+  const out = [
+    `#### ${t.title}`,
+    '',
+    `| ${t.columns.map(esc).join(' | ')} |`,
+    `|${numeric.map((n) => (n ? ' ---: ' : ' --- ')).join('|')}|`,
+  ];
   for (const r of t.rows) out.push(`| ${r.map((c) => esc(cell(c))).join(' | ')} |`);
   if (t.notes?.length) out.push('', ...t.notes.map((n) => `- ${n}`));
   return out.join('\n');
@@ -54,7 +66,10 @@ export interface RunInfo {
 export function gitCommit(): string {
   try {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
-    const status = execFileSync('git', ['--no-optional-locks', 'status', '--porcelain'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const status = execFileSync('git', ['--no-optional-locks', 'status', '--porcelain'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    }).trim();
     return status ? `${head}+dirty` : head;
   } catch {
     return 'unknown';
@@ -100,7 +115,13 @@ export function appendBenchmarks(info: RunInfo, outcomes: ScenarioOutcome[], jso
     if (!o.ok) lines.push(`Failed after ${o.seconds} s: ${o.error ?? 'unknown error'}`);
     for (const t of o.tables) lines.push(markdownTable(t), '');
   }
-  appendFileSync(file, `${lines.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`);
+  appendFileSync(
+    file,
+    `${lines
+      .join('\n')
+      .replace(/\n{3,}/g, '\n\n')
+      .trimEnd()}\n`,
+  );
 }
 
 export function formatDuration(s: number): string {

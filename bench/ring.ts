@@ -77,7 +77,12 @@ function shareSpread(universe: PkUniverse) {
     }
     out[name] = rows;
   }
-  return { worstMin: round(worstMin, 3), worstMax: round(worstMax, 3), withinTenPercent: worstMin >= 0.9 && worstMax <= 1.1, ...out };
+  return {
+    worstMin: round(worstMin, 3),
+    worstMax: round(worstMax, 3),
+    withinTenPercent: worstMin >= 0.9 && worstMax <= 1.1,
+    ...out,
+  };
 }
 
 /** Owner of every sorted position as an index into `ids`. */
@@ -139,7 +144,7 @@ export async function benchRing(): Promise<object> {
       pks: universe.size,
       hashMs: { cryptoHash: round(hashMs), createHash: round(createHashMs) },
       sortMs: round(sortMs),
-      bytesPerPk: (universe.sortedHashes.BYTES_PER_ELEMENT + universe.sortedPks.BYTES_PER_ELEMENT),
+      bytesPerPk: universe.sortedHashes.BYTES_PER_ELEMENT + universe.sortedPks.BYTES_PER_ELEMENT,
     },
     recompute: [recompute(universe, 3), recompute(universe, 32)],
     shareSpread: shareSpread(universe),

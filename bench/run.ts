@@ -10,7 +10,16 @@ import { failover } from './failover.js';
 import { benchMock } from './mock.js';
 import { machineInfo, round } from './proc.js';
 import { profileNode } from './profile.js';
-import { appendBenchmarks, formatDuration, gitCommit, textTable, writeJson, type RunInfo, type ScenarioOutcome, type Table } from './report.js';
+import {
+  appendBenchmarks,
+  formatDuration,
+  gitCommit,
+  textTable,
+  writeJson,
+  type RunInfo,
+  type ScenarioOutcome,
+  type Table,
+} from './report.js';
 import { readSide } from './read-side.js';
 import { benchRing } from './ring.js';
 import { scaleOut } from './scale-out.js';
@@ -19,7 +28,19 @@ import { singleNode } from './single-node.js';
 import { storage } from './storage.js';
 import { mission } from './mission.js';
 import { suspiciousImpact } from './suspicious.js';
-import { failoverTables, mockTables, missionTables, profileTables, readSideTables, ringTables, scaleOutTables, singleNodeTables, storageTables, suspiciousTables, type RingResult } from './tables.js';
+import {
+  failoverTables,
+  mockTables,
+  missionTables,
+  profileTables,
+  readSideTables,
+  ringTables,
+  scaleOutTables,
+  singleNodeTables,
+  storageTables,
+  suspiciousTables,
+  type RingResult,
+} from './tables.js';
 
 const MINUTE = 60_000;
 const READ_SIDE_PKS = 1_000_000;
@@ -27,7 +48,8 @@ const READ_SIDE_PKS = 1_000_000;
 /** What each mode runs. Quick compresses time 6× (10 s intervals) and keeps the samples/s of the full run. */
 function plan(quick: boolean) {
   // flushes scale with the interval, so a compressed run waits as long, relative to its interval, as a real one
-  const flush = (intervalMs: number) => (intervalMs >= MINUTE ? undefined : Math.max(50, Math.round((1000 * intervalMs) / MINUTE)));
+  const flush = (intervalMs: number) =>
+    intervalMs >= MINUTE ? undefined : Math.max(50, Math.round((1000 * intervalMs) / MINUTE));
   const s1Interval = quick ? 10_000 : MINUTE;
   const scale = MINUTE / s1Interval;
   // full: from 100k, so the counts around the targets (200k, 300k) fit the 20 minutes with scenarios 6–8
@@ -35,27 +57,113 @@ function plan(quick: boolean) {
   return {
     budgetMs: quick ? 118_000 : 19.5 * MINUTE,
     scale,
-    single: { intervalMs: s1Interval, counts: counts.map((n) => Math.round(n / scale)), k: 2, warmupMs: quick ? 5000 : 45_000, ttlMs: quick ? 1500 : 3000, concurrency: 256, flushMaxAgeMs: flush(s1Interval) },
+    single: {
+      intervalMs: s1Interval,
+      counts: counts.map((n) => Math.round(n / scale)),
+      k: 2,
+      warmupMs: quick ? 5000 : 45_000,
+      ttlMs: quick ? 1500 : 3000,
+      concurrency: 256,
+      flushMaxAgeMs: flush(s1Interval),
+    },
     scaleOut: quick
-      ? { pks: 4000, intervalMs: 2000, nodeCounts: [1, 2, 4], k: 1, firstWarmupMs: 3000, warmupMs: 500, ttlMs: 1500, concurrency: 256, flushMaxAgeMs: flush(2000) }
-      : { pks: 50_000, intervalMs: 10_000, nodeCounts: [1, 2, 4], k: 2, firstWarmupMs: 20_000, warmupMs: 10_000, ttlMs: 3000, concurrency: 256, flushMaxAgeMs: flush(10_000) },
+      ? {
+          pks: 4000,
+          intervalMs: 2000,
+          nodeCounts: [1, 2, 4],
+          k: 1,
+          firstWarmupMs: 3000,
+          warmupMs: 500,
+          ttlMs: 1500,
+          concurrency: 256,
+          flushMaxAgeMs: flush(2000),
+        }
+      : {
+          pks: 50_000,
+          intervalMs: 10_000,
+          nodeCounts: [1, 2, 4],
+          k: 2,
+          firstWarmupMs: 20_000,
+          warmupMs: 10_000,
+          ttlMs: 3000,
+          concurrency: 256,
+          flushMaxAgeMs: flush(10_000),
+        },
     failover: quick
       ? { pks: 4000, intervalMs: 2000, ttlMs: 1500, concurrency: 256, flushMaxAgeMs: flush(2000), intervalsAfter: 1 }
-      : { pks: 30_000, intervalMs: 10_000, ttlMs: 3000, concurrency: 256, flushMaxAgeMs: flush(10_000), intervalsAfter: 2 },
+      : {
+          pks: 30_000,
+          intervalMs: 10_000,
+          ttlMs: 3000,
+          concurrency: 256,
+          flushMaxAgeMs: flush(10_000),
+          intervalsAfter: 2,
+        },
     mock: { seconds: quick ? 5 : 10, connections: 50 },
     // quick: a fiftieth of the pks and a second per route, so the whole quick run keeps to its 2 minutes
     readSide: quick
-      ? { pks: READ_SIDE_PKS / 50, timelinePks: 2, seconds: 1, warmUpS: 0.3, connections: 50, timelineConnections: 2, timelineRequests: 4 }
-      : { pks: READ_SIDE_PKS, timelinePks: 20, seconds: 5, warmUpS: 1, connections: 50, timelineConnections: 2, timelineRequests: 8 },
+      ? {
+          pks: READ_SIDE_PKS / 50,
+          timelinePks: 2,
+          seconds: 1,
+          warmUpS: 0.3,
+          connections: 50,
+          timelineConnections: 2,
+          timelineRequests: 4,
+        }
+      : {
+          pks: READ_SIDE_PKS,
+          timelinePks: 20,
+          seconds: 5,
+          warmUpS: 1,
+          connections: 50,
+          timelineConnections: 2,
+          timelineRequests: 8,
+        },
     // time compressed 6× in both modes: the samples/s of 200k (full) or 60k (quick) pks at one minute
-    suspicious: { pks: quick ? 10_000 : 33_000, intervalMs: 10_000, k: quick ? 1 : 2, warmupMs: 5000, ttlMs: 3000, concurrency: 256, flushMaxAgeMs: flush(10_000), dailyMs: 86_400_000 / 6, stressMs: 60_000 },
+    suspicious: {
+      pks: quick ? 10_000 : 33_000,
+      intervalMs: 10_000,
+      k: quick ? 1 : 2,
+      warmupMs: 5000,
+      ttlMs: 3000,
+      concurrency: 256,
+      flushMaxAgeMs: flush(10_000),
+      dailyMs: 86_400_000 / 6,
+      stressMs: 60_000,
+    },
     // time compressed 6× in both modes: the samples/s of 200k (full) or 60k (quick) pks at one minute
-    profile: { pks: quick ? 10_000 : 33_000, intervalMs: 10_000, k: quick ? 1 : 3, ttlMs: 3000, concurrency: 256, flushMaxAgeMs: flush(10_000) },
+    profile: {
+      pks: quick ? 10_000 : 33_000,
+      intervalMs: 10_000,
+      k: quick ? 1 : 3,
+      ttlMs: 3000,
+      concurrency: 256,
+      flushMaxAgeMs: flush(10_000),
+    },
     // one-minute points for 35 days (a month's read with a few days to spare), at rising pk counts
     // the whole mission: 1,000,000 pks every minute (quick: the same samples/s at 10 s intervals)
     mission: quick
-      ? { pks: 166_667, intervalMs: 10_000, nodes: 1, k: 3, warmupMs: 15_000, ttlMs: 3000, concurrency: 512, flushMaxAgeMs: flush(10_000) }
-      : { pks: 1_000_000, intervalMs: MINUTE, nodes: 1, k: 3, warmupMs: 60_000, ttlMs: 3000, concurrency: 512, flushMaxAgeMs: flush(MINUTE) },
+      ? {
+          pks: 166_667,
+          intervalMs: 10_000,
+          nodes: 1,
+          k: 3,
+          warmupMs: 15_000,
+          ttlMs: 3000,
+          concurrency: 512,
+          flushMaxAgeMs: flush(10_000),
+        }
+      : {
+          pks: 1_000_000,
+          intervalMs: MINUTE,
+          nodes: 1,
+          k: 3,
+          warmupMs: 60_000,
+          ttlMs: 3000,
+          concurrency: 512,
+          flushMaxAgeMs: flush(MINUTE),
+        },
     // 35 days of one-minute points (a month's read with days to spare) at 5, 50 and 500 million samples
     storage: quick
       ? { fills: [20], days: 35, reads: 50, rebuildPks: [10_000, 100_000], rebuildLogMinutes: 30 }
@@ -89,14 +197,23 @@ function commandLine(argv: string[]): string {
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
-  const { values } = parseArgs({ args: argv, options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'node-env': { type: 'string', multiple: true }, pks: { type: 'string' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      'node-env': { type: 'string', multiple: true },
+      pks: { type: 'string' },
+    },
+  });
   const quick = values.quick ?? false;
   const only = values.only ? new Set(values.only.split(',').map(Number)) : undefined;
   const p = plan(quick);
   // the mission at another pk count: a load every variant keeps up with, to compare their CPU per sample
   if (values.pks !== undefined) {
     const pks = Number(values.pks);
-    if (!Number.isInteger(pks) || pks < 1 || pks > 1_000_000) throw new Error(`--pks ${values.pks}: expected an integer from 1 to 1,000,000`);
+    if (!Number.isInteger(pks) || pks < 1 || pks > 1_000_000)
+      throw new Error(`--pks ${values.pks}: expected an integer from 1 to 1,000,000`);
     p.mission.pks = pks;
   }
   const nodeEnv = settingsOf(values['node-env'] ?? []);
@@ -105,8 +222,17 @@ async function main(): Promise<number> {
   const alone = only?.size === 1 && !quick && (only.has(9) || only.has(10));
   const deadline = started + (alone ? 45 * MINUTE : p.budgetMs);
   const machine = machineInfo();
-  const info: RunInfo = { date: new Date(started).toISOString(), mode: quick ? 'quick' : 'full', command: commandLine(argv), machine, commit: gitCommit(), node: process.version };
-  console.log(`influencer-node benchmark (${info.mode}${quick ? `, time compressed ${p.scale}×` : ''}) on ${machine.cores} cores, ${machine.cpuModel}, ${machine.memory}; commit ${info.commit}, node ${info.node}`);
+  const info: RunInfo = {
+    date: new Date(started).toISOString(),
+    mode: quick ? 'quick' : 'full',
+    command: commandLine(argv),
+    machine,
+    commit: gitCommit(),
+    node: process.version,
+  };
+  console.log(
+    `influencer-node benchmark (${info.mode}${quick ? `, time compressed ${p.scale}×` : ''}) on ${machine.cores} cores, ${machine.cpuModel}, ${machine.memory}; commit ${info.commit}, node ${info.node}`,
+  );
 
   // the ring and mock scenarios need no servers: they still run if these do not start
   let infra: Infra | undefined;
@@ -125,9 +251,18 @@ async function main(): Promise<number> {
 
   const progress = (line: string) => console.log(line);
   const scenarios: Array<{ id: number; name: string; run: () => Promise<{ result: unknown; tables: Table[] }> }> = [
-    { id: 3, name: 'Rebalancing (ring)', run: async () => { const r = (await benchRing()) as unknown as RingResult; return { result: r, tables: ringTables(r) }; } },
     {
-      id: 5, name: 'The mock alone', run: async () => {
+      id: 3,
+      name: 'Rebalancing (ring)',
+      run: async () => {
+        const r = (await benchRing()) as unknown as RingResult;
+        return { result: r, tables: ringTables(r) };
+      },
+    },
+    {
+      id: 5,
+      name: 'The mock alone',
+      run: async () => {
         const cpu0 = process.cpuUsage();
         const t0 = performance.now();
         const r = await benchMock(p.mock);
@@ -137,39 +272,70 @@ async function main(): Promise<number> {
         return { result: out, tables: mockTables(out, machine.cores) };
       },
     },
-    { id: 2, name: 'Scale-out', run: async () => { const r = await scaleOut(servers(), { ...p.scaleOut, cores: machine.cores, deadline }, progress); return { result: r, tables: scaleOutTables(r) }; } },
-    { id: 4, name: 'Failover (SIGKILL of one of three nodes)', run: async () => { const r = await failover(servers(), { ...p.failover, deadline }, progress); return { result: r, tables: failoverTables(r) }; } },
     {
-      id: 6, name: 'Read side (serve)', run: async () => {
+      id: 2,
+      name: 'Scale-out',
+      run: async () => {
+        const r = await scaleOut(servers(), { ...p.scaleOut, cores: machine.cores, deadline }, progress);
+        return { result: r, tables: scaleOutTables(r) };
+      },
+    },
+    {
+      id: 4,
+      name: 'Failover (SIGKILL of one of three nodes)',
+      run: async () => {
+        const r = await failover(servers(), { ...p.failover, deadline }, progress);
+        return { result: r, tables: failoverTables(r) };
+      },
+    },
+    {
+      id: 6,
+      name: 'Read side (serve)',
+      run: async () => {
         const r = await readSide(servers(), { ...p.readSide, deadline, cores: machine.cores }, progress);
         return { result: r, tables: readSideTables(r, READ_SIDE_PKS) };
       },
     },
     {
-      id: 1, name: 'Single node, rising pks', run: async () => {
+      id: 1,
+      name: 'Single node, rising pks',
+      run: async () => {
         const r = await singleNode(servers(), { ...p.single, deadline, cores: machine.cores }, progress);
         return { result: { ...r, timeCompressed: p.scale }, tables: singleNodeTables(r, p.scale) };
       },
     },
     {
-      id: 7, name: 'On time with and without the daily is_suspicious check', run: async () => {
+      id: 7,
+      name: 'On time with and without the daily is_suspicious check',
+      run: async () => {
         const r = await suspiciousImpact(servers(), { ...p.suspicious, deadline, cores: machine.cores }, progress);
         return { result: r, tables: suspiciousTables(r, MINUTE / p.suspicious.intervalMs) };
       },
     },
     {
-      id: 9, name: 'Storage: disk, store CPU, timeline reads, rebuild', run: async () => {
+      id: 9,
+      name: 'Storage: disk, store CPU, timeline reads, rebuild',
+      run: async () => {
         const r = await storage(servers().redis.url, { ...p.storage, deadline }, progress);
         return { result: r, tables: storageTables(r) };
       },
     },
     {
-      id: 10, name: 'The mission: 1,000,000 pks every minute on this machine', run: async () => {
+      id: 10,
+      name: 'The mission: 1,000,000 pks every minute on this machine',
+      run: async () => {
         const r = await mission(servers(), { ...p.mission, deadline, cores: machine.cores, env: nodeEnv }, progress);
         return { result: r, tables: missionTables(r) };
       },
     },
-    { id: 8, name: 'Profile of one node under load', run: async () => { const r = await profileNode(servers(), p.profile, progress); return { result: r, tables: profileTables(r) }; } },
+    {
+      id: 8,
+      name: 'Profile of one node under load',
+      run: async () => {
+        const r = await profileNode(servers(), p.profile, progress);
+        return { result: r, tables: profileTables(r) };
+      },
+    },
   ];
 
   // quick: the single node first, where its 10 s boundaries waste least; full: last, climbing with
@@ -217,8 +383,11 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-main().then((code) => process.exit(code), (err: unknown) => {
-  console.error(err instanceof Error ? err.stack ?? err.message : err);
-  killAll();
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    killAll();
+    process.exit(1);
+  },
+);

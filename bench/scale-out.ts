@@ -38,11 +38,30 @@ export interface ScaleOutRow {
   bottleneck: string;
 }
 
-export interface ScaleOutResult { pks: number; intervalMs: number; k: number; warmupMs: number; firstWarmupMs: number; rows: ScaleOutRow[]; note: string; warnings: string[] }
+export interface ScaleOutResult {
+  pks: number;
+  intervalMs: number;
+  k: number;
+  warmupMs: number;
+  firstWarmupMs: number;
+  rows: ScaleOutRow[];
+  note: string;
+  warnings: string[];
+}
 
-export async function scaleOut(infra: Infra, o: ScaleOutOptions, progress: (line: string) => void): Promise<ScaleOutResult> {
+export async function scaleOut(
+  infra: Infra,
+  o: ScaleOutOptions,
+  progress: (line: string) => void,
+): Promise<ScaleOutResult> {
   const I = o.intervalMs;
-  const c = new BenchCluster(infra, { pks: o.pks, intervalMs: I, ttlMs: o.ttlMs, concurrency: o.concurrency, flushMaxAgeMs: o.flushMaxAgeMs });
+  const c = new BenchCluster(infra, {
+    pks: o.pks,
+    intervalMs: I,
+    ttlMs: o.ttlMs,
+    concurrency: o.concurrency,
+    flushMaxAgeMs: o.flushMaxAgeMs,
+  });
   const rows: ScaleOutRow[] = [];
   const demand = round(o.pks / (I / 1000), 1);
   let warnings: string[];
@@ -87,7 +106,17 @@ export async function scaleOut(infra: Infra, o: ScaleOutOptions, progress: (line
   } finally {
     await c.close();
   }
-  return { pks: o.pks, intervalMs: I, k: o.k, warmupMs: o.warmupMs, firstWarmupMs: o.firstWarmupMs, rows, note: scaleNote(rows, o.cores) + (skipped.length ? `. Skipped for the time budget: ${skipped.join(', ')} node(s)` : ''), warnings };
+  return {
+    pks: o.pks,
+    intervalMs: I,
+    k: o.k,
+    warmupMs: o.warmupMs,
+    firstWarmupMs: o.firstWarmupMs,
+    rows,
+    note:
+      scaleNote(rows, o.cores) + (skipped.length ? `. Skipped for the time budget: ${skipped.join(', ')} node(s)` : ''),
+    warnings,
+  };
 }
 
 /** A sentence or two on what the rows show. */
@@ -97,13 +126,20 @@ function scaleNote(rows: ScaleOutRow[], cores: number): string {
   const met = (r: ScaleOutRow) => r.metPct >= 99 && r.onTimePct >= 99.9;
   const parts: string[] = [];
   if (met(one)) {
-    parts.push(`one node met the demand (${one.samplesPerSec}/s): more nodes can only split it, so "per node vs 1" falls as 1/n by construction`);
+    parts.push(
+      `one node met the demand (${one.samplesPerSec}/s): more nodes can only split it, so "per node vs 1" falls as 1/n by construction`,
+    );
   } else {
     const best = rows.reduce((a, b) => (b.samplesPerSec > a.samplesPerSec ? b : a));
-    parts.push(`one node fell short (${one.samplesPerSec}/s of ${one.demandPerSec}/s); the best was ${best.nodes} node(s) at ${best.samplesPerSec}/s = ${best.speedup}× one node`);
+    parts.push(
+      `one node fell short (${one.samplesPerSec}/s of ${one.demandPerSec}/s); the best was ${best.nodes} node(s) at ${best.samplesPerSec}/s = ${best.speedup}× one node`,
+    );
   }
   const short = rows.filter((r) => r.nodes > 1 && !met(r));
-  if (short.length) parts.push(`${short.map((r) => `${r.nodes} nodes fell short (${r.samplesPerSec}/s, on time ${r.onTimePct}%; ${r.bottleneck})`).join('; ')}`);
+  if (short.length)
+    parts.push(
+      `${short.map((r) => `${r.nodes} nodes fell short (${r.samplesPerSec}/s, on time ${r.onTimePct}%; ${r.bottleneck})`).join('; ')}`,
+    );
   parts.push(`all processes share ${cores} cores: another node adds a process's fixed cost, not CPU`);
   return parts.join('. ');
 }

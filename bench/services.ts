@@ -41,12 +41,20 @@ export function killAll(): void {
 }
 
 /** Sends `signal`, waits up to `timeoutMs` for the exit, then SIGKILLs; resolves to the exit code. */
-export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<number | null> {
+export async function stopChild(
+  child: ChildProcess,
+  signal: NodeJS.Signals = 'SIGTERM',
+  timeoutMs = 30_000,
+): Promise<number | null> {
   if (!isRunning(child)) return child.exitCode;
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill(signal);
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  try { return await exited; } finally { clearTimeout(timer); }
+  try {
+    return await exited;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export function tempDir(prefix: string): string {
@@ -58,13 +66,24 @@ export function tempDir(prefix: string): string {
 }
 
 /** Resolves once `child` listens on `port`; throws with the end of its stderr if it exits first. */
-export function waitForChild(port: number, child: ChildProcess & { tail: () => string }, what: string, timeoutMs = 20_000): Promise<void> {
-  const gone = (): string | undefined => (isRunning(child) ? undefined
-    : `${what} exited (code ${child.exitCode ?? child.signalCode}) before listening: ${child.tail().trim().slice(-500)}`);
+export function waitForChild(
+  port: number,
+  child: ChildProcess & { tail: () => string },
+  what: string,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const gone = (): string | undefined =>
+    isRunning(child)
+      ? undefined
+      : `${what} exited (code ${child.exitCode ?? child.signalCode}) before listening: ${child.tail().trim().slice(-500)}`;
   return waitForPort(port, timeoutMs, gone);
 }
 
-export interface Service { name: string; url: string; child: ChildProcess }
+export interface Service {
+  name: string;
+  url: string;
+  child: ChildProcess;
+}
 
 let binaries: Promise<Servers> | undefined;
 
@@ -78,7 +97,9 @@ export function startFerret(): Promise<Service> {
 
 /** A server on a free port with its data in a temp dir, once it listens; found or installed first (progress on stdout). */
 async function startServer(name: 'redis' | 'ferret'): Promise<Service> {
-  binaries ??= ensureServers((text) => { process.stdout.write(text); });
+  binaries ??= ensureServers((text) => {
+    process.stdout.write(text);
+  });
   const binary = (await binaries)[name]!;
   const server = await launch(binary, { port: await freePort(), dataDir: tempDir(`bench-${name}-`) });
   children.add(server.child);
@@ -88,10 +109,14 @@ async function startServer(name: 'redis' | 'ferret'): Promise<Service> {
 /** The mock as the CLI runs it, with no is_suspicious delay. */
 export async function startMockProcess(pkMin: number, count: number): Promise<Service> {
   const port = await freePort();
-  const child = track(process.execPath, [BIN, 'mock', '--port', String(port), '--count', String(count), '--suspicious-delay-scale', '0'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PK_MIN: String(pkMin), LOG_LEVEL: 'warn' },
-  });
+  const child = track(
+    process.execPath,
+    [BIN, 'mock', '--port', String(port), '--count', String(count), '--suspicious-delay-scale', '0'],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, PK_MIN: String(pkMin), LOG_LEVEL: 'warn' },
+    },
+  );
   await waitForChild(port, child, 'mock');
   return { name: 'mock', url: `http://127.0.0.1:${port}`, child };
 }

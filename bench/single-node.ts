@@ -1,7 +1,18 @@
 // Scenario 1: one node over a rising number of pks, a fresh node and cluster for each; stops
 // rising when the node is no longer on time or its CPU saturates (or the run's time is up).
 import { BenchCluster, nextBoundary, sleepUntil, type Infra } from './cluster.js';
-import { bottleneck, cardFigure, checksPerSec, cpuColumns, maxOf, measureWindow, median, onTimePct, SATURATED_PCT, settleMs } from './measure.js';
+import {
+  bottleneck,
+  cardFigure,
+  checksPerSec,
+  cpuColumns,
+  maxOf,
+  measureWindow,
+  median,
+  onTimePct,
+  SATURATED_PCT,
+  settleMs,
+} from './measure.js';
 import { cpuBetween, round } from './proc.js';
 
 export interface SingleNodeOptions {
@@ -60,11 +71,21 @@ export interface SingleNodeResult {
 
 const NODE = 'n1';
 
-interface Baseline { rss: number; startMs: number; idleCpuPct: number | null }
+interface Baseline {
+  rss: number;
+  startMs: number;
+  idleCpuPct: number | null;
+}
 
 /** RSS of a node owning a single pk after a few seconds of running: what a node costs before its pks. */
 async function baseline(infra: Infra, o: SingleNodeOptions): Promise<Baseline> {
-  const c = new BenchCluster(infra, { pks: 1, intervalMs: o.intervalMs, ttlMs: o.ttlMs, concurrency: o.concurrency, flushMaxAgeMs: o.flushMaxAgeMs });
+  const c = new BenchCluster(infra, {
+    pks: 1,
+    intervalMs: o.intervalMs,
+    ttlMs: o.ttlMs,
+    concurrency: o.concurrency,
+    flushMaxAgeMs: o.flushMaxAgeMs,
+  });
   try {
     const t0 = Date.now();
     c.spawn(NODE);
@@ -80,7 +101,11 @@ async function baseline(infra: Infra, o: SingleNodeOptions): Promise<Baseline> {
   }
 }
 
-export async function singleNode(infra: Infra, o: SingleNodeOptions, progress: (line: string) => void): Promise<SingleNodeResult> {
+export async function singleNode(
+  infra: Infra,
+  o: SingleNodeOptions,
+  progress: (line: string) => void,
+): Promise<SingleNodeResult> {
   const I = o.intervalMs;
   let base: Baseline | undefined;
   let spawnMs = 2000;
@@ -100,7 +125,14 @@ export async function singleNode(infra: Infra, o: SingleNodeOptions, progress: (
       stoppedBecause = `time budget: ${pks} pks would end after the run's deadline`;
       break;
     }
-    const c = new BenchCluster(infra, { pks, intervalMs: I, ttlMs: o.ttlMs, concurrency: o.concurrency, flushMaxAgeMs: o.flushMaxAgeMs, env: o.env });
+    const c = new BenchCluster(infra, {
+      pks,
+      intervalMs: I,
+      ttlMs: o.ttlMs,
+      concurrency: o.concurrency,
+      flushMaxAgeMs: o.flushMaxAgeMs,
+      env: o.env,
+    });
     try {
       await sleepUntil(start - o.warmupMs - spawnMs);
       c.spawn(NODE);
@@ -153,7 +185,15 @@ export async function singleNode(infra: Infra, o: SingleNodeOptions, progress: (
   }
   base ??= await baseline(infra, o);
   for (const r of rows) r.rssBytesPerPk = base.rss > 0 ? round((r.rssBytes - base.rss) / r.pks) : null;
-  return { intervalMs: I, k: o.k, warmupMs: o.warmupMs, baselineRssBytes: base.rss, idleCpuPct: base.idleCpuPct, rows, stoppedBecause };
+  return {
+    intervalMs: I,
+    k: o.k,
+    warmupMs: o.warmupMs,
+    baselineRssBytes: base.rss,
+    idleCpuPct: base.idleCpuPct,
+    rows,
+    stoppedBecause,
+  };
 }
 
 function roundOrNull(x: number | null): number | null {

@@ -12,7 +12,14 @@ import { ClusterLock } from '../lib/cluster/locks.js';
 import { createLogger } from '../lib/ops/log.js';
 import { InfluencerTable, Random } from '../lib/mock/mockstagram.js';
 import { readTimeline } from '../lib/read/influencer.js';
-import { addPoint, emptyTotals, summarize, type BucketSummary, type PkTotals, type Point } from '../lib/storage/codec.js';
+import {
+  addPoint,
+  emptyTotals,
+  summarize,
+  type BucketSummary,
+  type PkTotals,
+  type Point,
+} from '../lib/storage/codec.js';
 import { loadLayout, type StorageLayout } from '../lib/storage/layout.js';
 import { LogWriter } from '../lib/storage/log-writer.js';
 import { TimelineReader } from '../lib/storage/reader.js';
@@ -28,7 +35,12 @@ import { startFerret, stopChild } from './services.js';
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
-const RANGES = [['hour', HOUR], ['day', DAY], ['week', 7 * DAY], ['month', 31 * DAY]] as const;
+const RANGES = [
+  ['hour', HOUR],
+  ['day', DAY],
+  ['week', 7 * DAY],
+  ['month', 31 * DAY],
+] as const;
 const log = createLogger('silent');
 
 export interface StorageOptions {
@@ -73,28 +85,46 @@ export interface StorageResult {
   stoppedBecause: string;
 }
 
-export async function storage(redisUrl: string, o: StorageOptions, progress: (line: string) => void): Promise<StorageResult> {
+export async function storage(
+  redisUrl: string,
+  o: StorageOptions,
+  progress: (line: string) => void,
+): Promise<StorageResult> {
   const rows: StorageRow[] = [];
   const rebuild: RebuildRow[] = [];
   let stoppedBecause = 'every fill measured';
   for (const pks of o.fills) {
-    if (Date.now() > o.deadline) { stoppedBecause = `time budget reached before ${pks} pks`; break; }
+    if (Date.now() > o.deadline) {
+      stoppedBecause = `time budget reached before ${pks} pks`;
+      break;
+    }
     rows.push(await measureFill(redisUrl, pks, o, progress));
   }
   for (const pks of o.rebuildPks) {
-    if (Date.now() > o.deadline) { stoppedBecause = `time budget reached before the rebuild of ${pks} pks`; break; }
+    if (Date.now() > o.deadline) {
+      stoppedBecause = `time budget reached before the rebuild of ${pks} pks`;
+      break;
+    }
     rebuild.push(await measureRebuild(redisUrl, pks, o.rebuildLogMinutes, progress));
   }
   return { days: o.days, rows, rebuild, stoppedBecause };
 }
 
 /** A FerretDB of its own, a Redis connection and a fresh cluster prefix, for one measurement. */
-async function withServers<T>(redisUrl: string, fn: (s: { db: Db; redis: Redis; cluster: string; ferretPid: number }) => Promise<T>): Promise<T> {
+async function withServers<T>(
+  redisUrl: string,
+  fn: (s: { db: Db; redis: Redis; cluster: string; ferretPid: number }) => Promise<T>,
+): Promise<T> {
   const ferret = await startFerret();
   const mongo = new MongoClient(ferret.url, { monitorCommands: true });
   const redis = new Redis(redisUrl);
   try {
-    return await fn({ db: mongo.db('storage'), redis, cluster: `s${randomBytes(3).toString('hex')}`, ferretPid: ferret.child.pid! });
+    return await fn({
+      db: mongo.db('storage'),
+      redis,
+      cluster: `s${randomBytes(3).toString('hex')}`,
+      ferretPid: ferret.child.pid!,
+    });
   } finally {
     redis.disconnect();
     await mongo.close().catch(() => undefined);
@@ -102,13 +132,25 @@ async function withServers<T>(redisUrl: string, fn: (s: { db: Db; redis: Redis; 
   }
 }
 
-async function measureFill(redisUrl: string, pks: number, o: StorageOptions, progress: (line: string) => void): Promise<StorageRow> {
+async function measureFill(
+  redisUrl: string,
+  pks: number,
+  o: StorageOptions,
+  progress: (line: string) => void,
+): Promise<StorageRow> {
   return withServers(redisUrl, async ({ db, redis, cluster, ferretPid }) => {
     const now = Date.now();
     const open = Math.floor(now / HOUR) * HOUR;
     const start = open - o.days * DAY;
-    const layout = await loadLayout(db, { intervalMs: MINUTE, bucketMs: HOUR, pkMin: PK_MIN, pkMax: PK_MIN + pks - 1 }, start);
-    await new TotalsRebuilder({ redis, db, lock: new ClusterLock(redis, cluster, log), layout, cluster, log }, { graceMs: 0 }).runOnce();
+    const layout = await loadLayout(
+      db,
+      { intervalMs: MINUTE, bucketMs: HOUR, pkMin: PK_MIN, pkMax: PK_MIN + pks - 1 },
+      start,
+    );
+    await new TotalsRebuilder(
+      { redis, db, lock: new ClusterLock(redis, cluster, log), layout, cluster, log },
+      { graceMs: 0 },
+    ).runOnce();
     const counts = new InfluencerTable(pks, new Random(1, 3));
     const point = (i: number, at: number): Point => {
       counts.touch(i, true);
@@ -141,12 +183,18 @@ async function measureFill(redisUrl: string, pks: number, o: StorageOptions, pro
         await writer.checkpoint(period, s, totals[s]!, summaries);
         if (period + HOUR === layout.rollup(period) + layout.rollupMs) await writer.rollups(period, s, summaries);
       }
-      if ((period - start) % (7 * DAY) === 0) progress(`    ${pks} pks: ${new Date(period).toISOString().slice(0, 10)} written (${round((performance.now() - t0) / 1000)} s)`);
+      if ((period - start) % (7 * DAY) === 0)
+        progress(
+          `    ${pks} pks: ${new Date(period).toISOString().slice(0, 10)} written (${round((performance.now() - t0) / 1000)} s)`,
+        );
     }
     const fillS = (performance.now() - t0) / 1000;
     const writerCpu = process.cpuUsage(cpu0);
     const storeCpu = (cpuSeconds(ferretPid) ?? 0) - ferret0;
-    await redis.hset(clusterKeys(cluster).checkpoints, ...Array.from({ length: layout.slices }, (_, s) => [String(s), String(open - HOUR)]).flat());
+    await redis.hset(
+      clusterKeys(cluster).checkpoints,
+      ...Array.from({ length: layout.slices }, (_, s) => [String(s), String(open - HOUR)]).flat(),
+    );
 
     // the open period so far, through the live path: log documents and the Lua step
     const live = new LogWriter(db, new Totals(redis, cluster), layout, 'bench');
@@ -155,7 +203,13 @@ async function measureFill(redisUrl: string, pks: number, o: StorageOptions, pro
       const batch: Sample[] = [];
       for (let i = 0; i < pks; i++) {
         const p = point(i, at);
-        batch.push({ pk: PK_MIN + i, at, username: `influencer-${PK_MIN + i}`, followerCount: p.f, followingCount: p.g });
+        batch.push({
+          pk: PK_MIN + i,
+          at,
+          username: `influencer-${PK_MIN + i}`,
+          followerCount: p.f,
+          followingCount: p.g,
+        });
       }
       for (let k = 0; k < batch.length; k += 1000) {
         const b = live.batch(batch.slice(k, k + 1000));
@@ -166,10 +220,21 @@ async function measureFill(redisUrl: string, pks: number, o: StorageOptions, pro
 
     const sizes = await sizesByFamily(db);
     const history = samples;
-    progress(`  ${pks} pks: ${history.toLocaleString('en-US')} samples in ${round(fillS)} s; buckets and rollups ${round(sizes.kept / history, 2)} B/sample`);
-    const reads = await measureReads(new TimelineReader(redis, db, layout, cluster), db, pks, upTo + MINUTE, o.reads, progress);
+    progress(
+      `  ${pks} pks: ${history.toLocaleString('en-US')} samples in ${round(fillS)} s; buckets and rollups ${round(sizes.kept / history, 2)} B/sample`,
+    );
+    const reads = await measureReads(
+      new TimelineReader(redis, db, layout, cluster),
+      db,
+      pks,
+      upTo + MINUTE,
+      o.reads,
+      progress,
+    );
     return {
-      pks, samples: history, fillS: round(fillS, 1),
+      pks,
+      samples: history,
+      fillS: round(fillS, 1),
       storeCpuUsPerSample: round((storeCpu * 1e6) / history, 2),
       writerCpuUsPerSample: round((writerCpu.user + writerCpu.system) / history, 2),
       keptBytesPerSample: round(sizes.kept / history, 2),
@@ -185,21 +250,30 @@ async function sizesByFamily(db: Db): Promise<{ kept: number; checkpoints: numbe
   let kept = 0;
   let checkpoints = 0;
   for (const { name } of await db.listCollections({}, { nameOnly: true }).toArray()) {
-    const s = await db.command({ collStats: name }) as { storageSize?: number; totalIndexSize?: number };
+    const s = (await db.command({ collStats: name })) as { storageSize?: number; totalIndexSize?: number };
     const bytes = (s.storageSize ?? 0) + (s.totalIndexSize ?? 0);
     if (/^(buckets|rollups)_/.test(name)) kept += bytes;
     if (name === 'checkpoints') checkpoints += bytes;
   }
-  const stats = await db.command({ dbStats: 1 }) as { totalSize?: number; storageSize?: number; indexSize?: number };
+  const stats = (await db.command({ dbStats: 1 })) as { totalSize?: number; storageSize?: number; indexSize?: number };
   return { kept, checkpoints, total: stats.totalSize ?? (stats.storageSize ?? 0) + (stats.indexSize ?? 0) };
 }
 
 /** p50/p99 of one pk's timeline read as the API reads it, for each range ending at `end`, and the finds per read. */
-async function measureReads(reader: TimelineReader, db: Db, pks: number, end: number, reads: number, progress: (line: string) => void): Promise<StorageRow['reads']> {
+async function measureReads(
+  reader: TimelineReader,
+  db: Db,
+  pks: number,
+  end: number,
+  reads: number,
+  progress: (line: string) => void,
+): Promise<StorageRow['reads']> {
   const out: StorageRow['reads'] = {};
   const rand = new Random(5, 1);
   let finds = 0;
-  const count = (e: { commandName: string }): void => { if (e.commandName === 'find') finds++; };
+  const count = (e: { commandName: string }): void => {
+    if (e.commandName === 'find') finds++;
+  };
   db.client.on('commandStarted', count);
   for (const [name, span] of RANGES) {
     const times: number[] = [];
@@ -214,7 +288,9 @@ async function measureReads(reader: TimelineReader, db: Db, pks: number, end: nu
     times.sort((a, b) => a - b);
     const pick = (q: number): number => round(times[Math.min(times.length - 1, Math.floor(q * times.length))]!, 1);
     out[name] = { points, p50Ms: pick(0.5), p99Ms: pick(0.99), finds: round(finds / reads, 1) };
-    progress(`    read ${name}: ${points} points, p50 ${out[name].p50Ms} ms, p99 ${out[name].p99Ms} ms, ${out[name].finds} finds`);
+    progress(
+      `    read ${name}: ${points} points, p50 ${out[name].p50Ms} ms, p99 ${out[name].p99Ms} ms, ${out[name].finds} finds`,
+    );
   }
   db.client.off('commandStarted', count);
   return out;
@@ -226,17 +302,42 @@ async function measureReads(reader: TimelineReader, db: Db, pks: number, end: nu
  * log of the period after it (written by the LogWriter, at most 60); timed from the start of the rebuild to the
  * totals ready, less the wait for its cutoff.
  */
-async function measureRebuild(redisUrl: string, pks: number, logMinutes: number, progress: (line: string) => void): Promise<RebuildRow> {
+async function measureRebuild(
+  redisUrl: string,
+  pks: number,
+  logMinutes: number,
+  progress: (line: string) => void,
+): Promise<RebuildRow> {
   return withServers(redisUrl, async ({ db, redis, cluster }) => {
     const now = Date.now();
     const open = Math.floor(now / HOUR) * HOUR;
-    const layout: StorageLayout = await loadLayout(db, { intervalMs: MINUTE, bucketMs: HOUR, pkMin: PK_MIN, pkMax: PK_MIN + pks - 1 }, open - 30 * DAY);
+    const layout: StorageLayout = await loadLayout(
+      db,
+      { intervalMs: MINUTE, bucketMs: HOUR, pkMin: PK_MIN, pkMax: PK_MIN + pks - 1 },
+      open - 30 * DAY,
+    );
     const writer = new SliceWriter(db, layout);
     const checkpointAt = open - 2 * HOUR;
     for (let s = 0; s < layout.slices; s++) {
       const totals = new Map<number, PkTotals>();
-      for (let pk = PK_MIN + ((s - (PK_MIN % layout.slices) + layout.slices) % layout.slices); pk < PK_MIN + pks; pk += layout.slices) {
-        totals.set(pk, { pk, n: 43_200, sum: 43_200 * 100_000, min: 50_000, max: 150_000, at: checkpointAt + 59 * MINUTE, f: 100_000, g: 1000, pat: checkpointAt + 58 * MINUTE, pf: 99_990, username: `influencer-${pk}` });
+      for (
+        let pk = PK_MIN + ((s - (PK_MIN % layout.slices) + layout.slices) % layout.slices);
+        pk < PK_MIN + pks;
+        pk += layout.slices
+      ) {
+        totals.set(pk, {
+          pk,
+          n: 43_200,
+          sum: 43_200 * 100_000,
+          min: 50_000,
+          max: 150_000,
+          at: checkpointAt + 59 * MINUTE,
+          f: 100_000,
+          g: 1000,
+          pat: checkpointAt + 58 * MINUTE,
+          pf: 99_990,
+          username: `influencer-${pk}`,
+        });
       }
       await writer.checkpoint(checkpointAt, s, totals, new Map());
     }
@@ -246,26 +347,36 @@ async function measureRebuild(redisUrl: string, pks: number, logMinutes: number,
       const at = checkpointAt + HOUR + m * MINUTE;
       for (let first = 0; first < pks; first += 1000) {
         const batch: Sample[] = [];
-        for (let i = first; i < Math.min(pks, first + 1000); i++) batch.push({ pk: PK_MIN + i, at, username: '', followerCount: 100_000 + m, followingCount: 1000 });
+        for (let i = first; i < Math.min(pks, first + 1000); i++)
+          batch.push({ pk: PK_MIN + i, at, username: '', followerCount: 100_000 + m, followingCount: 1000 });
         await logger.log(logger.batch(batch));
         logSamples += batch.length;
       }
     }
     progress(`  rebuild of ${pks} pks: checkpoints and ${logSamples.toLocaleString('en-US')} logged samples written`);
     let cutoff = 0;
-    const rebuilder = new TotalsRebuilder({ redis, db, lock: new ClusterLock(redis, cluster, log), layout, cluster, log }, { graceMs: 0, now: () => (cutoff > 0 ? Math.max(Date.now(), cutoff + 1) : Date.now()) });
+    const rebuilder = new TotalsRebuilder(
+      { redis, db, lock: new ClusterLock(redis, cluster, log), layout, cluster, log },
+      { graceMs: 0, now: () => (cutoff > 0 ? Math.max(Date.now(), cutoff + 1) : Date.now()) },
+    );
     const t0 = performance.now();
     const run = rebuilder.runOnce();
     for (;;) {
       const T = await redis.hget(clusterKeys(cluster).rebuild, 'T');
-      if (T !== null) { cutoff = Number(T); break; }
+      if (T !== null) {
+        cutoff = Number(T);
+        break;
+      }
       await new Promise((r) => setTimeout(r, 5));
     }
     const outcome = await run;
     const seconds = round((performance.now() - t0) / 1000, 1);
     if (outcome !== 'rebuilt') throw new Error(`rebuild of ${pks} pks: ${outcome}`);
     const one = await new Totals(redis, cluster).read(PK_MIN);
-    if (!one || one.samples !== 43_200 + logMinutes) throw new Error(`rebuild of ${pks} pks: pk ${PK_MIN} has ${one?.samples} samples, expected ${43_200 + logMinutes}`);
+    if (!one || one.samples !== 43_200 + logMinutes)
+      throw new Error(
+        `rebuild of ${pks} pks: pk ${PK_MIN} has ${one?.samples} samples, expected ${43_200 + logMinutes}`,
+      );
     progress(`  rebuild of ${pks} pks: ${seconds} s`);
     return { pks, logSamples, seconds };
   });

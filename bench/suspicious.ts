@@ -11,7 +11,10 @@ export interface SuspiciousImpactOptions extends Omit<SingleNodeOptions, 'counts
   stressMs: number;
 }
 
-export interface SuspiciousImpactRow extends SingleNodeRow { variant: string; periodMs: number }
+export interface SuspiciousImpactRow extends SingleNodeRow {
+  variant: string;
+  periodMs: number;
+}
 
 export interface SuspiciousImpactResult {
   pks: number;
@@ -21,7 +24,11 @@ export interface SuspiciousImpactResult {
   rows: SuspiciousImpactRow[];
 }
 
-export async function suspiciousImpact(infra: Infra, o: SuspiciousImpactOptions, progress: (line: string) => void): Promise<SuspiciousImpactResult> {
+export async function suspiciousImpact(
+  infra: Infra,
+  o: SuspiciousImpactOptions,
+  progress: (line: string) => void,
+): Promise<SuspiciousImpactResult> {
   const variants = [
     { variant: 'off', periodMs: 0 },
     { variant: 'daily', periodMs: o.dailyMs },
@@ -30,7 +37,11 @@ export async function suspiciousImpact(infra: Infra, o: SuspiciousImpactOptions,
   const rows: SuspiciousImpactRow[] = [];
   for (const v of variants) {
     progress(`  is_suspicious ${v.variant}${v.periodMs ? ` (every pk once per ${v.periodMs / 1000} s)` : ''}`);
-    const r = await singleNode(infra, { ...o, counts: [o.pks], env: { SUSPICIOUS_INTERVAL_MS: String(v.periodMs) } }, progress);
+    const r = await singleNode(
+      infra,
+      { ...o, counts: [o.pks], env: { SUSPICIOUS_INTERVAL_MS: String(v.periodMs) } },
+      progress,
+    );
     const row = r.rows[0];
     if (!row) throw new Error(`the ${v.variant} run measured nothing: ${r.stoppedBecause}`);
     rows.push({ ...row, ...v });

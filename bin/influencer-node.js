@@ -2,6 +2,11 @@
 import { main } from '../dist/lib/cli/cli.js';
 
 main(process.argv.slice(2)).then(
-  (code) => { if (typeof code === 'number') process.exitCode = code; },
-  (err) => { console.error(`influencer-node: ${err?.message ?? err}`); process.exit(1); },
+  (code) => {
+    if (typeof code === 'number') process.exitCode = code;
+  },
+  (err) => {
+    console.error(`influencer-node: ${err?.message ?? err}`);
+    process.exit(1);
+  },
 );

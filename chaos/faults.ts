@@ -76,15 +76,22 @@ export const nodePause: Fault = async (h) => {
   const missed = Number((await h.stats(id)).missed ?? 0) - missedBefore;
   // each of its pks has a slot in every interval it slept through, give or take the ones at either end
   const slept = Math.floor(paused / h.intervalMs);
-  const problems = missed < owned * (slept - 1) || missed > owned * (slept + 2)
-    ? [`node ${id} counted ${missed} missed pk-intervals for ${owned} pks paused ${paused} ms: fetched late, or counted twice`]
-    : [];
+  const problems =
+    missed < owned * (slept - 1) || missed > owned * (slept + 2)
+      ? [
+          `node ${id} counted ${missed} missed pk-intervals for ${owned} pks paused ${paused} ms: fetched late, or counted twice`,
+        ]
+      : [];
   const untilTakeover = Math.ceil(takeover / h.intervalMs) + 1;
   return {
     fault: `node ${id} paused ${pauseMs} ms (> TTL)`,
     windows: [{ what: 'pause to rejoin', from, to, allowed: (pk) => (owners.get(pk) === id ? untilTakeover : 0) }],
     figures: {
-      'pks of the paused node': owned, 'paused ms': paused, 'takeover ms': takeover, 'rejoin ms': rejoin, 'missed it counted': missed,
+      'pks of the paused node': owned,
+      'paused ms': paused,
+      'takeover ms': takeover,
+      'rejoin ms': rejoin,
+      'missed it counted': missed,
     },
     problems,
   };
@@ -106,7 +113,12 @@ export const rollingRestart: Fault = async (h) => {
   }
   figures['exit codes'] = codes.join(' ');
   const to = await intervalsPass(h, 2);
-  return { fault: 'graceful rolling restart', windows: [{ what: 'rolling restart', from, to, allowed: none }], figures, problems: codes.some((c) => c !== 0) ? [`exit codes ${codes.join(', ')}`] : [] };
+  return {
+    fault: 'graceful rolling restart',
+    windows: [{ what: 'rolling restart', from, to, allowed: none }],
+    figures,
+    problems: codes.some((c) => c !== 0) ? [`exit codes ${codes.join(', ')}`] : [],
+  };
 };
 
 /** Redis killed and started empty: members announce themselves again, the totals are rebuilt. */
@@ -114,7 +126,11 @@ export const redisRestart: Fault = async (h) => {
   const from = h.checkedTo;
   await h.redisServer.restart();
   const members = await h.waitSteady(60_000);
-  const rebuilt = await until(async () => (await totalsState(h.cluster.redis, h.cluster.svc.cluster).catch(() => 'missing')) === 'ready', 120_000, 'totals rebuilt');
+  const rebuilt = await until(
+    async () => (await totalsState(h.cluster.redis, h.cluster.svc.cluster).catch(() => 'missing')) === 'ready',
+    120_000,
+    'totals rebuilt',
+  );
   const to = await intervalsPass(h, 2);
   return {
     fault: 'Redis restarted without its data',
@@ -149,10 +165,17 @@ export const mongoOutage: Fault = async (h) => {
   while (Date.now() < until0) {
     await sleep(250);
     const cards = await h.cards();
-    queued = Math.max(queued, cards.reduce((sum, c) => sum + (c.ok ? Number(c.card.stats.writeQueue ?? 0) : 0), 0));
+    queued = Math.max(
+      queued,
+      cards.reduce((sum, c) => sum + (c.ok ? Number(c.card.stats.writeQueue ?? 0) : 0), 0),
+    );
   }
   await h.mongoServer.up();
-  const drained = await until(async () => !(await h.writeBacklog()), 120_000, 'the samples buffered in the outage written');
+  const drained = await until(
+    async () => !(await h.writeBacklog()),
+    120_000,
+    'the samples buffered in the outage written',
+  );
   const to = await intervalsPass(h, 2);
   return {
     fault: `Mongo server down ${downMs} ms`,
@@ -242,10 +265,21 @@ export function clockSkew(skewMs: number): Fault {
 export const garbageMembers: Fault = async (h) => {
   const from = h.checkedTo;
   const { redis, svc } = h.cluster;
-  const card = (id: string, weight: number): string => JSON.stringify({
-    format: 1, id, host: 'h', pid: 1, version: '0.0.1', weight, state: 'active',
-    started: 0, heartbeat: Date.now(), ttlMs: 60_000, view: 'x', stats: {},
-  });
+  const card = (id: string, weight: number): string =>
+    JSON.stringify({
+      format: 1,
+      id,
+      host: 'h',
+      pid: 1,
+      version: '0.0.1',
+      weight,
+      state: 'active',
+      started: 0,
+      heartbeat: Date.now(),
+      ttlMs: 60_000,
+      view: 'x',
+      stats: {},
+    });
   const garbage: Record<string, string> = {
     junk: '{not json',
     'old-card': JSON.stringify({ id: 'old-card', host: 'h', pid: 1, state: 'active', heartbeat: Date.now() }),
@@ -259,11 +293,18 @@ export const garbageMembers: Fault = async (h) => {
   const problems: string[] = [];
   await h.waitSteady(10_000).catch((err: Error) => problems.push(`ring changed by garbage: ${err.message}`));
   const status = await runCli(['status', '--json'], h.cluster.env);
-  const unreadable = status.code === 0 ? (JSON.parse(status.stdout) as { summary: { unreadable: string[] } }).summary.unreadable : [];
-  if (status.code !== 0 || Object.keys(garbage).some((id) => !unreadable.includes(id))) problems.push(`status does not show the garbage as unreadable (exit ${status.code}: ${unreadable.join(', ')})`);
+  const unreadable =
+    status.code === 0 ? (JSON.parse(status.stdout) as { summary: { unreadable: string[] } }).summary.unreadable : [];
+  if (status.code !== 0 || Object.keys(garbage).some((id) => !unreadable.includes(id)))
+    problems.push(`status does not show the garbage as unreadable (exit ${status.code}: ${unreadable.join(', ')})`);
   await redis.del(...Object.keys(garbage).map((id) => nodeKey(svc.cluster, id)));
   const to = await intervalsPass(h, 1);
-  return { fault: 'garbage member keys', windows: [{ what: 'garbage member keys', from, to, allowed: none }], figures: { 'garbage keys': Object.keys(garbage).length }, problems };
+  return {
+    fault: 'garbage member keys',
+    windows: [{ what: 'garbage member keys', from, to, allowed: none }],
+    figures: { 'garbage keys': Object.keys(garbage).length },
+    problems,
+  };
 };
 
 /** Unknown commands and flags and bad settings against the running cluster: one line, exit 2. */
@@ -273,19 +314,33 @@ export const badInput: Fault = async (h) => {
   const cases: Array<{ args: string[]; env: Record<string, string>; says: RegExp }> = [
     { args: ['frobnicate'], env, says: /unknown command/ },
     { args: ['start', '--no-such-flag'], env, says: /unknown option/ },
-    { args: ['start'], env: { ...env, INTERVAL_MS: 'soon', NODE_ID: 'bad-config' }, says: /INTERVAL_MS="soon" is not valid/ },
-    { args: ['start'], env: { ...env, HEARTBEAT_TTL_MS: '-1', NODE_ID: 'bad-config' }, says: /HEARTBEAT_TTL_MS="-1" is not valid/ },
+    {
+      args: ['start'],
+      env: { ...env, INTERVAL_MS: 'soon', NODE_ID: 'bad-config' },
+      says: /INTERVAL_MS="soon" is not valid/,
+    },
+    {
+      args: ['start'],
+      env: { ...env, HEARTBEAT_TTL_MS: '-1', NODE_ID: 'bad-config' },
+      says: /HEARTBEAT_TTL_MS="-1" is not valid/,
+    },
     { args: ['status'], env: { ...env, REDIS_URL: 'localhost:6379' }, says: /REDIS_URL="localhost:6379" is not valid/ },
   ];
   const problems: string[] = [];
   for (const c of cases) {
     const r = await runCli(c.args, c.env);
     const lines = r.stderr.trim().split('\n');
-    if (r.code !== 2 || lines.length !== 1 || !c.says.test(lines[0])) problems.push(`influencer-node ${c.args.join(' ')}: exit ${r.code}, stderr ${JSON.stringify(r.stderr.trim())}`);
+    if (r.code !== 2 || lines.length !== 1 || !c.says.test(lines[0]))
+      problems.push(`influencer-node ${c.args.join(' ')}: exit ${r.code}, stderr ${JSON.stringify(r.stderr.trim())}`);
   }
   const to = await intervalsPass(h, 1);
   await h.waitSteady(10_000).catch((err: Error) => problems.push(err.message));
-  return { fault: 'bad CLI input and config', windows: [{ what: 'bad input', from, to, allowed: none }], figures: { 'commands refused': cases.length - problems.length }, problems };
+  return {
+    fault: 'bad CLI input and config',
+    windows: [{ what: 'bad input', from, to, allowed: none }],
+    figures: { 'commands refused': cases.length - problems.length },
+    problems,
+  };
 };
 
 /** The period length the chaos cluster runs with (`BUCKET_MS`), and the start of the one in progress. */
@@ -305,7 +360,11 @@ async function midPeriod(h: Chaos): Promise<number> {
 /** Waits until every slice of `period` is closed; resolves to how long after its end that was. */
 async function periodClosed(h: Chaos, period: number): Promise<number> {
   const key = clusterKeys(h.cluster.svc.cluster).closed;
-  await until(async () => Number((await h.cluster.redis.get(key).catch(() => null)) ?? -1) >= period, 180_000, `period ${new Date(period).toISOString()} closed`);
+  await until(
+    async () => Number((await h.cluster.redis.get(key).catch(() => null)) ?? -1) >= period,
+    180_000,
+    `period ${new Date(period).toISOString()} closed`,
+  );
   return Date.now() - (period + periods(h).bucketMs);
 }
 
@@ -314,7 +373,11 @@ export const killMidPeriod: Fault = async (h) => {
   const period = await midPeriod(h);
   const run = await sigkill(h);
   const closed = await periodClosed(h, period);
-  return { ...run, fault: `SIGKILL mid-period, ${run.fault.replace(/^SIGKILL of /, '')}`, figures: { ...run.figures, 'its period closed ms after its end': closed } };
+  return {
+    ...run,
+    fault: `SIGKILL mid-period, ${run.fault.replace(/^SIGKILL of /, '')}`,
+    figures: { ...run.figures, 'its period closed ms after its end': closed },
+  };
 };
 
 /** A node stopped gracefully in the middle of a period and started again: its pks are handed over and back. */
@@ -370,14 +433,33 @@ export const redisOlderSnapshot: Fault = async (h) => {
   const pipeline = redis.pipeline();
   for (const k of keys) pipeline.dumpBuffer(k).pttl(k);
   const replies = (await pipeline.exec()) ?? [];
-  const snapshot = keys.map((k, i) => ({ k, dump: replies[2 * i]?.[1] as Buffer | null, ttl: Number(replies[2 * i + 1]?.[1]) }));
+  const snapshot = keys.map((k, i) => ({
+    k,
+    dump: replies[2 * i]?.[1] as Buffer | null,
+    ttl: Number(replies[2 * i + 1]?.[1]),
+  }));
   await intervalsPass(h, 2);
   await h.redisServer.restart();
   const restore = redis.pipeline();
   for (const s of snapshot) if (s.dump) restore.restore(s.k, s.ttl > 0 ? s.ttl : 0, s.dump, 'REPLACE');
-  await until(async () => { try { await restore.exec(); return true; } catch { return false; } }, 30_000, 'the snapshot restored');
+  await until(
+    async () => {
+      try {
+        await restore.exec();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    30_000,
+    'the snapshot restored',
+  );
   const steady = await h.waitSteady(60_000);
-  const rebuilt = await until(async () => totalsTrusted(redis, svc.cluster).catch(() => false), 120_000, 'totals rebuilt');
+  const rebuilt = await until(
+    async () => totalsTrusted(redis, svc.cluster).catch(() => false),
+    120_000,
+    'totals rebuilt',
+  );
   const to = await intervalsPass(h, 2);
   return {
     fault: 'Redis restarted from an older snapshot',
@@ -402,7 +484,11 @@ export const redisEviction: Fault = async (h) => {
   await redis.config('SET', 'maxmemory-policy', 'noeviction');
   const clean = h.intervalNow() + 2 * h.intervalMs;
   const steady = await h.waitSteady(60_000);
-  const rebuilt = await until(async () => totalsTrusted(redis, svc.cluster).catch(() => false), 120_000, 'totals rebuilt');
+  const rebuilt = await until(
+    async () => totalsTrusted(redis, svc.cluster).catch(() => false),
+    120_000,
+    'totals rebuilt',
+  );
   const to = Math.max(await intervalsPass(h, 2), clean + h.intervalMs);
   return {
     fault: 'Redis evicting keys',
@@ -425,12 +511,21 @@ export const redisDownDuringStop: Fault = async (h) => {
   const clean = h.intervalNow() + h.intervalMs;
   h.spawn(id);
   const steady = await h.waitSteady(60_000);
-  await until(async () => (await totalsState(h.cluster.redis, h.cluster.svc.cluster).catch(() => 'missing')) === 'ready', 120_000, 'totals ready');
+  await until(
+    async () => (await totalsState(h.cluster.redis, h.cluster.svc.cluster).catch(() => 'missing')) === 'ready',
+    120_000,
+    'totals ready',
+  );
   const to = Math.max(await intervalsPass(h, 2), clean + h.intervalMs);
   return {
     fault: `Redis down while ${id} stops`,
     windows: [
-      { what: 'Redis down during a stop: while', from, to: clean, allowed: (pk) => (owners.get(pk) === id ? Infinity : 0) },
+      {
+        what: 'Redis down during a stop: while',
+        from,
+        to: clean,
+        allowed: (pk) => (owners.get(pk) === id ? Infinity : 0),
+      },
       { what: 'Redis down during a stop: after', from: clean, to, allowed: none },
     ],
     figures: { 'stop ms': stopMs, 'steady again ms': steady },
@@ -442,11 +537,19 @@ export const redisDownDuringStop: Fault = async (h) => {
 export const mongoDownDuringRebuild: Fault = async (h) => {
   const from = h.checkedTo;
   await h.redisServer.restart();
-  await until(async () => (await totalsState(h.cluster.redis, h.cluster.svc.cluster).catch(() => 'missing')) === 'rebuilding', 60_000, 'a rebuild started');
+  await until(
+    async () => (await totalsState(h.cluster.redis, h.cluster.svc.cluster).catch(() => 'missing')) === 'rebuilding',
+    60_000,
+    'a rebuild started',
+  );
   await h.mongoServer.down();
   await sleep(4 * h.intervalMs);
   await h.mongoServer.up();
-  const rebuilt = await until(async () => (await totalsState(h.cluster.redis, h.cluster.svc.cluster).catch(() => 'missing')) === 'ready', 180_000, 'totals rebuilt');
+  const rebuilt = await until(
+    async () => (await totalsState(h.cluster.redis, h.cluster.svc.cluster).catch(() => 'missing')) === 'ready',
+    180_000,
+    'totals rebuilt',
+  );
   await h.waitSteady(60_000);
   const to = await intervalsPass(h, 2);
   return {

@@ -73,8 +73,12 @@ export class Chaos {
     return chaos;
   }
 
-  get intervalMs(): number { return this.opts.intervalMs; }
-  get ttlMs(): number { return this.opts.ttlMs; }
+  get intervalMs(): number {
+    return this.opts.intervalMs;
+  }
+  get ttlMs(): number {
+    return this.opts.ttlMs;
+  }
 
   /** Start of the interval in progress. */
   intervalNow(): number {
@@ -127,7 +131,10 @@ export class Chaos {
   crashed(): string[] {
     return this.processes
       .filter((p) => !p.ending && !isRunning(p.child))
-      .map((p) => `${p.id} (pid ${p.child.pid}) exited with ${p.child.exitCode ?? p.child.signalCode}: ${p.child.output().trim().split('\n').slice(-3).join(' | ')}`);
+      .map(
+        (p) =>
+          `${p.id} (pid ${p.child.pid}) exited with ${p.child.exitCode ?? p.child.signalCode}: ${p.child.output().trim().split('\n').slice(-3).join(' | ')}`,
+      );
   }
 
   /** VmRSS of a running node in kB, read from /proc. */
@@ -166,11 +173,19 @@ export class Chaos {
         const view = viewHash(active);
         const ok = cards.filter((c) => c.ok);
         const owned = ok.reduce((sum, c) => sum + (c.ok ? Number(c.card.stats.owned ?? 0) : 0), 0);
-        if (active.length === want.size && active.every((m) => want.has(m.id)) && ok.every((c) => c.ok && c.card.view === view) && owned === this.opts.pks) {
+        if (
+          active.length === want.size &&
+          active.every((m) => want.has(m.id)) &&
+          ok.every((c) => c.ok && c.card.view === view) &&
+          owned === this.opts.pks
+        ) {
           return Date.now() - started;
         }
-      } catch { /* Redis restarting: look again */ }
-      if (Date.now() - started > timeoutMs) throw new Error(`cluster not steady with ${[...want].join(', ')} after ${timeoutMs} ms`);
+      } catch {
+        /* Redis restarting: look again */
+      }
+      if (Date.now() - started > timeoutMs)
+        throw new Error(`cluster not steady with ${[...want].join(', ')} after ${timeoutMs} ms`);
       await sleep(50);
     }
   }
@@ -181,7 +196,9 @@ export class Chaos {
    */
   async writeBacklog(): Promise<boolean> {
     const cards = await this.cards();
-    return cards.some((c) => c.ok && Number(c.card.stats.writeQueue ?? 0) > Math.max(50, Number(c.card.stats.owned ?? 0) / 2));
+    return cards.some(
+      (c) => c.ok && Number(c.card.stats.writeQueue ?? 0) > Math.max(50, Number(c.card.stats.owned ?? 0) / 2),
+    );
   }
 
   /** Which node owns each pk on the ring of the active members now (as the nodes compute it). */

@@ -55,9 +55,17 @@ async function settle(h: Chaos, to: number): Promise<void> {
   await sleep(Math.max(0, to + h.intervalMs + 500 - Date.now()));
   for (;;) {
     try {
-      if (!(await h.writeBacklog()) && (await totalsState(h.cluster.redis, h.cluster.svc.cluster)) === 'ready' && (await rebuiltPeriodClosed(h))) break;
-    } catch { /* Redis back in a moment */ }
-    if (Date.now() > deadline) throw new Error('write backlog not written, totals not rebuilt or their period not closed after 120 s');
+      if (
+        !(await h.writeBacklog()) &&
+        (await totalsState(h.cluster.redis, h.cluster.svc.cluster)) === 'ready' &&
+        (await rebuiltPeriodClosed(h))
+      )
+        break;
+    } catch {
+      /* Redis back in a moment */
+    }
+    if (Date.now() > deadline)
+      throw new Error('write backlog not written, totals not rebuilt or their period not closed after 120 s');
     await sleep(200);
   }
   await sleep(2 * flushAgeMs + 500);
@@ -119,7 +127,10 @@ export async function verify(h: Chaos, run: FaultRun): Promise<Verdict> {
     figures[`${w.what}: missed`] = missed;
     figures[`${w.what}: pks missing`] = pks;
     figures[`${w.what}: worst pk`] = worst;
-    if (over > 0) violations.push(`${w.what}: ${over} pks missed more intervals than allowed (${missed} missed in ${intervals} intervals, worst pk ${worst})`);
+    if (over > 0)
+      violations.push(
+        `${w.what}: ${over} pks missed more intervals than allowed (${missed} missed in ${intervals} intervals, worst pk ${worst})`,
+      );
   }
 
   // 3. running totals = the points of the timeline, exactly: a sample is counted in the same
@@ -129,11 +140,22 @@ export async function verify(h: Chaos, run: FaultRun): Promise<Verdict> {
   for (const pk of h.universe.sortedPks) {
     const values = [...(byPk.get(pk)?.values() ?? [])];
     const tot = snap.totals.get(pk);
-    const ok = tot === undefined ? values.length === 0
-      : tot.n === values.length && tot.s === values.reduce((a, b) => a + b, 0) && tot.mn === Math.min(...values) && tot.mx === Math.max(...values);
-    if (!ok) wrong.push(`pk ${pk}: ${tot ? `${tot.n} samples, sum ${tot.s}` : 'no totals'} for ${values.length} points, sum ${values.reduce((a, b) => a + b, 0)}`);
+    const ok =
+      tot === undefined
+        ? values.length === 0
+        : tot.n === values.length &&
+          tot.s === values.reduce((a, b) => a + b, 0) &&
+          tot.mn === Math.min(...values) &&
+          tot.mx === Math.max(...values);
+    if (!ok)
+      wrong.push(
+        `pk ${pk}: ${tot ? `${tot.n} samples, sum ${tot.s}` : 'no totals'} for ${values.length} points, sum ${values.reduce((a, b) => a + b, 0)}`,
+      );
   }
-  if (wrong.length > 0) violations.push(`${wrong.length} pks whose running totals are not their points, e.g. ${wrong.slice(0, 3).join('; ')}`);
+  if (wrong.length > 0)
+    violations.push(
+      `${wrong.length} pks whose running totals are not their points, e.g. ${wrong.slice(0, 3).join('; ')}`,
+    );
   figures['late samples (log only)'] = snap.late;
 
   // 3b. the average the API reports (lib/read/influencer.ts) = followerSum / samples, on a sample of pks
@@ -148,7 +170,10 @@ export async function verify(h: Chaos, run: FaultRun): Promise<Verdict> {
 
   // 4. nothing died that was not killed, servers included
   violations.push(...h.crashed().map((c) => `crashed: ${c}`));
-  for (const [name, server] of [['redis-server', h.redisServer], ['ferretdb', h.mongoServer]] as const) {
+  for (const [name, server] of [
+    ['redis-server', h.redisServer],
+    ['ferretdb', h.mongoServer],
+  ] as const) {
     const child = server.process;
     if (child && (child.exitCode !== null || child.signalCode !== null)) violations.push(`${name} exited`);
   }
@@ -159,7 +184,8 @@ export async function verify(h: Chaos, run: FaultRun): Promise<Verdict> {
     const now = h.rssKb(id);
     if (base === undefined || now === undefined) continue;
     figures[`rss ${id} MB`] = `${Math.round(base / 1024)} → ${Math.round(now / 1024)}`;
-    if (now > Math.max(base * RSS_FACTOR, base + RSS_SLACK_KB)) violations.push(`node ${id}: RSS ${Math.round(now / 1024)} MB, steady state was ${Math.round(base / 1024)} MB`);
+    if (now > Math.max(base * RSS_FACTOR, base + RSS_SLACK_KB))
+      violations.push(`node ${id}: RSS ${Math.round(now / 1024)} MB, steady state was ${Math.round(base / 1024)} MB`);
   }
   h.checkedTo = to;
   return { fault: run.fault, violations, figures };
@@ -188,7 +214,10 @@ async function snapshot(h: Chaos, to: number): Promise<Snapshot> {
   const multi = redis.multi();
   for (const pk of pks) multi.hmget(keys.influencer(pk), 'n', 's', 'mn', 'mx');
   for (const pk of pks) for (const p of periods) multi.getBuffer(keys.open(p, pk));
-  const replies = (await multi.exec())!.map(([err, value]) => { if (err) throw err; return value; });
+  const replies = (await multi.exec())!.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
   const totals = new Map<number, { n: number; s: number; mn: number; mx: number }>();
   pks.forEach((pk, i) => {
     const [n, s, mn, mx] = replies[i] as Array<string | null>;

@@ -19,8 +19,17 @@ export function save(suite: string, v: Verdict): void {
 
 export function loadAll(): Array<{ suite: string; verdicts: Verdict[] }> {
   let files: string[];
-  try { files = readdirSync(RESULTS_DIR).filter((f) => f.endsWith('.json')).sort(); } catch { return []; }
-  return files.map((f) => ({ suite: f.replace(/\.json$/, ''), verdicts: JSON.parse(readFileSync(join(RESULTS_DIR, f), 'utf8')) as Verdict[] }));
+  try {
+    files = readdirSync(RESULTS_DIR)
+      .filter((f) => f.endsWith('.json'))
+      .sort();
+  } catch {
+    return [];
+  }
+  return files.map((f) => ({
+    suite: f.replace(/\.json$/, ''),
+    verdicts: JSON.parse(readFileSync(join(RESULTS_DIR, f), 'utf8')) as Verdict[],
+  }));
 }
 
 /** One block per fault: its name, ok or its violations, then its figures. */

@@ -1,9 +1,25 @@
 // npm run soak -- --minutes 30: random faults against one cluster for the given time, every
 // invariant checked after each, then a summary. Exit 1 when an invariant was violated.
 import {
-  clockSkew, badInput, garbageMembers, handoverMidPeriod, killMidPeriod, mockFaults, mockRestart, mongoDownAtClose,
-  mongoDownDuringRebuild, mongoOutage, nodePause, redisDownDuringStop, redisEviction, redisFreeze, redisOlderSnapshot,
-  redisRestart, rollingRestart, sigkill, type Fault,
+  clockSkew,
+  badInput,
+  garbageMembers,
+  handoverMidPeriod,
+  killMidPeriod,
+  mockFaults,
+  mockRestart,
+  mongoDownAtClose,
+  mongoDownDuringRebuild,
+  mongoOutage,
+  nodePause,
+  redisDownDuringStop,
+  redisEviction,
+  redisFreeze,
+  redisOlderSnapshot,
+  redisRestart,
+  rollingRestart,
+  sigkill,
+  type Fault,
 } from './faults.js';
 import { Chaos, suiteOptions } from './harness.js';
 import { verify, type Verdict } from './invariants.js';
@@ -13,7 +29,11 @@ const USAGE = 'usage: npm run soak -- [--minutes N] [--pks N] [--interval-ms N]'
 
 function parseArgs(argv: string[]): { minutes: number; pks: number; intervalMs: number } {
   const out = { minutes: 30, pks: 400, intervalMs: suiteOptions([]).intervalMs };
-  const names: Record<string, keyof typeof out> = { '--minutes': 'minutes', '--pks': 'pks', '--interval-ms': 'intervalMs' };
+  const names: Record<string, keyof typeof out> = {
+    '--minutes': 'minutes',
+    '--pks': 'pks',
+    '--interval-ms': 'intervalMs',
+  };
   for (let i = 0; i < argv.length; i += 2) {
     const key = names[argv[i]];
     const value = Number(argv[i + 1]);
@@ -29,9 +49,12 @@ function parseArgs(argv: string[]): { minutes: number; pks: number; intervalMs: 
 /** Teardowns run in reverse order at the end, as tap would run them. */
 class Scope {
   private readonly fns: Array<() => unknown> = [];
-  teardown(fn: () => unknown): void { this.fns.push(fn); }
+  teardown(fn: () => unknown): void {
+    this.fns.push(fn);
+  }
   async close(): Promise<void> {
-    for (const fn of this.fns.reverse()) await Promise.resolve(fn()).catch((err: Error) => console.error(`teardown: ${err.message}`));
+    for (const fn of this.fns.reverse())
+      await Promise.resolve(fn()).catch((err: Error) => console.error(`teardown: ${err.message}`));
   }
 }
 
@@ -40,40 +63,73 @@ async function main(): Promise<number> {
   // a third of an interval: within the catch-up window at this short interval, as a few seconds are at 60 s
   const skew = Math.round(args.intervalMs / 3);
   const faults: Fault[] = [
-    sigkill, nodePause, rollingRestart, redisRestart, redisFreeze, mongoOutage, mockFaults, mockRestart,
-    clockSkew(skew), clockSkew(-skew), garbageMembers, badInput,
-    killMidPeriod, handoverMidPeriod, mongoDownAtClose, redisOlderSnapshot, redisEviction, redisDownDuringStop, mongoDownDuringRebuild,
+    sigkill,
+    nodePause,
+    rollingRestart,
+    redisRestart,
+    redisFreeze,
+    mongoOutage,
+    mockFaults,
+    mockRestart,
+    clockSkew(skew),
+    clockSkew(-skew),
+    garbageMembers,
+    badInput,
+    killMidPeriod,
+    handoverMidPeriod,
+    mongoDownAtClose,
+    redisOlderSnapshot,
+    redisEviction,
+    redisDownDuringStop,
+    mongoDownDuringRebuild,
   ];
   const scope = new Scope();
-  process.once('SIGINT', () => { void scope.close().then(() => process.exit(130)); });
+  process.once('SIGINT', () => {
+    void scope.close().then(() => process.exit(130));
+  });
   const started = Date.now();
   const deadline = started + args.minutes * 60_000;
   const verdicts: Verdict[] = [];
   try {
     console.log(`soak: ${args.minutes} min, 3 nodes, ${args.pks} pks, INTERVAL_MS ${args.intervalMs}`);
-    const h = await Chaos.start(scope, { ...suiteOptions(['a', 'b', 'c']), pks: args.pks, intervalMs: args.intervalMs });
+    const h = await Chaos.start(scope, {
+      ...suiteOptions(['a', 'b', 'c']),
+      pks: args.pks,
+      intervalMs: args.intervalMs,
+    });
     while (Date.now() < deadline) {
       const fault = faults[Math.floor(Math.random() * faults.length)];
       const v = await verify(h, await fault(h));
       verdicts.push(v);
       save('soak', v);
       const minute = ((Date.now() - started) / 60_000).toFixed(1);
-      console.log(`${minute.padStart(5)} min  ${v.violations.length === 0 ? 'ok  ' : 'FAIL'} ${v.fault}${v.violations.map((x) => `\n             ! ${x}`).join('')}`);
+      console.log(
+        `${minute.padStart(5)} min  ${v.violations.length === 0 ? 'ok  ' : 'FAIL'} ${v.fault}${v.violations.map((x) => `\n             ! ${x}`).join('')}`,
+      );
     }
     const codes = await h.stopAll();
     const crashed = h.crashed();
-    console.log(`\n== soak summary: ${verdicts.length} faults in ${((Date.now() - started) / 60_000).toFixed(1)} min\n${format(verdicts)}`);
-    console.log(`\nfinal stop: exit codes ${JSON.stringify(codes)}${crashed.length ? `; crashed: ${crashed.join('; ')}` : ''}`);
+    console.log(
+      `\n== soak summary: ${verdicts.length} faults in ${((Date.now() - started) / 60_000).toFixed(1)} min\n${format(verdicts)}`,
+    );
+    console.log(
+      `\nfinal stop: exit codes ${JSON.stringify(codes)}${crashed.length ? `; crashed: ${crashed.join('; ')}` : ''}`,
+    );
     const failed = verdicts.filter((v) => v.violations.length > 0).length;
     const badStops = Object.values(codes).filter((c) => c !== 0).length;
-    console.log(`${verdicts.length - failed} faults ok, ${failed} with violations${badStops ? `, ${badStops} nodes did not stop with 0` : ''}`);
+    console.log(
+      `${verdicts.length - failed} faults ok, ${failed} with violations${badStops ? `, ${badStops} nodes did not stop with 0` : ''}`,
+    );
     return failed > 0 || badStops > 0 || crashed.length > 0 ? 1 : 0;
   } finally {
     await scope.close();
   }
 }
 
-main().then((code) => process.exit(code), (err: Error) => {
-  console.error(`soak: ${err.stack ?? err.message}`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    console.error(`soak: ${err.stack ?? err.message}`);
+    process.exit(1);
+  },
+);

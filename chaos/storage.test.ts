@@ -3,7 +3,23 @@
 // or evicting keys (both rebuilt, never trusted), Redis down during a graceful stop and MongoDB
 // down during a rebuild (two faults at once).
 import t from 'tap';
-import { handoverMidPeriod, killMidPeriod, mongoDownAtClose, mongoDownDuringRebuild, redisDownDuringStop, redisEviction, redisOlderSnapshot } from './faults.js';
+import {
+  handoverMidPeriod,
+  killMidPeriod,
+  mongoDownAtClose,
+  mongoDownDuringRebuild,
+  redisDownDuringStop,
+  redisEviction,
+  redisOlderSnapshot,
+} from './faults.js';
 import { chaosSuite } from './suite.js';
 
-await chaosSuite(t, 'storage', [killMidPeriod, handoverMidPeriod, mongoDownAtClose, redisOlderSnapshot, redisEviction, redisDownDuringStop, mongoDownDuringRebuild]);
+await chaosSuite(t, 'storage', [
+  killMidPeriod,
+  handoverMidPeriod,
+  mongoDownAtClose,
+  redisOlderSnapshot,
+  redisEviction,
+  redisDownDuringStop,
+  mongoDownDuringRebuild,
+]);

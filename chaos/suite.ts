@@ -6,7 +6,12 @@ import { Chaos, suiteOptions, type ChaosOptions } from './harness.js';
 import { verify } from './invariants.js';
 import { save } from './report.js';
 
-export async function chaosSuite(t: Test, suite: string, faults: Fault[], opts: ChaosOptions = suiteOptions(['a', 'b', 'c'])): Promise<void> {
+export async function chaosSuite(
+  t: Test,
+  suite: string,
+  faults: Fault[],
+  opts: ChaosOptions = suiteOptions(['a', 'b', 'c']),
+): Promise<void> {
   const h = await Chaos.start(t, opts);
   for (const fault of faults) {
     await t.test(fault.name, async (t) => {
@@ -17,7 +22,11 @@ export async function chaosSuite(t: Test, suite: string, faults: Fault[], opts: 
   }
   await t.test('every node stops gracefully', async (t) => {
     const codes = await h.stopAll();
-    t.same(Object.values(codes), Object.keys(codes).map(() => 0), JSON.stringify(codes));
+    t.same(
+      Object.values(codes),
+      Object.keys(codes).map(() => 0),
+      JSON.stringify(codes),
+    );
     t.same(h.crashed(), [], 'no process died that was not stopped');
   });
 }

@@ -25,10 +25,18 @@ import type { Ring } from './ring/ring.js';
 import { VERSION } from './ops/version.js';
 
 /** Redis and MongoDB, connected. */
-interface Connections { redis: Redis; sub: Redis; db: Db }
+interface Connections {
+  redis: Redis;
+  sub: Redis;
+  db: Db;
+}
 
 /** What the storage step hands to polling and the daily check. */
-interface Storage { db: Db; layout: StorageLayout; totals: Totals }
+interface Storage {
+  db: Db;
+  layout: StorageLayout;
+  totals: Totals;
+}
 
 /**
  * One peer of the cluster: membership in Redis, its share of the pk universe from the ring,
@@ -57,7 +65,10 @@ export class InfluencerNode {
   /** The clock that schedules and stamps samples: Date.now(), unless the test hook skews it. */
   private readonly now: () => number;
 
-  constructor(private readonly config: Config, private readonly log: Logger) {
+  constructor(
+    private readonly config: Config,
+    private readonly log: Logger,
+  ) {
     const skew = config.clockSkewMs;
     this.now = skew === 0 ? Date.now : () => Date.now() + skew;
   }
@@ -65,10 +76,18 @@ export class InfluencerNode {
   /** Connects (retrying while Redis or Mongo is down), joins the cluster and starts polling. */
   async start(): Promise<void> {
     const c = this.config;
-    this.log.info({
-      node: c.nodeId, cluster: c.cluster, redis: maskUrl(c.redisUrl), mongo: maskUrl(c.mongoUrl),
-      mockstagram: maskUrl(c.mockstagramUrl), intervalMs: c.intervalMs, pks: `${c.pkMin}..${c.pkMax}`,
-    }, 'node starting');
+    this.log.info(
+      {
+        node: c.nodeId,
+        cluster: c.cluster,
+        redis: maskUrl(c.redisUrl),
+        mongo: maskUrl(c.mongoUrl),
+        mockstagram: maskUrl(c.mockstagramUrl),
+        intervalMs: c.intervalMs,
+        pks: `${c.pkMin}..${c.pkMax}`,
+      },
+      'node starting',
+    );
     await this.serveMetrics();
     const conn = await this.connect();
     if (!conn) return;
@@ -152,11 +171,15 @@ export class InfluencerNode {
     const writer = new SampleWriter(new LogWriter(db, totals, layout, c.nodeId), { ...c, now }, this.log);
     this.writer = writer;
     const source = new MockstagramClient(c.mockstagramUrl, {
-      connections: c.concurrency, timeoutMs: c.requestTimeoutMs, now,
+      connections: c.concurrency,
+      timeoutMs: c.requestTimeoutMs,
+      now,
     });
     this.source = source;
     const scheduler = new Scheduler(source, (s) => writer.add(s), {
-      intervalMs: c.intervalMs, concurrency: c.concurrency, now,
+      intervalMs: c.intervalMs,
+      concurrency: c.concurrency,
+      now,
     });
     this.scheduler = scheduler;
     writer.on('batch', (b) => scheduler.recordStored(b.stored, b.doneAt));
@@ -171,10 +194,16 @@ export class InfluencerNode {
     this.tracker = tracker;
     tracker.on('change', (change: OwnershipChange) => {
       scheduler.setOwned(change.owned, change.gained);
-      this.log.info({
-        owned: change.owned.pks.length, gained: change.gained.length, lost: change.lost.length,
-        members: change.members.length, ms: Math.round(change.ms),
-      }, 'ownership changed');
+      this.log.info(
+        {
+          owned: change.owned.pks.length,
+          gained: change.gained.length,
+          lost: change.lost.length,
+          members: change.members.length,
+          ms: Math.round(change.ms),
+        },
+        'ownership changed',
+      );
     });
     tracker.on('ring', (ring: Ring) => this.membership?.setView(ring.members));
     tracker.on('error', (err: Error) => this.log.error({ err: err.message }, 'ownership recompute failed'));
@@ -200,8 +229,12 @@ export class InfluencerNode {
     if (c.suspiciousIntervalMs <= 0 || this.leaving) return;
     this.suspicious = new SuspiciousChecker(
       {
-        mockstagramUrl: c.mockstagramUrl, intervalMs: c.suspiciousIntervalMs, concurrency: c.suspiciousConcurrency,
-        timeoutMs: c.suspiciousTimeoutMs, post: c.suspiciousPost, now: this.now,
+        mockstagramUrl: c.mockstagramUrl,
+        intervalMs: c.suspiciousIntervalMs,
+        concurrency: c.suspiciousConcurrency,
+        timeoutMs: c.suspiciousTimeoutMs,
+        post: c.suspiciousPost,
+        now: this.now,
       },
       { owned: () => tracker.owned(), answers: collections(db).answers, totals, log: this.log },
     );

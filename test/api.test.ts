@@ -37,7 +37,11 @@ interface Setup {
 }
 
 /** The API over fresh servers, with `env` added to its settings and `limits` to its options. */
-async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], env: Record<string, string> = {}, limits: ApiLimits = {}): Promise<Setup> {
+async function setup(
+  t: Parameters<Parameters<typeof t.test>[1]>[0],
+  env: Record<string, string> = {},
+  limits: ApiLimits = {},
+): Promise<Setup> {
   const svc = await services(t);
   const redis = createRedis(svc.redisUrl, log, 'api-test');
   await connectRedis(redis, svc.redisUrl, log);
@@ -47,23 +51,43 @@ async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], env: Record
   mongo.monitorCommands = true;
   mongo.on('commandStarted', (e) => mongoCommands.push(e.commandName));
   const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
-  const config = loadConfig({}, { CLUSTER: svc.cluster, MONGO_DB: svc.mongoDb, PK_MIN: '1000000', PK_MAX: '1000999', ...env });
+  const config = loadConfig(
+    {},
+    { CLUSTER: svc.cluster, MONGO_DB: svc.mongoDb, PK_MIN: '1000000', PK_MAX: '1000999', ...env },
+  );
   // a layout begun three days ago: the tests write history that old
   const layout = await loadLayout(db, config, Date.now() - 3 * 86_400_000);
   await startTotals(redis, db, layout, svc.cluster);
-  const api = await startApi({ config, redis, reader: new TimelineReader(redis, db, layout, svc.cluster), log }, { host: '127.0.0.1', port: 0, ...limits });
-  t.teardown(async () => { await api.close(); redis.disconnect(); await mongo.close(); });
+  const api = await startApi(
+    { config, redis, reader: new TimelineReader(redis, db, layout, svc.cluster), log },
+    { host: '127.0.0.1', port: 0, ...limits },
+  );
+  t.teardown(async () => {
+    await api.close();
+    redis.disconnect();
+    await mongo.close();
+  });
   const get = async (path: string) => {
     const res = await fetch(`${api.url}${path}`);
     const text = await res.text();
     let body: unknown = text;
-    try { body = JSON.parse(text); } catch { /* not JSON */ }
+    try {
+      body = JSON.parse(text);
+    } catch {
+      /* not JSON */
+    }
     return { status: res.status, headers: res.headers, body };
   };
   return { svc, redis, db, write: sampleStore(db, new Totals(redis, svc.cluster), layout), api, get, mongoCommands };
 }
 
-const s = (pk: number, at: number, followerCount: number, followingCount: number): Sample => ({ pk, at, username: `influencer-${pk}`, followerCount, followingCount });
+const s = (pk: number, at: number, followerCount: number, followingCount: number): Sample => ({
+  pk,
+  at,
+  username: `influencer-${pk}`,
+  followerCount,
+  followingCount,
+});
 
 t.test('routes', async (t) => {
   const { svc, redis, db, write, get, mongoCommands } = await setup(t);
@@ -74,14 +98,24 @@ t.test('routes', async (t) => {
   // C: five points in each of three hours two days ago, then one now (tied with A's latest count)
   const base = Math.floor((now - 2 * 86_400_000) / HOUR) * HOUR;
   const history: Sample[] = [];
-  for (let h = 0; h < 3; h++) for (let m = 0; m < 5; m++) history.push(s(C, base + h * HOUR + m * MIN, 50_000 + h * 1000 + m * 10, 500 + m));
+  for (let h = 0; h < 3; h++)
+    for (let m = 0; m < 5; m++) history.push(s(C, base + h * HOUR + m * MIN, 50_000 + h * 1000 + m * 10, 500 + m));
   await write([
-    s(A, now - 2 * MIN, 100_000, 1000), s(A, now - MIN, 100_300, 1003), s(A, now, 100_600, 1000),
+    s(A, now - 2 * MIN, 100_000, 1000),
+    s(A, now - MIN, 100_300, 1003),
+    s(A, now, 100_600, 1000),
     s(B, now, 200_000, 10),
-    ...history, s(C, now, 100_600, 400),
+    ...history,
+    s(C, now, 100_600, 400),
   ]);
   const checkedAt = new Date(now - 5000);
-  await storeSuspicious({ answers: collections(db).answers, totals: new Totals(redis, svc.cluster) }, A, true, checkedAt.getTime(), 0);
+  await storeSuspicious(
+    { answers: collections(db).answers, totals: new Totals(redis, svc.cluster) },
+    A,
+    true,
+    checkedAt.getTime(),
+    0,
+  );
 
   t.test('GET /api/influencers/:pk: latest figures, rank, growth, suspicious flag', async (t) => {
     mongoCommands.length = 0;
@@ -90,13 +124,29 @@ t.test('routes', async (t) => {
     t.match(r.headers.get('content-type'), /^application\/json/);
     t.equal(r.headers.get('cache-control'), 'no-store');
     t.same(r.body, {
-      pk: A, username: 'influencer-1000042', followerCount: 100_600, followingCount: 1000, followerRatio: 100.6,
-      averageFollowers: 100_300, minFollowers: 100_000, maxFollowers: 100_600, samples: 3,
-      lastUpdated: new Date(now).toISOString(), rank: 2, growth: 300, previousAt: new Date(now - MIN).toISOString(),
-      suspicious: true, suspiciousAt: checkedAt.toISOString(), totals: 'ready',
+      pk: A,
+      username: 'influencer-1000042',
+      followerCount: 100_600,
+      followingCount: 1000,
+      followerRatio: 100.6,
+      averageFollowers: 100_300,
+      minFollowers: 100_000,
+      maxFollowers: 100_600,
+      samples: 3,
+      lastUpdated: new Date(now).toISOString(),
+      rank: 2,
+      growth: 300,
+      previousAt: new Date(now - MIN).toISOString(),
+      suspicious: true,
+      suspiciousAt: checkedAt.toISOString(),
+      totals: 'ready',
     });
     const b = await get(`/api/influencers/${B}`);
-    t.match(b.body, { rank: 1, growth: null, previousAt: null, suspicious: null, suspiciousAt: null }, 'one sample: no growth; never checked');
+    t.match(
+      b.body,
+      { rank: 1, growth: null, previousAt: null, suspicious: null, suspiciousAt: null },
+      'one sample: no growth; never checked',
+    );
     t.equal((await get(`/api/influencers/${C}`)).body.rank, 2, 'equal counts share a rank');
     // a page view is a few Redis lookups: on FerretDB even a MongoDB lookup by _id scans the collection
     t.same(mongoCommands, [], 'no MongoDB command for a page view');
@@ -109,13 +159,28 @@ t.test('routes', async (t) => {
     t.equal(last.status, 200);
     t.equal(last.headers.get('cache-control'), 'no-store');
     t.equal(last.body.resolution, 'interval');
-    t.same(last.body.points, [
-      { at: new Date(now - 2 * MIN).toISOString(), followerCount: 100_000, followingCount: 1000, followerRatio: 100 },
-      { at: new Date(now - MIN).toISOString(), followerCount: 100_300, followingCount: 1003, followerRatio: ratio(100_300, 1003) },
-      { at: new Date(now).toISOString(), followerCount: 100_600, followingCount: 1000, followerRatio: 100.6 },
-    ], 'default: the last hour');
-    const iso = await get(`/api/influencers/${A}/timeline?from=${new Date(now - 90_000).toISOString()}&to=${new Date(now).toISOString()}`);
-    t.same(iso.body.points.map((p: { followerCount: number }) => p.followerCount), [100_300], 'ISO from/to; to is exclusive');
+    t.same(
+      last.body.points,
+      [
+        { at: new Date(now - 2 * MIN).toISOString(), followerCount: 100_000, followingCount: 1000, followerRatio: 100 },
+        {
+          at: new Date(now - MIN).toISOString(),
+          followerCount: 100_300,
+          followingCount: 1003,
+          followerRatio: ratio(100_300, 1003),
+        },
+        { at: new Date(now).toISOString(), followerCount: 100_600, followingCount: 1000, followerRatio: 100.6 },
+      ],
+      'default: the last hour',
+    );
+    const iso = await get(
+      `/api/influencers/${A}/timeline?from=${new Date(now - 90_000).toISOString()}&to=${new Date(now).toISOString()}`,
+    );
+    t.same(
+      iso.body.points.map((p: { followerCount: number }) => p.followerCount),
+      [100_300],
+      'ISO from/to; to is exclusive',
+    );
     const ms = await get(`/api/influencers/${A}/timeline?from=${now - 2 * MIN}&to=${now + 1}`);
     t.equal(ms.body.points.length, 3, 'epoch ms from/to');
     t.match(ms.body, { pk: A, from: new Date(now - 2 * MIN).toISOString(), to: new Date(now + 1).toISOString() });
@@ -129,23 +194,67 @@ t.test('routes', async (t) => {
     t.equal(r.body.resolution, 'bucket');
     t.equal(r.body.bucketMs, HOUR);
     t.equal(r.body.points.length, 4, 'three hours of history and the hour of the latest point');
-    t.same(r.body.points[0], {
-      at: new Date(base).toISOString(), followerCount: 50_040, followingCount: 504, followerRatio: ratio(50_040, 504),
-      minFollowers: 50_000, maxFollowers: 50_040, meanFollowers: 50_020, samples: 5,
-    }, 'last counts and their ratio, min, max, mean, samples');
-    t.match(r.body.points[2], { at: new Date(base + 2 * HOUR).toISOString(), minFollowers: 52_000, maxFollowers: 52_040, meanFollowers: 52_020 });
-    t.match(r.body.points[3], { at: new Date(Math.floor(now / HOUR) * HOUR).toISOString(), followerCount: 100_600, samples: 1 });
+    t.same(
+      r.body.points[0],
+      {
+        at: new Date(base).toISOString(),
+        followerCount: 50_040,
+        followingCount: 504,
+        followerRatio: ratio(50_040, 504),
+        minFollowers: 50_000,
+        maxFollowers: 50_040,
+        meanFollowers: 50_020,
+        samples: 5,
+      },
+      'last counts and their ratio, min, max, mean, samples',
+    );
+    t.match(r.body.points[2], {
+      at: new Date(base + 2 * HOUR).toISOString(),
+      minFollowers: 52_000,
+      maxFollowers: 52_040,
+      meanFollowers: 52_020,
+    });
+    t.match(r.body.points[3], {
+      at: new Date(Math.floor(now / HOUR) * HOUR).toISOString(),
+      followerCount: 100_600,
+      samples: 1,
+    });
   });
 
   t.test('GET /api/influencers: top lists from the sorted sets', async (t) => {
     const byFollowers = await get('/api/influencers');
     t.equal(byFollowers.status, 200);
     t.equal(byFollowers.body.sort, 'followers');
-    t.same(byFollowers.body.influencers.map((r: { pk: number; rank: number }) => [r.rank, r.pk]), [[1, B], [2, C], [2, A]], 'ties share a rank');
-    t.match(byFollowers.body.influencers[0], { pk: B, username: 'influencer-1000043', followerCount: 200_000, followingCount: 10, followerRatio: 20_000, growth: null });
+    t.same(
+      byFollowers.body.influencers.map((r: { pk: number; rank: number }) => [r.rank, r.pk]),
+      [
+        [1, B],
+        [2, C],
+        [2, A],
+      ],
+      'ties share a rank',
+    );
+    t.match(byFollowers.body.influencers[0], {
+      pk: B,
+      username: 'influencer-1000043',
+      followerCount: 200_000,
+      followingCount: 10,
+      followerRatio: 20_000,
+      growth: null,
+    });
     const growth = await get('/api/influencers?sort=growth&limit=5');
-    t.same(growth.body.influencers.map((r: { pk: number; growth: number }) => [r.pk, r.growth]), [[C, 100_600 - 52_040], [A, 300]], 'by latest minus previous count; one sample is not ranked');
-    t.same(growth.body.influencers.map((r: { position: number }) => r.position), [1, 2]);
+    t.same(
+      growth.body.influencers.map((r: { pk: number; growth: number }) => [r.pk, r.growth]),
+      [
+        [C, 100_600 - 52_040],
+        [A, 300],
+      ],
+      'by latest minus previous count; one sample is not ranked',
+    );
+    t.same(
+      growth.body.influencers.map((r: { position: number }) => r.position),
+      [1, 2],
+    );
     t.equal((await get('/api/influencers?limit=1')).body.influencers.length, 1);
     t.equal((await get('/api/influencers?limit=1000')).status, 200);
   });
@@ -153,23 +262,43 @@ t.test('routes', async (t) => {
   t.test('GET /api/stats and /api/cluster', async (t) => {
     const stats = await get('/api/stats');
     t.same(stats.body, {
-      cluster: svc.cluster, influencers: 3, averageFollowers: Math.round(((200_000 + 100_600 + 100_600) / 3) * 100) / 100,
-      totals: 'ready', universe: { pkMin: 1_000_000, pkMax: 1_000_999, size: 1000 },
+      cluster: svc.cluster,
+      influencers: 3,
+      averageFollowers: Math.round(((200_000 + 100_600 + 100_600) / 3) * 100) / 100,
+      totals: 'ready',
+      universe: { pkMin: 1_000_000, pkMax: 1_000_999, size: 1000 },
     });
     const empty = await get('/api/cluster');
     t.equal(empty.status, 200);
     t.same(empty.body.members, [], 'no node running');
     const at = Date.now();
-    const card = { format: 1, id: 'n1', host: 'vm', pid: 1, version: '0.1.0', weight: 1, state: 'active', started: at - 60_000, heartbeat: at, ttlMs: 10_000, view: viewHash([{ id: 'n1', weight: 1 }]), stats: { owned: 1000, onTimePct: 99.5 } };
+    const card = {
+      format: 1,
+      id: 'n1',
+      host: 'vm',
+      pid: 1,
+      version: '0.1.0',
+      weight: 1,
+      state: 'active',
+      started: at - 60_000,
+      heartbeat: at,
+      ttlMs: 10_000,
+      view: viewHash([{ id: 'n1', weight: 1 }]),
+      stats: { owned: 1000, onTimePct: 99.5 },
+    };
     // as a node does: its card, and its id in the member index
     await redis.set(nodeKey(svc.cluster, 'n1'), JSON.stringify(card), 'PX', 60_000);
     await redis.sadd(memberIndexKey(svc.cluster), 'n1');
     // one read of the cluster serves every request for a second
     let one = await get('/api/cluster');
     await until(async () => (one = await get('/api/cluster')).body.members.length === 1, 10_000, 'the new member');
-    const direct = await readStatus(redis, loadConfig({}, { CLUSTER: svc.cluster, PK_MIN: '1000000', PK_MAX: '1000999' }));
+    const direct = await readStatus(
+      redis,
+      loadConfig({}, { CLUSTER: svc.cluster, PK_MIN: '1000000', PK_MAX: '1000999' }),
+    );
     // the same data as status --json, but for the clock-dependent fields
-    const timeless = (x: unknown): unknown => JSON.parse(JSON.stringify(x, (k, v) => (['at', 'uptimeS', 'heartbeatAgeS'].includes(k) ? undefined : v)));
+    const timeless = (x: unknown): unknown =>
+      JSON.parse(JSON.stringify(x, (k, v) => (['at', 'uptimeS', 'heartbeatAgeS'].includes(k) ? undefined : v)));
     t.same(timeless(one.body), timeless(direct), 'the data of status --json');
     t.match(one.body.members[0], { id: 'n1', state: 'active', healthy: true, sharePct: 100, stats: { owned: 1000 } });
   });
@@ -187,10 +316,22 @@ t.test('routes', async (t) => {
       [`/api/influencers/${A}/timeline?from=yesterday`, /^from="yesterday" is not valid: expected an ISO time/],
       [`/api/influencers/${A}/timeline?to=2026-13-45T99:00Z`, /^to="2026-13-45T99:00Z" is not valid/],
       [`/api/influencers/${A}/timeline?from=`, /^from="" is not valid/],
-      [`/api/influencers/${A}/timeline?from=2026-01-02T00:00Z&to=2026-01-01T00:00Z`, /^from is after to: 2026-01-02T00:00:00.000Z > 2026-01-01T00:00:00.000Z$/],
-      [`/api/influencers/${A}/timeline?from=2026-01-01T00:00Z&to=2026-03-01T00:00Z`, /^range of 59 days is too long: at most 31 days$/],
-      [`/api/influencers/${A}/timeline?to=99999999999999999`, /^to="99999999999999999" is not valid: expected a time from/],
-      [`/api/influencers/${A}/timeline?from=8640000000000000&to=8640000000000001`, /^to="8640000000000001" is not valid/],
+      [
+        `/api/influencers/${A}/timeline?from=2026-01-02T00:00Z&to=2026-01-01T00:00Z`,
+        /^from is after to: 2026-01-02T00:00:00.000Z > 2026-01-01T00:00:00.000Z$/,
+      ],
+      [
+        `/api/influencers/${A}/timeline?from=2026-01-01T00:00Z&to=2026-03-01T00:00Z`,
+        /^range of 59 days is too long: at most 31 days$/,
+      ],
+      [
+        `/api/influencers/${A}/timeline?to=99999999999999999`,
+        /^to="99999999999999999" is not valid: expected a time from/,
+      ],
+      [
+        `/api/influencers/${A}/timeline?from=8640000000000000&to=8640000000000001`,
+        /^to="8640000000000001" is not valid/,
+      ],
       ['/api/influencers?limit=1001', /^limit="1001" is not valid: expected an integer from 1 to 1000$/],
       ['/api/influencers?limit=0', /^limit="0" is not valid/],
       ['/api/influencers?limit=ten', /^limit="ten" is not valid/],
@@ -225,7 +366,12 @@ t.test('dashboard files and uPlot are served locally', async (t) => {
   t.match(page.headers.get('content-type'), /^text\/html/);
   t.match(page.body, /<script src="\/vendor\/uPlot.iife.min.js">/);
   t.notMatch(page.body, /https?:\/\//, 'no CDN');
-  for (const [path, type] of [['/app.js', /javascript/], ['/style.css', /text\/css/], ['/vendor/uPlot.iife.min.js', /javascript/], ['/vendor/uPlot.min.css', /text\/css/]] as const) {
+  for (const [path, type] of [
+    ['/app.js', /javascript/],
+    ['/style.css', /text\/css/],
+    ['/vendor/uPlot.iife.min.js', /javascript/],
+    ['/vendor/uPlot.min.css', /text\/css/],
+  ] as const) {
     const r = await get(path);
     t.equal(r.status, 200, path);
     t.match(r.headers.get('content-type'), type, path);
@@ -243,8 +389,15 @@ t.test('Redis down: 503 with a JSON error, not a crash', async (t) => {
   const mongo = createMongo(svc.mongoUrl);
   const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
   const config = loadConfig({}, { CLUSTER: svc.cluster });
-  const api = await startApi({ config, redis, reader: new TimelineReader(redis, db, await loadLayout(db, config), svc.cluster), log }, { host: '127.0.0.1', port: 0 });
-  t.teardown(async () => { await api.close(); redis.disconnect(); await mongo.close(); });
+  const api = await startApi(
+    { config, redis, reader: new TimelineReader(redis, db, await loadLayout(db, config), svc.cluster), log },
+    { host: '127.0.0.1', port: 0 },
+  );
+  t.teardown(async () => {
+    await api.close();
+    redis.disconnect();
+    await mongo.close();
+  });
   const r = await fetch(`${api.url}/api/stats`);
   t.equal(r.status, 503);
   t.match(await r.json(), { error: /^storage unavailable: / });
@@ -263,11 +416,16 @@ t.test('growth index: latest minus previous count, replay-safe, late samples ign
   await write([s(D, T + 11 * MIN, 9999, 10)]);
   t.same(await redis.zscore(`${svc.cluster}:growth`, String(D)), '500', 'a repeat of an interval changes nothing');
   await write([s(D, T + 9 * MIN, 9000, 10)]);
-  t.same(await redis.zscore(`${svc.cluster}:growth`, String(D)), '500', 'an older sample arriving late changes nothing');
+  t.same(
+    await redis.zscore(`${svc.cluster}:growth`, String(D)),
+    '500',
+    'an older sample arriving late changes nothing',
+  );
   await write([s(D, T + 12 * MIN, 1200, 10)]);
   t.match(await totals.read(D), { followerCount: 1200, previousFollowerCount: 1500, previousAt: T + 11 * MIN });
   await new Promise((r) => setTimeout(r, 1100));
-  const growthOf = async (): Promise<number[]> => (await get('/api/influencers?sort=growth')).body.influencers.map((r: { growth: number }) => r.growth);
+  const growthOf = async (): Promise<number[]> =>
+    (await get('/api/influencers?sort=growth')).body.influencers.map((r: { growth: number }) => r.growth);
   t.same(await growthOf(), [-300], 'a loss is negative growth');
   await redis.zadd(`${svc.cluster}:growth`, 77, String(D + 1));
   t.same(await growthOf(), [-300], 'the viewers of one second share one read of a top list');
@@ -280,9 +438,9 @@ t.test('read bounds: top lists shared per sort, a cap on requests at once, timel
   const now = Math.floor(Date.now() / HOUR) * HOUR;
   const A = 1_000_042;
   const samples: Sample[] = [];
-  for (let pk = 1_000_000; pk < 1_000_060; pk++) samples.push(s(pk, now - 2 * 86_400_000, 1000 + pk % 100, 10));
+  for (let pk = 1_000_000; pk < 1_000_060; pk++) samples.push(s(pk, now - 2 * 86_400_000, 1000 + (pk % 100), 10));
   // A: a point every ten minutes over the last two days
-  for (let at = now - 2 * 86_400_000; at <= now; at += 10 * MIN) samples.push(s(A, at, 5000 + (at / MIN) % 100, 100));
+  for (let at = now - 2 * 86_400_000; at <= now; at += 10 * MIN) samples.push(s(A, at, 5000 + ((at / MIN) % 100), 100));
   await write(samples);
 
   t.test('top lists: one read per sort serves every limit asked within a second', async (t) => {
@@ -300,7 +458,7 @@ t.test('read bounds: top lists shared per sort, a cap on requests at once, timel
     t.equal(lists[0].length, 50);
   });
 
-  t.test('more requests at once than the cap: the queue\'s worth wait, the rest get 503 with Retry-After', async (t) => {
+  t.test("more requests at once than the cap: the queue's worth wait, the rest get 503 with Retry-After", async (t) => {
     await redis.call('CLIENT', 'PAUSE', '1500', 'ALL'); // every read of the API hangs until then
     const answers = await Promise.all(Array.from({ length: 6 }, () => fetch(`${api.url}/api/influencers/${A}`)));
     const codes = answers.map((r) => r.status).sort();
@@ -314,14 +472,33 @@ t.test('read bounds: top lists shared per sort, a cap on requests at once, timel
   t.test('timelines: at most MAX_POINTS points one per interval; longer ranges one per bucket', async (t) => {
     const hours = Math.floor(MAX_POINTS / 3600);
     const interval = await get(`/api/influencers/${A}/timeline?from=${now - hours * HOUR}&to=${now}`);
-    t.equal(interval.body.resolution, 'interval', `${hours} h at INTERVAL_MS=1000 is ≤ ${MAX_POINTS} points: one per interval`);
+    t.equal(
+      interval.body.resolution,
+      'interval',
+      `${hours} h at INTERVAL_MS=1000 is ≤ ${MAX_POINTS} points: one per interval`,
+    );
     const day = await get(`/api/influencers/${A}/timeline?from=${now - 86_400_000}&to=${now}`);
-    t.equal(day.body.resolution, 'bucket', 'a day at INTERVAL_MS=1000 (86,400 intervals) is answered per bucket (an hour)');
+    t.equal(
+      day.body.resolution,
+      'bucket',
+      'a day at INTERVAL_MS=1000 (86,400 intervals) is answered per bucket (an hour)',
+    );
     t.equal(day.body.points.length, 24);
     const two = await get(`/api/influencers/${A}/timeline?from=${now - 2 * 86_400_000 + 30 * MIN}&to=${now}`);
     t.equal(two.body.points.length, 48, 'two days (the first hour in part): 48 hours');
-    t.same(two.body.points.map((p: { samples: number }) => p.samples), [3, ...Array(47).fill(6)], 'every point once, in its hour');
-    const second = Array.from({ length: 6 }, (_, i) => 5000 + ((now - 2 * 86_400_000 + HOUR + i * 10 * MIN) / MIN) % 100);
-    t.match(two.body.points[1], { minFollowers: Math.min(...second), maxFollowers: Math.max(...second) }, 'aggregated as before');
+    t.same(
+      two.body.points.map((p: { samples: number }) => p.samples),
+      [3, ...Array(47).fill(6)],
+      'every point once, in its hour',
+    );
+    const second = Array.from(
+      { length: 6 },
+      (_, i) => 5000 + (((now - 2 * 86_400_000 + HOUR + i * 10 * MIN) / MIN) % 100),
+    );
+    t.match(
+      two.body.points[1],
+      { minFollowers: Math.min(...second), maxFollowers: Math.max(...second) },
+      'aggregated as before',
+    );
   });
 });

@@ -50,7 +50,10 @@ t.test('flags win over env, env over defaults', async (t) => {
 
 t.test('each bad value names the setting, the value and what is allowed', async (t) => {
   const cases: Array<[Record<string, string>, RegExp]> = [
-    [{ REDIS_URL: 'localhost:6379' }, /^REDIS_URL="localhost:6379" is not valid: expected a URL starting with redis:\/\/ or rediss:\/\/$/],
+    [
+      { REDIS_URL: 'localhost:6379' },
+      /^REDIS_URL="localhost:6379" is not valid: expected a URL starting with redis:\/\/ or rediss:\/\/$/,
+    ],
     [{ MONGO_URL: 'http://x' }, /^MONGO_URL="http:\/\/x" is not valid: expected a URL starting with mongodb:\/\//],
     [{ MOCKSTAGRAM_URL: 'nope' }, /^MOCKSTAGRAM_URL="nope" is not valid/],
     [{ HEARTBEAT_TTL_MS: '0' }, /^HEARTBEAT_TTL_MS="0" is not valid: expected an integer ≥ 300$/],
@@ -116,8 +119,13 @@ t.test('--help and --version', async (t) => {
   t.equal(version.code, 0);
   t.match(version.stdout.trim(), /^\d+\.\d+\.\d+$/);
   // every command the top-level help lists, so a new one cannot ship without help and examples
-  const commands = [...help.stdout.slice(help.stdout.indexOf('Commands:')).matchAll(/^ {2}([a-z][a-z-]*) /gm)].map((m) => m[1]).filter((c) => c !== 'help');
-  t.ok(['start', 'status', 'show', 'mock'].every((c) => commands.includes(c)), `commands listed: ${commands.join(', ')}`);
+  const commands = [...help.stdout.slice(help.stdout.indexOf('Commands:')).matchAll(/^ {2}([a-z][a-z-]*) /gm)]
+    .map((m) => m[1])
+    .filter((c) => c !== 'help');
+  t.ok(
+    ['start', 'status', 'show', 'mock'].every((c) => commands.includes(c)),
+    `commands listed: ${commands.join(', ')}`,
+  );
   for (const cmd of commands) {
     const r = await runCli([cmd, '--help']);
     t.equal(r.code, 0, `${cmd} --help`);
@@ -127,7 +135,11 @@ t.test('--help and --version', async (t) => {
     t.equal(bad.code, 2, `${cmd} with an unknown flag exits 2`);
     t.equal(bad.stderr.trim().split('\n').length, 1, `${cmd}: one line: ${bad.stderr}`);
   }
-  t.match((await runCli(['start', '--help'])).stdout, /--metrics-port <value>.*\[env METRICS_PORT\]/s, 'the metrics settings are flags too');
+  t.match(
+    (await runCli(['start', '--help'])).stdout,
+    /--metrics-port <value>.*\[env METRICS_PORT\]/s,
+    'the metrics settings are flags too',
+  );
 });
 
 t.test('.env.example and the README table list every setting', async (t) => {

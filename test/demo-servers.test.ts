@@ -25,7 +25,12 @@ function demo(t: Owner, env: Record<string, string>): ReturnType<typeof spawnCli
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGTERM');
     await waitExit(child, 90_000).catch(() => child.kill('SIGKILL'));
-    for (const pid of serverPids(child.output())) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    for (const pid of serverPids(child.output()))
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
   });
   return child;
 }
@@ -36,11 +41,20 @@ function serverPids(output: string): number[] {
 }
 
 function gone(pid: number): boolean {
-  try { process.kill(pid, 0); return false; } catch { return true; }
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 async function dashboard(run: ReturnType<typeof spawnCli>): Promise<string> {
-  await until(() => /dashboard http:\/\/\S+\//.test(run.output()) || run.exitCode !== null, 120_000, 'the dashboard URL');
+  await until(
+    () => /dashboard http:\/\/\S+\//.test(run.output()) || run.exitCode !== null,
+    120_000,
+    'the dashboard URL',
+  );
   const url = /dashboard (http:\/\/\S+)\//.exec(run.output())?.[1];
   if (!url) throw new Error(`the demo exited: ${run.output()}`);
   return url;
@@ -56,55 +70,100 @@ async function samples(url: string, pk = 1_000_000): Promise<number> {
   return res.ok ? ((await res.json()) as { samples: number }).samples : 0;
 }
 
-t.test('a fresh machine: demo installs both servers, starts them, stops them last; a second run reuses their data', { skip }, async (t) => {
-  const box = await sandbox(t, { apt: true, go: 'builds' });
-  const dataDir = join(box.root, 'demo-data');
-  const env = { ...box.env, DATA_DIR: dataDir };
+t.test(
+  'a fresh machine: demo installs both servers, starts them, stops them last; a second run reuses their data',
+  { skip },
+  async (t) => {
+    const box = await sandbox(t, { apt: true, go: 'builds' });
+    const dataDir = join(box.root, 'demo-data');
+    const env = { ...box.env, DATA_DIR: dataDir };
 
-  const first = demo(t, env);
-  const url = await dashboard(first);
-  const out = first.output();
-  t.match(out, /^ {2}apt-get install -y redis-server … \d+\.\d s$/m, 'redis-server installed, visibly');
-  t.match(out, /^ {2}compile \(go build.* … \d+\.\d s$/m, 'FerretDB built, visibly');
-  t.match(out, new RegExp(`^redis +redis://127\\.0\\.0\\.1:\\d+ +redis-server [\\d.]+ started by the demo \\(pid \\d+\\), data in ${dataDir}/redis$`, 'm'));
-  t.match(out, new RegExp(`^mongodb +mongodb://127\\.0\\.0\\.1:\\d+ +ferretdb v1\\.24\\.2 started by the demo \\(pid \\d+\\), data in ${dataDir}/ferretdb$`, 'm'));
-  await until(async () => (await samples(url)) >= 4, 60_000, 'four samples of pk 1000000');
-  await active(first);
+    const first = demo(t, env);
+    const url = await dashboard(first);
+    const out = first.output();
+    t.match(out, /^ {2}apt-get install -y redis-server … \d+\.\d s$/m, 'redis-server installed, visibly');
+    t.match(out, /^ {2}compile \(go build.* … \d+\.\d s$/m, 'FerretDB built, visibly');
+    t.match(
+      out,
+      new RegExp(
+        `^redis +redis://127\\.0\\.0\\.1:\\d+ +redis-server [\\d.]+ started by the demo \\(pid \\d+\\), data in ${dataDir}/redis$`,
+        'm',
+      ),
+    );
+    t.match(
+      out,
+      new RegExp(
+        `^mongodb +mongodb://127\\.0\\.0\\.1:\\d+ +ferretdb v1\\.24\\.2 started by the demo \\(pid \\d+\\), data in ${dataDir}/ferretdb$`,
+        'm',
+      ),
+    );
+    await until(async () => (await samples(url)) >= 4, 60_000, 'four samples of pk 1000000');
+    await active(first);
 
-  const busy = await runCli(DEMO, env);
-  t.equal(busy.code, 1, 'a second demo on the same data directory: exit 1');
-  t.match(busy.stderr, new RegExp(`^influencer-node: the data directory ${dataDir} is in use by another demo \\(pid \\d+\\): stop that one, or pass --data-dir`, 'm'));
+    const busy = await runCli(DEMO, env);
+    t.equal(busy.code, 1, 'a second demo on the same data directory: exit 1');
+    t.match(
+      busy.stderr,
+      new RegExp(
+        `^influencer-node: the data directory ${dataDir} is in use by another demo \\(pid \\d+\\): stop that one, or pass --data-dir`,
+        'm',
+      ),
+    );
 
-  const pids = serverPids(out);
-  first.kill('SIGINT');
-  t.equal(await waitExit(first, 90_000), 0, 'SIGINT: exit 0');
-  const stopped = first.output();
-  t.ok(stopped.indexOf('nodes stopped (exit codes 0, 0)') < stopped.indexOf('servers stopped (redis-server, ferretdb)'), 'the servers after the nodes');
-  t.match(stopped, new RegExp(`servers stopped \\(redis-server, ferretdb\\); their data stays in ${dataDir}\\n`));
-  t.ok(pids.length === 2 && pids.every(gone), 'both server processes are gone');
+    const pids = serverPids(out);
+    first.kill('SIGINT');
+    t.equal(await waitExit(first, 90_000), 0, 'SIGINT: exit 0');
+    const stopped = first.output();
+    t.ok(
+      stopped.indexOf('nodes stopped (exit codes 0, 0)') < stopped.indexOf('servers stopped (redis-server, ferretdb)'),
+      'the servers after the nodes',
+    );
+    t.match(stopped, new RegExp(`servers stopped \\(redis-server, ferretdb\\); their data stays in ${dataDir}\\n`));
+    t.ok(pids.length === 2 && pids.every(gone), 'both server processes are gone');
 
-  const startedAt = Date.now();
-  const second = demo(t, env);
-  const url2 = await dashboard(second);
-  t.notMatch(second.output(), /apt-get|go build/, 'nothing installed the second time');
-  t.ok(await samples(url2) >= 4, 'the running totals of the first run are there (Redis data reused)');
-  const timeline = await (await fetch(`${url2}/api/influencers/1000000/timeline?from=${startedAt - 600_000}&to=${startedAt}`)).json() as { points: unknown[] };
-  t.ok(timeline.points.length >= 4, `the first run's ${timeline.points.length} points are there (FerretDB data reused)`);
+    const startedAt = Date.now();
+    const second = demo(t, env);
+    const url2 = await dashboard(second);
+    t.notMatch(second.output(), /apt-get|go build/, 'nothing installed the second time');
+    t.ok((await samples(url2)) >= 4, 'the running totals of the first run are there (Redis data reused)');
+    const timeline = (await (
+      await fetch(`${url2}/api/influencers/1000000/timeline?from=${startedAt - 600_000}&to=${startedAt}`)
+    ).json()) as { points: unknown[] };
+    t.ok(
+      timeline.points.length >= 4,
+      `the first run's ${timeline.points.length} points are there (FerretDB data reused)`,
+    );
 
-  // a server dying under the demo: it says which, stops the rest in order and exits 1
-  const [redisPid, ferretPid] = serverPids(second.output());
-  process.kill(redisPid!, 'SIGKILL');
-  t.equal(await waitExit(second, 120_000), 1, 'exit 1');
-  t.match(second.output(), new RegExp(`influencer-node: redis-server \\(pid ${redisPid}, started by the demo\\) exited \\(signal SIGKILL\\) while the demo ran: stopping the demo`));
-  t.match(second.output(), /nodes stopped \(exit codes \d+, \d+\)[\s\S]*servers stopped[\s\S]*\nstopped\n/, 'the rest stopped in order');
-  t.ok(gone(ferretPid!), 'FerretDB stopped too');
-  t.notMatch(second.output(), /\bat .*\.js:\d+/, 'no stack trace');
-});
+    // a server dying under the demo: it says which, stops the rest in order and exits 1
+    const [redisPid, ferretPid] = serverPids(second.output());
+    process.kill(redisPid!, 'SIGKILL');
+    t.equal(await waitExit(second, 120_000), 1, 'exit 1');
+    t.match(
+      second.output(),
+      new RegExp(
+        `influencer-node: redis-server \\(pid ${redisPid}, started by the demo\\) exited \\(signal SIGKILL\\) while the demo ran: stopping the demo`,
+      ),
+    );
+    t.match(
+      second.output(),
+      /nodes stopped \(exit codes \d+, \d+\)[\s\S]*servers stopped[\s\S]*\nstopped\n/,
+      'the rest stopped in order',
+    );
+    t.ok(gone(ferretPid!), 'FerretDB stopped too');
+    t.notMatch(second.output(), /\bat .*\.js:\d+/, 'no stack trace');
+  },
+);
 
 t.test('a URL set: that server is used and none is started', async (t) => {
   const svc = await services(t);
   const box = await sandbox(t);
-  const run = demo(t, { ...box.env, REDIS_URL: svc.redisUrl, MONGO_URL: svc.mongoUrl, MONGO_DB: svc.mongoDb, CLUSTER: svc.cluster });
+  const run = demo(t, {
+    ...box.env,
+    REDIS_URL: svc.redisUrl,
+    MONGO_URL: svc.mongoUrl,
+    MONGO_DB: svc.mongoDb,
+    CLUSTER: svc.cluster,
+  });
   await dashboard(run);
   t.match(run.output(), new RegExp(`^redis +${svc.redisUrl} +\\(REDIS_URL\\)$`, 'm'));
   t.match(run.output(), new RegExp(`^mongodb +${svc.mongoUrl} +\\(MONGO_URL\\)$`, 'm'));
@@ -115,25 +174,32 @@ t.test('a URL set: that server is used and none is started', async (t) => {
   t.notMatch(run.output(), /servers stopped/);
 });
 
-t.test('a server answering at the default address is used', { skip: (await answers(6379)) ? 'something answers at 127.0.0.1:6379' : false }, async (t) => {
-  const svc = await services(t);
-  const redis = await startRedis(6379);
-  // the tests after this one need the default address free again
-  t.teardown(() => redis.stop());
-  const run = demo(t, { MONGO_URL: svc.mongoUrl, MONGO_DB: svc.mongoDb, CLUSTER: svc.cluster });
-  await dashboard(run);
-  t.match(run.output(), /^redis +redis:\/\/127\.0\.0\.1:6379 +\(answered at the default address\)$/m);
-  t.notMatch(run.output(), /redis-server/, 'no redis-server started');
-  await active(run);
-  run.kill('SIGINT');
-  t.equal(await waitExit(run, 90_000), 0);
-});
+t.test(
+  'a server answering at the default address is used',
+  { skip: (await answers(6379)) ? 'something answers at 127.0.0.1:6379' : false },
+  async (t) => {
+    const svc = await services(t);
+    const redis = await startRedis(6379);
+    // the tests after this one need the default address free again
+    t.teardown(() => redis.stop());
+    const run = demo(t, { MONGO_URL: svc.mongoUrl, MONGO_DB: svc.mongoDb, CLUSTER: svc.cluster });
+    await dashboard(run);
+    t.match(run.output(), /^redis +redis:\/\/127\.0\.0\.1:6379 +\(answered at the default address\)$/m);
+    t.notMatch(run.output(), /redis-server/, 'no redis-server started');
+    await active(run);
+    run.kill('SIGINT');
+    t.equal(await waitExit(run, 90_000), 0);
+  },
+);
 
 t.test('bad cases: one line, exit 1, nothing left running', { skip }, async (t) => {
   const box = await sandbox(t, { apt: true, present: ['ferretdb'] });
   const noRoot = await runCli(DEMO, box.env, 30_000, NOBODY);
   t.equal(noRoot.code, 1, 'not root, redis-server missing: exit 1');
-  t.match(noRoot.stderr, /^influencer-node: redis-server is missing: install it with `sudo apt-get install redis-server`, then run this again$/m);
+  t.match(
+    noRoot.stderr,
+    /^influencer-node: redis-server is missing: install it with `sudo apt-get install redis-server`, then run this again$/m,
+  );
   t.notMatch(noRoot.stdout, /started by the demo/);
 
   const both = await sandbox(t, { present: ['redis-server', 'ferretdb'] });
@@ -141,14 +207,22 @@ t.test('bad cases: one line, exit 1, nothing left running', { skip }, async (t) 
   const dataDir = join(both.root, 'a-file', 'data');
   const notWritable = await runCli([...DEMO, '--data-dir', dataDir], both.env);
   t.equal(notWritable.code, 1, 'data directory not writable: exit 1');
-  t.equal(notWritable.stderr, `influencer-node: the data directory ${dataDir} is not writable (ENOTDIR: not a directory): pass --data-dir or set DATA_DIR to one that is\n`);
+  t.equal(
+    notWritable.stderr,
+    `influencer-node: the data directory ${dataDir} is not writable (ENOTDIR: not a directory): pass --data-dir or set DATA_DIR to one that is\n`,
+  );
 
   const taken = createServer().listen(0, '127.0.0.1');
   await new Promise((r) => taken.once('listening', r));
-  t.teardown(() => { taken.close(); });
+  t.teardown(() => {
+    taken.close();
+  });
   const port = (taken.address() as { port: number }).port;
   const portTaken = await runCli([...DEMO, '--port', String(port)], both.env);
   t.equal(portTaken.code, 1, 'dashboard port taken: exit 1');
-  t.equal(portTaken.stderr, `influencer-node: port ${port} on 127.0.0.1 (--port) is taken by another program: pass --port with a free one, or 0 for any\n`);
+  t.equal(
+    portTaken.stderr,
+    `influencer-node: port ${port} on 127.0.0.1 (--port) is taken by another program: pass --port with a free one, or 0 for any\n`,
+  );
   t.equal(portTaken.stdout, '', 'checked before anything started');
 });

@@ -10,14 +10,26 @@ import { services } from './helpers/servers.js';
 
 t.test('demo --nodes 2 --pks 500 --interval-ms 2000', async (t) => {
   const svc = await services(t);
-  const env = { REDIS_URL: svc.redisUrl, MONGO_URL: svc.mongoUrl, MONGO_DB: svc.mongoDb, CLUSTER: svc.cluster, HEARTBEAT_TTL_MS: '2000' };
+  const env = {
+    REDIS_URL: svc.redisUrl,
+    MONGO_URL: svc.mongoUrl,
+    MONGO_DB: svc.mongoDb,
+    CLUSTER: svc.cluster,
+    HEARTBEAT_TTL_MS: '2000',
+  };
   const redis = new Redis(svc.redisUrl);
   // --port 0: a free port, so parallel test files never collide on 8080
   const demo = spawnCli(['demo', '--nodes', '2', '--pks', '500', '--interval-ms', '2000', '--port', '0'], env);
   t.teardown(async () => {
     if (demo.exitCode === null && demo.signalCode === null) {
       // a failed run: the nodes run in their own process group, so stop them by the pids on their cards
-      for (const c of await readMembers(redis, svc.cluster)) if (c.ok) try { process.kill(c.card.pid, 'SIGKILL'); } catch { /* gone */ }
+      for (const c of await readMembers(redis, svc.cluster))
+        if (c.ok)
+          try {
+            process.kill(c.card.pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
       demo.kill('SIGKILL');
     }
     redis.disconnect();
@@ -25,18 +37,37 @@ t.test('demo --nodes 2 --pks 500 --interval-ms 2000', async (t) => {
 
   await until(() => /dashboard http:\/\/\S+\//.test(demo.output()), 60_000, 'the dashboard URL');
   const url = /dashboard (http:\/\/\S+)\//.exec(demo.output())![1];
-  t.match(demo.output(), /mock +http:\/\/127\.0\.0\.1:\d+ +\(500 influencers, pks 1000000\.\.1000499\)/, 'the mock and its pks');
+  t.match(
+    demo.output(),
+    /mock +http:\/\/127\.0\.0\.1:\d+ +\(500 influencers, pks 1000000\.\.1000499\)/,
+    'the mock and its pks',
+  );
   t.match(demo.output(), /nodes +demo-1, demo-2/);
   const page = await fetch(`${url}/`);
   t.equal(page.status, 200, 'the dashboard answers');
   t.match(await page.text(), /<title>Influencers/);
 
-  await until(async () => {
-    const c = await (await fetch(`${url}/api/cluster`)).json() as { summary: { active: number }; members: Array<{ stats?: { owned?: number } }> };
-    return c.summary.active === 2 && c.members.reduce((a, m) => a + (m.stats?.owned ?? 0), 0) === 500;
-  }, 60_000, 'two active nodes sharing the 500 pks');
-  await until(() => /members 2\/2 active {2}owned 500\/500 {2}samples\/interval [1-9]\d*/.test(demo.output()), 60_000, 'a summary line with samples stored');
-  await until(async () => (await fetch(`${url}/api/stats`).then((r) => r.json()) as { influencers: number }).influencers > 0, 30_000, 'data behind the dashboard');
+  await until(
+    async () => {
+      const c = (await (await fetch(`${url}/api/cluster`)).json()) as {
+        summary: { active: number };
+        members: Array<{ stats?: { owned?: number } }>;
+      };
+      return c.summary.active === 2 && c.members.reduce((a, m) => a + (m.stats?.owned ?? 0), 0) === 500;
+    },
+    60_000,
+    'two active nodes sharing the 500 pks',
+  );
+  await until(
+    () => /members 2\/2 active {2}owned 500\/500 {2}samples\/interval [1-9]\d*/.test(demo.output()),
+    60_000,
+    'a summary line with samples stored',
+  );
+  await until(
+    async () => ((await fetch(`${url}/api/stats`).then((r) => r.json())) as { influencers: number }).influencers > 0,
+    30_000,
+    'data behind the dashboard',
+  );
 
   demo.kill('SIGINT');
   t.equal(await waitExit(demo, 90_000), 0, 'SIGINT: exit 0');
@@ -50,9 +81,15 @@ t.test('demo with a URL where nothing answers: names that server and what to do 
   const svc = await services(t);
   const noRedis = await runCli(['demo', '--port', '0'], { REDIS_URL: 'redis://127.0.0.1:1', MONGO_URL: svc.mongoUrl });
   t.equal(noRedis.code, 1);
-  t.match(noRedis.stderr, /^influencer-node: Redis unreachable at redis:\/\/127\.0\.0\.1:1 \(.*ECONNREFUSED.*\): start Redis ≥ 6 there, or set REDIS_URL to one that runs \(unset, `influencer-node demo` starts its own\)$/m);
+  t.match(
+    noRedis.stderr,
+    /^influencer-node: Redis unreachable at redis:\/\/127\.0\.0\.1:1 \(.*ECONNREFUSED.*\): start Redis ≥ 6 there, or set REDIS_URL to one that runs \(unset, `influencer-node demo` starts its own\)$/m,
+  );
   t.notMatch(noRedis.stderr, /MongoDB/);
-  const noMongo = await runCli(['demo', '--port', '0'], { REDIS_URL: svc.redisUrl, MONGO_URL: 'mongodb://127.0.0.1:1' });
+  const noMongo = await runCli(['demo', '--port', '0'], {
+    REDIS_URL: svc.redisUrl,
+    MONGO_URL: 'mongodb://127.0.0.1:1',
+  });
   t.equal(noMongo.code, 1);
   t.match(noMongo.stderr, /MongoDB unreachable at mongodb:\/\/127\.0\.0\.1:1 .*or set MONGO_URL to one that runs/);
   t.equal(noMongo.stdout, '', 'nothing started');
@@ -62,10 +99,16 @@ t.test('serve: the API on a port until SIGTERM; a bad flag is a usage error', as
   const svc = await services(t);
   const env = { REDIS_URL: svc.redisUrl, MONGO_URL: svc.mongoUrl, MONGO_DB: svc.mongoDb, CLUSTER: svc.cluster };
   const serve = spawnCli(['serve', '--port', '0'], env);
-  t.teardown(() => { if (serve.exitCode === null) serve.kill('SIGKILL'); });
+  t.teardown(() => {
+    if (serve.exitCode === null) serve.kill('SIGKILL');
+  });
   await until(() => /dashboard http:\/\/127\.0\.0\.1:\d+\//.test(serve.output()), 30_000, 'the URL');
   const url = /dashboard (http:\/\/\S+)\//.exec(serve.output())![1];
-  t.match(await (await fetch(`${url}/api/stats`)).json(), { cluster: svc.cluster, influencers: 0, averageFollowers: null });
+  t.match(await (await fetch(`${url}/api/stats`)).json(), {
+    cluster: svc.cluster,
+    influencers: 0,
+    averageFollowers: null,
+  });
   serve.kill('SIGTERM');
   t.equal(await waitExit(serve), 0);
   const bad = await runCli(['serve', '--port', 'http'], env);

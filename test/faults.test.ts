@@ -30,10 +30,17 @@ t.test('client: not found, retries, Retry-After, timeouts', async (t) => {
   t.teardown(() => client.close());
   const found = await client.fetch(1_000_003, Date.now() + 5000);
   t.match(found, { kind: 'ok', influencer: { pk: 1_000_003, username: 'influencer-1000003' } });
-  t.same(await client.fetch(1_000_010, Date.now() + 5000), { kind: 'not_found' }, 'outside the mock\'s range');
+  t.same(await client.fetch(1_000_010, Date.now() + 5000), { kind: 'not_found' }, "outside the mock's range");
   t.same(await client.fetch(999, Date.now() + 5000), { kind: 'not_found' });
 
-  const flaky = await startMock({ port: 0, count: 10, seed: 2, rateLimitRate: 1, retryAfterS: 1, suspiciousDelayScale: 0 });
+  const flaky = await startMock({
+    port: 0,
+    count: 10,
+    seed: 2,
+    rateLimitRate: 1,
+    retryAfterS: 1,
+    suspiciousDelayScale: 0,
+  });
   t.teardown(() => flaky.close());
   const limited = new MockstagramClient(flaky.url, { connections: 2, timeoutMs: 300 });
   t.teardown(() => limited.close());
@@ -41,7 +48,10 @@ t.test('client: not found, retries, Retry-After, timeouts', async (t) => {
   const started = Date.now();
   const r = await limited.fetch(1_000_001, Date.now() + 2500, (k) => errors.push(k));
   t.match(r, { kind: 'failed', error: 'http_429' });
-  t.ok(errors.length >= 2 && errors.length <= 3, `retried after Retry-After within the deadline (${errors.length} attempts)`);
+  t.ok(
+    errors.length >= 2 && errors.length <= 3,
+    `retried after Retry-After within the deadline (${errors.length} attempts)`,
+  );
   t.ok(Date.now() - started >= 1000, 'waited for Retry-After before retrying');
 
   const hanging = await startMock({ port: 0, count: 10, seed: 3, hangRate: 1, suspiciousDelayScale: 0 });
@@ -56,7 +66,11 @@ t.test('client: no retry once the deadline has passed during the backoff (the pr
   t.teardown(() => failing.close());
   // the clock reads 0 when the backoff is chosen, then 20 s later, as after a SIGSTOP in the sleep
   let reads = 0;
-  const client = new MockstagramClient(failing.url, { connections: 1, timeoutMs: 300, now: () => (reads++ === 0 ? 0 : 20_000) });
+  const client = new MockstagramClient(failing.url, {
+    connections: 1,
+    timeoutMs: 300,
+    now: () => (reads++ === 0 ? 0 : 20_000),
+  });
   t.teardown(() => client.close());
   const errors: string[] = [];
   t.match(await client.fetch(1_000_001, 10_000, (k) => errors.push(k)), { kind: 'failed', error: 'http_5xx' });
@@ -67,14 +81,25 @@ t.test('client: an answer far larger than an influencer is refused unread, and t
   const huge = JSON.stringify({ pk: 7, username: 'x'.repeat(200_000), followerCount: 1, followingCount: 1 });
   const server = createServer((req, res) => {
     res.setHeader('content-type', 'application/json');
-    res.end(req.url?.endsWith('/7') ? huge : JSON.stringify({ pk: 8, username: 'eight', followerCount: 2, followingCount: 3 }));
+    res.end(
+      req.url?.endsWith('/7')
+        ? huge
+        : JSON.stringify({ pk: 8, username: 'eight', followerCount: 2, followingCount: 3 }),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const client = new MockstagramClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { connections: 1, timeoutMs: 1000, maxAttempts: 1 });
+  const client = new MockstagramClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, {
+    connections: 1,
+    timeoutMs: 1000,
+    maxAttempts: 1,
+  });
   t.teardown(() => client.close());
   t.match(await client.fetch(7, Date.now() + 2000), { kind: 'failed', error: 'invalid_payload' });
-  t.match(await client.fetch(8, Date.now() + 2000), { kind: 'ok', influencer: { pk: 8, followerCount: 2, followingCount: 3 } });
+  t.match(await client.fetch(8, Date.now() + 2000), {
+    kind: 'ok',
+    influencer: { pk: 8, followerCount: 2, followingCount: 3 },
+  });
 });
 
 t.test('a node against a faulty mock: no crash, counters by kind, nothing malformed stored', async (t) => {
@@ -84,7 +109,16 @@ t.test('a node against a faulty mock: no crash, counters by kind, nothing malfor
     pks: known,
     intervalMs: INTERVAL,
     ttlMs: 1500,
-    mock: { errorRate: 0.05, rateLimitRate: 0.05, retryAfterS: 0, hangRate: 0.02, malformedRate: 0.05, badFieldRate: 0.05, latencyMs: 5, jitterMs: 20 },
+    mock: {
+      errorRate: 0.05,
+      rateLimitRate: 0.05,
+      retryAfterS: 0,
+      hangRate: 0.02,
+      malformedRate: 0.05,
+      badFieldRate: 0.05,
+      latencyMs: 5,
+      jitterMs: 20,
+    },
     extraEnv: { PK_MAX: String(PK_MIN + known + unknown - 1), REQUEST_TIMEOUT_MS: '300' },
   });
   const node = await c.startNode('faulty');
@@ -104,5 +138,8 @@ t.test('a node against a faulty mock: no crash, counters by kind, nothing malfor
   // about 22 % of answers are faulty; retries within the interval fill most of them (a loaded
   // machine slows the in-process mock, so the bound is loose)
   const expected = known * ((to - from) / INTERVAL);
-  t.ok(check.gaps.length < expected * 0.5, `most intervals stored despite the faults (${check.gaps.length} missing of ${expected})`);
+  t.ok(
+    check.gaps.length < expected * 0.5,
+    `most intervals stored despite the faults (${check.gaps.length} missing of ${expected})`,
+  );
 });

@@ -18,7 +18,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 let server: Server;
 const connections: Redis[] = [];
-t.before(async () => { server = await startRedis(); });
+t.before(async () => {
+  server = await startRedis();
+});
 t.teardown(async () => {
   for (const r of connections) r.disconnect();
   await server.stop();
@@ -41,7 +43,10 @@ const cluster = (): string => `t${randomBytes(4).toString('hex')}`;
 
 t.test('two holders on two connections never run the job at the same time, and both get turns', async (t) => {
   const name = cluster();
-  const locks = [new ClusterLock(await connect('a'), name, log, 1000), new ClusterLock(await connect('b'), name, log, 1000)];
+  const locks = [
+    new ClusterLock(await connect('a'), name, log, 1000),
+    new ClusterLock(await connect('b'), name, log, 1000),
+  ];
   const runs: Array<{ who: number; enter: number; exit: number }> = [];
   let inside = 0;
   let maxInside = 0;
@@ -93,26 +98,33 @@ t.test('a job longer than the TTL keeps its lock (extended) and its signal is no
   t.same(await b.runExclusive('index', async () => 'b'), { ran: true, result: 'b' }, 'released at once after the job');
 });
 
-t.test('a lost lock (key deleted, another holder) aborts the job signal within an extension period; the job still counts as run', async (t) => {
-  const name = cluster();
-  const ttl = 900;
-  const redis = await connect('a');
-  const a = new ClusterLock(redis, name, log, ttl);
-  const b = new ClusterLock(await connect('b'), name, log, ttl);
-  let abortedAfter = -1;
-  let bRan = false;
-  const result = await a.runExclusive('singleton', async (signal) => {
-    await redis.del(a.key('singleton')); // as after a Redis flush
-    const lostAt = Date.now();
-    bRan = (await b.runExclusive('singleton', async () => { await sleep(2 * ttl); })).ran;
-    if (!signal.aborted) await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
-    abortedAfter = Date.now() - lostAt;
-    return 'stopped';
-  });
-  t.ok(bRan, 'another holder took the freed lock');
-  t.same(result, { ran: true, result: 'stopped' }, 'the job ran: a failed release is not "did not run"');
-  t.ok(abortedAfter >= 0, `signal aborted ${abortedAfter} ms after the loss`);
-});
+t.test(
+  'a lost lock (key deleted, another holder) aborts the job signal within an extension period; the job still counts as run',
+  async (t) => {
+    const name = cluster();
+    const ttl = 900;
+    const redis = await connect('a');
+    const a = new ClusterLock(redis, name, log, ttl);
+    const b = new ClusterLock(await connect('b'), name, log, ttl);
+    let abortedAfter = -1;
+    let bRan = false;
+    const result = await a.runExclusive('singleton', async (signal) => {
+      await redis.del(a.key('singleton')); // as after a Redis flush
+      const lostAt = Date.now();
+      bRan = (
+        await b.runExclusive('singleton', async () => {
+          await sleep(2 * ttl);
+        })
+      ).ran;
+      if (!signal.aborted) await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
+      abortedAfter = Date.now() - lostAt;
+      return 'stopped';
+    });
+    t.ok(bRan, 'another holder took the freed lock');
+    t.same(result, { ran: true, result: 'stopped' }, 'the job ran: a failed release is not "did not run"');
+    t.ok(abortedAfter >= 0, `signal aborted ${abortedAfter} ms after the loss`);
+  },
+);
 
 t.test('the signal aborts promptly when the lock is lost while the job runs', async (t) => {
   const name = cluster();
@@ -134,29 +146,48 @@ t.test('the signal aborts promptly when the lock is lost while the job runs', as
     scriptCalls = (await lockScriptCalls(redis)) - before;
   });
   // extension runs every TTL/3: the loss is seen at the next one, not when the TTL would end
-  t.ok(abortedAfter >= 0 && abortedAfter <= ttl / 3 + 1000, `aborted ${abortedAfter} ms after the loss (TTL ${ttl} ms)`);
-  t.ok(scriptCalls >= 1 && scriptCalls <= 5, `the failed extension is not retried in a loop (${scriptCalls} lock script calls)`);
-  t.equal(otherValue, 'someone-else', 'the other holder\'s lock is left alone');
+  t.ok(
+    abortedAfter >= 0 && abortedAfter <= ttl / 3 + 1000,
+    `aborted ${abortedAfter} ms after the loss (TTL ${ttl} ms)`,
+  );
+  t.ok(
+    scriptCalls >= 1 && scriptCalls <= 5,
+    `the failed extension is not retried in a loop (${scriptCalls} lock script calls)`,
+  );
+  t.equal(otherValue, 'someone-else', "the other holder's lock is left alone");
 });
 
 t.test('a job that throws: the error propagates and the lock is released', async (t) => {
   const name = cluster();
   const a = new ClusterLock(await connect('a'), name, log, 1000);
   const b = new ClusterLock(await connect('b'), name, log, 1000);
-  await t.rejects(a.runExclusive('job', async () => { throw new Error('boom'); }), /boom/);
+  await t.rejects(
+    a.runExclusive('job', async () => {
+      throw new Error('boom');
+    }),
+    /boom/,
+  );
   t.same(await b.runExclusive('job', async () => 1), { ran: true, result: 1 }, 'free at once');
 });
 
-t.test('Redis unreachable: runExclusive rejects with a clear error instead of claiming another node holds the lock', async (t) => {
-  const url = `redis://127.0.0.1:${await freePort()}`;
-  const redis = createRedis(url, log, 'down');
-  connections.push(redis);
-  redis.connect().catch(() => undefined);
-  const a = new ClusterLock(redis, cluster(), log, 1000);
-  let ran = false;
-  await t.rejects(a.runExclusive('job', async () => { ran = true; }), /^could not take the lock t[0-9a-f]+:lock:job \(Redis: .+\)$/);
-  t.notOk(ran, 'the job did not run');
-});
+t.test(
+  'Redis unreachable: runExclusive rejects with a clear error instead of claiming another node holds the lock',
+  async (t) => {
+    const url = `redis://127.0.0.1:${await freePort()}`;
+    const redis = createRedis(url, log, 'down');
+    connections.push(redis);
+    redis.connect().catch(() => undefined);
+    const a = new ClusterLock(redis, cluster(), log, 1000);
+    let ran = false;
+    await t.rejects(
+      a.runExclusive('job', async () => {
+        ran = true;
+      }),
+      /^could not take the lock t[0-9a-f]+:lock:job \(Redis: .+\)$/,
+    );
+    t.notOk(ran, 'the job did not run');
+  },
+);
 
 t.test('holder SIGKILLed while holding the lock: it expires after its TTL and another node takes it', async (t) => {
   const name = cluster();
@@ -176,11 +207,20 @@ t.test('holder SIGKILLed while holding the lock: it expires after its TTL and an
     });
     process.stdout.write(JSON.stringify(r) + '\\n');
   `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   let out = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { out += d; });
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  child.stderr.on('data', (d) => {
+    out += d;
+  });
   const deadline = Date.now() + 20_000;
   while (!out.includes('held')) {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`holder did not take the lock: ${out}`);
@@ -189,7 +229,11 @@ t.test('holder SIGKILLed while holding the lock: it expires after its TTL and an
   // hold it past one TTL: the holder's extensions must keep it
   await sleep(ttl + 300);
   const other = new ClusterLock(await connect('other'), name, log, ttl);
-  t.same(await other.runExclusive('retention', async () => 'x'), { ran: false }, 'the live holder keeps its lock past its TTL');
+  t.same(
+    await other.runExclusive('retention', async () => 'x'),
+    { ran: false },
+    'the live holder keeps its lock past its TTL',
+  );
   child.kill('SIGKILL');
   await waitExit(child);
   const killedAt = Date.now();
@@ -197,7 +241,10 @@ t.test('holder SIGKILLed while holding the lock: it expires after its TTL and an
   let took = -1;
   while (Date.now() - killedAt < ttl + 5000) {
     const r = await other.runExclusive('retention', async () => 'x');
-    if (r.ran) { took = Date.now() - killedAt; break; }
+    if (r.ran) {
+      took = Date.now() - killedAt;
+      break;
+    }
     await sleep(50);
   }
   t.ok(took >= 0 && took <= ttl + 1000, `taken ${took} ms after the kill (TTL ${ttl} ms + 1 s allowed)`);

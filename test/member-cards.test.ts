@@ -15,12 +15,12 @@ const PKS = 200;
 const TTL = 1500;
 const ABSURD: Record<string, number> = { tiny: 0.05, heavy: 1000, huge: 1e6 };
 
-t.test('cards with weights out of NODE_WEIGHT\'s bounds are unreadable and kept off the ring', async (t) => {
+t.test("cards with weights out of NODE_WEIGHT's bounds are unreadable and kept off the ring", async (t) => {
   const c = await startCluster(t, { pks: PKS, intervalMs: 2000, ttlMs: TTL });
   const cluster = c.svc.cluster;
   const card = async (id: string) => {
     const raw = await c.redis.get(nodeKey(cluster, id));
-    return raw === null ? null : JSON.parse(raw) as { state: string; view: string; stats: { owned?: number } };
+    return raw === null ? null : (JSON.parse(raw) as { state: string; view: string; stats: { owned?: number } });
   };
   const alone = viewHash([{ id: 'a', weight: 1 }]);
   const ownsAll = async (): Promise<boolean> => {
@@ -34,8 +34,18 @@ t.test('cards with weights out of NODE_WEIGHT\'s bounds are unreadable and kept 
   const now = Date.now();
   for (const [id, weight] of Object.entries(ABSURD)) {
     const value = {
-      format: 1, id, host: 'h', pid: 1, version: '0.1.0', weight, state: 'active',
-      started: now, heartbeat: now, ttlMs: 60_000, view: 'x', stats: {},
+      format: 1,
+      id,
+      host: 'h',
+      pid: 1,
+      version: '0.1.0',
+      weight,
+      state: 'active',
+      started: now,
+      heartbeat: now,
+      ttlMs: 60_000,
+      view: 'x',
+      stats: {},
     };
     await c.redis.set(nodeKey(cluster, id), JSON.stringify(value), 'PX', 60_000);
   }
@@ -59,7 +69,7 @@ t.test('cards with weights out of NODE_WEIGHT\'s bounds are unreadable and kept 
   t.teardown(() => api.close());
   const res = await fetch(`${api.url}/api/cluster`);
   t.equal(res.status, 200, '/api/cluster answers');
-  const body = await res.json() as ClusterStatus;
+  const body = (await res.json()) as ClusterStatus;
   t.same(body.summary?.unreadable?.slice().sort(), Object.keys(ABSURD).sort(), '/api/cluster shows them as unreadable');
 
   t.equal(await stopChild(node), 0, 'node a stops gracefully');

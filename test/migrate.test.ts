@@ -25,16 +25,31 @@ async function writeLegacy(db: import('mongodb').Db, pks: number[], from: number
   for (const pk of pks) {
     for (let m = 0; m < minutes; m++) {
       const t = from + m * MIN;
-      docs.push({ _id: `${String(pk).padStart(10, '0')}:${String(t).padStart(13, '0')}`, pk, t: new Date(t), f: 1000 * (pk % 100) + ((m * 7) % 50), g: 100 + (m % 3), w: 1 });
+      docs.push({
+        _id: `${String(pk).padStart(10, '0')}:${String(t).padStart(13, '0')}`,
+        pk,
+        t: new Date(t),
+        f: 1000 * (pk % 100) + ((m * 7) % 50),
+        g: 100 + (m % 3),
+        w: 1,
+      });
     }
   }
-  for (let i = 0; i < docs.length; i += 1000) await db.collection(collectionNames.legacyTimeline).insertMany(docs.slice(i, i + 1000) as never[]);
+  for (let i = 0; i < docs.length; i += 1000)
+    await db.collection(collectionNames.legacyTimeline).insertMany(docs.slice(i, i + 1000) as never[]);
   return docs;
 }
 
 t.test('migrate: the previous layout read as it was, converted, resumed, rebuilt from', async (t) => {
   const { redis, db, ...svc } = await connected(t, 'migrate-test');
-  const env = { REDIS_URL: svc.redisUrl, MONGO_URL: svc.mongoUrl, MONGO_DB: svc.mongoDb, CLUSTER: svc.cluster, PK_MIN: '1000000', PK_MAX: '1000099' };
+  const env = {
+    REDIS_URL: svc.redisUrl,
+    MONGO_URL: svc.mongoUrl,
+    MONGO_DB: svc.mongoDb,
+    CLUSTER: svc.cluster,
+    PK_MIN: '1000000',
+    PK_MAX: '1000099',
+  };
   const config = loadConfig({}, env);
   const upgrade = Math.floor(Date.now() / HOUR) * HOUR;
   const start = upgrade - 2 * DAY - 6 * HOUR;
@@ -42,24 +57,40 @@ t.test('migrate: the previous layout read as it was, converted, resumed, rebuilt
   const legacy = await writeLegacy(db, pks, start, (upgrade - start) / MIN);
   const layout = await loadLayout(db, config, upgrade);
   const reader = new TimelineReader(redis, db, layout, svc.cluster);
-  const expected = (pk: number) => legacy.filter((d) => d.pk === pk).map((d) => ({ at: d.t.getTime(), f: d.f, g: d.g }));
+  const expected = (pk: number) =>
+    legacy.filter((d) => d.pk === pk).map((d) => ({ at: d.t.getTime(), f: d.f, g: d.g }));
   t.same(await reader.points(pks[0]!, start, upgrade), expected(pks[0]!), 'before: read from the old collection');
 
   // interrupted after its first progress step, then run again
   let steps = 0;
-  await t.rejects(migrateLegacy(db, layout, log, () => { if (++steps === 1) throw new Error('interrupted'); }, 2), /interrupted/);
+  await t.rejects(
+    migrateLegacy(
+      db,
+      layout,
+      log,
+      () => {
+        if (++steps === 1) throw new Error('interrupted');
+      },
+      2,
+    ),
+    /interrupted/,
+  );
   const r = await migrateLegacy(db, layout, log, () => undefined, 2);
   t.ok(r.resumedFrom, `resumed after ${r.resumedFrom}`);
   t.equal(r.points + 0, legacy.length, 'every point converted once');
 
   const after = new TimelineReader(redis, db, await loadLayout(db, config), svc.cluster);
-  for (const pk of pks) t.same(await after.points(pk, start, upgrade), expected(pk), `pk ${pk}: the same points, from buckets`);
+  for (const pk of pks)
+    t.same(await after.points(pk, start, upgrade), expected(pk), `pk ${pk}: the same points, from buckets`);
   const day = Math.floor(start / DAY) * DAY + DAY;
   const rollups = await db.collection(collectionNames.rollups(day)).countDocuments({});
   t.equal(rollups >= pks.length, true, `whole days have rollups (${rollups})`);
   const week = await after.buckets(pks[1]!, start, upgrade);
   t.equal(week.length, (upgrade - start) / HOUR, 'one summary per hour over the whole range');
-  t.equal(week.reduce((a, b) => a + b.s.n, 0), expected(pks[1]!).length);
+  t.equal(
+    week.reduce((a, b) => a + b.s.n, 0),
+    expected(pks[1]!).length,
+  );
 
   const cli = await runCli(['migrate'], env);
   t.equal(cli.code, 0, cli.stderr);
@@ -67,16 +98,27 @@ t.test('migrate: the previous layout read as it was, converted, resumed, rebuilt
 
   // Redis lost: the rebuild adds the converted base under the new layout's checkpoints
   const clock = { now: Date.now() };
-  const rebuilder = new TotalsRebuilder({ redis, db, lock: new ClusterLock(redis, svc.cluster, log), layout, cluster: svc.cluster, log }, { graceMs: 0, now: () => clock.now });
+  const rebuilder = new TotalsRebuilder(
+    { redis, db, lock: new ClusterLock(redis, svc.cluster, log), layout, cluster: svc.cluster, log },
+    { graceMs: 0, now: () => clock.now },
+  );
   t.equal(await rebuildNow(rebuilder, redis, svc.cluster, clock), 'rebuilt');
   const totals = new Totals(redis, svc.cluster);
   for (const pk of pks) {
     const mine = expected(pk);
-    t.match(await totals.read(pk), { samples: mine.length, followerSum: mine.reduce((a, p) => a + p.f, 0), latestAt: mine[mine.length - 1]!.at }, `pk ${pk}: totals of its converted points`);
+    t.match(
+      await totals.read(pk),
+      { samples: mine.length, followerSum: mine.reduce((a, p) => a + p.f, 0), latestAt: mine[mine.length - 1]!.at },
+      `pk ${pk}: totals of its converted points`,
+    );
   }
   const dropped = await runCli(['migrate', '--drop'], env);
   t.equal(dropped.code, 0);
-  t.same(await db.listCollections({ name: collectionNames.legacyTimeline }).toArray(), [], 'the old collection dropped on request');
+  t.same(
+    await db.listCollections({ name: collectionNames.legacyTimeline }).toArray(),
+    [],
+    'the old collection dropped on request',
+  );
   t.same(await after.points(pks[0]!, start, upgrade), expected(pks[0]!), 'and the points still read');
   t.ok(await redis.exists(clusterKeys(svc.cluster).since));
 });

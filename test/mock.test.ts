@@ -5,7 +5,11 @@ import { startMock, DEFAULT_MOCK_OPTIONS, type MockOptions, type MockServer } fr
 const PK = 1_000_000;
 const NOT_FOUND = '{"error":{"name":"InfluencerNotFoundError"}}';
 
-interface Reply { status: number; body: string; retryAfter: string | null }
+interface Reply {
+  status: number;
+  body: string;
+  retryAfter: string | null;
+}
 
 async function get(base: string, path: string, init: RequestInit = {}): Promise<Reply> {
   const res = await fetch(base + path, init);
@@ -21,7 +25,11 @@ async function mock(t: { teardown(fn: () => unknown): void }, options: Partial<M
 /** The client-side check the product applies: null when the payload is a usable influencer. */
 function invalid(body: string): string | null {
   let v: Record<string, unknown>;
-  try { v = JSON.parse(body); } catch { return 'malformed'; }
+  try {
+    v = JSON.parse(body);
+  } catch {
+    return 'malformed';
+  }
   if (!Number.isSafeInteger(v.pk)) return 'pk';
   if (typeof v.username !== 'string') return 'username';
   for (const k of ['followerCount', 'followingCount']) {
@@ -64,13 +72,15 @@ t.test('first values centre on 100000 / 1000 and never go below the floors', asy
   const m = await mock(t, { seed: 2 });
   let followers = 0;
   let following = 0;
-  await Promise.all(Array.from({ length: 6 }, async (_, lane) => {
-    for (let i = lane; i < 300; i += 6) {
-      const v = JSON.parse((await get(m.url, `/api/v1/influencers/${PK + i}`)).body);
-      followers += v.followerCount;
-      following += v.followingCount;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: 6 }, async (_, lane) => {
+      for (let i = lane; i < 300; i += 6) {
+        const v = JSON.parse((await get(m.url, `/api/v1/influencers/${PK + i}`)).body);
+        followers += v.followerCount;
+        following += v.followingCount;
+      }
+    }),
+  );
   t.ok(followers / 300 > 80_000 && followers / 300 < 120_000, `mean followers ${followers / 300}`);
   t.ok(following / 300 > 800 && following / 300 < 1200, `mean following ${following / 300}`);
   t.equal(m.stats().influencers, 300);
@@ -102,7 +112,13 @@ t.test('unknown, non-numeric and unrouted', async (t) => {
   }
   t.equal((await get(m.url, '/api/v1/influencers/14')).status, 200, 'last valid pk');
   t.equal((await get(m.url, '/api/v1/influencers/10?x=1')).status, 200, 'query string ignored');
-  for (const path of ['/', '/api/v1/influencers/', '/api/v1/influencers/10/', '/api/v1/influencers/10/other', '/api/v2/influencers/10']) {
+  for (const path of [
+    '/',
+    '/api/v1/influencers/',
+    '/api/v1/influencers/10/',
+    '/api/v1/influencers/10/other',
+    '/api/v2/influencers/10',
+  ]) {
     t.equal((await get(m.url, path)).status, 404, path);
   }
   t.equal((await get(m.url, '/api/v1/influencers/10', { method: 'DELETE' })).status, 404, 'DELETE');
@@ -121,9 +137,11 @@ t.test('is_suspicious, GET and POST, follow the ratio rule', async (t) => {
     const p = await get(m.url, '/api/v1/influencers/is_suspicious', { method: 'POST', body: JSON.stringify(v) });
     if (p.body !== JSON.stringify({ pk, suspicious: expected })) t.fail(`POST ${p.body}`);
   }
-  const post = async (followerCount: number, followingCount: number): Promise<Reply> => get(m.url,
-    '/api/v1/influencers/is_suspicious',
-    { method: 'POST', body: JSON.stringify({ pk: 1, username: 'x', followerCount, followingCount }) });
+  const post = async (followerCount: number, followingCount: number): Promise<Reply> =>
+    get(m.url, '/api/v1/influencers/is_suspicious', {
+      method: 'POST',
+      body: JSON.stringify({ pk: 1, username: 'x', followerCount, followingCount }),
+    });
   t.equal((await post(564, 100)).body, '{"pk":1,"suspicious":true}', 'ratio 5.64 is suspicious');
   t.equal((await post(565, 100)).body, '{"pk":1,"suspicious":false}');
   t.equal((await post(0, 0)).body, '{"pk":1,"suspicious":false}');
@@ -133,9 +151,16 @@ t.test('is_suspicious, GET and POST, follow the ratio rule', async (t) => {
 
 t.test('POST is_suspicious rejects a bad body with a one-line 400', async (t) => {
   const m = await mock(t, { seed: 5 });
-  const bodies = ['{"pk":1', '[]', 'null', '{"username":"x","followerCount":1,"followingCount":1}',
-    '{"pk":1,"followerCount":1,"followingCount":1}', '{"pk":1,"username":"x","followerCount":"1","followingCount":1}',
-    '{"pk":1,"username":"x","followerCount":-1,"followingCount":1}', '{"pk":1,"username":"x","followerCount":1}'];
+  const bodies = [
+    '{"pk":1',
+    '[]',
+    'null',
+    '{"username":"x","followerCount":1,"followingCount":1}',
+    '{"pk":1,"followerCount":1,"followingCount":1}',
+    '{"pk":1,"username":"x","followerCount":"1","followingCount":1}',
+    '{"pk":1,"username":"x","followerCount":-1,"followingCount":1}',
+    '{"pk":1,"username":"x","followerCount":1}',
+  ];
   for (const body of bodies) {
     const r = await get(m.url, '/api/v1/influencers/is_suspicious', { method: 'POST', body });
     t.equal(r.status, 400, body);
@@ -146,8 +171,11 @@ t.test('POST is_suspicious rejects a bad body with a one-line 400', async (t) =>
 
 t.test('suspiciousDelayScale 0 answers at once', async (t) => {
   const m = await mock(t, { seed: 6, suspiciousDelayScale: 0 });
-  const replies = await Promise.all(Array.from({ length: 20 }, (_, i) =>
-    get(m.url, `/api/v1/influencers/${PK + i}/is_suspicious`, { signal: AbortSignal.timeout(5000) })));
+  const replies = await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      get(m.url, `/api/v1/influencers/${PK + i}/is_suspicious`, { signal: AbortSignal.timeout(5000) }),
+    ),
+  );
   t.ok(replies.every((r) => r.status === 200));
 });
 
@@ -159,13 +187,20 @@ t.test('latency delays the answer by at least latencyMs', async (t) => {
 });
 
 t.test('the same seed gives the same values', async (t) => {
-  const [a, b, c] = await Promise.all([sequence({ seed: 42 }, 100), sequence({ seed: 42 }, 100), sequence({ seed: 43 }, 100)]);
+  const [a, b, c] = await Promise.all([
+    sequence({ seed: 42 }, 100),
+    sequence({ seed: 42 }, 100),
+    sequence({ seed: 43 }, 100),
+  ]);
   t.same(a, b);
   t.not(JSON.stringify(a), JSON.stringify(c));
 });
 
 const faults: [keyof MockOptions, string][] = [
-  ['errorRate', '503'], ['rateLimitRate', '429'], ['malformedRate', 'malformed'], ['badFieldRate', 'bad-field'],
+  ['errorRate', '503'],
+  ['rateLimitRate', '429'],
+  ['malformedRate', 'malformed'],
+  ['badFieldRate', 'bad-field'],
 ];
 for (const [flag, expected] of faults) {
   t.test(`${flag} 0.3 gives ${expected} at about its rate, reproducibly`, async (t) => {
@@ -176,14 +211,20 @@ for (const [flag, expected] of faults) {
     const hits = kinds.filter((k) => k === expected).length;
     t.ok(hits >= 60 && hits <= 120, `${hits} of 300 are ${expected}`);
     t.equal(hits + kinds.filter((k) => k === 'ok').length, 300, 'nothing else');
-    if (expected === '503') t.equal(first.find((r) => r.status === 503)?.body, '{"error":{"name":"ServiceUnavailable"}}');
-    if (expected === '429') t.ok(first.filter((r) => r.status === 429).every((r) => r.retryAfter === '7'), 'Retry-After');
+    if (expected === '503')
+      t.equal(first.find((r) => r.status === 503)?.body, '{"error":{"name":"ServiceUnavailable"}}');
+    if (expected === '429')
+      t.ok(
+        first.filter((r) => r.status === 429).every((r) => r.retryAfter === '7'),
+        'Retry-After',
+      );
   });
 }
 
 t.test('fault rates are exclusive and add up', async (t) => {
-  const kinds = (await sequence({ seed: 10, errorRate: 0.2, rateLimitRate: 0.2, malformedRate: 0.2, badFieldRate: 0.2 }, 500))
-    .map(kind);
+  const kinds = (
+    await sequence({ seed: 10, errorRate: 0.2, rateLimitRate: 0.2, malformedRate: 0.2, badFieldRate: 0.2 }, 500)
+  ).map(kind);
   for (const k of ['503', '429', 'malformed', 'bad-field', 'ok']) {
     const n = kinds.filter((x) => x === k).length;
     t.ok(n >= 60 && n <= 140, `${n} of 500 are ${k}`);
@@ -192,9 +233,17 @@ t.test('fault rates are exclusive and add up', async (t) => {
 
 /** Starts n requests at once; resolves with how many got no answer within timeoutMs. */
 async function countHangs(url: string, n: number, timeoutMs: number): Promise<number> {
-  const outcomes = await Promise.all(Array.from({ length: n }, (_, i) =>
-    fetch(`${url}/api/v1/influencers/${PK + i}`, { signal: AbortSignal.timeout(timeoutMs) })
-      .then(async (r) => { await r.text(); return 0; }, () => 1)));
+  const outcomes = await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      fetch(`${url}/api/v1/influencers/${PK + i}`, { signal: AbortSignal.timeout(timeoutMs) }).then(
+        async (r) => {
+          await r.text();
+          return 0;
+        },
+        () => 1,
+      ),
+    ),
+  );
   return outcomes.reduce((a, b) => a + b, 0);
 }
 
@@ -221,10 +270,16 @@ t.test('setFaults switches faults of a running mock on and off', async (t) => {
 });
 
 t.test('hangRate 0.3 leaves about 30 % unanswered, reproducibly', async (t) => {
-  const counts = await Promise.all([0, 1].map(async () => {
-    const m = await startMock({ port: 0, seed: 11, hangRate: 0.3 });
-    try { return await countHangs(m.url, 200, 5000); } finally { await m.close(); }
-  }));
+  const counts = await Promise.all(
+    [0, 1].map(async () => {
+      const m = await startMock({ port: 0, seed: 11, hangRate: 0.3 });
+      try {
+        return await countHangs(m.url, 200, 5000);
+      } finally {
+        await m.close();
+      }
+    }),
+  );
   t.ok(counts[0] >= 40 && counts[0] <= 80, `${counts[0]} of 200 hung`);
   t.equal(counts[1], counts[0]);
 });
@@ -233,15 +288,24 @@ t.test('a hanging request times out on the client and close() still resolves', a
   const m = await startMock({ port: 0, seed: 12, hangRate: 1 });
   const timedOut = await new Promise<boolean>((resolve) => {
     const req = request(`${m.url}/api/v1/influencers/${PK}`, { timeout: 200 }, () => resolve(false));
-    req.on('timeout', () => { req.destroy(); resolve(true); });
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(true);
+    });
     req.on('error', () => undefined);
     req.end();
   });
   t.ok(timedOut, 'client timeout fired');
   // a second one is still hanging, with no client timeout, when the server closes
-  const pending = fetch(`${m.url}/api/v1/influencers/${PK}`).then(() => 'answered', () => 'dropped');
+  const pending = fetch(`${m.url}/api/v1/influencers/${PK}`).then(
+    () => 'answered',
+    () => 'dropped',
+  );
   await new Promise((r) => setTimeout(r, 50));
-  const closed = await Promise.race([m.close().then(() => 'closed'), new Promise((r) => setTimeout(r, 5000, 'stuck').unref())]);
+  const closed = await Promise.race([
+    m.close().then(() => 'closed'),
+    new Promise((r) => setTimeout(r, 5000, 'stuck').unref()),
+  ]);
   t.equal(closed, 'closed');
   t.equal(await pending, 'dropped');
   t.equal(m.close(), m.close(), 'close is memoised');
@@ -250,7 +314,10 @@ t.test('a hanging request times out on the client and close() still resolves', a
 t.test('close() drops delayed answers and idle keep-alive sockets', async (t) => {
   const m = await startMock({ port: 0, seed: 13, suspiciousDelayScale: 10 });
   await get(m.url, `/api/v1/influencers/${PK}`); // leaves an idle keep-alive socket
-  const pending = fetch(`${m.url}/api/v1/influencers/${PK}/is_suspicious`).then(() => 'answered', () => 'dropped');
+  const pending = fetch(`${m.url}/api/v1/influencers/${PK}/is_suspicious`).then(
+    () => 'answered',
+    () => 'dropped',
+  );
   await new Promise((r) => setTimeout(r, 50));
   await m.close();
   t.equal(await pending, 'dropped');

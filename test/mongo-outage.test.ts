@@ -12,7 +12,11 @@ t.test('Mongo down for 3 intervals: nothing lost under the buffer bound', async 
   const ferret = await startFerret();
   const c = await startCluster(t, { pks: 400, intervalMs: INTERVAL, ttlMs: 1500, mongoUrl: ferret.url });
   const node = c.spawnNode('solo');
-  await until(async () => (await readMembers(c.redis, c.svc.cluster)).some((x) => x.ok && Number(x.card.stats.owned) === 400), 30_000, 'node owning every pk');
+  await until(
+    async () => (await readMembers(c.redis, c.svc.cluster)).some((x) => x.ok && Number(x.card.stats.owned) === 400),
+    30_000,
+    'node owning every pk',
+  );
   const from = intervalStart(Date.now(), INTERVAL) + INTERVAL;
   await sleep(2 * INTERVAL);
   await ferret.down();
@@ -29,15 +33,31 @@ t.test('Mongo down for 3 intervals: nothing lost under the buffer bound', async 
   t.same(check.gaps.slice(0, 10), [], `every interval of every pk arrived (${check.gaps.length} missing)`);
   t.same(check.totalsMismatch.slice(0, 10), [], 'running totals equal the stored points');
   t.match(node.output(), /MongoDB|mongo/i, 'the outage was logged');
-  t.ok(node.output().split('\n').filter((l) => /"mongo":"down"/.test(l)).length <= 2, 'logged once per state change, not per retry');
+  t.ok(
+    node
+      .output()
+      .split('\n')
+      .filter((l) => /"mongo":"down"/.test(l)).length <= 2,
+    'logged once per state change, not per retry',
+  );
   await ferret.stop();
 });
 
 t.test('past the buffer bound the oldest samples are dropped, counted and logged once', async (t) => {
   const ferret = await startFerret();
-  const c = await startCluster(t, { pks: 300, intervalMs: INTERVAL, ttlMs: 1500, mongoUrl: ferret.url, extraEnv: { BUFFER_MAX_SAMPLES: '500' } });
+  const c = await startCluster(t, {
+    pks: 300,
+    intervalMs: INTERVAL,
+    ttlMs: 1500,
+    mongoUrl: ferret.url,
+    extraEnv: { BUFFER_MAX_SAMPLES: '500' },
+  });
   const node = c.spawnNode('small-buffer');
-  await until(async () => (await readMembers(c.redis, c.svc.cluster)).some((x) => x.ok && Number(x.card.stats.stored) > 0), 30_000, 'first samples stored');
+  await until(
+    async () => (await readMembers(c.redis, c.svc.cluster)).some((x) => x.ok && Number(x.card.stats.stored) > 0),
+    30_000,
+    'first samples stored',
+  );
   await ferret.down();
   await sleep(4 * INTERVAL);
   const cards = await readMembers(c.redis, c.svc.cluster);
@@ -46,7 +66,10 @@ t.test('past the buffer bound the oldest samples are dropped, counted and logged
   t.ok(Number(stats.writeQueue) <= 500, `the buffer stays within its bound (${stats.writeQueue})`);
   await ferret.up();
   t.equal(await stopChild(node), 0);
-  const lines = node.output().split('\n').filter((l) => /write buffer full/.test(l));
+  const lines = node
+    .output()
+    .split('\n')
+    .filter((l) => /write buffer full/.test(l));
   t.equal(lines.length, 1, 'logged once for the episode');
   await ferret.stop();
 });

@@ -1,7 +1,15 @@
 import t from 'tap';
 import { Ring, type RingMember } from '../lib/ring/ring.js';
 import { PkUniverse } from '../lib/ring/pk-universe.js';
-import { NO_OWNER, OwnershipTracker, diff, ownedBy, ownedCounts, sweep, type OwnershipChange } from '../lib/ring/ownership.js';
+import {
+  NO_OWNER,
+  OwnershipTracker,
+  diff,
+  ownedBy,
+  ownedCounts,
+  sweep,
+  type OwnershipChange,
+} from '../lib/ring/ownership.js';
 
 const equal = (ids: string[]): RingMember[] => ids.map((id) => ({ id, weight: 1 }));
 const seqIds = (n: number) => Array.from({ length: n }, (_, i) => `node-${i + 1}`);
@@ -31,7 +39,10 @@ t.test('the universe is every pk once, sorted by hash then pk', async (t) => {
     if (i > 0 && (h[i - 1]! > h[i]! || (h[i - 1] === h[i] && p[i - 1]! >= p[i]!))) bad++;
   }
   t.equal(bad, 0, 'ascending by (hash, pk)');
-  t.ok(seen.every((c) => c === 1), 'a permutation of pkMin..pkMax');
+  t.ok(
+    seen.every((c) => c === 1),
+    'a permutation of pkMin..pkMax',
+  );
 });
 
 t.test('sweep agrees with hashring for every pk of the default universe', async (t) => {
@@ -45,7 +56,10 @@ t.test('sweep agrees with hashring for every pk of the default universe', async 
     }
     t.equal(mismatches, 0, `${ring.ids.join(',')}: 1,000,000 pks agree with hashring ${lookup}()`);
     const counts = ownedCounts(universe, ring);
-    t.equal(counts.reduce((a, b) => a + b, 0), universe.size);
+    t.equal(
+      counts.reduce((a, b) => a + b, 0),
+      universe.size,
+    );
     ring.ids.forEach((id, m) => {
       const owned = ownedBy(universe, ring, id);
       t.equal(owned.pks.length, counts[m], `${id}: ownedBy count = ownedCounts`);
@@ -125,8 +139,20 @@ t.test('diff is the exact set difference, in input order', async (t) => {
     const { gained, lost } = diff(a, b);
     const sa = new Set(a);
     const sb = new Set(b);
-    t.ok(sameArray(gained, b.filter((pk) => !sa.has(pk))), `${label}: gained (${gained.length})`);
-    t.ok(sameArray(lost, a.filter((pk) => !sb.has(pk))), `${label}: lost (${lost.length})`);
+    t.ok(
+      sameArray(
+        gained,
+        b.filter((pk) => !sa.has(pk)),
+      ),
+      `${label}: gained (${gained.length})`,
+    );
+    t.ok(
+      sameArray(
+        lost,
+        a.filter((pk) => !sb.has(pk)),
+      ),
+      `${label}: lost (${lost.length})`,
+    );
   };
   check(prev, next, 'node-1 after a join');
   check(next, prev, 'node-1 after a leave');
@@ -187,7 +213,10 @@ t.test('OwnershipTracker: rate limit, coalescing, gained and lost', async (t) =>
   t.ok(sameArray(changes[0]!.gained, first.pks), 'gained everything it owns, in hash order');
   t.equal(changes[0]!.lost.length, 0);
   t.ok(sameArray(tracker.owned().pks, first.pks) && sameArray(tracker.owned().hashes, first.hashes));
-  t.same(changes[0]!.members.map((m) => m.id), ['node-1', 'node-2']);
+  t.same(
+    changes[0]!.members.map((m) => m.id),
+    ['node-1', 'node-2'],
+  );
   t.ok(changes[0]!.ms >= 0);
   t.equal(rings.length, 1);
 
@@ -207,7 +236,10 @@ t.test('OwnershipTracker: rate limit, coalescing, gained and lost', async (t) =>
   t.equal(tracker.recomputes, 2, 'the burst cost one recompute');
   t.equal(changes.length, 2);
   const four = expectOwned(['node-1', 'node-2', 'node-3', 'node-4']);
-  t.ok(sameArray(tracker.owned().pks, four.pks) && sameArray(tracker.owned().hashes, four.hashes), 'computed from the latest list');
+  t.ok(
+    sameArray(tracker.owned().pks, four.pks) && sameArray(tracker.owned().hashes, four.hashes),
+    'computed from the latest list',
+  );
   t.ok(sameArray(changes[1]!.gained, diff(first.pks, four.pks).gained));
   t.ok(sameArray(changes[1]!.lost, diff(first.pks, four.pks).lost));
   t.equal(changes[1]!.gained.length, 0, 'a join only loses pks');

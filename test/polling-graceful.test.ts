@@ -11,10 +11,20 @@ const INTERVAL = 2000;
 t.test('three nodes, one graceful stop: one point per pk per interval, exact totals', async (t) => {
   const c = await startCluster(t, { pks: PKS, intervalMs: INTERVAL, ttlMs: 1500 });
   const nodes = ['a', 'b', 'c'].map((id) => c.spawnNode(id));
-  await until(async () => {
-    const cards = await readMembers(c.redis, c.svc.cluster);
-    return cards.length === 3 && cards.every((x) => x.ok && x.card.state === 'active' && x.card.stats.owned !== undefined && Number(x.card.stats.owned) > 0);
-  }, 30_000, 'three active members owning pks');
+  await until(
+    async () => {
+      const cards = await readMembers(c.redis, c.svc.cluster);
+      return (
+        cards.length === 3 &&
+        cards.every(
+          (x) =>
+            x.ok && x.card.state === 'active' && x.card.stats.owned !== undefined && Number(x.card.stats.owned) > 0,
+        )
+      );
+    },
+    30_000,
+    'three active members owning pks',
+  );
   const from = intervalStart(Date.now(), INTERVAL) + INTERVAL;
   await sleep(3 * INTERVAL);
   t.equal(await stopChild(nodes[2]), 0, 'the stopped node exits 0');

@@ -11,20 +11,30 @@ const TTL = 1500;
 t.test('SIGKILL of a node: at most one missed interval per pk, taken over within TTL + 2 s', async (t) => {
   const c = await startCluster(t, { pks: PKS, intervalMs: INTERVAL, ttlMs: TTL });
   const nodes = ['a', 'b', 'c'].map((id) => c.spawnNode(id));
-  await until(async () => {
-    const cards = await readMembers(c.redis, c.svc.cluster);
-    return cards.length === 3 && cards.every((x) => x.ok && x.card.state === 'active' && Number(x.card.stats.owned) > 0);
-  }, 30_000, 'three active members owning pks');
+  await until(
+    async () => {
+      const cards = await readMembers(c.redis, c.svc.cluster);
+      return (
+        cards.length === 3 && cards.every((x) => x.ok && x.card.state === 'active' && Number(x.card.stats.owned) > 0)
+      );
+    },
+    30_000,
+    'three active members owning pks',
+  );
   const from = intervalStart(Date.now(), INTERVAL) + INTERVAL;
   await sleep(2 * INTERVAL);
   nodes[2].kill('SIGKILL');
   const killedAt = Date.now();
   // the survivors own the whole universe again
-  const tookMs = await until(async () => {
-    const cards = await readMembers(c.redis, c.svc.cluster);
-    const owned = cards.reduce((sum, x) => sum + (x.ok ? Number(x.card.stats.owned) : 0), 0);
-    return cards.length === 2 && owned === PKS;
-  }, TTL + 10_000, 'survivors owning every pk');
+  const tookMs = await until(
+    async () => {
+      const cards = await readMembers(c.redis, c.svc.cluster);
+      const owned = cards.reduce((sum, x) => sum + (x.ok ? Number(x.card.stats.owned) : 0), 0);
+      return cards.length === 2 && owned === PKS;
+    },
+    TTL + 10_000,
+    'survivors owning every pk',
+  );
   t.ok(tookMs <= TTL + 2000, `taken over ${tookMs} ms after the kill (TTL ${TTL} ms + 2 s allowed)`);
   await sleep(Math.max(0, killedAt + 3 * INTERVAL - Date.now()));
   const to = intervalStart(Date.now(), INTERVAL);

@@ -49,31 +49,53 @@ t.test('rebuild after the totals are lost: checkpoints plus the log give the sam
   await loseRedis(k);
   t.equal(await totalsState(k.redis, k.cluster), 'missing');
   const during = await k.store([sample(PKS[0]!, T0 + 25 * MIN, 7777)]);
-  t.same(during.parts.map((p) => p.outcome), ['rebuild'], 'a batch while the totals are missing is logged and left to the rebuild');
+  t.same(
+    during.parts.map((p) => p.outcome),
+    ['rebuild'],
+    'a batch while the totals are missing is logged and left to the rebuild',
+  );
   k.clock.now = T0 + 26 * MIN;
   t.equal(await rebuild(k), 'rebuilt');
   t.equal(await totalsState(k.redis, k.cluster), 'ready');
   const after = await snapshot(k);
   t.same(after.totals.slice(1), before.totals.slice(1), 'every other pk: the same totals as before the loss');
-  t.match(after.totals[0], { samples: before.totals[0]!.samples + 1, followerCount: 7777, latestAt: T0 + 25 * MIN }, 'the sample logged during the loss is counted');
+  t.match(
+    after.totals[0],
+    { samples: before.totals[0]!.samples + 1, followerCount: 7777, latestAt: T0 + 25 * MIN },
+    'the sample logged during the loss is counted',
+  );
   t.match(await k.totals.read(PKS[5]!), { suspicious: true }, 'the daily flags come back');
-  t.same(after.ranks.slice(1).every((r) => r !== null), true);
+  t.same(
+    after.ranks.slice(1).every((r) => r !== null),
+    true,
+  );
 
   // a straggler from before the cutoff, logged after the rebuild read the log (a node cut off from
   // Redis for a while): left alone live, counted by the period's reconcile
   const since = Number(await k.redis.get(clusterKeys(k.cluster).since));
   const straggler = await k.store([sample(PKS[2]!, since - MIN, 4444)]);
-  t.same(straggler.parts.map((p) => p.outcome), ['applied']);
+  t.same(
+    straggler.parts.map((p) => p.outcome),
+    ['applied'],
+  );
   t.match(await k.totals.read(PKS[2]!), { samples: before.totals[2]!.samples }, 'not counted live');
 
   // the open period's buffers come back when it closes (its reconcile), with the same points
   t.equal((await k.points(PKS[1]!, T0 + 2 * BUCKET, T0 + 3 * BUCKET)).length, 0, 'open buffers are not back yet');
   k.clock.now = T0 + 3 * BUCKET + MIN;
   await k.closer.closeDue();
-  t.same(await Promise.all(PKS.slice(3).map((pk) => k.points(pk, T0, T0 + 3 * BUCKET))), pointsBefore.slice(3), 'every point is in a bucket again');
+  t.same(
+    await Promise.all(PKS.slice(3).map((pk) => k.points(pk, T0, T0 + 3 * BUCKET))),
+    pointsBefore.slice(3),
+    'every point is in a bucket again',
+  );
   const third = await k.points(PKS[2]!, T0, T0 + 3 * BUCKET);
   t.equal(third.length, pointsBefore[2]!.length + 1, 'the straggler is in the timeline');
-  t.match(await k.totals.read(PKS[2]!), { samples: third.length, followerSum: third.reduce((a, p) => a + p.f, 0) }, 'and counted once');
+  t.match(
+    await k.totals.read(PKS[2]!),
+    { samples: third.length, followerSum: third.reduce((a, p) => a + p.f, 0) },
+    'and counted once',
+  );
   t.equal(await k.rebuilder.runOnce(), 'ready', 'nothing more to do');
 });
 
@@ -108,8 +130,11 @@ t.test('a rebuilder that stalled past its lock cannot merge after another took o
   const merged = await k.totals.read(PKS[0]!);
   t.match(merged, { samples: 3 });
   await k.redis.hset(keys.rebuild, 'T', String(T), 'owner', 'the-new-one');
-  const late = await mergeTotals(k.redis, [keys.rank, keys.stats, keys.rebuild, keys.growth, keys.influencer(PKS[0]!)],
-    [String(T), 'stalled-one', PKS[0]!, 3, 15000, 5000, 5000, T0, 5000, 50, -1, 0, '', '0', -1]);
+  const late = await mergeTotals(
+    k.redis,
+    [keys.rank, keys.stats, keys.rebuild, keys.growth, keys.influencer(PKS[0]!)],
+    [String(T), 'stalled-one', PKS[0]!, 3, 15000, 5000, 5000, T0, 5000, 50, -1, 0, '', '0', -1],
+  );
   t.equal(late, -1, 'the stalled merge is refused');
   t.same(await k.totals.read(PKS[0]!), merged, 'nothing counted twice');
 });
@@ -123,7 +148,20 @@ t.test('the rebuild waits for a live member still logging samples before its cut
   const T = Number(await k.redis.hget(clusterKeys(k.cluster).rebuild, 'T'));
   t.ok(T > 0, 'a cutoff was set');
   // a member whose buffer holds a sample before T, logged only later
-  const card = { format: 1, id: 'behind', host: 'h', pid: 1, version: '0', weight: 1, state: 'active', started: T0, heartbeat: T, ttlMs: 10 * BUCKET, view: '', stats: { loggedThrough: T - MIN } };
+  const card = {
+    format: 1,
+    id: 'behind',
+    host: 'h',
+    pid: 1,
+    version: '0',
+    weight: 1,
+    state: 'active',
+    started: T0,
+    heartbeat: T,
+    ttlMs: 10 * BUCKET,
+    view: '',
+    stats: { loggedThrough: T - MIN },
+  };
   await k.redis.set(nodeKey(k.cluster, 'behind'), JSON.stringify(card));
   await k.redis.sadd(memberIndexKey(k.cluster), 'behind');
   k.clock.now = T + 1;
@@ -132,5 +170,9 @@ t.test('the rebuild waits for a live member still logging samples before its cut
   await k.store([sample(1_000_999, T - MIN, 4321)]);
   await k.redis.set(nodeKey(k.cluster, 'behind'), JSON.stringify({ ...card, stats: { loggedThrough: T } }));
   t.equal(await run, 'rebuilt');
-  t.match(await k.totals.read(1_000_999), { samples: 1, latestAt: T - MIN, followerCount: 4321 }, 'its late sample is counted');
+  t.match(
+    await k.totals.read(1_000_999),
+    { samples: 1, latestAt: T - MIN, followerCount: 4321 },
+    'its late sample is counted',
+  );
 });

@@ -20,7 +20,11 @@ t.test('every node builds the same ring whatever the member order', async (t) =>
     { id: '7', weight: 0.5 },
     { id: 'zeta:3000', weight: 1 },
   ];
-  const orders = [members, members.slice().reverse(), [members[2]!, members[4]!, members[0]!, members[3]!, members[1]!]];
+  const orders = [
+    members,
+    members.slice().reverse(),
+    [members[2]!, members[4]!, members[0]!, members[3]!, members[1]!],
+  ];
   const rings = orders.map((m) => new Ring(m));
   const owners = rings.map((r) => sweep(universe, r));
   for (const r of rings.slice(1)) {
@@ -29,7 +33,8 @@ t.test('every node builds the same ring whatever the member order', async (t) =>
     t.same(r.pointOwner, rings[0]!.pointOwner);
   }
   t.same(rings[0]!.ids, ['10', '7', 'node-a', 'node-b', 'zeta:3000'], 'members sorted by id');
-  for (const o of owners.slice(1)) t.ok(Buffer.compare(Buffer.from(o.buffer), Buffer.from(owners[0]!.buffer)) === 0, 'same owner for every pk');
+  for (const o of owners.slice(1))
+    t.ok(Buffer.compare(Buffer.from(o.buffer), Buffer.from(owners[0]!.buffer)) === 0, 'same owner for every pk');
   let mismatches = 0;
   for (let pk = 1_000_000; pk < 1_000_000 + 20_000; pk++) {
     const o = rings[0]!.ownerOf(pk);
@@ -84,7 +89,10 @@ t.test('hashOf is hashring hashValue = the universe hash; empty ring owns nothin
   t.equal(empty.ownerOf(1_000_000), undefined);
   t.equal(empty.points.length, 0);
   t.equal(empty.size, 0);
-  t.ok(sweep(universe, empty).every((o) => o === 0xffff), 'no owner');
+  t.ok(
+    sweep(universe, empty).every((o) => o === 0xffff),
+    'no owner',
+  );
 });
 
 t.test('bad member lists are refused with a clear error', async (t) => {
@@ -114,7 +122,14 @@ t.test('at most MAX_RING_POINTS points: the heaviest members, then the greatest 
   t.equal(ring.left[0]?.id, 'heavy', 'the heaviest is left off first');
   const kept = MAX_RING_POINTS / (4 * VNODES_PER_WEIGHT);
   t.equal(ring.size, kept, `${kept} members of weight 1 fill it`);
-  t.same(ring.ids, many.map((m) => m.id).sort().slice(0, kept), 'the members with the smallest ids stay');
+  t.same(
+    ring.ids,
+    many
+      .map((m) => m.id)
+      .sort()
+      .slice(0, kept),
+    'the members with the smallest ids stay',
+  );
   t.same(new Ring([...many].reverse()).ids, ring.ids, 'whatever the order they are given in');
   t.same(new Ring(equal(seqIds(3))).left, [], 'a ring of a few members leaves nobody off');
 });

@@ -11,7 +11,9 @@ const TWO_32 = 2 ** 32;
 const I = 10_000;
 
 const answer = (pk: number): FetchResult => ({
-  kind: 'ok', attempts: 1, influencer: { pk, username: `u${pk}`, followerCount: 1, followingCount: 1 },
+  kind: 'ok',
+  attempts: 1,
+  influencer: { pk, username: `u${pk}`, followerCount: 1, followingCount: 1 },
 });
 
 /** A scheduler on a clock the test moves (starting at 20,500 ms: 0.5 s into [20,000, 30,000)). */
@@ -22,7 +24,10 @@ function onClock(opts: { catchUpMs?: number; concurrency?: number; fetch?: Fetch
   };
   const stored: Array<[number, number]> = [];
   const scheduler = new Scheduler(fetcher, (s: Sample) => stored.push([s.pk, s.at]), {
-    intervalMs: I, concurrency: opts.concurrency ?? 8, now: () => clock.now, catchUpMs: opts.catchUpMs,
+    intervalMs: I,
+    concurrency: opts.concurrency ?? 8,
+    now: () => clock.now,
+    catchUpMs: opts.catchUpMs,
   });
   scheduler.start();
   /** lets the scheduler's timers run, then returns what it stored, sorted */
@@ -34,7 +39,10 @@ function onClock(opts: { catchUpMs?: number; concurrency?: number; fetch?: Fetch
 }
 
 /** The (pk, interval) pairs a scheduler at 20,500 ms stores once `own` hands it pks, sorted. */
-async function caughtUp(catchUpMs: number | undefined, own: (scheduler: Scheduler) => void): Promise<Array<[number, number]>> {
+async function caughtUp(
+  catchUpMs: number | undefined,
+  own: (scheduler: Scheduler) => void,
+): Promise<Array<[number, number]>> {
   const { scheduler, settle } = onClock({ catchUpMs });
   own(scheduler);
   const stored = await settle();
@@ -43,20 +51,36 @@ async function caughtUp(catchUpMs: number | undefined, own: (scheduler: Schedule
 }
 
 // slots at 1 %, 20 % and 90 % of the interval
-const owned = { pks: Int32Array.from([1, 2, 3]), hashes: Uint32Array.from([0.01, 0.2, 0.9].map((f) => Math.floor(f * TWO_32))) };
+const owned = {
+  pks: Int32Array.from([1, 2, 3]),
+  hashes: Uint32Array.from([0.01, 0.2, 0.9].map((f) => Math.floor(f * TWO_32))),
+};
 
-t.test('gained pks: the current interval if their slot passed, the previous one if it passed less than catchUpMs ago', async (t) => {
-  t.same(await caughtUp(5000, (s) => s.setOwned(owned, owned.pks)), [
-    [1, 20_000], // its slot (20,100) has passed in this interval
-    [3, 10_000], // its slot in the previous interval (19,000) passed 1.5 s ago
-  ], 'pk 2 (previous slot 12,000: 8.5 s ago) is left to its slot in this interval');
-});
+t.test(
+  'gained pks: the current interval if their slot passed, the previous one if it passed less than catchUpMs ago',
+  async (t) => {
+    t.same(
+      await caughtUp(5000, (s) => s.setOwned(owned, owned.pks)),
+      [
+        [1, 20_000], // its slot (20,100) has passed in this interval
+        [3, 10_000], // its slot in the previous interval (19,000) passed 1.5 s ago
+      ],
+      'pk 2 (previous slot 12,000: 8.5 s ago) is left to its slot in this interval',
+    );
+  },
+);
 
 t.test('the default catch-up is min(interval, 5 s), and pks already owned are not fetched again', async (t) => {
-  t.same(await caughtUp(undefined, (s) => {
-    s.setOwned({ pks: owned.pks.slice(0, 1), hashes: owned.hashes.slice(0, 1) }, [1]);
-    s.setOwned(owned, [2, 3]);
-  }), [[1, 20_000], [3, 10_000]]);
+  t.same(
+    await caughtUp(undefined, (s) => {
+      s.setOwned({ pks: owned.pks.slice(0, 1), hashes: owned.hashes.slice(0, 1) }, [1]);
+      s.setOwned(owned, [2, 3]);
+    }),
+    [
+      [1, 20_000],
+      [3, 10_000],
+    ],
+  );
 });
 
 t.test('catchUpMs 0: only the current interval is caught up', async (t) => {
@@ -69,12 +93,16 @@ t.test('paused across intervals: what is past its next slot is missed, never fet
   t.same(await settle(), [[1, 20_000]], 'pk 1 at its slot (20,100)');
   // SIGSTOP, a long GC or the clock stepped forward: the next look is five intervals later
   clock.now = 70_500;
-  t.same(await settle(), [
-    [1, 20_000],
-    [1, 70_000], // its slot (70,100) has passed in this interval
-    [2, 60_000], // slots of the interval before (62,000 and 69,000) whose next (72,000, 79,000) has not come
-    [3, 60_000],
-  ], 'nothing stamped 20,000 is fetched at 70,500');
+  t.same(
+    await settle(),
+    [
+      [1, 20_000],
+      [1, 70_000], // its slot (70,100) has passed in this interval
+      [2, 60_000], // slots of the interval before (62,000 and 69,000) whose next (72,000, 79,000) has not come
+      [3, 60_000],
+    ],
+    'nothing stamped 20,000 is fetched at 70,500',
+  );
   // pks 2 and 3 in 20,000; all three in 30,000, 40,000, 50,000; pk 1 in 60,000 (its 70,100 passed)
   t.equal(scheduler.stats().missed, 2 + 9 + 1, 'every skipped owned pk-interval is missed');
   await scheduler.stop();
@@ -85,7 +113,11 @@ t.test('a late pk is fetched until its slot in the next interval, then missed', 
   scheduler.setOwned(owned);
   await settle();
   clock.now = 30_050; // past 30,000 by less than pk 1's offset (100 ms): 2 and 3 are late, not stale
-  t.same(await settle(), [[1, 20_000], [2, 20_000], [3, 20_000]]);
+  t.same(await settle(), [
+    [1, 20_000],
+    [2, 20_000],
+    [3, 20_000],
+  ]);
   t.equal(scheduler.stats().missed, 0);
   await scheduler.stop();
 });
@@ -103,7 +135,10 @@ t.test('a pk lost while waiting in the late queue is not fetched', async (t) => 
   scheduler.setOwned(owned, [1]); // gained after its slot (20,100): queued late behind pk 2
   await settle();
   scheduler.setOwned({ pks: owned.pks.slice(1), hashes: owned.hashes.slice(1) }); // and lost to a joining node
-  while (release.length > 0) { release.shift()!(); await settle(); }
+  while (release.length > 0) {
+    release.shift()!();
+    await settle();
+  }
   t.same(await settle(), [[2, 20_000]], 'pk 1 is left to its new owner');
   await scheduler.stop();
 });

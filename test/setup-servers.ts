@@ -7,7 +7,13 @@ import { SetupError } from '../lib/ops/embedded/setup-error.js';
 const wanted = { redis: !process.env.REDIS_URL, ferret: !process.env.MONGO_URL };
 try {
   if (wanted.redis || wanted.ferret) process.stdout.write('servers the test files start:\n');
-  await ensureServers((text) => { process.stdout.write(text); }, process.env, wanted);
+  await ensureServers(
+    (text) => {
+      process.stdout.write(text);
+    },
+    process.env,
+    wanted,
+  );
 } catch (err) {
   if (!(err instanceof SetupError)) throw err;
   for (const line of err.lines) process.stderr.write(`npm test: ${line}\n`);

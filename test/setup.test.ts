@@ -15,7 +15,13 @@ const NOBODY = { uid: 65534, gid: 65534 };
 function clearFailure(t: Test, r: CliResult, what: string): void {
   t.equal(r.code, 1, `${what}: exit 1`);
   t.notMatch(r.stderr, /\bat .*\.[jt]s:\d+/, `${what}: no stack trace`);
-  t.ok(r.stderr.trim().split('\n').every((l) => /^influencer-node: |^ {2}\| /.test(l)), `${what}: only its lines: ${r.stderr}`);
+  t.ok(
+    r.stderr
+      .trim()
+      .split('\n')
+      .every((l) => /^influencer-node: |^ {2}\| /.test(l)),
+    `${what}: only its lines: ${r.stderr}`,
+  );
 }
 
 t.test('servers found on PATH: --check says where, setup has nothing to do', async (t) => {
@@ -24,44 +30,72 @@ t.test('servers found on PATH: --check says where, setup has nothing to do', asy
   t.equal(check.code, 0, 'exit 0: both there');
   t.match(check.stdout, new RegExp(`^redis-server +\\d+\\.\\d+\\.\\d+ +${box.root}/bin/redis-server$`, 'm'));
   t.match(check.stdout, new RegExp(`^ferretdb +v1\\.24\\.\\d+ +${box.root}/bin/ferretdb$`, 'm'));
-  t.match(check.stdout, new RegExp(`^data +${box.root}/data/influencer-node `, 'm'), 'the data directory, from XDG_DATA_HOME');
+  t.match(
+    check.stdout,
+    new RegExp(`^data +${box.root}/data/influencer-node `, 'm'),
+    'the data directory, from XDG_DATA_HOME',
+  );
   const setup = await runCli(['setup'], box.env);
   t.equal(setup.code, 0);
   t.match(setup.stdout, /^nothing to install$/m);
   t.same(box.calls(), [], 'no installer ran');
 });
 
-t.test('servers missing: --check says how they would come; setup installs both; a second run does nothing', async (t) => {
-  const box = await sandbox(t, { apt: true, go: 'builds' });
-  const check = await runCli(['setup', '--check'], box.env);
-  t.equal(check.code, 1, '--check: exit 1 while one is missing');
-  t.match(check.stdout, /^redis-server +missing: `influencer-node setup` installs Debian's redis-server with apt-get$/m);
-  t.match(check.stdout, /^ferretdb +missing: `influencer-node setup` builds FerretDB v1\.24\.2 with go1\.26\.8 into \S+ferretdb-v1\.24\.2-influencer-node-id-index \(a few minutes, once\)$/m);
-  t.same(box.calls().filter((c) => !/^go env/.test(c)), [], '--check installs nothing');
+t.test(
+  'servers missing: --check says how they would come; setup installs both; a second run does nothing',
+  async (t) => {
+    const box = await sandbox(t, { apt: true, go: 'builds' });
+    const check = await runCli(['setup', '--check'], box.env);
+    t.equal(check.code, 1, '--check: exit 1 while one is missing');
+    t.match(
+      check.stdout,
+      /^redis-server +missing: `influencer-node setup` installs Debian's redis-server with apt-get$/m,
+    );
+    t.match(
+      check.stdout,
+      /^ferretdb +missing: `influencer-node setup` builds FerretDB v1\.24\.2 with go1\.26\.8 into \S+ferretdb-v1\.24\.2-influencer-node-id-index \(a few minutes, once\)$/m,
+    );
+    t.same(
+      box.calls().filter((c) => !/^go env/.test(c)),
+      [],
+      '--check installs nothing',
+    );
 
-  const setup = await runCli(['setup'], box.env, 60_000);
-  t.equal(setup.code, 0, `setup: exit 0 ${setup.stderr}`);
-  const out = setup.stdout;
-  t.match(out, /^ {2}apt-get update … \d+\.\d s$/m, 'each step with its time');
-  t.match(out, /^ {2}apt-get install -y redis-server … \d+\.\d s$/m);
-  t.match(out, new RegExp(`^redis-server +\\d[\\d.]+ +${box.root}/bin/redis-server {2}\\(installed in \\d+\\.\\d s\\)$`, 'm'));
-  for (const step of ['download the module source', 'copy it, write its version file, make lookups by _id use the _id index', 'compile \\(go build', 'check it starts']) {
-    t.match(out, new RegExp(`^ {2}${step}.* … \\d+\\.\\d s$`, 'm'), `build step: ${step}`);
-  }
-  const target = ferretCachePath(box.env);
-  t.equal(target, join(box.cache, 'influencer-node', `ferretdb-${FERRET_VERSION}-${FERRET_PACKAGE}`, 'ferretdb'));
-  t.match(out, new RegExp(`^ferretdb +v1\\.24\\.2 +${target} {2}\\(installed in \\d+\\.\\d s\\)$`, 'm'));
-  t.ok(existsSync(target), 'FerretDB in the cache');
-  t.same(box.calls().filter((c) => /^apt-get/.test(c)), ['apt-get update', 'apt-get install -y redis-server']);
-  t.equal(box.calls().filter((c) => /^go build/.test(c)).length, 1, 'one go build');
+    const setup = await runCli(['setup'], box.env, 60_000);
+    t.equal(setup.code, 0, `setup: exit 0 ${setup.stderr}`);
+    const out = setup.stdout;
+    t.match(out, /^ {2}apt-get update … \d+\.\d s$/m, 'each step with its time');
+    t.match(out, /^ {2}apt-get install -y redis-server … \d+\.\d s$/m);
+    t.match(
+      out,
+      new RegExp(`^redis-server +\\d[\\d.]+ +${box.root}/bin/redis-server {2}\\(installed in \\d+\\.\\d s\\)$`, 'm'),
+    );
+    for (const step of [
+      'download the module source',
+      'copy it, write its version file, make lookups by _id use the _id index',
+      'compile \\(go build',
+      'check it starts',
+    ]) {
+      t.match(out, new RegExp(`^ {2}${step}.* … \\d+\\.\\d s$`, 'm'), `build step: ${step}`);
+    }
+    const target = ferretCachePath(box.env);
+    t.equal(target, join(box.cache, 'influencer-node', `ferretdb-${FERRET_VERSION}-${FERRET_PACKAGE}`, 'ferretdb'));
+    t.match(out, new RegExp(`^ferretdb +v1\\.24\\.2 +${target} {2}\\(installed in \\d+\\.\\d s\\)$`, 'm'));
+    t.ok(existsSync(target), 'FerretDB in the cache');
+    t.same(
+      box.calls().filter((c) => /^apt-get/.test(c)),
+      ['apt-get update', 'apt-get install -y redis-server'],
+    );
+    t.equal(box.calls().filter((c) => /^go build/.test(c)).length, 1, 'one go build');
 
-  t.equal((await runCli(['setup', '--check'], box.env)).code, 0, '--check: exit 0 now');
-  const calls = box.calls().length;
-  const again = await runCli(['setup'], box.env);
-  t.equal(again.code, 0);
-  t.match(again.stdout, /^nothing to install$/m, 'a second run does nothing');
-  t.equal(box.calls().length, calls, 'no installer ran the second time');
-});
+    t.equal((await runCli(['setup', '--check'], box.env)).code, 0, '--check: exit 0 now');
+    const calls = box.calls().length;
+    const again = await runCli(['setup'], box.env);
+    t.equal(again.code, 0);
+    t.match(again.stdout, /^nothing to install$/m, 'a second run does nothing');
+    t.equal(box.calls().length, calls, 'no installer ran the second time');
+  },
+);
 
 t.test('two setups at once: one builds FerretDB, the other waits for it and uses its binary', async (t) => {
   const box = await sandbox(t, { present: ['redis-server'], go: 'builds', buildSeconds: 2 });
@@ -69,7 +103,11 @@ t.test('two setups at once: one builds FerretDB, the other waits for it and uses
   t.equal(a.code, 0);
   t.equal(b.code, 0);
   t.equal(box.calls().filter((c) => /^go build/.test(c)).length, 1, 'built once');
-  t.match(a.stdout + b.stdout, /another process \(pid \d+\) is building it: waiting … \d+\.\d s/, 'the second one says it waits');
+  t.match(
+    a.stdout + b.stdout,
+    /another process \(pid \d+\) is building it: waiting … \d+\.\d s/,
+    'the second one says it waits',
+  );
   t.notOk(existsSync(`${ferretCachePath(box.env)}.partial`), 'no partial binary left');
 });
 
@@ -77,7 +115,10 @@ t.test('not root: redis-server is not installed; the one command to run is named
   const box = await sandbox(t, { apt: true });
   const r = await runCli(['setup'], box.env, 30_000, NOBODY);
   clearFailure(t, r, 'not root');
-  t.match(r.stderr, /^influencer-node: redis-server is missing: install it with `sudo apt-get install redis-server`, then run this again$/m);
+  t.match(
+    r.stderr,
+    /^influencer-node: redis-server is missing: install it with `sudo apt-get install redis-server`, then run this again$/m,
+  );
   t.same(box.calls(), [], 'apt-get did not run');
 });
 
@@ -85,8 +126,14 @@ t.test('no apt-get, no Go: one line each, before anything is installed', async (
   const box = await sandbox(t);
   const r = await runCli(['setup'], box.env);
   clearFailure(t, r, 'nothing to install with');
-  t.match(r.stderr, /^influencer-node: redis-server is missing and there is no apt-get here: install Redis ≥ 6 with your package manager/m);
-  t.match(r.stderr, /^influencer-node: FerretDB v1\.24\.2 is missing and building it needs Go, which is not on PATH: install Go ≥ 1\.24 from https:\/\/go\.dev\/dl\//m);
+  t.match(
+    r.stderr,
+    /^influencer-node: redis-server is missing and there is no apt-get here: install Redis ≥ 6 with your package manager/m,
+  );
+  t.match(
+    r.stderr,
+    /^influencer-node: FerretDB v1\.24\.2 is missing and building it needs Go, which is not on PATH: install Go ≥ 1\.24 from https:\/\/go\.dev\/dl\//m,
+  );
   t.equal(r.stderr.trim().split('\n').length, 2, 'two lines');
 });
 
@@ -95,11 +142,21 @@ t.test('a FerretDB build that fails: its last lines, exit 1, nothing left in the
   const r = await runCli(['setup'], box.env, 60_000);
   clearFailure(t, r, 'build fails');
   t.match(r.stdout, /^ {2}compile \(go build.* … failed after \d+\.\d s$/m, 'the step that failed');
-  t.match(r.stderr, /^influencer-node: building FerretDB v1\.24\.2 failed \(exit code 1\); the last lines of the build:$/m);
-  t.match(r.stderr, /^ {2}\| internal\/handler\/msg_find\.go:42:7: undefined: sqlite\.Open$/m, 'the compiler\'s own words');
+  t.match(
+    r.stderr,
+    /^influencer-node: building FerretDB v1\.24\.2 failed \(exit code 1\); the last lines of the build:$/m,
+  );
+  t.match(
+    r.stderr,
+    /^ {2}\| internal\/handler\/msg_find\.go:42:7: undefined: sqlite\.Open$/m,
+    "the compiler's own words",
+  );
   t.notOk(existsSync(ferretCachePath(box.env)), 'no binary in the cache');
   t.notOk(existsSync(`${ferretCachePath(box.env)}.partial`), 'nor a partial one');
-  t.notOk(existsSync(`${join(box.cache, 'influencer-node', `ferretdb-${FERRET_VERSION}-${FERRET_PACKAGE}`)}.lock`), 'the build lock is released');
+  t.notOk(
+    existsSync(`${join(box.cache, 'influencer-node', `ferretdb-${FERRET_VERSION}-${FERRET_PACKAGE}`)}.lock`),
+    'the build lock is released',
+  );
 });
 
 t.test('a cache directory that cannot be written', async (t) => {
@@ -107,7 +164,10 @@ t.test('a cache directory that cannot be written', async (t) => {
   writeFileSync(join(box.root, 'a-file'), '');
   const r = await runCli(['setup'], { ...box.env, XDG_CACHE_HOME: join(box.root, 'a-file', 'cache') });
   clearFailure(t, r, 'cache not writable');
-  t.match(r.stderr, /^influencer-node: cannot write the cache directory \S+ \(ENOTDIR: not a directory\): set XDG_CACHE_HOME to a writable directory$/m);
+  t.match(
+    r.stderr,
+    /^influencer-node: cannot write the cache directory \S+ \(ENOTDIR: not a directory\): set XDG_CACHE_HOME to a writable directory$/m,
+  );
 });
 
 t.test('FerretDB built for real with Go into the cache, when the cache lacks it', async (t) => {
@@ -119,7 +179,9 @@ t.test('FerretDB built for real with Go into the cache, when the cache lacks it'
   // minutes on a fresh machine: the module and its dependencies are downloaded and compiled
   t.setTimeout(40 * 60_000);
   let progress = '';
-  const built = await installFerret((text) => { progress += text; });
+  const built = await installFerret((text) => {
+    progress += text;
+  });
   t.match(progress, /^ {2}compile \(go build.* … \d+\.\d s$/m, `the compile step, timed:\n${progress}`);
   t.equal(built.path, target, 'built into the cache');
   t.equal(built.version, FERRET_VERSION, `its --version says ${FERRET_VERSION}`);

@@ -13,7 +13,11 @@ t.test('show', async (t) => {
   const pk = 1_000_042;
   const layout = await loadLayout(db, loadConfig({}, {}), now - 3_600_000);
   await startTotals(redis, db, layout, svc.cluster);
-  await sampleStore(db, new Totals(redis, svc.cluster), layout)([
+  await sampleStore(
+    db,
+    new Totals(redis, svc.cluster),
+    layout,
+  )([
     { pk, at: now - 120_000, username: 'influencer-1000042', followerCount: 100_000, followingCount: 1000 },
     { pk, at: now - 60_000, username: 'influencer-1000042', followerCount: 100_300, followingCount: 1003 },
     { pk, at: now, username: 'influencer-1000042', followerCount: 100_600, followingCount: 1000 },
@@ -32,8 +36,22 @@ t.test('show', async (t) => {
   const json = await runCli(['show', String(pk), '--json', '--from', new Date(now - 90_000).toISOString()], env);
   t.equal(json.code, 0);
   const v = JSON.parse(json.stdout);
-  t.match(v, { pk, followerCount: 100_600, followingCount: 1000, followerRatio: 100.6, averageFollowers: 100_300, minFollowers: 100_000, maxFollowers: 100_600, samples: 3, rank: 2 });
-  t.same(v.points.map((p: { followerCount: number }) => p.followerCount), [100_300, 100_600], '--from limits the points');
+  t.match(v, {
+    pk,
+    followerCount: 100_600,
+    followingCount: 1000,
+    followerRatio: 100.6,
+    averageFollowers: 100_300,
+    minFollowers: 100_000,
+    maxFollowers: 100_600,
+    samples: 3,
+    rank: 2,
+  });
+  t.same(
+    v.points.map((p: { followerCount: number }) => p.followerCount),
+    [100_300, 100_600],
+    '--from limits the points',
+  );
   t.equal(v.points[0].followerRatio, Math.round((100_300 / 1003) * 10000) / 10000, 'ratio per point');
 
   const none = await runCli(['show', '1000500'], env);

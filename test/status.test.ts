@@ -19,11 +19,15 @@ t.test('status of a running three-node cluster', async (t) => {
   const c: TestCluster = await startCluster(t, { pks: PKS, intervalMs: 2000, ttlMs: 1500 });
   for (const id of IDS) c.spawnNode(id);
   const config = c.config('status-test');
-  const readyIn = await until(async () => {
-    const s = await readStatus(c.redis, config);
-    const owned = s.members.reduce((sum, m) => sum + Number(m.stats?.owned ?? 0), 0);
-    return s.summary.active === 3 && s.summary.viewsAgree && owned === PKS;
-  }, 30_000, 'three active members that agree and own every pk');
+  const readyIn = await until(
+    async () => {
+      const s = await readStatus(c.redis, config);
+      const owned = s.members.reduce((sum, m) => sum + Number(m.stats?.owned ?? 0), 0);
+      return s.summary.active === 3 && s.summary.viewsAgree && owned === PKS;
+    },
+    30_000,
+    'three active members that agree and own every pk',
+  );
   t.comment(`three nodes ready in ${readyIn} ms`);
 
   t.test('table: one row per member, then the summary', async (t) => {
@@ -31,14 +35,35 @@ t.test('status of a running three-node cluster', async (t) => {
     t.equal(r.code, 0, 'exit 0');
     t.equal(r.stderr, '', 'nothing on stderr');
     const lines = r.stdout.split('\n');
-    t.match(lines[0], new RegExp(`^cluster ${c.svc.cluster}  pks ${PK_MIN}\\.\\.${PK_MIN + PKS - 1} \\(${PKS}\\)`), 'header names cluster and universe');
+    t.match(
+      lines[0],
+      new RegExp(`^cluster ${c.svc.cluster}  pks ${PK_MIN}\\.\\.${PK_MIN + PKS - 1} \\(${PKS}\\)`),
+      'header names cluster and universe',
+    );
     const headerLine = lines.find((l) => l.startsWith('ID '))!;
     const header = headerLine.split(/\s+/);
-    t.same(header.slice(0, 10), ['ID', 'HOST', 'PID', 'VERSION', 'STATE', 'UPTIME', 'HEARTBEAT', 'WEIGHT', 'SHARE', 'OWNED']);
+    t.same(header.slice(0, 10), [
+      'ID',
+      'HOST',
+      'PID',
+      'VERSION',
+      'STATE',
+      'UPTIME',
+      'HEARTBEAT',
+      'WEIGHT',
+      'SHARE',
+      'OWNED',
+    ]);
     // columns are padded to the header: cut each row at the header's column starts
     const starts = [...headerLine.matchAll(/\S+/g)].map((m) => m.index!);
-    const rows = lines.filter((l) => /^[abc] /.test(l)).map((l) => starts.map((s, i) => l.slice(s, starts[i + 1]).trim()));
-    t.same(rows.map((r) => r[0]), IDS, 'one row per member, sorted by id');
+    const rows = lines
+      .filter((l) => /^[abc] /.test(l))
+      .map((l) => starts.map((s, i) => l.slice(s, starts[i + 1]).trim()));
+    t.same(
+      rows.map((r) => r[0]),
+      IDS,
+      'one row per member, sorted by id',
+    );
     let owned = 0;
     for (const row of rows) {
       const cell = (name: string): string => row[header.indexOf(name)];
@@ -52,7 +77,11 @@ t.test('status of a running three-node cluster', async (t) => {
     }
     t.equal(owned, PKS, 'owned adds up to the universe');
     const summary = lines.find((l) => l.startsWith('members '));
-    t.match(summary, /^members 3 \(3 active\) {2}balance [\d.]+ \(max\/mean owned\) {2}ring view [0-9a-f]{8} \(all agree\)$/, 'summary: 3 active, views agree');
+    t.match(
+      summary,
+      /^members 3 \(3 active\) {2}balance [\d.]+ \(max\/mean owned\) {2}ring view [0-9a-f]{8} \(all agree\)$/,
+      'summary: 3 active, views agree',
+    );
     t.match(r.stdout, /^unhealthy: none$/m);
   });
 
@@ -62,17 +91,30 @@ t.test('status of a running three-node cluster', async (t) => {
     const s = JSON.parse(r.stdout) as ClusterStatus;
     t.equal(s.cluster, c.svc.cluster);
     t.same(s.universe, { pkMin: PK_MIN, pkMax: PK_MIN + PKS - 1, size: PKS });
-    t.same(s.members.map((m) => m.id), IDS);
-    t.ok(s.members.every((m) => m.readable && m.state === 'active' && m.healthy), 'all readable, active, healthy');
+    t.same(
+      s.members.map((m) => m.id),
+      IDS,
+    );
+    t.ok(
+      s.members.every((m) => m.readable && m.state === 'active' && m.healthy),
+      'all readable, active, healthy',
+    );
     const share = s.members.reduce((sum, m) => sum + (m.sharePct ?? 0), 0);
     t.ok(Math.abs(share - 100) <= 0.05, `shares sum to ${share}`);
-    t.equal(s.members.reduce((sum, m) => sum + Number(m.stats?.owned), 0), PKS, 'owned sums to the universe');
+    t.equal(
+      s.members.reduce((sum, m) => sum + Number(m.stats?.owned), 0),
+      PKS,
+      'owned sums to the universe',
+    );
     t.equal(s.summary.active, 3);
     t.ok(s.summary.viewsAgree, 'views agree');
-    t.ok(s.members.every((m) => m.view === s.summary.ringView), 'every card shows the ring view');
+    t.ok(
+      s.members.every((m) => m.view === s.summary.ringView),
+      'every card shows the ring view',
+    );
   });
 
-  t.test('--pk: names the owner the ring and the nodes\' ownership sweep agree on', async (t) => {
+  t.test("--pk: names the owner the ring and the nodes' ownership sweep agree on", async (t) => {
     const cards = await readMembers(c.redis, c.svc.cluster);
     const ring = new Ring(cards.flatMap((x) => (x.ok ? [{ id: x.card.id, weight: x.card.weight }] : [])));
     const universe = new PkUniverse(PK_MIN, PK_MIN + PKS - 1);
@@ -89,7 +131,13 @@ t.test('status of a running three-node cluster', async (t) => {
       const expected = ring.ownerOf(pk)!;
       const r = await runCli(['status', '--pk', String(pk)], c.env);
       t.equal(r.code, 0);
-      t.match(r.stdout, new RegExp(`^pk ${pk} → ${expected}\\n  md5 hash ${ring.hashOf(pk)} → first ring point at or after it: #\\d+ \\(\\d+\\), owned by ${expected}; 3 active members\\n$`), `status --pk ${pk} says ${expected}`);
+      t.match(
+        r.stdout,
+        new RegExp(
+          `^pk ${pk} → ${expected}\\n  md5 hash ${ring.hashOf(pk)} → first ring point at or after it: #\\d+ \\(\\d+\\), owned by ${expected}; 3 active members\\n$`,
+        ),
+        `status --pk ${pk} says ${expected}`,
+      );
     }
     const pk = PK_MIN + 150;
     const j = await runCli(['status', '--pk', String(pk), '--json'], c.env);
@@ -117,13 +165,18 @@ t.test('status of a running three-node cluster', async (t) => {
     t.match(r.stdout, /unreadable: junk/, 'named in the summary');
     t.match(r.stdout, /\(all agree\)/, 'the live members still agree');
     const j = await readStatus(c.redis, config); // what --json prints
-    t.match(j.members.find((m) => m.id === 'junk'), { readable: false, error: 'not JSON' });
+    t.match(
+      j.members.find((m) => m.id === 'junk'),
+      { readable: false, error: 'not JSON' },
+    );
     t.same(j.summary.unreadable, ['junk']);
   });
 
   t.test('--watch refreshes until SIGINT, then exits 0', async (t) => {
     const child = spawnCli(['status', '--watch'], c.env);
-    t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+    t.teardown(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     const refreshes = (): number => child.output().split('\x1b[H\x1b[2J').length - 1;
     await until(() => refreshes() >= 2 || child.exitCode !== null, 20_000, 'two refreshes');
     await sleep(500);
@@ -156,7 +209,10 @@ t.test('Redis unreachable: one line on stderr naming the cause, exit 1, no passw
     t.equal(r.stdout, '', 'nothing on stdout');
     const lines = r.stderr.trim().split('\n');
     t.equal(lines.length, 1, `one line on stderr: ${lines[0]}`);
-    t.match(lines[0], new RegExp(`^influencer-node: Redis unreachable at redis://.*127\\.0\\.0\\.1:${port}.*ECONNREFUSED`));
+    t.match(
+      lines[0],
+      new RegExp(`^influencer-node: Redis unreachable at redis://.*127\\.0\\.0\\.1:${port}.*ECONNREFUSED`),
+    );
     t.notMatch(r.stderr, /s3cret/, 'password masked');
   }
 });

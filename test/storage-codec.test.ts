@@ -3,8 +3,20 @@
 import t from 'tap';
 import { ByteReader, ByteWriter } from '../lib/storage/bytes.js';
 import {
-  addPoints, decodeBucket, decodeCheckpoint, decodeLog, decodeOpen, decodeRollup, encodeBucket, encodeCheckpoint,
-  encodeLog, encodeRollup, MAX_COUNT, openRecord, summarize, type Point,
+  addPoints,
+  decodeBucket,
+  decodeCheckpoint,
+  decodeLog,
+  decodeOpen,
+  decodeRollup,
+  encodeBucket,
+  encodeCheckpoint,
+  encodeLog,
+  encodeRollup,
+  MAX_COUNT,
+  openRecord,
+  summarize,
+  type Point,
 } from '../lib/storage/codec.js';
 
 const MIN = 60_000;
@@ -14,7 +26,10 @@ const CORRUPT = { name: 'CorruptData' };
 
 function walk(seed: number, n: number, step = 5000): Point[] {
   let s = seed;
-  const rand = (): number => { s = (s * 1103515245 + 12345) % 2 ** 31; return s / 2 ** 31; };
+  const rand = (): number => {
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    return s / 2 ** 31;
+  };
   let f = 100_000;
   let g = 1000;
   const out: Point[] = [];
@@ -52,20 +67,31 @@ t.test('a bucket of one-minute points: exact, about 3 bytes a point', async (t) 
   t.same(decodeBucket(P, encodeBucket(P, MIN, HOUR, gappy)), gappy);
   t.same(decodeBucket(P, encodeBucket(P, MIN, HOUR, [points[5]!])), [points[5]]);
   t.same(decodeBucket(P, encodeBucket(P, MIN, HOUR, [])), []);
-  const extreme = [{ at: P, f: MAX_COUNT, g: 0 }, { at: P + MIN, f: 0, g: MAX_COUNT }];
+  const extreme = [
+    { at: P, f: MAX_COUNT, g: 0 },
+    { at: P + MIN, f: 0, g: MAX_COUNT },
+  ];
   t.same(decodeBucket(P, encodeBucket(P, MIN, HOUR, extreme)), extreme);
   // a point off the interval grid (INTERVAL_MS changed mid-period) is kept with its own time
-  const offGrid = [{ at: P + 1500, f: 1, g: 2 }, { at: P + MIN, f: 3, g: 4 }];
+  const offGrid = [
+    { at: P + 1500, f: 1, g: 2 },
+    { at: P + MIN, f: 3, g: 4 },
+  ];
   t.same(decodeBucket(P, encodeBucket(P, MIN, HOUR, offGrid)), offGrid);
 });
 
 t.test('log documents: samples of many pks, sorted, exact', async (t) => {
   const samples = [
-    { pk: 1_000_900, at: P + 3 * MIN, f: 5, g: 6 }, { pk: 1_000_001, at: P + 3 * MIN, f: 1, g: 2 },
-    { pk: 1_000_001, at: P + 2 * MIN, f: MAX_COUNT, g: 0, username: 'alice' }, { pk: 1_999_999, at: P, f: 0, g: 9, username: '' },
+    { pk: 1_000_900, at: P + 3 * MIN, f: 5, g: 6 },
+    { pk: 1_000_001, at: P + 3 * MIN, f: 1, g: 2 },
+    { pk: 1_000_001, at: P + 2 * MIN, f: MAX_COUNT, g: 0, username: 'alice' },
+    { pk: 1_999_999, at: P, f: 0, g: 9, username: '' },
   ];
   const decoded = decodeLog(P, encodeLog(P, samples));
-  t.same(decoded, [...samples].sort((a, b) => a.pk - b.pk || a.at - b.at));
+  t.same(
+    decoded,
+    [...samples].sort((a, b) => a.pk - b.pk || a.at - b.at),
+  );
   t.same(decodeLog(P, encodeLog(P, [])), []);
 });
 
@@ -76,11 +102,14 @@ t.test('open-buffer records as the Lua script appends them, decoded in time orde
   t.throws(() => decodeOpen(P, new Uint8Array(13)), CORRUPT);
 });
 
-t.test('rollups keep each bucket\'s last counts, min, max, sum and samples', async (t) => {
+t.test("rollups keep each bucket's last counts, min, max, sum and samples", async (t) => {
   const day = walk(3, 24 * 60);
   const buckets = [0, 1, 5, 23].map((index) => ({ index, s: summarize(day.slice(index * 60, index * 60 + 60)) }));
   const decoded = decodeRollup(P, encodeRollup(HOUR, buckets));
-  t.same(decoded, buckets.map(({ index, s }) => ({ at: P + index * HOUR, s })));
+  t.same(
+    decoded,
+    buckets.map(({ index, s }) => ({ at: P + index * HOUR, s })),
+  );
   t.equal(decoded[0]!.s.n, 60);
 });
 
@@ -91,7 +120,10 @@ t.test('checkpoints: totals with usernames and the bucket summaries', async (t) 
   const b = addPoints(undefined, 1_000_005, 'bøb ✓', [points[0]!]);
   t.equal(b.pat, -1, 'one point: no previous');
   const end = P + HOUR;
-  const { totals, summaries } = decodeCheckpoint(end, encodeCheckpoint(end, [b, a], new Map([[a.pk, summarize(points)]])));
+  const { totals, summaries } = decodeCheckpoint(
+    end,
+    encodeCheckpoint(end, [b, a], new Map([[a.pk, summarize(points)]])),
+  );
   t.same(totals, [a, b]);
   t.same([...summaries], [[a.pk, summarize(points)]]);
   // adding an older point later moves neither latest nor previous past a newer one

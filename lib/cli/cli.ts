@@ -23,9 +23,17 @@ export async function main(argv: string[]): Promise<number> {
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({
-      outputError: (str, write) => write(`influencer-node: ${str.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim()}\n`),
+      outputError: (str, write) =>
+        write(
+          `influencer-node: ${str
+            .replace(/^error: /, '')
+            .replace(/\s*\n\s*/g, ' ')
+            .trim()}\n`,
+        ),
     })
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   $ influencer-node mock                    # a local Mockstagram API on :3000
   $ influencer-node start                   # run one node of the cluster
@@ -37,9 +45,11 @@ Examples:
   $ influencer-node migrate                 # convert the timeline of an older version
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
-Settings come from CLI flags, then the environment (and a .env file), then defaults.`);
+Settings come from CLI flags, then the environment (and a .env file), then defaults.`,
+    );
 
-  const run = (action: () => Promise<{ default: Action } | Action>): ((...a: unknown[]) => Promise<void>) =>
+  const run =
+    (action: () => Promise<{ default: Action } | Action>): ((...a: unknown[]) => Promise<void>) =>
     async (...a: unknown[]) => {
       const cmd = a[a.length - 1] as Command;
       const opts = cmd.opts();
@@ -53,13 +63,16 @@ Settings come from CLI flags, then the environment (and a .env file), then defau
 
   configOptions(program.command('start'))
     .description('run a node: join the cluster, poll the pks it owns, store samples in MongoDB')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   $ influencer-node start
   $ NODE_ID=node-1 INTERVAL_MS=60000 influencer-node start
   $ influencer-node start --node-weight 2 --concurrency 512
 
-SIGINT/SIGTERM stops gracefully (leave the ring, flush every sample); a second signal exits at once.`)
+SIGINT/SIGTERM stops gracefully (leave the ring, flush every sample); a second signal exits at once.`,
+    )
     .action(run(async () => (await import('./commands/start.js')).startCommand));
 
   configOptions(program.command('status'))
@@ -67,12 +80,15 @@ SIGINT/SIGTERM stops gracefully (leave the ring, flush every sample); a second s
     .option('--json', 'print JSON for scripts')
     .option('--watch', 'refresh every second until Ctrl-C')
     .option('--pk <pk>', 'show which member owns this pk, and why')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   $ influencer-node status
   $ influencer-node status --pk 1000042
   $ influencer-node status --json | jq '.members[].owned'
-  $ influencer-node status --watch`)
+  $ influencer-node status --watch`,
+    )
     .action(run(async () => (await import('./commands/status.js')).statusCommand));
 
   configOptions(program.command('show'))
@@ -81,11 +97,14 @@ Examples:
     .option('--from <time>', 'start of the range (ISO time or epoch ms; default one hour ago)')
     .option('--to <time>', 'end of the range (default now)')
     .option('--json', 'print JSON')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   $ influencer-node show 1000042
   $ influencer-node show 1000042 --from 2026-11-27T10:00Z --to 2026-11-27T12:00Z
-  $ influencer-node show 1000042 --json`)
+  $ influencer-node show 1000042 --json`,
+    )
     .action(run(async () => (await import('./commands/show.js')).showCommand));
 
   configOptions(program.command('mock'))
@@ -103,18 +122,23 @@ Examples:
     .option('--hang-rate <r>', 'share of requests never answered', '0')
     .option('--malformed-rate <r>', 'share answered with broken JSON', '0')
     .option('--bad-field-rate <r>', 'share answered with a missing or wrong-typed field', '0')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   $ influencer-node mock
   $ influencer-node mock --port 3001 --count 10000 --seed 7
-  $ influencer-node mock --error-rate 0.05 --rate-limit-rate 0.01 --latency-ms 20 --jitter-ms 30`)
+  $ influencer-node mock --error-rate 0.05 --rate-limit-rate 0.01 --latency-ms 20 --jitter-ms 30`,
+    )
     .action(run(async () => (await import('./commands/mock.js')).mockCommand));
 
   configOptions(program.command('serve'))
     .description('serve the read API (JSON) and the dashboard over HTTP')
     .option('--port <n>', 'port to listen on', '8080')
     .option('--host <host>', 'address to bind (0.0.0.0 for every interface)', '127.0.0.1')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   $ influencer-node serve                              # http://127.0.0.1:8080/
   $ influencer-node serve --host 0.0.0.0 --port 80
@@ -122,29 +146,37 @@ Examples:
   $ curl -s 'localhost:8080/api/influencers?sort=growth&limit=20'
 
 Routes: GET /api/influencers/:pk, /api/influencers/:pk/timeline?from&to, /api/influencers?sort&limit,
-/api/stats, /api/cluster; the dashboard at /.`)
+/api/stats, /api/cluster; the dashboard at /.`,
+    )
     .action(run(async () => (await import('./commands/serve.js')).serveCommand));
 
   configOptions(program.command('migrate'))
     .description('convert the timeline of the previous layout (one document per sample) to buckets; resumable')
     .option('--drop', 'drop the old timeline collection once it is converted')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   $ influencer-node migrate                 # convert; a second run does nothing
   $ influencer-node migrate --drop          # and drop the old collection
 
 Run it once after upgrading from a version that stored one document per sample, with the nodes
-of the new version running or not. Until it has run, reads of that data scan the old collection.`)
+of the new version running or not. Until it has run, reads of that data scan the old collection.`,
+    )
     .action(run(async () => (await import('./commands/migrate.js')).migrateCommand));
 
   configOptions(program.command('demo'))
-    .description('run a whole cluster on this machine: the mock, N nodes, the dashboard, and Redis and FerretDB if none is set')
+    .description(
+      'run a whole cluster on this machine: the mock, N nodes, the dashboard, and Redis and FerretDB if none is set',
+    )
     .option('--nodes <n>', 'number of nodes (child processes)', '3')
     .option('--pks <n>', 'number of influencers, from PK_MIN', '10000')
     .option('--port <n>', 'dashboard port', '8080')
     .option('--host <host>', 'dashboard address to bind', '127.0.0.1')
     .option('--mock-port <n>', 'port of the bundled mock (0 = a free one)', '0')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   $ influencer-node demo                                   # 3 nodes, 10,000 pks, one sample a minute
   $ influencer-node demo --nodes 2 --pks 500 --interval-ms 2000
@@ -153,13 +185,18 @@ Examples:
 
 Without REDIS_URL / MONGO_URL, and with nothing answering at their default addresses, it starts its
 own redis-server and FerretDB (installing them first if they are missing, as \`setup\` does).
-Ctrl-C stops the nodes (they flush every sample), then the dashboard, the mock, and the servers it started.`)
+Ctrl-C stops the nodes (they flush every sample), then the dashboard, the mock, and the servers it started.`,
+    )
     .action(run(async () => (await import('./commands/demo.js')).demoCommand));
 
   configOptions(program.command('setup'))
-    .description('find or install the redis-server and FerretDB that demo and the tests start (apt-get as root, a Go build)')
+    .description(
+      'find or install the redis-server and FerretDB that demo and the tests start (apt-get as root, a Go build)',
+    )
     .option('--check', 'only report what is there: exit 0 when both are, 1 otherwise')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   $ influencer-node setup              # install what is missing; a second run does nothing
   $ influencer-node setup --check      # report only
@@ -167,7 +204,8 @@ Examples:
 redis-server: Debian's package, installed with apt-get when run as root (otherwise it prints the
 command to run). FerretDB ${FERRET_VERSION} (SQLite backend): built with the Go toolchain into
 $XDG_CACHE_HOME/influencer-node (default ~/.cache/influencer-node), a few minutes, once. A working
-ferretdb on PATH or in $GOPATH/bin is used as it is.`)
+ferretdb on PATH or in $GOPATH/bin is used as it is.`,
+    )
     .action(run(async () => (await import('./commands/setup.js')).setupCommand));
 
   try {
@@ -188,7 +226,11 @@ ferretdb on PATH or in $GOPATH/bin is used as it is.`)
       process.stderr.write(`influencer-node: ${err.message}\n`);
       return EXIT.usage;
     }
-    process.stderr.write(`influencer-node: ${String((err as Error).message).replace(/\s*\n\s*/g, ' ').trim()}\n`);
+    process.stderr.write(
+      `influencer-node: ${String((err as Error).message)
+        .replace(/\s*\n\s*/g, ' ')
+        .trim()}\n`,
+    );
     if (logLevel === 'debug' || logLevel === 'trace') process.stderr.write(`${(err as Error).stack}\n`);
     return EXIT.failure;
   }

@@ -41,20 +41,33 @@ export type ParsedCard = { ok: true; card: MemberCard } | { ok: false; id: strin
 export function parseCard(id: string, raw: string | null): ParsedCard {
   if (raw === null) return { ok: false, id, error: 'key vanished' };
   let v: unknown;
-  try { v = JSON.parse(raw); } catch { return { ok: false, id, error: 'not JSON' }; }
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return { ok: false, id, error: 'not JSON' };
+  }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return { ok: false, id, error: 'not a JSON object' };
   const c = v as Record<string, unknown>;
-  if (c.format !== CARD_FORMAT) return { ok: false, id, error: `unknown card format ${JSON.stringify(c.format ?? null)}` };
-  const missing: string[] = (['id', 'host', 'version', 'view'] as string[]).filter((k) => typeof c[k] !== 'string')
-    .concat((['pid', 'weight', 'started', 'heartbeat', 'ttlMs'] as string[])
-      .filter((k) => typeof c[k] !== 'number' || !Number.isFinite(c[k])));
+  if (c.format !== CARD_FORMAT)
+    return { ok: false, id, error: `unknown card format ${JSON.stringify(c.format ?? null)}` };
+  const missing: string[] = (['id', 'host', 'version', 'view'] as string[])
+    .filter((k) => typeof c[k] !== 'string')
+    .concat(
+      (['pid', 'weight', 'started', 'heartbeat', 'ttlMs'] as string[]).filter(
+        (k) => typeof c[k] !== 'number' || !Number.isFinite(c[k]),
+      ),
+    );
   if (missing.length) return { ok: false, id, error: `bad or missing ${missing.join(', ')}` };
-  if (!MEMBER_STATES.includes(c.state as MemberState)) return { ok: false, id, error: `unknown state ${JSON.stringify(c.state)}` };
+  if (!MEMBER_STATES.includes(c.state as MemberState))
+    return { ok: false, id, error: `unknown state ${JSON.stringify(c.state)}` };
   if (c.id !== id) return { ok: false, id, error: `card names another id ${JSON.stringify(c.id)}` };
   if (!NAME_PATTERN.test(id)) return { ok: false, id, error: 'id is not a valid NODE_ID' };
   const refused = memberProblem({ id, weight: c.weight });
   if (refused !== undefined) return { ok: false, id, error: refused };
-  const stats = typeof c.stats === 'object' && c.stats !== null && !Array.isArray(c.stats) ? c.stats as Record<string, unknown> : {};
+  const stats =
+    typeof c.stats === 'object' && c.stats !== null && !Array.isArray(c.stats)
+      ? (c.stats as Record<string, unknown>)
+      : {};
   return { ok: true, card: { ...(c as unknown as MemberCard), stats } };
 }
 
@@ -70,7 +83,9 @@ export function isHealthy(card: MemberCard, now = Date.now()): boolean {
 
 /** Short, order-independent hash of a member set: equal on every node that sees the same set. */
 export function viewHash(members: readonly RingMember[]): string {
-  const text = members.map((m) => `${m.id}:${m.weight}`).sort().join(',');
+  const text = members
+    .map((m) => `${m.id}:${m.weight}`)
+    .sort()
+    .join(',');
   return createHash('sha1').update(text).digest('hex').slice(0, 8);
 }
-

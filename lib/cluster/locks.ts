@@ -16,8 +16,14 @@ import { clusterKeys } from '../shared/keys.js';
 export class ClusterLock {
   private readonly redlock: Redlock;
 
-  constructor(redis: Redis, private readonly cluster: string, private readonly log: Logger, private readonly ttlMs = 10_000) {
-    if (!Number.isInteger(ttlMs) || ttlMs < 300) throw new RangeError(`lock TTL must be an integer ≥ 300 ms, got ${ttlMs}`);
+  constructor(
+    redis: Redis,
+    private readonly cluster: string,
+    private readonly log: Logger,
+    private readonly ttlMs = 10_000,
+  ) {
+    if (!Number.isInteger(ttlMs) || ttlMs < 300)
+      throw new RangeError(`lock TTL must be an integer ≥ 300 ms, got ${ttlMs}`);
     this.redlock = new Redlock([redis], { retryCount: 0 });
     // failures are handled where they happen (acquire, extend, release); the event adds nothing
     this.redlock.on('error', () => undefined);
@@ -34,7 +40,10 @@ export class ClusterLock {
    * stop then. The job's own error is passed through; a failed release is only logged (the lock
    * expires with its TTL).
    */
-  async runExclusive<T>(job: string, fn: (signal: AbortSignal) => Promise<T>): Promise<{ ran: true; result: T } | { ran: false }> {
+  async runExclusive<T>(
+    job: string,
+    fn: (signal: AbortSignal) => Promise<T>,
+  ): Promise<{ ran: true; result: T } | { ran: false }> {
     const key = this.key(job);
     let lock: Lock;
     try {
@@ -53,7 +62,12 @@ export class ClusterLock {
     let timer: NodeJS.Timeout | undefined;
     let extending: Promise<void> | undefined;
     const schedule = (ms: number): void => {
-      timer = setTimeout(() => { extending = extend(); }, Math.max(0, ms));
+      timer = setTimeout(
+        () => {
+          extending = extend();
+        },
+        Math.max(0, ms),
+      );
     };
     const lost = (why: string): void => {
       this.log.warn({ job, why }, 'lock lost while the job ran; signalling it to stop');

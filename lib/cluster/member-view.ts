@@ -12,7 +12,11 @@ import type { Logger } from '../ops/log.js';
  * `scan` (status): every `<cluster>:node:*` key, so garbage written there is shown too.
  * Garbage values come back as unreadable entries.
  */
-export async function readMembers(redis: Redis, cluster: string, mode: 'index' | 'scan' = 'scan'): Promise<ParsedCard[]> {
+export async function readMembers(
+  redis: Redis,
+  cluster: string,
+  mode: 'index' | 'scan' = 'scan',
+): Promise<ParsedCard[]> {
   const prefix = nodeKey(cluster, '');
   let ids: string[];
   if (mode === 'index') {
@@ -71,14 +75,20 @@ export class MemberView extends EventEmitter<{ members: [RingMember[]] }> {
     super();
   }
 
-  get ringMembers(): RingMember[] { return this.members; }
+  get ringMembers(): RingMember[] {
+    return this.members;
+  }
   /** the cards seen by the last scan */
-  get cards(): ParsedCard[] { return this.lastCards; }
+  get cards(): ParsedCard[] {
+    return this.lastCards;
+  }
 
   /** Rescans at once on an event of the cluster, and whenever the subscriber reconnects. */
   async listen(): Promise<void> {
     const channel = eventsChannel(this.opts.cluster);
-    this.sub.on('message', (from: string) => { if (from === channel) this.requestScan(); });
+    this.sub.on('message', (from: string) => {
+      if (from === channel) this.requestScan();
+    });
     await this.sub.subscribe(channel);
     this.sub.on('ready', () => this.requestScan());
   }
@@ -86,16 +96,22 @@ export class MemberView extends EventEmitter<{ members: [RingMember[]] }> {
   /** Rescans every second (a third of the TTL if shorter) until closed. */
   scanEverySecond(): void {
     if (this.closed) return;
-    this.scanTimer = setTimeout(async () => {
-      await this.scan();
-      this.scanEverySecond();
-    }, Math.min(1000, Math.floor(this.opts.ttlMs / 3)));
+    this.scanTimer = setTimeout(
+      async () => {
+        await this.scan();
+        this.scanEverySecond();
+      },
+      Math.min(1000, Math.floor(this.opts.ttlMs / 3)),
+    );
   }
 
   /** A scan in 20 ms, once however many ask meanwhile. */
   requestScan(): void {
     if (this.closed || this.scanSoon) return;
-    this.scanSoon = setTimeout(() => { this.scanSoon = undefined; void this.scan(); }, 20);
+    this.scanSoon = setTimeout(() => {
+      this.scanSoon = undefined;
+      void this.scan();
+    }, 20);
   }
 
   /** Reads every member card and emits `members` when the active set changed; never rejects. */
@@ -115,7 +131,8 @@ export class MemberView extends EventEmitter<{ members: [RingMember[]] }> {
       // called from timers: a listener's error is logged (once) here, never left to reject into the void
       this.members = before; // so the next scan tries again
       const message = (err as Error).message;
-      if (message !== this.updateError) this.log.error({ err: message }, 'members update failed; keeping the last view');
+      if (message !== this.updateError)
+        this.log.error({ err: message }, 'members update failed; keeping the last view');
       this.updateError = message;
     }
   }
@@ -142,11 +159,14 @@ export class MemberView extends EventEmitter<{ members: [RingMember[]] }> {
     const before = new Set(this.members.map((m) => m.id));
     const after = new Set(active.map((m) => m.id));
     this.members = active;
-    this.log.info({
-      members: active.length,
-      joined: [...after].filter((id) => !before.has(id)),
-      left: [...before].filter((id) => !after.has(id)),
-    }, 'ring members changed');
+    this.log.info(
+      {
+        members: active.length,
+        joined: [...after].filter((id) => !before.has(id)),
+        left: [...before].filter((id) => !after.has(id)),
+      },
+      'ring members changed',
+    );
     this.emit('members', active);
   }
 }

@@ -4,7 +4,15 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import { CARD_FORMAT, parseCard, viewHash, type MemberCard, type MemberState, type ParsedCard, type RingMember } from './card.js';
+import {
+  CARD_FORMAT,
+  parseCard,
+  viewHash,
+  type MemberCard,
+  type MemberState,
+  type ParsedCard,
+  type RingMember,
+} from './card.js';
 import { MemberView, readMembers } from './member-view.js';
 import { eventsChannel, memberIndexKey, nodeKey } from '../shared/keys.js';
 import type { Logger } from '../ops/log.js';
@@ -65,11 +73,19 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
     this.members.on('members', (members) => this.emit('members', members));
   }
 
-  get id(): string { return this.opts.id; }
-  get currentState(): MemberState { return this.state; }
-  get ringMembers(): RingMember[] { return this.members.ringMembers; }
+  get id(): string {
+    return this.opts.id;
+  }
+  get currentState(): MemberState {
+    return this.state;
+  }
+  get ringMembers(): RingMember[] {
+    return this.members.ringMembers;
+  }
   /** the cards seen by the last scan */
-  get cards(): ParsedCard[] { return this.members.cards; }
+  get cards(): ParsedCard[] {
+    return this.members.cards;
+  }
 
   /** Claims the id (refusing a live duplicate), subscribes, scans, and becomes active. */
   async start(): Promise<void> {
@@ -81,16 +97,20 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
       const who = holder.ok
         ? `${holder.card.host} pid ${holder.card.pid}, heartbeat ${Math.round((Date.now() - holder.card.heartbeat) / 1000)} s ago`
         : 'an unreadable card';
-      const expires = pttl > 0
-        ? `its key expires in ${(pttl / 1000).toFixed(1)} s unless that process is still alive`
-        : 'its key has no TTL: delete it if no process runs with this id';
+      const expires =
+        pttl > 0
+          ? `its key expires in ${(pttl / 1000).toFixed(1)} s unless that process is still alive`
+          : 'its key has no TTL: delete it if no process runs with this id';
       const inUse = `NODE_ID ${this.opts.id} is already in use in cluster ${this.opts.cluster} (${who})`;
       throw new DuplicateNodeError(`${inUse}; choose another NODE_ID or wait: ${expires}`);
     }
     this.claimed = true;
     await this.members.listen();
     // after a reconnect (Redis restarted) announce and look around at once
-    this.redis.on('ready', () => { void this.heartbeat(); this.members.requestScan(); });
+    this.redis.on('ready', () => {
+      void this.heartbeat();
+      this.members.requestScan();
+    });
     await this.publish('join');
     this.scheduleHeartbeat();
     await this.members.scan();
@@ -117,10 +137,14 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
     for (;;) {
       try {
         const cards = await readMembers(this.redis, this.opts.cluster, 'index');
-        const others = cards.flatMap((c) => (c.ok && c.card.state === 'active' && c.card.id !== this.opts.id ? [c.card] : []));
+        const others = cards.flatMap((c) =>
+          c.ok && c.card.state === 'active' && c.card.id !== this.opts.id ? [c.card] : [],
+        );
         const expected = viewHash(others.map((c) => ({ id: c.id, weight: c.weight })));
         if (others.every((c) => c.view === expected)) return true;
-      } catch { /* Redis down: nobody can take over; wait */ }
+      } catch {
+        /* Redis down: nobody can take over; wait */
+      }
       if (Date.now() > deadline) return false;
       await sleep(100);
     }
@@ -174,7 +198,9 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
   private async publish(type: 'join' | 'leave' | 'state'): Promise<void> {
     try {
       await this.redis.publish(this.channel, JSON.stringify({ type, id: this.opts.id, state: this.state }));
-    } catch { /* lossy by design: peers rescan */ }
+    } catch {
+      /* lossy by design: peers rescan */
+    }
   }
 
   /**
@@ -192,7 +218,8 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
     }
     if (result === -1) {
       const taken = `another process took NODE_ID ${this.opts.id} while this one was away past its TTL`;
-      if (!this.displaced) this.log.error({ node: this.opts.id }, `${taken}; this process is no longer a member: stop it`);
+      if (!this.displaced)
+        this.log.error({ node: this.opts.id }, `${taken}; this process is no longer a member: stop it`);
       this.displaced = true;
       return;
     }
@@ -206,9 +233,12 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
 
   private scheduleHeartbeat(): void {
     if (this.closing) return;
-    this.heartbeatTimer = setTimeout(async () => {
-      await this.heartbeat();
-      this.scheduleHeartbeat();
-    }, Math.max(50, Math.floor(this.opts.ttlMs / 3)));
+    this.heartbeatTimer = setTimeout(
+      async () => {
+        await this.heartbeat();
+        this.scheduleHeartbeat();
+      },
+      Math.max(50, Math.floor(this.opts.ttlMs / 3)),
+    );
   }
 }

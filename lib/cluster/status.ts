@@ -43,7 +43,12 @@ export interface ClusterStatus {
 }
 
 /** Reads the cluster from Redis without joining it. */
-export async function readStatus(redis: Redis, config: Config, now = Date.now(), mode: 'index' | 'scan' = 'scan'): Promise<ClusterStatus> {
+export async function readStatus(
+  redis: Redis,
+  config: Config,
+  now = Date.now(),
+  mode: 'index' | 'scan' = 'scan',
+): Promise<ClusterStatus> {
   const cards = await readMembers(redis, config.cluster, mode);
   const active = activeMembers(cards);
   const ring = new Ring(active);
@@ -68,7 +73,10 @@ export async function readStatus(redis: Redis, config: Config, now = Date.now(),
     };
   });
   const ringView = viewHash(ring.members);
-  const owned = members.filter((m) => m.state === 'active').map((m) => Number(m.stats?.owned ?? NaN)).filter(Number.isFinite);
+  const owned = members
+    .filter((m) => m.state === 'active')
+    .map((m) => Number(m.stats?.owned ?? NaN))
+    .filter(Number.isFinite);
   const mean = owned.reduce((a, b) => a + b, 0) / (owned.length || 1);
   return {
     cluster: config.cluster,
@@ -117,7 +125,14 @@ export async function ownerOfPk(redis: Redis, config: Config, pk: number): Promi
   const hash = ring.hashOf(pk);
   const first = lowerBound(ring.points, hash);
   const index = first === ring.points.length ? 0 : first;
-  return { pk, hash, owner: ring.ownerOf(pk) ?? null, point: ring.points[index], pointIndex: index, members: active.length };
+  return {
+    pk,
+    hash,
+    owner: ring.ownerOf(pk) ?? null,
+    point: ring.points[index],
+    pointIndex: index,
+    members: active.length,
+  };
 }
 
 function round(x: number, digits: number): number {

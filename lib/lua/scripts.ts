@@ -15,7 +15,9 @@ export function scriptText(file: string): string {
 }
 
 /** A caller of one script: `(redis, keys, args)` resolves to its reply. */
-function script<R extends Reply>(file: string): (redis: Redis, keys: readonly string[], args: readonly Arg[]) => Promise<R> {
+function script<R extends Reply>(
+  file: string,
+): (redis: Redis, keys: readonly string[], args: readonly Arg[]) => Promise<R> {
   const lua = scriptText(file);
   const name = `lua_${file.replace(/\W/g, '_')}`;
   return (redis, keys, args) => {

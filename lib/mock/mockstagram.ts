@@ -37,8 +37,19 @@ export const DEFAULT_MOCK_OPTIONS: MockOptions = Object.freeze({
 });
 
 /** What `setFaults` may change on a running mock: the fault rates, Retry-After and the added latency. */
-export type MockFaults = Partial<Pick<MockOptions,
-  'hangRate' | 'errorRate' | 'rateLimitRate' | 'malformedRate' | 'badFieldRate' | 'retryAfterS' | 'latencyMs' | 'jitterMs'>>;
+export type MockFaults = Partial<
+  Pick<
+    MockOptions,
+    | 'hangRate'
+    | 'errorRate'
+    | 'rateLimitRate'
+    | 'malformedRate'
+    | 'badFieldRate'
+    | 'retryAfterS'
+    | 'latencyMs'
+    | 'jitterMs'
+  >
+>;
 
 export interface MockServer {
   url: string;
@@ -65,7 +76,11 @@ const MAX_BODY = 64 * 1024;
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** A precomputed response: status, raw header list and body, written with no per-request work. */
-interface StaticReply { status: number; headers: string[]; body: Buffer }
+interface StaticReply {
+  status: number;
+  headers: string[];
+  body: Buffer;
+}
 
 function staticReply(status: number, body: string, extra: string[] = []): StaticReply {
   const buf = Buffer.from(body);
@@ -94,7 +109,10 @@ export class Random {
       z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
       return (z ^ (z >>> 15)) >>> 0;
     };
-    this.a = mix(); this.b = mix(); this.c = mix(); this.d = mix();
+    this.a = mix();
+    this.b = mix();
+    this.c = mix();
+    this.d = mix();
     for (let i = 0; i < 12; i++) this.next();
   }
 
@@ -111,7 +129,10 @@ export class Random {
 
   /** Standard normal. */
   normal(): number {
-    if (this.hasSpare) { this.hasSpare = false; return this.spare; }
+    if (this.hasSpare) {
+      this.hasSpare = false;
+      return this.spare;
+    }
     const r = Math.sqrt(-2 * Math.log(1 - this.next()));
     const theta = 2 * Math.PI * this.next();
     this.spare = r * Math.sin(theta);
@@ -136,7 +157,10 @@ export class InfluencerTable {
   followerCount = 0;
   followingCount = 0;
 
-  constructor(count: number, private readonly rng: Random) {
+  constructor(
+    count: number,
+    private readonly rng: Random,
+  ) {
     const chunks = Math.ceil(count / CHUNK_SIZE);
     this.followers = new Array(chunks).fill(undefined);
     this.following = new Array(chunks).fill(undefined);
@@ -180,7 +204,8 @@ function resolveOptions(options: Partial<MockOptions>): MockOptions {
   const check = (name: keyof MockOptions, ok: boolean, allowed: string): void => {
     if (!ok) throw new RangeError(`mock option ${name}=${String(o[name])} is invalid: allowed ${allowed}`);
   };
-  const int = (v: number, min: number, max = Number.MAX_SAFE_INTEGER): boolean => Number.isInteger(v) && v >= min && v <= max;
+  const int = (v: number, min: number, max = Number.MAX_SAFE_INTEGER): boolean =>
+    Number.isInteger(v) && v >= min && v <= max;
   const nonNegative = (v: number): boolean => Number.isFinite(v) && v >= 0;
   check('host', typeof o.host === 'string' && o.host.length > 0, 'a host name or address');
   check('port', int(o.port, 0, 65535), 'an integer 0..65535');
@@ -200,11 +225,16 @@ function resolveOptions(options: Partial<MockOptions>): MockOptions {
 /** Copies of one influencer's JSON with one field missing or wrong-typed, as a flaky upstream might send. */
 function badFieldBody(variant: number, pk: number, f: number, g: number): string {
   switch (variant) {
-    case 0: return `{"pk":${pk},"username":"influencer-${pk}","followerCount":"${f}","followingCount":${g}}`;
-    case 1: return `{"pk":${pk},"followerCount":${f},"followingCount":${g}}`;
-    case 2: return `{"pk":${pk},"username":"influencer-${pk}","followerCount":${-f},"followingCount":${g}}`;
-    case 3: return `{"pk":${pk},"username":"influencer-${pk}","followerCount":${f}}`;
-    default: return `{"pk":${pk},"username":"influencer-${pk}","followerCount":${f},"followingCount":${g}.5}`;
+    case 0:
+      return `{"pk":${pk},"username":"influencer-${pk}","followerCount":"${f}","followingCount":${g}}`;
+    case 1:
+      return `{"pk":${pk},"followerCount":${f},"followingCount":${g}}`;
+    case 2:
+      return `{"pk":${pk},"username":"influencer-${pk}","followerCount":${-f},"followingCount":${g}}`;
+    case 3:
+      return `{"pk":${pk},"username":"influencer-${pk}","followerCount":${f}}`;
+    default:
+      return `{"pk":${pk},"username":"influencer-${pk}","followerCount":${f},"followingCount":${g}.5}`;
   }
 }
 const BAD_FIELD_VARIANTS = 5;
@@ -243,7 +273,11 @@ export async function startMock(options: Partial<MockOptions> = {}): Promise<Moc
   const table = new InfluencerTable(o.count, new Random(seed, 3));
   const pkMax = o.pkMin + o.count - 1;
   // cumulative fault thresholds for one uniform draw per request, and what depends on the options
-  let tHang = 0, tError = 0, tRateLimit = 0, tMalformed = 0, tBadField = 0;
+  let tHang = 0,
+    tError = 0,
+    tRateLimit = 0,
+    tMalformed = 0,
+    tBadField = 0;
   let rateLimited = staticReply(429, '{}');
   let delayed = false;
   const applyFaults = (): void => {
@@ -262,7 +296,10 @@ export async function startMock(options: Partial<MockOptions> = {}): Promise<Moc
 
   const later = (ms: number, fn: () => void): void => {
     if (closed) return;
-    const timer = setTimeout(() => { timers.delete(timer); fn(); }, ms);
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      fn();
+    }, ms);
     timers.add(timer);
   };
   const latency = (): number => (o.jitterMs > 0 ? o.latencyMs + o.jitterMs * delayRng.next() : o.latencyMs);
@@ -321,7 +358,11 @@ export async function startMock(options: Partial<MockOptions> = {}): Promise<Moc
       let body: unknown;
       let why = size > MAX_BODY ? `body larger than ${MAX_BODY} bytes` : '';
       if (!why) {
-        try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { why = 'body is not valid JSON'; }
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        } catch {
+          why = 'body is not valid JSON';
+        }
       }
       if (!why) why = invalidInfluencer(body);
       if (why) return replyJson(res, 400, JSON.stringify({ error: { name: 'BadRequestError', message: why } }));
@@ -344,7 +385,8 @@ export async function startMock(options: Partial<MockOptions> = {}): Promise<Moc
     let idEnd = url.indexOf('/', PREFIX.length);
     const suspicious = idEnd >= 0 && idEnd < end;
     if (!suspicious) idEnd = end;
-    else if (idEnd + SUSPICIOUS.length !== end || !url.startsWith(SUSPICIOUS, idEnd)) return replyStatic(res, NOT_FOUND_PATH);
+    else if (idEnd + SUSPICIOUS.length !== end || !url.startsWith(SUSPICIOUS, idEnd))
+      return replyStatic(res, NOT_FOUND_PATH);
     if (idEnd === PREFIX.length) return replyStatic(res, NOT_FOUND_PATH);
     const pk = parsePk(url, PREFIX.length, idEnd);
     if (pk < o.pkMin || pk > pkMax) return replyStatic(res, NOT_FOUND_PK);
@@ -357,7 +399,10 @@ export async function startMock(options: Partial<MockOptions> = {}): Promise<Moc
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(o.port, o.host, () => { server.off('error', reject); resolve(); });
+    server.listen(o.port, o.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   const port = (server.address() as AddressInfo).port;
   const host = o.host.includes(':') ? `[${o.host}]` : o.host;
@@ -372,12 +417,13 @@ export async function startMock(options: Partial<MockOptions> = {}): Promise<Moc
       applyFaults();
     },
     options: () => ({ ...o }),
-    close: () => (closing ??= new Promise<void>((resolve) => {
-      closed = true;
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
-      server.close(() => resolve());
-      server.closeAllConnections(); // hanging, delayed and idle keep-alive sockets alike
-    })),
+    close: () =>
+      (closing ??= new Promise<void>((resolve) => {
+        closed = true;
+        for (const t of timers) clearTimeout(t);
+        timers.clear();
+        server.close(() => resolve());
+        server.closeAllConnections(); // hanging, delayed and idle keep-alive sockets alike
+      })),
   };
 }

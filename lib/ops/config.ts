@@ -31,127 +31,243 @@ export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** Every setting, in the order of the README table and .env.example. */
 export const SETTINGS = {
   redisUrl: {
-    env: 'REDIS_URL', flag: 'redis-url', kind: 'url', protocols: ['redis:', 'rediss:'],
+    env: 'REDIS_URL',
+    flag: 'redis-url',
+    kind: 'url',
+    protocols: ['redis:', 'rediss:'],
     def: () => 'redis://127.0.0.1:6379',
     help: 'Redis holding membership, events, locks (rediss:// for TLS; a password may be in the URL)',
   },
   mongoUrl: {
-    env: 'MONGO_URL', flag: 'mongo-url', kind: 'url', protocols: ['mongodb:', 'mongodb+srv:'],
+    env: 'MONGO_URL',
+    flag: 'mongo-url',
+    kind: 'url',
+    protocols: ['mongodb:', 'mongodb+srv:'],
     def: () => 'mongodb://127.0.0.1:27017',
     help: 'MongoDB (5+) or FerretDB (1.24+) storing influencers and timelines',
   },
   mongoDb: { env: 'MONGO_DB', flag: 'mongo-db', kind: 'name', def: () => 'influencer', help: 'database name' },
   mockstagramUrl: {
-    env: 'MOCKSTAGRAM_URL', flag: 'mockstagram-url', kind: 'url', protocols: ['http:', 'https:'],
+    env: 'MOCKSTAGRAM_URL',
+    flag: 'mockstagram-url',
+    kind: 'url',
+    protocols: ['http:', 'https:'],
     def: () => 'http://127.0.0.1:3000',
     help: 'base URL of the Mockstagram API',
   },
   cluster: {
-    env: 'CLUSTER', flag: 'cluster', kind: 'name', def: () => 'influencer',
+    env: 'CLUSTER',
+    flag: 'cluster',
+    kind: 'name',
+    def: () => 'influencer',
     help: 'Redis key prefix: clusters with different names share one Redis without meeting',
   },
   nodeId: {
-    env: 'NODE_ID', flag: 'node-id', kind: 'name',
+    env: 'NODE_ID',
+    flag: 'node-id',
+    kind: 'name',
     def: () => `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`,
-    help: 'this node\'s id, unique in the cluster (default hostname-pid-random)',
+    help: "this node's id, unique in the cluster (default hostname-pid-random)",
   },
   // the ring's bounds too (lib/ring/ring.ts): a member card outside them is unreadable
   nodeWeight: {
-    env: 'NODE_WEIGHT', flag: 'node-weight', kind: 'number', min: 0.1, max: 16, def: () => '1',
+    env: 'NODE_WEIGHT',
+    flag: 'node-weight',
+    kind: 'number',
+    min: 0.1,
+    max: 16,
+    def: () => '1',
     help: 'share of the ring relative to other nodes (2 = twice the pks; 0.1 to 16)',
   },
   pkMin: {
-    env: 'PK_MIN', flag: 'pk-min', kind: 'int', min: 0, def: () => '1000000',
+    env: 'PK_MIN',
+    flag: 'pk-min',
+    kind: 'int',
+    min: 0,
+    def: () => '1000000',
     help: 'first influencer pk tracked',
   },
   pkMax: {
-    env: 'PK_MAX', flag: 'pk-max', kind: 'int', min: 0, def: () => '1999999',
+    env: 'PK_MAX',
+    flag: 'pk-max',
+    kind: 'int',
+    min: 0,
+    def: () => '1999999',
     help: 'last influencer pk tracked (at most 2,097,152 pks in all)',
   },
   intervalMs: {
-    env: 'INTERVAL_MS', flag: 'interval-ms', kind: 'int', min: 100, def: () => '60000',
+    env: 'INTERVAL_MS',
+    flag: 'interval-ms',
+    kind: 'int',
+    min: 100,
+    def: () => '60000',
     help: 'sampling resolution: each pk is fetched once per interval (aligned to UTC)',
   },
   heartbeatTtlMs: {
-    env: 'HEARTBEAT_TTL_MS', flag: 'heartbeat-ttl-ms', kind: 'int', min: 300, def: () => '10000',
-    help: 'TTL of a node\'s membership key; refreshed every TTL/3',
+    env: 'HEARTBEAT_TTL_MS',
+    flag: 'heartbeat-ttl-ms',
+    kind: 'int',
+    min: 300,
+    def: () => '10000',
+    help: "TTL of a node's membership key; refreshed every TTL/3",
   },
   concurrency: {
-    env: 'CONCURRENCY', flag: 'concurrency', kind: 'int', min: 1, def: () => '256',
+    env: 'CONCURRENCY',
+    flag: 'concurrency',
+    kind: 'int',
+    min: 1,
+    def: () => '256',
     help: 'most Mockstagram requests in flight per node',
   },
   requestTimeoutMs: {
-    env: 'REQUEST_TIMEOUT_MS', flag: 'request-timeout-ms', kind: 'int', min: 10, def: () => '5000',
+    env: 'REQUEST_TIMEOUT_MS',
+    flag: 'request-timeout-ms',
+    kind: 'int',
+    min: 10,
+    def: () => '5000',
     help: 'timeout of one Mockstagram request',
   },
   flushMaxSamples: {
-    env: 'FLUSH_MAX_SAMPLES', flag: 'flush-max-samples', kind: 'int', min: 1, def: () => '1000',
+    env: 'FLUSH_MAX_SAMPLES',
+    flag: 'flush-max-samples',
+    kind: 'int',
+    min: 1,
+    def: () => '1000',
     help: 'write a batch to MongoDB once this many samples are buffered',
   },
   flushMaxAgeMs: {
-    env: 'FLUSH_MAX_AGE_MS', flag: 'flush-max-age-ms', kind: 'int', min: 10, def: () => '1000',
+    env: 'FLUSH_MAX_AGE_MS',
+    flag: 'flush-max-age-ms',
+    kind: 'int',
+    min: 10,
+    def: () => '1000',
     help: '…or once the oldest buffered sample is this old',
   },
   writeConcurrency: {
-    env: 'WRITE_CONCURRENCY', flag: 'write-concurrency', kind: 'int', min: 1, max: 64, def: () => '3',
+    env: 'WRITE_CONCURRENCY',
+    flag: 'write-concurrency',
+    kind: 'int',
+    min: 1,
+    max: 64,
+    def: () => '3',
     help: 'batches written to MongoDB at once (their Redis totals steps keep batch order)',
   },
   bufferMaxSamples: {
-    env: 'BUFFER_MAX_SAMPLES', flag: 'buffer-max-samples', kind: 'int', min: 1, def: () => '2000000',
+    env: 'BUFFER_MAX_SAMPLES',
+    flag: 'buffer-max-samples',
+    kind: 'int',
+    min: 1,
+    def: () => '2000000',
     help: 'samples held while MongoDB is unreachable; past it the oldest are dropped (counted, logged)',
   },
   bucketMs: {
-    env: 'BUCKET_MS', flag: 'bucket-ms', kind: 'int', min: 1000, def: () => '3600000',
-    help: 'period of one timeline bucket (a document per pk and period): '
-      + 'a multiple of INTERVAL_MS dividing a day; fixed for a database',
+    env: 'BUCKET_MS',
+    flag: 'bucket-ms',
+    kind: 'int',
+    min: 1000,
+    def: () => '3600000',
+    help:
+      'period of one timeline bucket (a document per pk and period): ' +
+      'a multiple of INTERVAL_MS dividing a day; fixed for a database',
   },
   timelineRetentionDays: {
-    env: 'TIMELINE_RETENTION_DAYS', flag: 'timeline-retention-days', kind: 'int', min: 1, max: 36500, def: () => '30',
+    env: 'TIMELINE_RETENTION_DAYS',
+    flag: 'timeline-retention-days',
+    kind: 'int',
+    min: 1,
+    max: 36500,
+    def: () => '30',
     help: 'days one-interval points (buckets) are kept',
   },
   rollupRetentionDays: {
-    env: 'ROLLUP_RETENTION_DAYS', flag: 'rollup-retention-days', kind: 'int', min: 1, max: 36500, def: () => '730',
+    env: 'ROLLUP_RETENTION_DAYS',
+    flag: 'rollup-retention-days',
+    kind: 'int',
+    min: 1,
+    max: 36500,
+    def: () => '730',
     help: 'days the per-bucket rollups (hourly last, min, max, mean) are kept',
   },
   logRetentionHours: {
-    env: 'LOG_RETENTION_HOURS', flag: 'log-retention-hours', kind: 'int', min: 1, max: 8760, def: () => '24',
-    help: 'hours a closed period\'s durable log is kept after its buckets are written',
+    env: 'LOG_RETENTION_HOURS',
+    flag: 'log-retention-hours',
+    kind: 'int',
+    min: 1,
+    max: 8760,
+    def: () => '24',
+    help: "hours a closed period's durable log is kept after its buckets are written",
   },
   metricsPort: {
-    env: 'METRICS_PORT', flag: 'metrics-port', kind: 'int', min: 0, max: 65535, def: () => '0',
+    env: 'METRICS_PORT',
+    flag: 'metrics-port',
+    kind: 'int',
+    min: 0,
+    max: 65535,
+    def: () => '0',
     help: 'port of the HTTP server for Prometheus /metrics, /healthz and /readyz (0 = off)',
   },
   metricsHost: {
-    env: 'METRICS_HOST', flag: 'metrics-host', kind: 'host', def: () => '127.0.0.1',
+    env: 'METRICS_HOST',
+    flag: 'metrics-host',
+    kind: 'host',
+    def: () => '127.0.0.1',
     help: 'address the metrics server listens on (0.0.0.0 or :: for every interface)',
   },
   suspiciousIntervalMs: {
-    env: 'SUSPICIOUS_INTERVAL_MS', flag: 'suspicious-interval-ms', kind: 'int', min: 0, def: () => '86400000',
+    env: 'SUSPICIOUS_INTERVAL_MS',
+    flag: 'suspicious-interval-ms',
+    kind: 'int',
+    min: 0,
+    def: () => '86400000',
     help: 'each owned pk is checked with is_suspicious once per this period, spread over it (0 = off)',
   },
   suspiciousConcurrency: {
-    env: 'SUSPICIOUS_CONCURRENCY', flag: 'suspicious-concurrency', kind: 'int', min: 1, def: () => '4',
+    env: 'SUSPICIOUS_CONCURRENCY',
+    flag: 'suspicious-concurrency',
+    kind: 'int',
+    min: 1,
+    def: () => '4',
     help: 'most is_suspicious requests in flight per node',
   },
   suspiciousTimeoutMs: {
-    env: 'SUSPICIOUS_TIMEOUT_MS', flag: 'suspicious-timeout-ms', kind: 'int', min: 10, def: () => '15000',
+    env: 'SUSPICIOUS_TIMEOUT_MS',
+    flag: 'suspicious-timeout-ms',
+    kind: 'int',
+    min: 10,
+    def: () => '15000',
     help: 'timeout of one is_suspicious request',
   },
   suspiciousPost: {
-    env: 'SUSPICIOUS_POST', flag: 'suspicious-post', kind: 'bool', def: () => 'false',
+    env: 'SUSPICIOUS_POST',
+    flag: 'suspicious-post',
+    kind: 'bool',
+    def: () => 'false',
     help: 'use the older POST /api/v1/influencers/is_suspicious (body: the latest counts) instead of GET',
   },
   clockSkewMs: {
-    env: 'CLOCK_SKEW_MS', flag: 'clock-skew-ms', kind: 'int', min: -3_600_000, max: 3_600_000, def: () => '0',
-    help: 'test hook: offsets this node\'s clock by this many ms, as if its system clock were wrong (0 = off)',
+    env: 'CLOCK_SKEW_MS',
+    flag: 'clock-skew-ms',
+    kind: 'int',
+    min: -3_600_000,
+    max: 3_600_000,
+    def: () => '0',
+    help: "test hook: offsets this node's clock by this many ms, as if its system clock were wrong (0 = off)",
   },
   dataDir: {
-    env: 'DATA_DIR', flag: 'data-dir', kind: 'path', def: defaultDataDir,
-    help: 'where the servers `demo` starts itself keep their data (redis/, ferretdb/); '
-      + 'default: $XDG_DATA_HOME/influencer-node, else ~/.local/share/influencer-node',
+    env: 'DATA_DIR',
+    flag: 'data-dir',
+    kind: 'path',
+    def: defaultDataDir,
+    help:
+      'where the servers `demo` starts itself keep their data (redis/, ferretdb/); ' +
+      'default: $XDG_DATA_HOME/influencer-node, else ~/.local/share/influencer-node',
   },
   logLevel: {
-    env: 'LOG_LEVEL', flag: 'log-level', kind: 'level', def: () => 'info', help: `log level: ${LEVELS.join(', ')}`,
+    env: 'LOG_LEVEL',
+    flag: 'log-level',
+    kind: 'level',
+    def: () => 'info',
+    help: `log level: ${LEVELS.join(', ')}`,
   },
 } satisfies Record<string, Setting>;
 
@@ -202,7 +318,7 @@ export function loadConfig(flags: Record<string, unknown> = {}, env: NodeJS.Proc
   for (const [key, setting] of Object.entries(SETTINGS) as [SettingName, Setting][]) {
     const fromFlag = flags[key];
     const fromEnv = env[setting.env] !== undefined && env[setting.env] !== '' ? env[setting.env] : undefined;
-    const raw = fromFlag !== undefined ? String(fromFlag) : fromEnv ?? setting.def(env);
+    const raw = fromFlag !== undefined ? String(fromFlag) : (fromEnv ?? setting.def(env));
     const label = fromFlag !== undefined ? `--${setting.flag}` : setting.env;
     out[key] = parseSetting(label, String(raw), setting);
   }
@@ -222,7 +338,9 @@ export function loadConfig(flags: Record<string, unknown> = {}, env: NodeJS.Proc
 
 /** Whether a setting was given (flag, environment or .env) rather than left to its default. */
 export function isGiven(
-  key: SettingName, flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env,
+  key: SettingName,
+  flags: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = process.env,
 ): boolean {
   return flags[key] !== undefined || Boolean(env[SETTINGS[key].env]);
 }
@@ -244,7 +362,11 @@ function parseSetting(label: string, raw: string, s: Setting): string | number |
     case 'url': {
       const expected = `a URL starting with ${s.protocols!.map((p) => `${p}//`).join(' or ')}`;
       let url: URL;
-      try { url = new URL(value); } catch { return bad(expected); }
+      try {
+        url = new URL(value);
+      } catch {
+        return bad(expected);
+      }
       if (!s.protocols!.includes(url.protocol)) return bad(expected);
       return value;
     }

@@ -18,7 +18,10 @@ export function createLogger(level: string, name = 'influencer-node'): Logger {
 /** Logs once per change of a named state (up/down), not once per retry. */
 export class StateLog {
   private state: string | undefined;
-  constructor(private readonly log: Logger, private readonly what: string) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly what: string,
+  ) {}
 
   set(state: string, fields: Record<string, unknown> = {}, level: 'info' | 'warn' | 'error' = 'info'): void {
     if (state === this.state) return;

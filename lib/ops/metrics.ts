@@ -18,7 +18,10 @@ export interface NodeProbe {
   mongoUp: boolean;
 }
 
-export interface Readiness { ready: boolean; reasons: string[] }
+export interface Readiness {
+  ready: boolean;
+  reasons: string[];
+}
 
 /** Ready = joined (member state active), MongoDB reachable, and the last write did not fail. */
 export function readiness(p: NodeProbe): Readiness {
@@ -31,10 +34,20 @@ export function readiness(p: NodeProbe): Readiness {
 
 // a Record, so the compiler tells when a kind is added to FetchErrorKind and not here
 const FETCH_ERROR_KINDS = Object.keys({
-  timeout: 1, connect: 1, http_5xx: 1, http_429: 1, http_other: 1, malformed_json: 1, invalid_payload: 1,
+  timeout: 1,
+  connect: 1,
+  http_5xx: 1,
+  http_429: 1,
+  http_other: 1,
+  malformed_json: 1,
+  invalid_payload: 1,
 } satisfies Record<FetchErrorKind, 1>) as FetchErrorKind[];
 
-export interface MetricsInfo { node: string; cluster: string; version: string }
+export interface MetricsInfo {
+  node: string;
+  cluster: string;
+  version: string;
+}
 
 /**
  * One node's Prometheus registry (its own, not prom-client's global one, so several nodes can
@@ -50,38 +63,95 @@ export class NodeMetrics {
   private readonly lateness: Histogram;
   private readonly batchSeconds: Histogram;
 
-  constructor(private readonly probe: () => NodeProbe, info: MetricsInfo, private readonly log: Logger) {
+  constructor(
+    private readonly probe: () => NodeProbe,
+    info: MetricsInfo,
+    private readonly log: Logger,
+  ) {
     this.snapshot = probe();
     const registers = [this.registry];
     const snap = (): NodeProbe => this.snapshot;
     collectDefaultMetrics({ register: this.registry });
 
     new Gauge({
-      name: 'influencer_node_info', help: 'Constant 1, labelled with this node\'s id, cluster and version',
-      labelNames: ['node', 'cluster', 'version'], registers,
+      name: 'influencer_node_info',
+      help: "Constant 1, labelled with this node's id, cluster and version",
+      labelNames: ['node', 'cluster', 'version'],
+      registers,
     }).set({ node: info.node, cluster: info.cluster, version: info.version }, 1);
 
     const counter = (name: string, help: string, read: (p: NodeProbe) => number): void => {
-      new Counter({ name, help, registers, collect() { this.reset(); this.inc(read(snap())); } });
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(read(snap()));
+        },
+      });
     };
     const gauge = (name: string, help: string, read: (p: NodeProbe) => number): void => {
-      new Gauge({ name, help, registers, collect() { this.set(read(snap())); } });
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read(snap()));
+        },
+      });
     };
-    counter('influencer_samples_stored_total', 'Samples made durable in the log (MongoDB)', (p) => p.writer?.stored ?? 0);
-    counter('influencer_missed_intervals_total', 'Owned pk-intervals that got no sample', (p) => p.scheduler?.missed ?? 0);
-    counter('influencer_not_found_total', 'Fetches answered "InfluencerNotFoundError" (the pk is asked again an hour later)',
-      (p) => p.scheduler?.notFound ?? 0);
+    counter(
+      'influencer_samples_stored_total',
+      'Samples made durable in the log (MongoDB)',
+      (p) => p.writer?.stored ?? 0,
+    );
+    counter(
+      'influencer_missed_intervals_total',
+      'Owned pk-intervals that got no sample',
+      (p) => p.scheduler?.missed ?? 0,
+    );
+    counter(
+      'influencer_not_found_total',
+      'Fetches answered "InfluencerNotFoundError" (the pk is asked again an hour later)',
+      (p) => p.scheduler?.notFound ?? 0,
+    );
     counter('influencer_write_batches_total', 'Batches written to MongoDB', (p) => p.writer?.batches ?? 0);
-    counter('influencer_write_failures_total', 'Batch writes that failed and were retried', (p) => p.writer?.failedFlushes ?? 0);
-    counter('influencer_duplicates_total', 'Samples dropped as repeats of a stored (pk, interval)', (p) => p.writer?.duplicates ?? 0);
-    counter('influencer_dropped_samples_total', 'Samples dropped because the write buffer was full', (p) => p.writer?.dropped ?? 0);
-    counter('influencer_late_samples_total', 'Logged samples that reached Redis after their period had closed (in the log only)',
-      (p) => p.writer?.late ?? 0);
-    counter('influencer_deferred_samples_total', 'Logged samples left to their period\'s reconcile (Redis down too long)',
-      (p) => p.writer?.deferred ?? 0);
-    gauge('influencer_apply_queue_samples', 'Logged samples waiting for the Redis step', (p) => p.writer?.pendingApply ?? 0);
+    counter(
+      'influencer_write_failures_total',
+      'Batch writes that failed and were retried',
+      (p) => p.writer?.failedFlushes ?? 0,
+    );
+    counter(
+      'influencer_duplicates_total',
+      'Samples dropped as repeats of a stored (pk, interval)',
+      (p) => p.writer?.duplicates ?? 0,
+    );
+    counter(
+      'influencer_dropped_samples_total',
+      'Samples dropped because the write buffer was full',
+      (p) => p.writer?.dropped ?? 0,
+    );
+    counter(
+      'influencer_late_samples_total',
+      'Logged samples that reached Redis after their period had closed (in the log only)',
+      (p) => p.writer?.late ?? 0,
+    );
+    counter(
+      'influencer_deferred_samples_total',
+      "Logged samples left to their period's reconcile (Redis down too long)",
+      (p) => p.writer?.deferred ?? 0,
+    );
+    gauge(
+      'influencer_apply_queue_samples',
+      'Logged samples waiting for the Redis step',
+      (p) => p.writer?.pendingApply ?? 0,
+    );
     new Counter({
-      name: 'influencer_fetch_errors_total', help: 'Failed Mockstagram requests (each attempt), by kind', labelNames: ['kind'], registers,
+      name: 'influencer_fetch_errors_total',
+      help: 'Failed Mockstagram requests (each attempt), by kind',
+      labelNames: ['kind'],
+      registers,
       collect() {
         this.reset();
         const errors = snap().scheduler?.fetchErrors ?? {};
@@ -90,23 +160,31 @@ export class NodeMetrics {
     });
     gauge('influencer_write_buffer_samples', 'Samples waiting to be written to MongoDB', (p) => p.writer?.length ?? 0);
     gauge('influencer_owned_pks', 'Pks this node owns on the ring', (p) => p.owned);
-    gauge('influencer_ring_members', 'Active members on this node\'s ring', (p) => p.ringMembers);
+    gauge('influencer_ring_members', "Active members on this node's ring", (p) => p.ringMembers);
     gauge('influencer_requests_in_flight', 'Mockstagram requests in flight', (p) => p.scheduler?.inFlight ?? 0);
     gauge('influencer_redis_up', '1 while both Redis connections are ready, else 0', (p) => Number(p.redisUp));
     gauge('influencer_mongo_up', '1 while the MongoDB driver reaches a server, else 0', (p) => Number(p.mongoUp));
     gauge('influencer_ready', '1 while /readyz answers 200, else 0', (p) => Number(readiness(p).ready));
     new Gauge({
-      name: 'influencer_member_state', help: '1 for this node\'s membership state (joining, active, leaving), 0 for the others',
-      labelNames: ['state'], registers,
-      collect() { for (const state of MEMBER_STATES) this.set({ state }, Number(snap().state === state)); },
+      name: 'influencer_member_state',
+      help: "1 for this node's membership state (joining, active, leaving), 0 for the others",
+      labelNames: ['state'],
+      registers,
+      collect() {
+        for (const state of MEMBER_STATES) this.set({ state }, Number(snap().state === state));
+      },
     });
 
     this.lateness = new Histogram({
-      name: 'influencer_sample_lateness_seconds', help: 'Time from a sample\'s due time to its storage (done - due)', registers,
+      name: 'influencer_sample_lateness_seconds',
+      help: "Time from a sample's due time to its storage (done - due)",
+      registers,
       buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300],
     });
     this.batchSeconds = new Histogram({
-      name: 'influencer_write_batch_duration_seconds', help: 'Duration of one successful batch write (MongoDB and Redis totals)', registers,
+      name: 'influencer_write_batch_duration_seconds',
+      help: 'Duration of one successful batch write (MongoDB and Redis totals)',
+      registers,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     });
   }
@@ -131,7 +209,10 @@ export class NodeMetrics {
       const where = `${host}:${port} (METRICS_HOST, METRICS_PORT)`;
       const fail = (err: Error): void => reject(new Error(`cannot serve metrics on ${where}: ${err.message}`));
       server.once('error', fail);
-      server.listen(port, host, () => { server.off('error', fail); resolve(); });
+      server.listen(port, host, () => {
+        server.off('error', fail);
+        resolve();
+      });
     });
     server.on('error', (err) => this.log.error({ err: err.message }, 'metrics server error'));
     this.server = server;

@@ -12,12 +12,16 @@ export interface Unreachable {
 
 const HINTS = {
   Redis: 'start Redis ≥ 6 there, or set REDIS_URL to one that runs (unset, `influencer-node demo` starts its own)',
-  MongoDB: 'start MongoDB 5+ or FerretDB 1.24 there, or set MONGO_URL to one that runs (unset, `influencer-node demo` starts its own)',
+  MongoDB:
+    'start MongoDB 5+ or FerretDB 1.24 there, or set MONGO_URL to one that runs (unset, `influencer-node demo` starts its own)',
 } as const;
 
 /** Tries Redis and MongoDB once each (in parallel, `timeoutMs` each); resolves to the ones that did not answer. */
 export async function unreachableServers(config: Config, timeoutMs = 3000): Promise<Unreachable[]> {
-  const [redis, mongo] = await Promise.all([pingRedis(config.redisUrl, timeoutMs), pingMongo(config.mongoUrl, timeoutMs)]);
+  const [redis, mongo] = await Promise.all([
+    pingRedis(config.redisUrl, timeoutMs),
+    pingMongo(config.mongoUrl, timeoutMs),
+  ]);
   const out: Unreachable[] = [];
   if (redis) out.push({ server: 'Redis', url: maskUrl(config.redisUrl), error: redis, hint: HINTS.Redis });
   if (mongo) out.push({ server: 'MongoDB', url: maskUrl(config.mongoUrl), error: mongo, hint: HINTS.MongoDB });

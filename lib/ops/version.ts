@@ -16,7 +16,9 @@ function findRoot(): string {
   for (; dirname(dir) !== dir; dir = dirname(dir)) {
     try {
       if (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name === 'influencer-node') return dir;
-    } catch { /* try the directory above */ }
+    } catch {
+      /* try the directory above */
+    }
   }
   return join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 }

@@ -107,11 +107,13 @@ export class Scheduler {
       if (this.catchUpMs > 0 && since < walk.interval) {
         const fromHash = Math.ceil(walk.dueHash(Math.max(previous, since), previous));
         for (let i = upperBound(owned.hashes, fromHash - 1); i < owned.pks.length; i++) {
-          if (fresh.has(owned.pks[i])) this.late.push({ pk: owned.pks[i], hash: owned.hashes[i], at: previous, due: now });
+          if (fresh.has(owned.pks[i]))
+            this.late.push({ pk: owned.pks[i], hash: owned.hashes[i], at: previous, due: now });
         }
       }
       for (let i = 0; i < walk.cursor; i++) {
-        if (fresh.has(owned.pks[i])) this.late.push({ pk: owned.pks[i], hash: owned.hashes[i], at: walk.interval, due: now });
+        if (fresh.has(owned.pks[i]))
+          this.late.push({ pk: owned.pks[i], hash: owned.hashes[i], at: walk.interval, due: now });
       }
     }
     this.tick();
@@ -132,7 +134,12 @@ export class Scheduler {
   /** Called by the writer when samples are stored: on time = stored before its interval ended. */
   recordStored(samples: Sample[], doneAt: number): void {
     for (const s of samples) {
-      const bucket = s.at === this.walk.interval ? this.cur : s.at === this.walk.interval - this.opts.intervalMs ? this.last : undefined;
+      const bucket =
+        s.at === this.walk.interval
+          ? this.cur
+          : s.at === this.walk.interval - this.opts.intervalMs
+            ? this.last
+            : undefined;
       if (!bucket) continue;
       bucket.stored++;
       const due = s.due ?? s.at;
@@ -151,7 +158,8 @@ export class Scheduler {
   stats(): SchedulerStats {
     const l = this.last;
     const sorted = [...l.lateness].sort((a, b) => a - b);
-    const pick = (q: number): number | null => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null);
+    const pick = (q: number): number | null =>
+      sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null;
     return {
       owned: this.walk.owned.pks.length,
       intervalMs: this.opts.intervalMs,
@@ -189,7 +197,8 @@ export class Scheduler {
     while (this.inFlight < this.opts.concurrency && this.lateHead < this.late.length) {
       const late = this.late[this.lateHead++];
       if (!this.owns(late)) continue; // lost while queued: its new owner polls it
-      if (now >= this.nextSlot(late)) this.countMissed(late.at); // a value fetched now would be stale
+      if (now >= this.nextSlot(late))
+        this.countMissed(late.at); // a value fetched now would be stale
       else this.dispatch(late.pk, late.at, late.due);
     }
     if (this.lateHead > 1024 && this.lateHead * 2 > this.late.length) {
@@ -264,18 +273,31 @@ export class Scheduler {
     }
     this.inFlight++;
     const deadline = intervalStart + this.opts.intervalMs;
-    this.fetcher.fetch(pk, deadline, (kind) => { this.fetchErrors[kind] = (this.fetchErrors[kind] ?? 0) + 1; })
-      .then((r) => {
-        if (r.kind === 'ok') {
-          const i = r.influencer;
-          this.sink({ pk, at: intervalStart, due, username: i.username, followerCount: i.followerCount, followingCount: i.followingCount });
-        } else if (r.kind === 'not_found') {
-          this.notFoundTotal++;
-          this.notFoundUntil.set(pk, this.now() + (this.opts.notFoundRecheckMs ?? 3_600_000));
-        } else {
-          this.countMissed(intervalStart);
-        }
-      }, () => this.countMissed(intervalStart))
+    this.fetcher
+      .fetch(pk, deadline, (kind) => {
+        this.fetchErrors[kind] = (this.fetchErrors[kind] ?? 0) + 1;
+      })
+      .then(
+        (r) => {
+          if (r.kind === 'ok') {
+            const i = r.influencer;
+            this.sink({
+              pk,
+              at: intervalStart,
+              due,
+              username: i.username,
+              followerCount: i.followerCount,
+              followingCount: i.followingCount,
+            });
+          } else if (r.kind === 'not_found') {
+            this.notFoundTotal++;
+            this.notFoundUntil.set(pk, this.now() + (this.opts.notFoundRecheckMs ?? 3_600_000));
+          } else {
+            this.countMissed(intervalStart);
+          }
+        },
+        () => this.countMissed(intervalStart),
+      )
       .finally(() => {
         this.inFlight--;
         if (this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve();

@@ -10,8 +10,7 @@ export interface Influencer {
 
 /** Why a fetch produced no sample; each kind is counted separately. */
 export type FetchErrorKind =
-  | 'timeout' | 'connect' | 'http_5xx' | 'http_429' | 'http_other'
-  | 'malformed_json' | 'invalid_payload';
+  'timeout' | 'connect' | 'http_5xx' | 'http_429' | 'http_other' | 'malformed_json' | 'invalid_payload';
 
 export type FetchResult =
   | { kind: 'ok'; influencer: Influencer; attempts: number }
@@ -40,7 +39,12 @@ export function validateInfluencer(pk: number, body: unknown): Influencer | stri
     const v = b[k];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return `bad ${k}`;
   }
-  return { pk, username: b.username, followerCount: b.followerCount as number, followingCount: b.followingCount as number };
+  return {
+    pk,
+    username: b.username,
+    followerCount: b.followerCount as number,
+    followingCount: b.followingCount as number,
+  };
 }
 
 const NOT_FOUND = 'InfluencerNotFoundError';
@@ -80,18 +84,28 @@ type Attempt =
 function answer(pk: number, status: number, text: string, retryAfter: string | string[] | undefined): Attempt {
   if (status === 200) {
     let body: unknown;
-    try { body = JSON.parse(text); } catch { return { kind: 'failed', error: 'malformed_json' }; }
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return { kind: 'failed', error: 'malformed_json' };
+    }
     const v = validateInfluencer(pk, body);
     return typeof v === 'string' ? { kind: 'failed', error: 'invalid_payload' } : { kind: 'ok', influencer: v };
   }
   if ((status === 400 || status === 500 || status === 404) && text.includes(NOT_FOUND)) {
     try {
       if ((JSON.parse(text) as { error?: { name?: string } }).error?.name === NOT_FOUND) return { kind: 'not_found' };
-    } catch { /* fall through: a broken error body is a server error */ }
+    } catch {
+      /* fall through: a broken error body is a server error */
+    }
   }
   if (status === 429) {
     const seconds = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
-    return { kind: 'failed', error: 'http_429', retryAfterMs: Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 1000 };
+    return {
+      kind: 'failed',
+      error: 'http_429',
+      retryAfterMs: Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 1000,
+    };
   }
   return { kind: 'failed', error: status >= 500 ? 'http_5xx' : 'http_other' };
 }
@@ -166,27 +180,32 @@ export class MockstagramClient {
       let retryAfter: string | string[] | undefined;
       const chunks: Buffer[] = [];
       let size = 0;
-      this.pool.dispatch({ method: 'GET', path: `${this.basePath}/api/v1/influencers/${pk}`, headers: this.headers }, {
-        onRequestStart() { /* nothing to set up */ },
-        onResponseStart(_controller, statusCode, headers) {
-          status = statusCode;
-          retryAfter = headers['retry-after'];
+      this.pool.dispatch(
+        { method: 'GET', path: `${this.basePath}/api/v1/influencers/${pk}`, headers: this.headers },
+        {
+          onRequestStart() {
+            /* nothing to set up */
+          },
+          onResponseStart(_controller, statusCode, headers) {
+            status = statusCode;
+            retryAfter = headers['retry-after'];
+          },
+          onResponseData(controller, chunk) {
+            size += chunk.length;
+            if (size > MAX_BODY_BYTES) controller.abort(new BodyTooLarge());
+            else chunks.push(chunk);
+          },
+          onResponseEnd() {
+            const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
+            resolve(answer(pk, status, text, retryAfter));
+          },
+          onResponseError(_controller, err) {
+            if (err instanceof BodyTooLarge) return resolve({ kind: 'failed', error: 'invalid_payload' });
+            const code = (err as { code?: string }).code ?? '';
+            resolve({ kind: 'failed', error: /TIMEOUT/.test(code) ? 'timeout' : 'connect' });
+          },
         },
-        onResponseData(controller, chunk) {
-          size += chunk.length;
-          if (size > MAX_BODY_BYTES) controller.abort(new BodyTooLarge());
-          else chunks.push(chunk);
-        },
-        onResponseEnd() {
-          const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
-          resolve(answer(pk, status, text, retryAfter));
-        },
-        onResponseError(_controller, err) {
-          if (err instanceof BodyTooLarge) return resolve({ kind: 'failed', error: 'invalid_payload' });
-          const code = (err as { code?: string }).code ?? '';
-          resolve({ kind: 'failed', error: /TIMEOUT/.test(code) ? 'timeout' : 'connect' });
-        },
-      });
+      );
     });
   }
 

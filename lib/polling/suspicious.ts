@@ -28,7 +28,10 @@ export interface SuspiciousDeps {
   /** where each answer is stored (the `suspicious` collection) */
   /** the collection of a check period's answers */
   answers: (periodStart: number) => Collection<SuspiciousDoc>;
-  totals: { read(pk: number): Promise<InfluencerTotals | null>; setSuspicious(pk: number, suspicious: boolean, at: number): Promise<void> };
+  totals: {
+    read(pk: number): Promise<InfluencerTotals | null>;
+    setSuspicious(pk: number, suspicious: boolean, at: number): Promise<void>;
+  };
   log: Logger;
 }
 
@@ -68,7 +71,11 @@ export interface SuspiciousStats {
  * is stored already (an earlier try whose copy failed, or another node's): that one is copied.
  */
 export async function storeSuspicious(
-  deps: Pick<SuspiciousDeps, 'answers' | 'totals'>, pk: number, suspicious: boolean, at: number, periodStart: number,
+  deps: Pick<SuspiciousDeps, 'answers' | 'totals'>,
+  pk: number,
+  suspicious: boolean,
+  at: number,
+  periodStart: number,
 ): Promise<void> {
   const _id = answerId(pk, periodStart);
   let kept: { suspicious: boolean; at: Date } = { suspicious, at: new Date(at) };
@@ -110,12 +117,20 @@ export class SuspiciousChecker {
   private stopped = true;
   private readonly idle: Array<() => void> = [];
   private readonly counters: Omit<SuspiciousStats, 'intervalMs' | 'inFlight' | 'errors' | 'lastCheckAt'> = {
-    checked: 0, flagged: 0, notFound: 0, noData: 0, skippedBusy: 0, missed: 0,
+    checked: 0,
+    flagged: 0,
+    notFound: 0,
+    noData: 0,
+    skippedBusy: 0,
+    missed: 0,
   };
   private readonly errors: Partial<Record<CheckError, number>> = {};
   private lastCheckAt: number | null = null;
 
-  constructor(private readonly opts: SuspiciousOptions, private readonly deps: SuspiciousDeps) {
+  constructor(
+    private readonly opts: SuspiciousOptions,
+    private readonly deps: SuspiciousDeps,
+  ) {
     this.now = opts.now ?? Date.now;
     this.retryMs = opts.retryMs ?? Math.max(10, Math.min(60_000, Math.floor(opts.intervalMs / 4)));
     this.maxTries = opts.maxTries ?? 5;
@@ -176,7 +191,10 @@ export class SuspiciousChecker {
       const first = walk.interval < 0;
       this.rollOver(start);
       // started mid-period: the slots already past were the previous owner's (or wait for the next period)
-      if (first) { walk.lastHash = Math.floor(dueUpTo); this.ownedRef = undefined; }
+      if (first) {
+        walk.lastHash = Math.floor(dueUpTo);
+        this.ownedRef = undefined;
+      }
     }
     const owned = this.deps.owned();
     if (owned !== this.ownedRef) {
@@ -213,32 +231,34 @@ export class SuspiciousChecker {
       return;
     }
     this.running.add(pk);
-    void this.check(pk).then((outcome) => {
-      switch (outcome.kind) {
-        case 'ok':
-          this.counters.checked++;
-          if (outcome.suspicious) this.counters.flagged++;
-          this.lastCheckAt = this.now();
-          break;
-        case 'not_found':
-          this.counters.notFound++;
-          break;
-        case 'aborted':
-          break;
-        case 'no_data':
-          this.counters.noData++;
-          this.retry(pk, tries);
-          break;
-        case 'error':
-          this.errors[outcome.error] = (this.errors[outcome.error] ?? 0) + 1;
-          this.retry(pk, tries);
-          break;
-      }
-    }).finally(() => {
-      this.running.delete(pk);
-      if (this.running.size === 0) for (const resolve of this.idle.splice(0)) resolve();
-      if (!this.stopped) this.schedule(0);
-    });
+    void this.check(pk)
+      .then((outcome) => {
+        switch (outcome.kind) {
+          case 'ok':
+            this.counters.checked++;
+            if (outcome.suspicious) this.counters.flagged++;
+            this.lastCheckAt = this.now();
+            break;
+          case 'not_found':
+            this.counters.notFound++;
+            break;
+          case 'aborted':
+            break;
+          case 'no_data':
+            this.counters.noData++;
+            this.retry(pk, tries);
+            break;
+          case 'error':
+            this.errors[outcome.error] = (this.errors[outcome.error] ?? 0) + 1;
+            this.retry(pk, tries);
+            break;
+        }
+      })
+      .finally(() => {
+        this.running.delete(pk);
+        if (this.running.size === 0) for (const resolve of this.idle.splice(0)) resolve();
+        if (!this.stopped) this.schedule(0);
+      });
   }
 
   private retry(pk: number, tries: number): void {
@@ -260,12 +280,21 @@ export class SuspiciousChecker {
     try {
       const res = this.opts.post
         ? await this.http.post('api/v1/influencers/is_suspicious', {
-          json: { pk, username: totals.username, followerCount: totals.followerCount, followingCount: totals.followingCount },
-        })
+            json: {
+              pk,
+              username: totals.username,
+              followerCount: totals.followerCount,
+              followingCount: totals.followingCount,
+            },
+          })
         : await this.http.get(`api/v1/influencers/${pk}/is_suspicious`);
       const text = await readBodyUpTo(res);
       if (text === null) return { kind: 'error', error: 'invalid_payload' };
-      try { body = JSON.parse(text); } catch { return { kind: 'error', error: 'malformed_json' }; }
+      try {
+        body = JSON.parse(text);
+      } catch {
+        return { kind: 'error', error: 'malformed_json' };
+      }
     } catch (err) {
       if (this.abort.signal.aborted) return { kind: 'aborted' };
       if (err instanceof TimeoutError) return { kind: 'error', error: 'timeout' };
@@ -290,7 +319,9 @@ export class SuspiciousChecker {
       const text = (await readBodyUpTo(err.response).catch(() => null)) ?? '';
       try {
         if ((JSON.parse(text) as { error?: { name?: string } }).error?.name === NOT_FOUND) return { kind: 'not_found' };
-      } catch { /* not the not-found body */ }
+      } catch {
+        /* not the not-found body */
+      }
     }
     return { kind: 'error', error: status >= 500 ? 'http_5xx' : 'http_other' };
   }

@@ -28,7 +28,9 @@ const MAX_IN_FLIGHT = 32;
 const MAX_QUEUED = 256;
 
 const JSON_HEADERS = {
-  'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff',
+  'Content-Type': 'application/json; charset=utf-8',
+  'Cache-Control': 'no-store',
+  'X-Content-Type-Options': 'nosniff',
 };
 
 /**
@@ -59,7 +61,10 @@ export async function startApi(deps: ApiDeps, opts: { host: string; port: number
       const asset = assets.get(url.pathname === '/index.html' ? '/' : url.pathname);
       if (asset) {
         res.writeHead(200, {
-          'Content-Type': asset.type, 'Content-Length': asset.body.length, 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff',
+          'Content-Type': asset.type,
+          'Content-Length': asset.body.length,
+          'Cache-Control': 'no-cache',
+          'X-Content-Type-Options': 'nosniff',
         });
         res.end(req.method === 'HEAD' ? undefined : asset.body);
         return;
@@ -94,11 +99,12 @@ export async function startApi(deps: ApiDeps, opts: { host: string; port: number
   return {
     url: `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`,
     port,
-    close: () => (closing ??= new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-      setTimeout(() => server.closeAllConnections(), 2000).unref();
-    })),
+    close: () =>
+      (closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 2000).unref();
+      })),
   };
 }
 
@@ -113,7 +119,10 @@ class RequestGate {
   private running = 0;
   private readonly waiting: Array<() => void> = [];
 
-  constructor(private readonly limit: number, private readonly queue: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly queue: number,
+  ) {}
 
   /** Resolves when the request may run (then call leave()); null when it must be refused. */
   enter(): Promise<void> | null {
@@ -147,7 +156,10 @@ export async function openApi(config: Config, log: Logger, opts: { host: string;
   };
   let api: ApiServer;
   try {
-    const [db] = await Promise.all([connectMongo(mongo, config.mongoUrl, config.mongoDb, log), connectRedis(redis, config.redisUrl, log)]);
+    const [db] = await Promise.all([
+      connectMongo(mongo, config.mongoUrl, config.mongoDb, log),
+      connectRedis(redis, config.redisUrl, log),
+    ]);
     const reader = new TimelineReader(redis, db, await loadLayout(db, config), config.cluster);
     api = await startApi({ config, redis, reader, log }, opts);
   } catch (err) {

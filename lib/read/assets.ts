@@ -4,7 +4,10 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../ops/version.js';
 
-export interface Asset { type: string; body: Buffer }
+export interface Asset {
+  type: string;
+  body: Buffer;
+}
 
 /** The dashboard's files (the package's lib/read/dashboard), and uPlot's from node_modules (no CDN); read once. */
 export function loadAssets(): Map<string, Asset> {

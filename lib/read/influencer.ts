@@ -91,8 +91,14 @@ export function intervalPoint(p: Point): TimelinePoint {
 export function bucketPoint(b: { at: number; s: BucketSummary }): BucketPoint {
   const { s } = b;
   return {
-    at: new Date(b.at).toISOString(), followerCount: s.lastF, followingCount: s.lastG, followerRatio: ratio(s.lastF, s.lastG),
-    minFollowers: s.min, maxFollowers: s.max, meanFollowers: Math.round((s.sum / s.n) * 100) / 100, samples: s.n,
+    at: new Date(b.at).toISOString(),
+    followerCount: s.lastF,
+    followingCount: s.lastG,
+    followerRatio: ratio(s.lastF, s.lastG),
+    minFollowers: s.min,
+    maxFollowers: s.max,
+    meanFollowers: Math.round((s.sum / s.n) * 100) / 100,
+    samples: s.n,
   };
 }
 
@@ -111,7 +117,11 @@ export async function readTimeline(reader: TimelineReader, pk: number, from: num
 
 /** One influencer with its timeline in [from, to); null when the pk has no data. */
 export async function readInfluencer(
-  reader: TimelineReader, totals: Totals, pk: number, from: number, to: number,
+  reader: TimelineReader,
+  totals: Totals,
+  pk: number,
+  from: number,
+  to: number,
 ): Promise<InfluencerView | null> {
   const [summary, timeline] = await Promise.all([readSummary(totals, pk), readTimeline(reader, pk, from, to)]);
   if (!summary) return null;

@@ -31,7 +31,10 @@ const TOP_SHARED_MS = 1000;
 
 /** A request the API refuses: answered with `status` and `{"error": message}`. */
 export class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -39,9 +42,8 @@ export class HttpError extends Error {
 /** The JSON routes; each validates its input (400), then reads. */
 export class ApiRoutes {
   // reading the cluster SCANs for member keys: a thousand viewers share one read a second
-  private readonly clusterStatus = shared(
-    CLUSTER_STATUS_SHARED_MS,
-    () => readStatus(this.deps.redis, this.deps.config, Date.now(), 'index'),
+  private readonly clusterStatus = shared(CLUSTER_STATUS_SHARED_MS, () =>
+    readStatus(this.deps.redis, this.deps.config, Date.now(), 'index'),
   );
 
   // one shared read per sort, of the largest limit asked: two lists of at most MAX_LIMIT entries
@@ -50,7 +52,10 @@ export class ApiRoutes {
     growth: shared(TOP_SHARED_MS, (limit) => this.totals.top('growth', limit)),
   };
 
-  constructor(private readonly deps: ApiDeps, private readonly totals: Totals) {}
+  constructor(
+    private readonly deps: ApiDeps,
+    private readonly totals: Totals,
+  ) {}
 
   dispatch(url: URL): Promise<unknown> {
     const path = url.pathname;
@@ -67,7 +72,10 @@ export class ApiRoutes {
   }
 
   private async influencer(pk: number): Promise<unknown> {
-    const [summary, totals] = await Promise.all([readSummary(this.totals, pk), totalsState(this.deps.redis, this.deps.config.cluster)]);
+    const [summary, totals] = await Promise.all([
+      readSummary(this.totals, pk),
+      totalsState(this.deps.redis, this.deps.config.cluster),
+    ]);
     if (!summary) throw noData(pk);
     // while Redis's totals are rebuilt the rank would be wrong: say so instead of giving one
     if (totals === 'ready') return { ...summary, totals };
@@ -79,14 +87,24 @@ export class ApiRoutes {
     const fromRaw = q.get('from');
     const to = toRaw === null ? Date.now() : timeParam('to', toRaw);
     const from = fromRaw === null ? Math.max(-MAX_DATE_MS, to - DEFAULT_RANGE_MS) : timeParam('from', fromRaw);
-    if (from > to) throw new HttpError(400, `from is after to: ${new Date(from).toISOString()} > ${new Date(to).toISOString()}`);
+    if (from > to)
+      throw new HttpError(400, `from is after to: ${new Date(from).toISOString()} > ${new Date(to).toISOString()}`);
     if (to - from > MAX_RANGE_MS) {
       const days = Math.ceil((to - from) / 86_400_000);
       throw new HttpError(400, `range of ${days} days is too long: at most ${MAX_RANGE_MS / 86_400_000} days`);
     }
-    const [exists, timeline] = await Promise.all([this.totals.exists(pk), readTimeline(this.deps.reader, pk, from, to)]);
+    const [exists, timeline] = await Promise.all([
+      this.totals.exists(pk),
+      readTimeline(this.deps.reader, pk, from, to),
+    ]);
     if (!exists && timeline.points.length === 0) throw noData(pk);
-    return { pk, ...timeline.range, resolution: timeline.resolution, bucketMs: this.deps.reader.layout.bucketMs, points: timeline.points };
+    return {
+      pk,
+      ...timeline.range,
+      resolution: timeline.resolution,
+      bucketMs: this.deps.reader.layout.bucketMs,
+      points: timeline.points,
+    };
   }
 
   private async top(q: URLSearchParams): Promise<unknown> {
@@ -97,7 +115,10 @@ export class ApiRoutes {
     const limitRaw = q.get('limit');
     const limit = limitRaw === null ? DEFAULT_LIMIT : Number(limitRaw);
     if (limitRaw !== null && (!/^\d+$/.test(limitRaw) || limit < 1 || limit > MAX_LIMIT)) {
-      throw new HttpError(400, `limit=${JSON.stringify(limitRaw)} is not valid: expected an integer from 1 to ${MAX_LIMIT}`);
+      throw new HttpError(
+        400,
+        `limit=${JSON.stringify(limitRaw)} is not valid: expected an integer from 1 to ${MAX_LIMIT}`,
+      );
     }
     const entries = (await this.topLists[sort](limit)).slice(0, limit);
     let rank = 0;
@@ -109,7 +130,8 @@ export class ApiRoutes {
         username: e.username,
         followerCount: e.followerCount,
         followingCount: e.followingCount,
-        followerRatio: e.followerCount !== null && e.followingCount !== null ? ratio(e.followerCount, e.followingCount) : null,
+        followerRatio:
+          e.followerCount !== null && e.followingCount !== null ? ratio(e.followerCount, e.followingCount) : null,
         growth: e.growth,
       };
       return sort === 'followers' ? { rank, ...row } : { position: i + 1, ...row };
@@ -127,7 +149,11 @@ export class ApiRoutes {
   private parsePk(encoded: string): number {
     const { pkMin, pkMax } = this.deps.config;
     let raw = encoded;
-    try { raw = decodeURIComponent(encoded); } catch { /* shown as sent */ }
+    try {
+      raw = decodeURIComponent(encoded);
+    } catch {
+      /* shown as sent */
+    }
     const parsed = parsePk(raw, pkMin, pkMax);
     if ('error' in parsed) throw new HttpError(400, parsed.error);
     return parsed.pk;
@@ -149,7 +175,9 @@ function shared<T>(ms: number, read: (size: number) => Promise<T>): (size?: numb
       size = asked;
       const p = read(size);
       last = p;
-      p.catch(() => { if (last === p) last = undefined; });
+      p.catch(() => {
+        if (last === p) last = undefined;
+      });
     }
     return last;
   };

@@ -20,7 +20,11 @@ declare module 'hashring' {
 
   class HashRing {
     /** algorithm: a crypto hash name, or a function returning the digest bytes of a key. */
-    constructor(servers?: HashRing.Servers, algorithm?: string | ((key: string) => Uint8Array), options?: HashRing.Options);
+    constructor(
+      servers?: HashRing.Servers,
+      algorithm?: string | ((key: string) => Uint8Array),
+      options?: HashRing.Options,
+    );
     /** The continuum, sorted by value ascending (stable: ties keep server insertion order). */
     ring: HashRing.Point[];
     size: number;

@@ -104,9 +104,7 @@ function checkRange(pkMin: number, pkMax: number): number {
   if (pkMax < pkMin) throw new RangeError(`pk range is empty: ${pkMin}..${pkMax}`);
   const size = pkMax - pkMin + 1;
   if (size > MAX_UNIVERSE) {
-    throw new RangeError(
-      `pk range ${pkMin}..${pkMax} holds ${size} pks; at most ${MAX_UNIVERSE} (2^21) are supported`,
-    );
+    throw new RangeError(`pk range ${pkMin}..${pkMax} holds ${size} pks; at most ${MAX_UNIVERSE} (2^21) are supported`);
   }
   return size;
 }

@@ -223,7 +223,8 @@ export function fitRing(
 export function normalizeMembers(members: readonly RingMember[]): RingMember[] {
   const sorted = members.map(checkMember).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i]!.id === sorted[i - 1]!.id) throw new RangeError(`duplicate member id ${JSON.stringify(sorted[i]!.id)}`);
+    if (sorted[i]!.id === sorted[i - 1]!.id)
+      throw new RangeError(`duplicate member id ${JSON.stringify(sorted[i]!.id)}`);
   }
   return sorted;
 }

@@ -15,13 +15,23 @@ export function createMongo(url: string): MongoClient {
 /** Tracks whether the driver reaches a server (it knows one that answers), for metrics and readiness. */
 export function watchReachable(client: MongoClient): () => boolean {
   let up = false;
-  client.on('topologyDescriptionChanged', (e) => { up = e.newDescription.hasKnownServers; });
-  client.on('topologyClosed', () => { up = false; });
+  client.on('topologyDescriptionChanged', (e) => {
+    up = e.newDescription.hasKnownServers;
+  });
+  client.on('topologyClosed', () => {
+    up = false;
+  });
   return () => up;
 }
 
 /** Connects, retrying every second while `signal` is not aborted; logs once that it waits. */
-export async function connectMongo(client: MongoClient, url: string, dbName: string, log: Logger, signal?: AbortSignal): Promise<Db> {
+export async function connectMongo(
+  client: MongoClient,
+  url: string,
+  dbName: string,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<Db> {
   let warned = false;
   for (;;) {
     try {
@@ -32,7 +42,8 @@ export async function connectMongo(client: MongoClient, url: string, dbName: str
       return db;
     } catch (err) {
       if (signal?.aborted) throw err;
-      if (!warned) log.warn({ url: maskUrl(url), err: (err as Error).message }, 'MongoDB unreachable; retrying every second');
+      if (!warned)
+        log.warn({ url: maskUrl(url), err: (err as Error).message }, 'MongoDB unreachable; retrying every second');
       warned = true;
       await sleep(1000, signal);
     }

@@ -11,15 +11,24 @@ export class PeriodicJob {
   private stopped = true;
   private lastError?: string;
 
-  constructor(private readonly run: () => Promise<unknown>, private readonly log: Logger, private readonly failure: string) {}
+  constructor(
+    private readonly run: () => Promise<unknown>,
+    private readonly log: Logger,
+    private readonly failure: string,
+  ) {}
 
   start(everyMs: number, firstAfterMs = 0): void {
     this.stopped = false;
     const loop = async (): Promise<void> => {
-      this.running = this.run().then(() => { this.lastError = undefined; }, (err: Error) => {
-        if (err.message !== this.lastError) this.log.warn({ err: err.message }, this.failure);
-        this.lastError = err.message;
-      });
+      this.running = this.run().then(
+        () => {
+          this.lastError = undefined;
+        },
+        (err: Error) => {
+          if (err.message !== this.lastError) this.log.warn({ err: err.message }, this.failure);
+          this.lastError = err.message;
+        },
+      );
       await this.running;
       if (!this.stopped) this.timer = setTimeout(loop, everyMs);
     };

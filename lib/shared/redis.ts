@@ -10,7 +10,13 @@ import { sleep } from './util.js';
  * `state` log an outage once between them; failures before the first connect are left to
  * `connectRedis`, which says once that it waits.
  */
-export function createRedis(url: string, log: Logger, name: string, extra: RedisOptions = {}, state = new StateLog(log, 'redis')): Redis {
+export function createRedis(
+  url: string,
+  log: Logger,
+  name: string,
+  extra: RedisOptions = {},
+  state = new StateLog(log, 'redis'),
+): Redis {
   let connected = false;
   const redis = new Redis(url, {
     lazyConnect: true,
@@ -23,8 +29,13 @@ export function createRedis(url: string, log: Logger, name: string, extra: Redis
     retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
     ...extra,
   });
-  redis.on('ready', () => { connected = true; state.set('up', { url: maskUrl(url), conn: name }); });
-  redis.on('error', (err: Error) => { if (connected) state.set('down', { url: maskUrl(url), conn: name, err: err.message }, 'warn'); });
+  redis.on('ready', () => {
+    connected = true;
+    state.set('up', { url: maskUrl(url), conn: name });
+  });
+  redis.on('error', (err: Error) => {
+    if (connected) state.set('down', { url: maskUrl(url), conn: name, err: err.message }, 'warn');
+  });
   redis.on('end', () => state.set('closed', { conn: name }));
   return redis;
 }
@@ -36,10 +47,16 @@ export function createRedis(url: string, log: Logger, name: string, extra: Redis
  */
 export function createOneShotRedis(url: string, timeoutMs = 3000): Redis & { cause: () => Error | undefined } {
   const redis = new Redis(url, {
-    lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null,
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
   });
   let first: Error | undefined;
-  redis.on('error', (err: Error) => { first ??= err; });
+  redis.on('error', (err: Error) => {
+    first ??= err;
+  });
   return Object.assign(redis, { cause: () => first });
 }
 
@@ -48,23 +65,36 @@ export async function connectRedis(redis: Redis, url: string, log: Logger, signa
   let warned = false;
   // connect() only says "Connection is closed."; the error event carries the cause (ECONNREFUSED, ...)
   let cause: Error | undefined;
-  const onAnyError = (err: Error): void => { cause = err; };
+  const onAnyError = (err: Error): void => {
+    cause = err;
+  };
   redis.on('error', onAnyError);
   try {
     for (;;) {
       try {
         if (redis.status === 'wait' || redis.status === 'end') await redis.connect();
-        else if (redis.status !== 'ready') await new Promise<void>((resolve, reject) => {
-          const onReady = (): void => { redis.off('error', onError); resolve(); };
-          const onError = (err: Error): void => { redis.off('ready', onReady); reject(err); };
-          redis.once('ready', onReady);
-          redis.once('error', onError);
-        });
+        else if (redis.status !== 'ready')
+          await new Promise<void>((resolve, reject) => {
+            const onReady = (): void => {
+              redis.off('error', onError);
+              resolve();
+            };
+            const onError = (err: Error): void => {
+              redis.off('ready', onReady);
+              reject(err);
+            };
+            redis.once('ready', onReady);
+            redis.once('error', onError);
+          });
         if (warned) log.info({ url: maskUrl(url) }, 'Redis reachable');
         return;
       } catch (err) {
         if (signal?.aborted) throw err;
-        if (!warned) log.warn({ url: maskUrl(url), err: (cause ?? err as Error).message }, 'Redis unreachable; retrying every second');
+        if (!warned)
+          log.warn(
+            { url: maskUrl(url), err: (cause ?? (err as Error)).message },
+            'Redis unreachable; retrying every second',
+          );
         warned = true;
         await sleep(1000, signal);
       }

@@ -8,7 +8,11 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
     const timer = setTimeout(done, ms);
-    function done(): void { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve(); }
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
     signal?.addEventListener('abort', done, { once: true });
   });
 }
@@ -43,9 +47,12 @@ export const MAX_DATE_MS = 8.64e15;
 export function parseTime(raw: string): number {
   const text = raw.trim();
   const t = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-  if (text === '' || !Number.isFinite(t)) throw new RangeError('expected an ISO time (2026-11-27T10:00Z) or epoch milliseconds');
+  if (text === '' || !Number.isFinite(t))
+    throw new RangeError('expected an ISO time (2026-11-27T10:00Z) or epoch milliseconds');
   if (Math.abs(t) > MAX_DATE_MS) {
-    throw new RangeError(`expected a time from ${new Date(-MAX_DATE_MS).toISOString()} to ${new Date(MAX_DATE_MS).toISOString()}`);
+    throw new RangeError(
+      `expected a time from ${new Date(-MAX_DATE_MS).toISOString()} to ${new Date(MAX_DATE_MS).toISOString()}`,
+    );
   }
   return t;
 }

@@ -8,7 +8,16 @@ import type { Totals } from './totals.js';
 import { redisIdentity, totalsTrusted } from './totals-state.js';
 import { raiseMark } from '../lua/scripts.js';
 import { clusterKeys, type ClusterKeys, INFLUENCER_FIELDS } from '../shared/keys.js';
-import { addPoints, decodeCheckpoint, decodeLog, decodeOpen, summarize, type BucketSummary, type PkTotals, type Point } from './codec.js';
+import {
+  addPoints,
+  decodeCheckpoint,
+  decodeLog,
+  decodeOpen,
+  summarize,
+  type BucketSummary,
+  type PkTotals,
+  type Point,
+} from './codec.js';
 import type { LogDoc } from './log-writer.js';
 import { collectionNames, docIds, type StorageLayout } from './layout.js';
 import { SliceWriter, type CheckpointDoc } from './slice-writer.js';
@@ -50,7 +59,10 @@ export class PeriodCloser {
   private readonly job: PeriodicJob;
   private stopped = false;
 
-  constructor(deps: StorageJobDeps & { totals: Totals }, private readonly opts: CloserOptions) {
+  constructor(
+    deps: StorageJobDeps & { totals: Totals },
+    private readonly opts: CloserOptions,
+  ) {
     ({ redis: this.redis, db: this.db, totals: this.totals, lock: this.lock } = deps);
     ({ layout: this.layout, cluster: this.cluster, log: this.log } = deps);
     this.keys = clusterKeys(this.cluster);
@@ -88,7 +100,8 @@ export class PeriodCloser {
     const { bucketMs, intervalMs } = this.layout;
     const now = this.now();
     if (now < period + bucketMs + intervalMs + this.opts.graceMs) return 'idle';
-    if (!(await this.everyoneLogged(period + bucketMs)) && now < period + 2 * bucketMs + intervalMs + this.opts.graceMs) return 'waiting';
+    if (!(await this.everyoneLogged(period + bucketMs)) && now < period + 2 * bucketMs + intervalMs + this.opts.graceMs)
+      return 'waiting';
     if (!(await this.hasLog(period))) {
       await this.finish(period, 0);
       return 'closed';
@@ -124,7 +137,9 @@ export class PeriodCloser {
   private async nextPeriod(): Promise<number> {
     const mark = await this.redis.get(this.keys.closed);
     if (mark !== null) return Number(mark) + this.layout.bucketMs;
-    const stored = await this.db.collection<{ _id: string; p: number }>(collectionNames.meta).findOne({ _id: 'closed' });
+    const stored = await this.db
+      .collection<{ _id: string; p: number }>(collectionNames.meta)
+      .findOne({ _id: 'closed' });
     const period = stored ? stored.p + this.layout.bucketMs : this.layout.firstPeriod;
     await raiseMark(this.redis, this.keys.closed, period - this.layout.bucketMs);
     return period;
@@ -157,17 +172,27 @@ export class PeriodCloser {
     let docs = 0;
     let applied = 0;
     for await (const doc of log.find({})) {
-      if (signal.aborted) throw new Error('the reconcile\'s lock was lost; another node reconciles');
+      if (signal.aborted) throw new Error("the reconcile's lock was lost; another node reconciles");
       docs++;
-      const samples = decodeLog(period, doc.b.buffer)
-        .map((s) => ({ pk: s.pk, at: s.at, followerCount: s.f, followingCount: s.g, username: s.username }));
-      const r = await this.totals.applyLog(String(doc._id), period, samples, 'reconcile', (pk) => this.layout.slice(pk));
+      const samples = decodeLog(period, doc.b.buffer).map((s) => ({
+        pk: s.pk,
+        at: s.at,
+        followerCount: s.f,
+        followingCount: s.g,
+        username: s.username,
+      }));
+      const r = await this.totals.applyLog(String(doc._id), period, samples, 'reconcile', (pk) =>
+        this.layout.slice(pk),
+      );
       if (r.kind === 'applied') applied++;
     }
     await this.redis.set(this.keys.reconciled(period), '1', 'EX', MARK_TTL_S);
     if (applied > 0) {
       const ms = Math.round(performance.now() - started);
-      this.log.info({ period: iso(period), docs, applied, ms }, 'log documents no node had applied were applied before the close');
+      this.log.info(
+        { period: iso(period), docs, applied, ms },
+        'log documents no node had applied were applied before the close',
+      );
     }
   }
 
@@ -192,10 +217,11 @@ export class PeriodCloser {
     const summaries = new Map<number, BucketSummary>();
     let points = 0;
     for (let i = 0; i < pks.length; i += CHUNK) {
-      if (signal.aborted) throw new Error('the slice\'s lock was lost; another node redoes it');
+      if (signal.aborted) throw new Error("the slice's lock was lost; another node redoes it");
       const chunk = pks.slice(i, i + CHUNK);
       const pipeline = this.redis.pipeline();
-      for (const pk of chunk) pipeline.getBuffer(this.keys.open(period, pk)).hget(this.keys.influencer(pk), INFLUENCER_FIELDS.username);
+      for (const pk of chunk)
+        pipeline.getBuffer(this.keys.open(period, pk)).hget(this.keys.influencer(pk), INFLUENCER_FIELDS.username);
       const replies = (await pipeline.exec()) ?? [];
       const lists: Array<[number, Point[]]> = [];
       chunk.forEach((pk, k) => {
@@ -206,7 +232,10 @@ export class PeriodCloser {
         const list: Point[] = dedupeByTime(all);
         if (list.length !== all.length) {
           const counts = { records: all.length, points: list.length };
-          this.log.error({ pk, period: iso(period), ...counts }, 'an open buffer held an interval twice; the first is kept');
+          this.log.error(
+            { pk, period: iso(period), ...counts },
+            'an open buffer held an interval twice; the first is kept',
+          );
         }
         if (list.length === 0) return;
         points += list.length;
@@ -215,22 +244,32 @@ export class PeriodCloser {
         totals.set(pk, addPoints(totals.get(pk), pk, username, list));
         summaries.set(pk, summarize(list));
       });
-      if (await this.redis.get(this.keys.since) !== since || await redisIdentity(this.redis) !== identity) {
-        throw new Error('a totals rebuild began, or Redis evicted keys, while the slice was read; it is closed again later');
+      if ((await this.redis.get(this.keys.since)) !== since || (await redisIdentity(this.redis)) !== identity) {
+        throw new Error(
+          'a totals rebuild began, or Redis evicted keys, while the slice was read; it is closed again later',
+        );
       }
       await this.slices.buckets(period, lists);
     }
     await this.slices.checkpoint(period, slice, totals, summaries);
     if (rollupEnd) await this.slices.rollups(period, slice, summaries);
     await this.redis.hset(this.keys.checkpoints, String(slice), String(period));
-    for (let i = 0; i < pks.length; i += CHUNK) await this.redis.unlink(...pks.slice(i, i + CHUNK).map((pk) => this.keys.open(period, pk)));
+    for (let i = 0; i < pks.length; i += CHUNK)
+      await this.redis.unlink(...pks.slice(i, i + CHUNK).map((pk) => this.keys.open(period, pk)));
     await this.redis.unlink(this.keys.openPks(period, slice));
     return points;
   }
 
   /** The slice's totals as of its newest checkpoint before `period` (none for a new slice). */
   private async previousCheckpoint(period: number, slice: number): Promise<PkTotals[]> {
-    const found = await newestCheckpoint(this.redis, this.db, this.layout, this.keys, slice, period - this.layout.bucketMs);
+    const found = await newestCheckpoint(
+      this.redis,
+      this.db,
+      this.layout,
+      this.keys,
+      slice,
+      period - this.layout.bucketMs,
+    );
     return found ? decodeCheckpoint(found.p + this.layout.bucketMs, found.b.buffer).totals : [];
   }
 
@@ -258,7 +297,12 @@ export class PeriodCloser {
  * looking back period by period (after Redis lost its data) as far as the layout's first period.
  */
 export async function newestCheckpoint(
-  redis: Redis, db: Db, layout: StorageLayout, keys: ClusterKeys, slice: number, before: number,
+  redis: Redis,
+  db: Db,
+  layout: StorageLayout,
+  keys: ClusterKeys,
+  slice: number,
+  before: number,
 ): Promise<CheckpointDoc | null> {
   const checkpoints = db.collection<CheckpointDoc>(collectionNames.checkpoints);
   const remembered = await redis.hget(keys.checkpoints, String(slice));

@@ -64,11 +64,16 @@ export function encodeLog(period: number, samples: LogSample[]): Uint8Array {
   let pk = 0;
   let offset = 0;
   for (const s of sorted) {
-    w.varint(s.pk - pk).zigzag(s.at - period - offset).varint(s.f).varint(s.g);
+    w.varint(s.pk - pk)
+      .zigzag(s.at - period - offset)
+      .varint(s.f)
+      .varint(s.g);
     pk = s.pk;
     offset = s.at - period;
   }
-  const named = sorted.flatMap((s, i) => (s.username === undefined ? [] : [[i, new TextEncoder().encode(s.username)] as const]));
+  const named = sorted.flatMap((s, i) =>
+    s.username === undefined ? [] : [[i, new TextEncoder().encode(s.username)] as const],
+  );
   w.varint(named.length);
   for (const [i, name] of named) w.varint(i).varint(name.length).bytes(name);
   return w.finish();
@@ -125,7 +130,8 @@ export function encodeBucket(period: number, intervalMs: number, bucketMs: numbe
   const w = new ByteWriter().byte(VERSION).varint(intervalMs).varint(points.length);
   if (points.length === 0) return w.finish();
   const slots = bucketMs / intervalMs;
-  const onGrid = Number.isInteger(slots) && points.every((p) => (p.at - period) % intervalMs === 0 && p.at - period < bucketMs);
+  const onGrid =
+    Number.isInteger(slots) && points.every((p) => (p.at - period) % intervalMs === 0 && p.at - period < bucketMs);
   if (onGrid) {
     const bitmap = new Uint8Array(Math.ceil(slots / 8));
     for (const p of points) {
@@ -136,10 +142,19 @@ export function encodeBucket(period: number, intervalMs: number, bucketMs: numbe
   } else {
     w.byte(1);
     let offset = 0;
-    for (const p of points) { w.varint(p.at - period - offset); offset = p.at - period; }
+    for (const p of points) {
+      w.varint(p.at - period - offset);
+      offset = p.at - period;
+    }
   }
-  column(w, points.map((p) => p.f));
-  column(w, points.map((p) => p.g));
+  column(
+    w,
+    points.map((p) => p.f),
+  );
+  column(
+    w,
+    points.map((p) => p.g),
+  );
   return w.finish();
 }
 
@@ -159,7 +174,10 @@ export function decodeBucket(period: number, bytes: Uint8Array): Point[] {
     }
   } else if (mode === 1) {
     let offset = 0;
-    for (let i = 0; i < count; i++) { offset += r.varint(); ats.push(period + offset); }
+    for (let i = 0; i < count; i++) {
+      offset += r.varint();
+      ats.push(period + offset);
+    }
   } else {
     throw new CorruptData(`bucket: unknown time mode ${mode}`);
   }
@@ -207,8 +225,13 @@ export function encodeRollup(bucketMs: number, buckets: Array<{ index: number; s
   let lastF = 0;
   let lastG = 0;
   for (const { index: i, s } of sorted) {
-    w.varint(i - index - 1).varint(s.n).zigzag(s.lastF - lastF).zigzag(s.lastG - lastG)
-      .varint(s.lastF - s.min).varint(s.max - s.lastF).varint(s.sum - s.n * s.min);
+    w.varint(i - index - 1)
+      .varint(s.n)
+      .zigzag(s.lastF - lastF)
+      .zigzag(s.lastG - lastG)
+      .varint(s.lastF - s.min)
+      .varint(s.max - s.lastF)
+      .varint(s.sum - s.n * s.min);
     index = i;
     lastF = s.lastF;
     lastG = s.lastG;
@@ -242,16 +265,29 @@ export function decodeRollup(start: number, bytes: Uint8Array): Array<{ at: numb
  * A checkpoint: for every pk of a slice, its totals up to the checkpoint's end, and the summary
  * of the checkpoint's own bucket for the pks that had points in it (the rollup reads those).
  */
-export function encodeCheckpoint(end: number, totals: PkTotals[], summaries: ReadonlyMap<number, BucketSummary>): Uint8Array {
+export function encodeCheckpoint(
+  end: number,
+  totals: PkTotals[],
+  summaries: ReadonlyMap<number, BucketSummary>,
+): Uint8Array {
   const sorted = [...totals].sort((a, b) => a.pk - b.pk);
   const w = new ByteWriter().byte(VERSION).varint(sorted.length);
   const text = new TextEncoder();
   let pk = 0;
   for (const t of sorted) {
     const name = text.encode(t.username);
-    w.varint(t.pk - pk).varint(t.n).varint(t.sum).varint(t.min).varint(t.max).varint(end - t.at)
-      .varint(t.pat < 0 ? 0 : t.at - t.pat + 1).varint(t.f).varint(t.g).varint(t.pat < 0 ? 0 : t.pf)
-      .varint(name.length).bytes(name);
+    w.varint(t.pk - pk)
+      .varint(t.n)
+      .varint(t.sum)
+      .varint(t.min)
+      .varint(t.max)
+      .varint(end - t.at)
+      .varint(t.pat < 0 ? 0 : t.at - t.pat + 1)
+      .varint(t.f)
+      .varint(t.g)
+      .varint(t.pat < 0 ? 0 : t.pf)
+      .varint(name.length)
+      .bytes(name);
     const s = summaries.get(t.pk);
     if (s) w.varint(s.n).varint(s.sum).varint(s.min).varint(s.max).varint(s.lastF).varint(s.lastG);
     else w.varint(0);
@@ -260,7 +296,10 @@ export function encodeCheckpoint(end: number, totals: PkTotals[], summaries: Rea
   return w.finish();
 }
 
-export function decodeCheckpoint(end: number, bytes: Uint8Array): { totals: PkTotals[]; summaries: Map<number, BucketSummary> } {
+export function decodeCheckpoint(
+  end: number,
+  bytes: Uint8Array,
+): { totals: PkTotals[]; summaries: Map<number, BucketSummary> } {
   const r = reader(bytes, 'checkpoint');
   const count = r.varint();
   if (count > bytes.length) throw new CorruptData('checkpoint: count larger than the payload');
@@ -282,7 +321,15 @@ export function decodeCheckpoint(end: number, bytes: Uint8Array): { totals: PkTo
     const username = text.decode(r.bytes(r.varint()));
     totals.push({ pk, n, sum, min, max, at, f, g, pat: back === 0 ? -1 : at - back + 1, pf, username });
     const sn = r.varint();
-    if (sn > 0) summaries.set(pk, { n: sn, sum: r.varint(), min: r.varint(), max: r.varint(), lastF: r.varint(), lastG: r.varint() });
+    if (sn > 0)
+      summaries.set(pk, {
+        n: sn,
+        sum: r.varint(),
+        min: r.varint(),
+        max: r.varint(),
+        lastF: r.varint(),
+        lastG: r.varint(),
+      });
   }
   return { totals, summaries };
 }
@@ -306,7 +353,10 @@ export function addPoint(t: PkTotals, p: Point): void {
   if (p.f < t.min) t.min = p.f;
   if (p.f > t.max) t.max = p.f;
   if (p.at > t.at) {
-    if (t.at >= 0) { t.pat = t.at; t.pf = t.f; }
+    if (t.at >= 0) {
+      t.pat = t.at;
+      t.pf = t.f;
+    }
     t.at = p.at;
     t.f = p.f;
     t.g = p.g;

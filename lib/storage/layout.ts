@@ -121,7 +121,10 @@ export class LayoutMismatch extends Error {}
 export async function loadLayout(db: Db, s: LayoutSettings, now = Date.now()): Promise<StorageLayout> {
   const meta = db.collection<LayoutDoc>(collectionNames.meta);
   const fresh: LayoutDoc = {
-    _id: 'layout', format: 2, bucketMs: s.bucketMs, slices: sliceCount(s.pkMax - s.pkMin + 1),
+    _id: 'layout',
+    format: 2,
+    bucketMs: s.bucketMs,
+    slices: sliceCount(s.pkMax - s.pkMin + 1),
     firstPeriod: Math.floor(now / s.bucketMs) * s.bucketMs,
   };
   try {

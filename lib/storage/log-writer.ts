@@ -94,9 +94,18 @@ export class LogWriter {
     for (const part of batch.parts) {
       if (part.logged) continue;
       const samples: LogSample[] = part.samples.map((s) => ({
-        pk: s.pk, at: s.at, f: s.followerCount, g: s.followingCount, ...(this.named.has(s.pk) ? {} : { username: s.username }),
+        pk: s.pk,
+        at: s.at,
+        f: s.followerCount,
+        g: s.followingCount,
+        ...(this.named.has(s.pk) ? {} : { username: s.username }),
       }));
-      const doc: LogDoc = { _id: batch.token, n: this.nodeId, c: samples.length, b: new Binary(encodeLog(part.period, samples)) };
+      const doc: LogDoc = {
+        _id: batch.token,
+        n: this.nodeId,
+        c: samples.length,
+        b: new Binary(encodeLog(part.period, samples)),
+      };
       try {
         await this.db.collection<LogDoc>(collectionNames.log(part.period)).insertOne(doc);
       } catch (err) {
@@ -113,7 +122,9 @@ export class LogWriter {
     for (const part of batch.parts) {
       if (part.outcome || !part.logged) continue;
       try {
-        const r = await this.totals.applyLog(batch.token, part.period, part.samples, 'live', (pk) => this.layout.slice(pk));
+        const r = await this.totals.applyLog(batch.token, part.period, part.samples, 'live', (pk) =>
+          this.layout.slice(pk),
+        );
         part.outcome = r.kind;
         if (r.kind === 'applied') {
           batch.repeats += r.repeats;
@@ -153,7 +164,10 @@ export class LogWriter {
  * other error is thrown, so the caller retries the whole call. Does not rely on the server carrying
  * on after a write error: what followed the first error is inserted again.
  */
-export async function insertIgnoringDuplicates<T extends { _id: unknown }>(col: Collection<T>, docs: T[]): Promise<number> {
+export async function insertIgnoringDuplicates<T extends { _id: unknown }>(
+  col: Collection<T>,
+  docs: T[],
+): Promise<number> {
   let pending = docs;
   let duplicates = 0;
   while (pending.length > 0) {

@@ -1,8 +1,16 @@
 import { Binary, MongoServerError, type Db } from 'mongodb';
 import type { Logger } from '../ops/log.js';
 import {
-  addPoint, decodeCheckpoint, emptyTotals, encodeBucket, encodeCheckpoint, encodeRollup, summarize,
-  type BucketSummary, type PkTotals, type Point,
+  addPoint,
+  decodeCheckpoint,
+  emptyTotals,
+  encodeBucket,
+  encodeCheckpoint,
+  encodeRollup,
+  summarize,
+  type BucketSummary,
+  type PkTotals,
+  type Point,
 } from './codec.js';
 import type { PayloadDoc } from './slice-writer.js';
 import { insertIgnoringDuplicates } from './log-writer.js';
@@ -53,7 +61,11 @@ const BASE_COLLECTION = 'migration';
  * buckets begin (`convertedFrom`), so reads find them there instead of in `timeline`.
  */
 export async function migrateLegacy(
-  db: Db, layout: StorageLayout, log: Logger, progress: (line: string) => void = () => undefined, basePks = BASE_PKS,
+  db: Db,
+  layout: StorageLayout,
+  log: Logger,
+  progress: (line: string) => void = () => undefined,
+  basePks = BASE_PKS,
 ): Promise<MigrateReport> {
   const meta = db.collection<MigrateProgress>(collectionNames.meta);
   const state = await meta.findOne({ _id: 'migrate' });
@@ -69,10 +81,16 @@ export async function migrateLegacy(
   let bucketCount = 0;
   let pks = 0;
   let base: PkTotals[] = [];
-  let current: {
-    pk: number; totals: PkTotals; period: number; list: Point[]; lastId: string;
-    rollups: Map<number, Array<{ index: number; s: BucketSummary }>>;
-  } | undefined;
+  let current:
+    | {
+        pk: number;
+        totals: PkTotals;
+        period: number;
+        list: Point[];
+        lastId: string;
+        rollups: Map<number, Array<{ index: number; s: BucketSummary }>>;
+      }
+    | undefined;
   const started = performance.now();
 
   const flushDocs = async (): Promise<void> => {
@@ -132,7 +150,14 @@ export async function migrateLegacy(
     oldest = Math.min(oldest, at);
     if (!current || current.pk !== doc.pk) {
       await closePk();
-      current = { pk: doc.pk, totals: emptyTotals(doc.pk), period: layout.period(at), list: [], lastId: doc._id, rollups: new Map() };
+      current = {
+        pk: doc.pk,
+        totals: emptyTotals(doc.pk),
+        period: layout.period(at),
+        list: [],
+        lastId: doc._id,
+        rollups: new Map(),
+      };
     }
     const period = layout.period(at);
     if (period !== current.period) {
@@ -164,15 +189,19 @@ export async function legacyTotals(db: Db, log: Logger): Promise<PkTotals[]> {
   const state = await db.collection<MigrateProgress>(collectionNames.meta).findOne({ _id: 'migrate' });
   if (state?.done) {
     const out: PkTotals[] = [];
-    for await (const doc of db.collection<BaseDoc>(BASE_COLLECTION).find({})) out.push(...decodeCheckpoint(doc.e, doc.b.buffer).totals);
+    for await (const doc of db.collection<BaseDoc>(BASE_COLLECTION).find({}))
+      out.push(...decodeCheckpoint(doc.e, doc.b.buffer).totals);
     return out;
   }
-  const exists = (await db.listCollections({ name: collectionNames.legacyTimeline }, { nameOnly: true }).toArray()).length > 0;
+  const exists =
+    (await db.listCollections({ name: collectionNames.legacyTimeline }, { nameOnly: true }).toArray()).length > 0;
   if (!exists) return [];
-  log.warn('the previous layout\'s timeline is not migrated: the rebuild reads all of it (run influencer-node migrate)');
+  log.warn("the previous layout's timeline is not migrated: the rebuild reads all of it (run influencer-node migrate)");
   const layout = await db.collection<LayoutDoc>(collectionNames.meta).findOne({ _id: 'layout' });
   const totals = new Map<number, PkTotals>();
-  const points = db.collection<LegacyPoint>(collectionNames.legacyTimeline).find({}, { projection: { pk: 1, t: 1, f: 1, g: 1 } });
+  const points = db
+    .collection<LegacyPoint>(collectionNames.legacyTimeline)
+    .find({}, { projection: { pk: 1, t: 1, f: 1, g: 1 } });
   for await (const doc of points) {
     const at = doc.t.getTime();
     if (layout && at >= layout.firstPeriod) continue;

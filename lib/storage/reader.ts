@@ -22,7 +22,12 @@ export class TimelineReader {
   /** where the previous layout's data is: converted to buckets from a period, or still in `timeline` */
   private legacy?: { at: number; where: Promise<{ convertedFrom: number | null; timeline: boolean }> };
 
-  constructor(private readonly redis: Redis, private readonly db: Db, readonly layout: StorageLayout, cluster: string) {
+  constructor(
+    private readonly redis: Redis,
+    private readonly db: Db,
+    readonly layout: StorageLayout,
+    cluster: string,
+  ) {
     this.keys = clusterKeys(cluster);
   }
 
@@ -49,7 +54,8 @@ export class TimelineReader {
     const starts: number[] = [];
     for (let r = this.layout.rollup(from); r < to; r += rollupMs) starts.push(r);
     const rollups = await mapLimit(starts, FINDS_IN_FLIGHT, (r) =>
-      this.db.collection<PayloadDoc>(collectionNames.rollups(r)).findOne({ _id: docIds.rollup(pk, r) }));
+      this.db.collection<PayloadDoc>(collectionNames.rollups(r)).findOne({ _id: docIds.rollup(pk, r) }),
+    );
     const out: Array<{ at: number; s: BucketSummary }> = [];
     const missing: number[] = [];
     starts.forEach((r, i) => {
@@ -82,7 +88,9 @@ export class TimelineReader {
       const [err, open] = replies[i] ?? [null, null];
       if (err) throw err;
       if (open) return decodeOpen(p, open as Buffer);
-      const doc = await this.db.collection<PayloadDoc>(collectionNames.buckets(p)).findOne({ _id: docIds.bucket(pk, p) });
+      const doc = await this.db
+        .collection<PayloadDoc>(collectionNames.buckets(p))
+        .findOne({ _id: docIds.bucket(pk, p) });
       return doc ? decodeBucket(p, doc.b.buffer) : [];
     });
   }
@@ -95,7 +103,9 @@ export class TimelineReader {
         this.db.collection<LayoutDoc>(collectionNames.meta).findOne({ _id: 'layout' }),
         this.db.listCollections({ name: collectionNames.legacyTimeline }, { nameOnly: true }).toArray(),
       ]).then(([doc, found]) => ({ convertedFrom: doc?.convertedFrom ?? null, timeline: found.length > 0 }));
-      where.catch(() => { this.legacy = undefined; });
+      where.catch(() => {
+        this.legacy = undefined;
+      });
       this.legacy = { at: now, where };
     }
     return this.legacy.where;
@@ -103,14 +113,21 @@ export class TimelineReader {
 
   private async legacyPoints(pk: number, from: number, to: number): Promise<Point[]> {
     const id = (t: number): string => `${String(pk).padStart(10, '0')}:${String(Math.max(0, t)).padStart(13, '0')}`;
-    const docs = await this.db.collection<LegacyPoint>(collectionNames.legacyTimeline)
-      .find({ _id: { $gte: id(from), $lt: id(to) } }, { projection: { t: 1, f: 1, g: 1 } }).sort({ _id: 1 }).toArray();
+    const docs = await this.db
+      .collection<LegacyPoint>(collectionNames.legacyTimeline)
+      .find({ _id: { $gte: id(from), $lt: id(to) } }, { projection: { t: 1, f: 1, g: 1 } })
+      .sort({ _id: 1 })
+      .toArray();
     return docs.map((d) => ({ at: d.t.getTime(), f: d.f, g: d.g }));
   }
 }
 
 /** `fn` over `items` with at most `limit` calls pending, results in the order of `items`. */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {

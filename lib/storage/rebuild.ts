@@ -18,7 +18,16 @@ const MERGE_BATCH = 500;
 /** Keys of the totals and open buffers (not membership, locks or the rebuild's own progress). */
 function isDataKey(keys: ClusterKeys, cluster: string, key: string): boolean {
   const rest = key.slice(cluster.length + 1);
-  const single = [keys.rank, keys.growth, keys.stats, keys.since, keys.closing, keys.closed, keys.checkpoints, keys.builtOn];
+  const single = [
+    keys.rank,
+    keys.growth,
+    keys.stats,
+    keys.since,
+    keys.closing,
+    keys.closed,
+    keys.checkpoints,
+    keys.builtOn,
+  ];
   if (single.includes(key)) return true;
   return /^(inf|open|pks|applied|rebuilt|closed|reconciled):/.test(rest);
 }
@@ -47,7 +56,10 @@ export class TotalsRebuilder {
   private readonly job: PeriodicJob;
   private abort?: AbortController;
 
-  constructor(private readonly d: StorageJobDeps, private readonly opts: RebuilderOptions) {
+  constructor(
+    private readonly d: StorageJobDeps,
+    private readonly opts: RebuilderOptions,
+  ) {
     this.keys = clusterKeys(d.cluster);
     this.now = opts.now ?? Date.now;
     this.job = new PeriodicJob(() => this.runOnce(), d.log, 'totals rebuild check failed; retrying');
@@ -124,7 +136,8 @@ export class TotalsRebuilder {
         return 'ready';
       }
       const T = (Math.floor(this.now() / this.d.layout.intervalMs) + 2) * this.d.layout.intervalMs;
-      await redis.multi()
+      await redis
+        .multi()
         .hset(this.keys.rebuild, 'T', String(T), 'owner', owner)
         .set(this.keys.since, String(T))
         .set(this.keys.builtOn, runId)
@@ -163,7 +176,9 @@ export class TotalsRebuilder {
 
   private async anythingStored(): Promise<boolean> {
     const names = (await this.d.db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name);
-    return names.some((n) => n.startsWith('log_') || n === collectionNames.checkpoints || n === collectionNames.legacyTimeline);
+    return names.some(
+      (n) => n.startsWith('log_') || n === collectionNames.checkpoints || n === collectionNames.legacyTimeline,
+    );
   }
 
   /** Until T plus the grace has passed and every live member has logged its samples before T. */
@@ -204,9 +219,29 @@ export class TotalsRebuilder {
         const t = totals.get(pk)!;
         const flag = answers.get(pk);
         const suspicious = flag ? (flag.suspicious ? '1' : '0') : '0';
-        args.push(pk, t.n, t.sum, t.min, t.max, t.at, t.f, t.g, t.pat, t.pat < 0 ? 0 : t.pf, t.username, suspicious, flag ? flag.at : -1);
+        args.push(
+          pk,
+          t.n,
+          t.sum,
+          t.min,
+          t.max,
+          t.at,
+          t.f,
+          t.g,
+          t.pat,
+          t.pat < 0 ? 0 : t.pf,
+          t.username,
+          suspicious,
+          flag ? flag.at : -1,
+        );
       }
-      const keys = [this.keys.rank, this.keys.stats, this.keys.rebuild, this.keys.growth, ...chunk.map((pk) => this.keys.influencer(pk))];
+      const keys = [
+        this.keys.rank,
+        this.keys.stats,
+        this.keys.rebuild,
+        this.keys.growth,
+        ...chunk.map((pk) => this.keys.influencer(pk)),
+      ];
       const r = await mergeTotals(this.d.redis, keys, [String(T), owner, ...args]);
       if (r === -1) throw new Error('another totals rebuild took over');
       merged += chunk.length;
@@ -249,7 +284,8 @@ export class TotalsRebuilder {
           addPoint(t, s);
         }
       }
-      for (let i = 0; i < tokens.length; i += 10_000) await redis.sadd(this.keys.rebuilt(period), ...tokens.slice(i, i + 10_000));
+      for (let i = 0; i < tokens.length; i += 10_000)
+        await redis.sadd(this.keys.rebuilt(period), ...tokens.slice(i, i + 10_000));
       if (tokens.length > 0) await redis.expire(this.keys.rebuilt(period), 7 * 86_400);
     }
     return totals;
@@ -280,7 +316,10 @@ class IntervalSet {
   private readonly offGrid = new Set<string>();
   private readonly slots: number;
 
-  constructor(private readonly period: number, private readonly layout: StorageLayout) {
+  constructor(
+    private readonly period: number,
+    private readonly layout: StorageLayout,
+  ) {
     this.slots = layout.bucketMs / layout.intervalMs;
   }
 
@@ -305,9 +344,16 @@ class IntervalSet {
 /** Totals of older points merged under newer ones: counts add, latest and previous come from the newer. */
 export function mergeOlder(older: PkTotals, newer: PkTotals): PkTotals {
   const out = {
-    ...newer, n: older.n + newer.n, sum: older.sum + newer.sum, min: Math.min(older.min, newer.min), max: Math.max(older.max, newer.max),
+    ...newer,
+    n: older.n + newer.n,
+    sum: older.sum + newer.sum,
+    min: Math.min(older.min, newer.min),
+    max: Math.max(older.max, newer.max),
   };
-  if (newer.pat < 0 && older.at < newer.at) { out.pat = older.at; out.pf = older.f; }
+  if (newer.pat < 0 && older.at < newer.at) {
+    out.pat = older.at;
+    out.pf = older.f;
+  }
   if (!out.username) out.username = older.username;
   return out;
 }

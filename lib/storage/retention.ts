@@ -99,7 +99,8 @@ export class RetentionJob {
       return period <= closed && period + this.layout.bucketMs + s.logRetentionHours * 3_600_000 < now;
     }
     m = /^buckets_(\d{4})(\d{2})(\d{2})$/.exec(name);
-    if (m) return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) + DAY_MS + s.timelineRetentionDays * DAY_MS < now;
+    if (m)
+      return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) + DAY_MS + s.timelineRetentionDays * DAY_MS < now;
     m = /^rollups_(\d{4})(\d{2})$/.exec(name);
     if (m) return Date.UTC(Number(m[1]), Number(m[2]), 1) + s.rollupRetentionDays * DAY_MS < now;
     return false;
@@ -119,7 +120,8 @@ export class RetentionJob {
     const checkpoints = this.db.collection<{ _id: string }>(collectionNames.checkpoints);
     let deleted = 0;
     for (; from < keepFrom; from += bucketMs) {
-      for (let s = 0; s < slices; s++) deleted += (await checkpoints.deleteOne({ _id: docIds.checkpoint(from, s) })).deletedCount;
+      for (let s = 0; s < slices; s++)
+        deleted += (await checkpoints.deleteOne({ _id: docIds.checkpoint(from, s) })).deletedCount;
     }
     await meta.updateOne({ _id: 'retention' }, { $set: { checkpointsBefore: keepFrom } }, { upsert: true });
     return deleted;

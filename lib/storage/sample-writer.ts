@@ -80,10 +80,21 @@ export class SampleWriter extends EventEmitter<{ batch: [StoredBatch] }> {
   private readonly mongoState: StateLog;
   private readonly totalsState: StateLog;
   readonly counters: WriterCounters = {
-    stored: 0, duplicates: 0, late: 0, deferred: 0, dropped: 0, batches: 0, failedFlushes: 0, lastBatchMs: 0,
+    stored: 0,
+    duplicates: 0,
+    late: 0,
+    deferred: 0,
+    dropped: 0,
+    batches: 0,
+    failedFlushes: 0,
+    lastBatchMs: 0,
   };
 
-  constructor(private readonly writer: LogWriter, private readonly opts: SampleWriterOptions, private readonly log: Logger) {
+  constructor(
+    private readonly writer: LogWriter,
+    private readonly opts: SampleWriterOptions,
+    private readonly log: Logger,
+  ) {
     super();
     this.concurrency = Math.max(1, opts.writeConcurrency ?? 1);
     this.now = opts.now ?? Date.now;
@@ -119,7 +130,10 @@ export class SampleWriter extends EventEmitter<{ batch: [StoredBatch] }> {
     const over = this.length - this.opts.bufferMaxSamples;
     if (over > 0) this.drop(over);
     if (this.queue.length - this.head >= this.opts.flushMaxSamples) {
-      this.soon ??= setImmediate(() => { this.soon = undefined; this.pump(false); });
+      this.soon ??= setImmediate(() => {
+        this.soon = undefined;
+        this.pump(false);
+      });
     } else {
       this.startAgeTimer();
     }
@@ -176,7 +190,10 @@ export class SampleWriter extends EventEmitter<{ batch: [StoredBatch] }> {
   /** Buffered samples are written at the latest `flushMaxAgeMs` from now, even as a partial batch. */
   private startAgeTimer(): void {
     if (this.ageTimer || this.closed) return;
-    this.ageTimer = setTimeout(() => { this.ageTimer = undefined; this.pump(true); }, this.opts.flushMaxAgeMs);
+    this.ageTimer = setTimeout(() => {
+      this.ageTimer = undefined;
+      this.pump(true);
+    }, this.opts.flushMaxAgeMs);
   }
 
   /** Starts batches while fewer than `writeConcurrency` are being logged: full ones, and a partial one if `partial`. */

@@ -1,5 +1,13 @@
 import { Binary, MongoServerError, type Db } from 'mongodb';
-import { encodeBucket, encodeCheckpoint, encodeRollup, decodeCheckpoint, type BucketSummary, type PkTotals, type Point } from './codec.js';
+import {
+  encodeBucket,
+  encodeCheckpoint,
+  encodeRollup,
+  decodeCheckpoint,
+  type BucketSummary,
+  type PkTotals,
+  type Point,
+} from './codec.js';
 import { insertIgnoringDuplicates } from './log-writer.js';
 import { collectionNames, docIds, type StorageLayout } from './layout.js';
 
@@ -30,25 +38,36 @@ export interface CheckpointDoc extends PayloadDoc {
  * storage benchmark from generated points.
  */
 export class SliceWriter {
-  constructor(private readonly db: Db, private readonly layout: StorageLayout) {}
+  constructor(
+    private readonly db: Db,
+    private readonly layout: StorageLayout,
+  ) {}
 
   /** One bucket per pk with points in the period. */
   async buckets(period: number, lists: Array<[number, Point[]]>): Promise<void> {
     const { intervalMs, bucketMs } = this.layout;
     const col = this.db.collection<PayloadDoc>(collectionNames.buckets(period));
     for (let i = 0; i < lists.length; i += CHUNK) {
-      const docs = lists.slice(i, i + CHUNK)
-        .map(([pk, list]) => ({ _id: docIds.bucket(pk, period), b: new Binary(encodeBucket(period, intervalMs, bucketMs, list)) }));
+      const docs = lists.slice(i, i + CHUNK).map(([pk, list]) => ({
+        _id: docIds.bucket(pk, period),
+        b: new Binary(encodeBucket(period, intervalMs, bucketMs, list)),
+      }));
       if (docs.length > 0) await insertIgnoringDuplicates(col, docs);
     }
   }
 
   /** The slice's totals as of the period's end, with the summaries of its bucket. */
   async checkpoint(
-    period: number, slice: number, totals: ReadonlyMap<number, PkTotals>, summaries: ReadonlyMap<number, BucketSummary>,
+    period: number,
+    slice: number,
+    totals: ReadonlyMap<number, PkTotals>,
+    summaries: ReadonlyMap<number, BucketSummary>,
   ): Promise<void> {
     const doc: CheckpointDoc = {
-      _id: docIds.checkpoint(period, slice), p: period, s: slice, c: totals.size,
+      _id: docIds.checkpoint(period, slice),
+      p: period,
+      s: slice,
+      c: totals.size,
       b: new Binary(encodeCheckpoint(period + this.layout.bucketMs, [...totals.values()], summaries)),
     };
     try {
@@ -75,8 +94,10 @@ export class SliceWriter {
       for (const [pk, s] of decodeCheckpoint(p + bucketMs, doc.b.buffer).summaries) add(pk, (p - start) / bucketMs, s);
     }
     for (const [pk, s] of last) add(pk, (lastPeriod - start) / bucketMs, s);
-    const docs: PayloadDoc[] = [...byPk]
-      .map(([pk, list]) => ({ _id: docIds.rollup(pk, start), b: new Binary(encodeRollup(bucketMs, list)) }));
+    const docs: PayloadDoc[] = [...byPk].map(([pk, list]) => ({
+      _id: docIds.rollup(pk, start),
+      b: new Binary(encodeRollup(bucketMs, list)),
+    }));
     const col = this.db.collection<PayloadDoc>(collectionNames.rollups(start));
     for (let i = 0; i < docs.length; i += CHUNK) await insertIgnoringDuplicates(col, docs.slice(i, i + CHUNK));
   }

@@ -52,7 +52,12 @@ export function collections(db: Db): {
 /** The check periods with a collection of answers, newest first. */
 export async function answerPeriods(db: Db): Promise<number[]> {
   const names = (await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name);
-  return names.flatMap((n) => { const m = ANSWERS.exec(n); return m ? [Number(m[1])] : []; }).sort((a, b) => b - a);
+  return names
+    .flatMap((n) => {
+      const m = ANSWERS.exec(n);
+      return m ? [Number(m[1])] : [];
+    })
+    .sort((a, b) => b - a);
 }
 
 /** A daily answer's `_id`: the pk and the start of its check period, zero-padded so ids sort by pk then time. */

@@ -20,7 +20,11 @@ export async function redisIdentity(redis: Redis): Promise<string> {
 /** Ready, and on the Redis they were built on, with no key evicted since: what closing a period needs. */
 export async function totalsTrusted(redis: Redis, cluster: string): Promise<boolean> {
   const keys = clusterKeys(cluster);
-  const [state, built, identity] = await Promise.all([totalsState(redis, cluster), redis.get(keys.builtOn), redisIdentity(redis)]);
+  const [state, built, identity] = await Promise.all([
+    totalsState(redis, cluster),
+    redis.get(keys.builtOn),
+    redisIdentity(redis),
+  ]);
   return state === 'ready' && built === identity;
 }
 

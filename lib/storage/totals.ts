@@ -6,7 +6,9 @@ import { clusterKeys, INFLUENCER_FIELDS } from '../shared/keys.js';
 
 /** The running totals are missing (Redis lost them) and no rebuild has set their cutoff yet. */
 export class TotalsNotReady extends Error {
-  constructor() { super('running totals are missing in Redis until a rebuild starts; the batch waits'); }
+  constructor() {
+    super('running totals are missing in Redis until a rebuild starts; the batch waits');
+  }
 }
 
 export interface InfluencerTotals {
@@ -69,7 +71,10 @@ export interface TotalsSample {
 export class Totals {
   private readonly keys: ReturnType<typeof clusterKeys>;
 
-  constructor(private readonly redis: Redis, cluster: string) {
+  constructor(
+    private readonly redis: Redis,
+    cluster: string,
+  ) {
     this.keys = clusterKeys(cluster);
   }
 
@@ -79,7 +84,11 @@ export class Totals {
    * from the period's close. Throws TotalsNotReady while the totals wait for a rebuild.
    */
   async applyLog(
-    token: string, period: number, samples: TotalsSample[], mode: 'live' | 'reconcile', slice: (pk: number) => number,
+    token: string,
+    period: number,
+    samples: TotalsSample[],
+    mode: 'live' | 'reconcile',
+    slice: (pk: number) => number,
   ): Promise<ApplyOutcome> {
     if (samples.length === 0) return { kind: 'applied', repeats: 0, fresh: [] };
     const k = this.keys;
@@ -134,14 +143,23 @@ export class Totals {
 
   /** The first `limit` pks by descending score, with their latest counts: one ZREVRANGE and one pipelined HMGET per pk. */
   async top(order: TopOrder, limit: number): Promise<TopEntry[]> {
-    const flat = await this.redis.zrevrange(order === 'growth' ? this.keys.growth : this.keys.rank, 0, limit - 1, 'WITHSCORES');
+    const flat = await this.redis.zrevrange(
+      order === 'growth' ? this.keys.growth : this.keys.rank,
+      0,
+      limit - 1,
+      'WITHSCORES',
+    );
     const pks: number[] = [];
     const scores: number[] = [];
-    for (let i = 0; i < flat.length; i += 2) { pks.push(Number(flat[i])); scores.push(Number(flat[i + 1])); }
+    for (let i = 0; i < flat.length; i += 2) {
+      pks.push(Number(flat[i]));
+      scores.push(Number(flat[i + 1]));
+    }
     if (pks.length === 0) return [];
     const pipeline = this.redis.pipeline();
     const F = INFLUENCER_FIELDS;
-    for (const pk of pks) pipeline.hmget(this.keys.influencer(pk), F.username, F.followerCount, F.followingCount, F.previousFollowerCount);
+    for (const pk of pks)
+      pipeline.hmget(this.keys.influencer(pk), F.username, F.followerCount, F.followingCount, F.previousFollowerCount);
     const rows = (await pipeline.exec()) ?? [];
     return pks.map((pk, i) => {
       const [err, values] = rows[i] ?? [null, []];
@@ -169,7 +187,13 @@ export class Totals {
 
   /** Tracked influencers and the average of their latest follower counts. */
   async summary(): Promise<{ influencers: number; averageFollowers: number | null }> {
-    const [count, total] = await Promise.all([this.redis.zcard(this.keys.rank), this.redis.hget(this.keys.stats, 'total')]);
-    return { influencers: count, averageFollowers: count > 0 ? Math.round((Number(total ?? 0) / count) * 100) / 100 : null };
+    const [count, total] = await Promise.all([
+      this.redis.zcard(this.keys.rank),
+      this.redis.hget(this.keys.stats, 'total'),
+    ]);
+    return {
+      influencers: count,
+      averageFollowers: count > 0 ? Math.round((Number(total ?? 0) / count) * 100) / 100 : null,
+    };
   }
 }

@@ -42,7 +42,14 @@ export interface TestCluster {
 
 export async function startCluster(t: Owner, opts: ClusterOptions): Promise<TestCluster> {
   const svc = await services(t, { redisUrl: opts.redisUrl, mongoUrl: opts.mongoUrl });
-  const mock = await startMock({ port: 0, pkMin: PK_MIN, count: opts.pks, seed: 42, suspiciousDelayScale: 0, ...opts.mock });
+  const mock = await startMock({
+    port: 0,
+    pkMin: PK_MIN,
+    count: opts.pks,
+    seed: 42,
+    suspiciousDelayScale: 0,
+    ...opts.mock,
+  });
   const env: Record<string, string> = {
     REDIS_URL: svc.redisUrl,
     MONGO_URL: svc.mongoUrl,
@@ -58,7 +65,7 @@ export async function startCluster(t: Owner, opts: ClusterOptions): Promise<Test
     BUCKET_MS: String(10 * opts.intervalMs),
     REQUEST_TIMEOUT_MS: '1000',
     CONCURRENCY: '64',
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     ...opts.extraEnv,
   };
   const redis = new Redis(svc.redisUrl);
@@ -137,7 +144,13 @@ export interface StoreCheck {
  * for the intervals in [from, to), that each pk has one, and for every pk that the running totals
  * (samples, followerSum, min, max) equal its points.
  */
-export async function checkStore(c: TestCluster, pks: number[], intervalMs: number, from: number, to: number): Promise<StoreCheck> {
+export async function checkStore(
+  c: TestCluster,
+  pks: number[],
+  intervalMs: number,
+  from: number,
+  to: number,
+): Promise<StoreCheck> {
   const config = c.config('checker');
   const reader = new TimelineReader(c.redis, c.db, await loadLayout(c.db, config), c.svc.cluster);
   const byPk = new Map<number, Map<number, number>>();
@@ -170,10 +183,20 @@ export async function checkStore(c: TestCluster, pks: number[], intervalMs: numb
     const tot = await c.totals.read(pk);
     const values = [...m.values()];
     const sum = values.reduce((a, b) => a + b, 0);
-    if (!tot || tot.samples !== values.length || tot.followerSum !== sum || tot.followerMin !== Math.min(...values) || tot.followerMax !== Math.max(...values)) {
+    if (
+      !tot ||
+      tot.samples !== values.length ||
+      tot.followerSum !== sum ||
+      tot.followerMin !== Math.min(...values) ||
+      tot.followerMax !== Math.max(...values)
+    ) {
       const ats = [...m.keys()].sort((a, b) => a - b);
-      const side = tot ? `totals n ${tot.samples} sum ${tot.followerSum} min ${tot.followerMin} max ${tot.followerMax} latest ${tot.latestAt}` : 'no totals';
-      totalsMismatch.push(`pk ${pk}: ${side}; points n ${values.length} sum ${sum} min ${Math.min(...values)} max ${Math.max(...values)} at ${ats[0]}..${ats.at(-1)}`);
+      const side = tot
+        ? `totals n ${tot.samples} sum ${tot.followerSum} min ${tot.followerMin} max ${tot.followerMax} latest ${tot.latestAt}`
+        : 'no totals';
+      totalsMismatch.push(
+        `pk ${pk}: ${side}; points n ${values.length} sum ${sum} min ${Math.min(...values)} max ${Math.max(...values)} at ${ats[0]}..${ats.at(-1)}`,
+      );
     }
   }
   return { gaps, gapsPerPk, points: count, totalsMismatch, malformed, duplicates };

@@ -2,13 +2,39 @@
 // tools the setup code and scripts/build-ferretdb.sh call, plus stand-ins for the installers
 // (apt-get, go) that record their calls and "install" by linking the real servers of this machine.
 // Nothing else is faked: what they install is the real redis-server and FerretDB.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findFerret, findRedis } from '../../lib/ops/embedded/binaries.js';
 import type { Owner } from './servers.js';
 
-const TOOLS = ['bash', 'sh', 'cat', 'cp', 'chmod', 'dirname', 'grep', 'head', 'ln', 'mkdir', 'mktemp', 'mv', 'rm', 'sed', 'sleep', 'env'];
+const TOOLS = [
+  'bash',
+  'sh',
+  'cat',
+  'cp',
+  'chmod',
+  'dirname',
+  'grep',
+  'head',
+  'ln',
+  'mkdir',
+  'mktemp',
+  'mv',
+  'rm',
+  'sed',
+  'sleep',
+  'env',
+];
 
 export interface SandboxOptions {
   /** apt-get that "installs" redis-server by linking the real one into the sandbox's PATH */
@@ -49,26 +75,33 @@ export async function sandbox(t: Owner, o: SandboxOptions = {}): Promise<Sandbox
     writeFileSync(join(bin, name), `#!/bin/bash\necho "${name} $*" >> ${callLog}\n${body}\n`, { mode: 0o755 });
   };
   if (o.apt) {
-    script('apt-get', `case "$1" in
+    script(
+      'apt-get',
+      `case "$1" in
   update) echo "Reading package lists... Done" ;;
   install) ln -sf ${redis} ${bin}/redis-server; echo "Setting up redis-server" ;;
-esac`);
+esac`,
+    );
   }
   if (o.go) {
     const src = join(root, 'go-mod', 'ferretdb');
     // the line of the module that the build script fixes (lookups by _id through the _id index)
     const metadata = join(src, 'internal', 'backends', 'sqlite', 'metadata');
     mkdirSync(metadata, { recursive: true });
-    writeFileSync(join(metadata, 'metadata.go'), "\tIDColumn = DefaultColumn + \"->'$._id'\"\n");
-    const build = o.go === 'fails'
-      ? 'echo "# github.com/FerretDB/FerretDB/internal/handler"; echo "internal/handler/msg_find.go:42:7: undefined: sqlite.Open" >&2; exit 1'
-      : `while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done; ln -sf ${ferret} "$out"`;
-    script('go', `case "$1" in
+    writeFileSync(join(metadata, 'metadata.go'), '\tIDColumn = DefaultColumn + "->\'$._id\'"\n');
+    const build =
+      o.go === 'fails'
+        ? 'echo "# github.com/FerretDB/FerretDB/internal/handler"; echo "internal/handler/msg_find.go:42:7: undefined: sqlite.Open" >&2; exit 1'
+        : `while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done; ln -sf ${ferret} "$out"`;
+    script(
+      'go',
+      `case "$1" in
   env) echo go1.26.8 ;;
   mod) mkdir -p ${src}/build/version
     printf '{\\n\\t"Dir": "%s",\\n}\\n' ${src} ;;
   build) sleep ${o.buildSeconds ?? 0}; ${build} ;;
-esac`);
+esac`,
+    );
   }
   const cache = join(root, 'cache');
   return {

@@ -58,13 +58,19 @@ export async function services(t: Owner, given: { redisUrl?: string; mongoUrl?: 
 }
 
 /** `services(t)` with clients connected by the product's own connection code, closed when `t` ends. */
-export async function connected(t: Owner, name: string): Promise<Services & { redis: Redis; mongo: MongoClient; db: Db }> {
+export async function connected(
+  t: Owner,
+  name: string,
+): Promise<Services & { redis: Redis; mongo: MongoClient; db: Db }> {
   const svc = await services(t);
   const log = createLogger('silent');
   const redis = createRedis(svc.redisUrl, log, name);
   await connectRedis(redis, svc.redisUrl, log);
   const mongo = createMongo(svc.mongoUrl);
-  t.teardown(async () => { redis.disconnect(); await mongo.close(); });
+  t.teardown(async () => {
+    redis.disconnect();
+    await mongo.close();
+  });
   const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
   return { ...svc, redis, mongo, db };
 }
@@ -76,7 +82,9 @@ function registerTeardown(t: Owner): void {
   // the root test ends after every subtest of the file
   let root = t;
   while (root.parent) root = root.parent as Owner;
-  root.teardown(async () => { await Promise.all(started.map((s) => s.stop())); });
+  root.teardown(async () => {
+    await Promise.all(started.map((s) => s.stop()));
+  });
 }
 
 export { freePort };
@@ -86,9 +94,17 @@ const binaries = new Map<'redis' | 'ferret', Promise<Binary>>();
 /** redis-server or FerretDB, found or installed once per process (under tap, the `before` script installed them). */
 function binary(name: 'redis' | 'ferret'): Promise<Binary> {
   // under tap the lines naming the binaries would only clutter a test's output
-  const write = process.env.TAP ? () => undefined : (text: string) => { process.stderr.write(text); };
+  const write = process.env.TAP
+    ? () => undefined
+    : (text: string) => {
+        process.stderr.write(text);
+      };
   const wanted = { redis: name === 'redis', ferret: name === 'ferret' };
-  if (!binaries.has(name)) binaries.set(name, ensureServers(write, process.env, wanted).then((s) => s[name]!));
+  if (!binaries.has(name))
+    binaries.set(
+      name,
+      ensureServers(write, process.env, wanted).then((s) => s[name]!),
+    );
   return binaries.get(name)!;
 }
 

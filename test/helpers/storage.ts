@@ -54,7 +54,11 @@ export async function storageKit(t: Owner, o: KitOptions = {}): Promise<StorageK
   const bucketMs = o.bucketMs ?? HOUR;
   const clock = { now: o.start ?? 1_764_576_000_000 };
   const now = (): number => clock.now;
-  const layout = await loadLayout(db, { intervalMs, bucketMs, pkMin: o.pkMin ?? 1_000_000, pkMax: o.pkMax ?? 1_000_999 }, clock.now);
+  const layout = await loadLayout(
+    db,
+    { intervalMs, bucketMs, pkMin: o.pkMin ?? 1_000_000, pkMax: o.pkMax ?? 1_000_999 },
+    clock.now,
+  );
   const totals = new Totals(redis, cluster);
   const lock = new ClusterLock(redis, cluster, log);
   const rebuilder = new TotalsRebuilder({ redis, db, lock, layout, cluster, log }, { graceMs: 0, now });
@@ -63,7 +67,16 @@ export async function storageKit(t: Owner, o: KitOptions = {}): Promise<StorageK
   const closer = new PeriodCloser({ redis, db, totals, lock, layout, cluster, log }, { graceMs: 0, now });
   const reader = new TimelineReader(redis, db, layout, cluster);
   return {
-    redis, db, cluster, layout, totals, writer, closer, rebuilder, reader, clock,
+    redis,
+    db,
+    cluster,
+    layout,
+    totals,
+    writer,
+    closer,
+    rebuilder,
+    reader,
+    clock,
     async store(samples, w = writer) {
       const batch = w.batch(samples);
       await w.log(batch);
@@ -77,7 +90,12 @@ export async function storageKit(t: Owner, o: KitOptions = {}): Promise<StorageK
 }
 
 /** Logs, applies and registers samples as a node does, one batch per call. */
-export function sampleStore(db: Db, totals: Totals, layout: StorageLayout, nodeId = 'test-node'): (samples: Sample[]) => Promise<PendingBatch> {
+export function sampleStore(
+  db: Db,
+  totals: Totals,
+  layout: StorageLayout,
+  nodeId = 'test-node',
+): (samples: Sample[]) => Promise<PendingBatch> {
   const writer = new LogWriter(db, totals, layout, nodeId);
   return async (samples) => {
     const batch = writer.batch(samples);
@@ -90,16 +108,27 @@ export function sampleStore(db: Db, totals: Totals, layout: StorageLayout, nodeI
 
 /** The totals of a new cluster, started at 0 as its first node does. */
 export async function startTotals(redis: Redis, db: Db, layout: StorageLayout, cluster: string): Promise<void> {
-  const rebuilder = new TotalsRebuilder({ redis, db, lock: new ClusterLock(redis, cluster, log), layout, cluster, log }, { graceMs: 0 });
-  if ((await rebuilder.runOnce()) !== 'ready') throw new Error('a new cluster\'s totals should start at 0');
+  const rebuilder = new TotalsRebuilder(
+    { redis, db, lock: new ClusterLock(redis, cluster, log), layout, cluster, log },
+    { graceMs: 0 },
+  );
+  if ((await rebuilder.runOnce()) !== 'ready') throw new Error("a new cluster's totals should start at 0");
 }
 
 /** Runs a rebuild, moving `clock` past its cutoff once it has chosen one (no wait for real time). */
-export async function rebuildNow(rebuilder: TotalsRebuilder, redis: Redis, cluster: string, clock: { now: number }): Promise<string> {
+export async function rebuildNow(
+  rebuilder: TotalsRebuilder,
+  redis: Redis,
+  cluster: string,
+  clock: { now: number },
+): Promise<string> {
   const run = rebuilder.runOnce();
   for (let i = 0; i < 200; i++) {
     const T = await redis.hget(clusterKeys(cluster).rebuild, 'T');
-    if (T !== null) { clock.now = Number(T) + 1; break; }
+    if (T !== null) {
+      clock.now = Number(T) + 1;
+      break;
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
   return run;

@@ -6,7 +6,11 @@ import { SETTINGS, type Config, type SettingName } from '../../ops/config.js';
 import type { Logger } from '../../ops/log.js';
 import { PACKAGE_ROOT } from '../../ops/version.js';
 
-export interface DemoNode { id: string; child: ChildProcess; exited: Promise<number | null> }
+export interface DemoNode {
+  id: string;
+  child: ChildProcess;
+  exited: Promise<number | null>;
+}
 
 /** One `influencer-node start` child with this demo's settings; its warnings are forwarded, prefixed with its id. */
 export function spawnNode(id: string, index: number, config: Config, mockUrl: string, log: Logger): DemoNode {
@@ -27,7 +31,10 @@ export function spawnNode(id: string, index: number, config: Config, mockUrl: st
   });
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code, sig) => resolve(code ?? (sig ? 128 : null)));
-    child.once('error', (err) => { log.error({ node: id, err: err.message }, 'could not start node'); resolve(1); });
+    child.once('error', (err) => {
+      log.error({ node: id, err: err.message }, 'could not start node');
+      resolve(1);
+    });
   });
   return { id, child, exited };
 }
@@ -38,13 +45,15 @@ function running(n: DemoNode): boolean {
 
 /** SIGTERM to every node still running (they hand over and flush), SIGKILL to any past `deadlineMs`; their exit codes. */
 export function stopNodes(nodes: readonly DemoNode[], deadlineMs: number): Promise<Array<number | null>> {
-  return Promise.all(nodes.map(async (n) => {
-    if (running(n)) n.child.kill('SIGTERM');
-    const timer = setTimeout(() => n.child.kill('SIGKILL'), deadlineMs);
-    const code = await n.exited;
-    clearTimeout(timer);
-    return code;
-  }));
+  return Promise.all(
+    nodes.map(async (n) => {
+      if (running(n)) n.child.kill('SIGTERM');
+      const timer = setTimeout(() => n.child.kill('SIGKILL'), deadlineMs);
+      const code = await n.exited;
+      clearTimeout(timer);
+      return code;
+    }),
+  );
 }
 
 /** SIGKILL to every node still running: a second Ctrl-C takes them along rather than orphan them. */

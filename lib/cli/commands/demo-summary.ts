@@ -34,14 +34,19 @@ export function summaryLine(s: ClusterStatus, expectedNodes: number, pks: number
   const active = s.members.filter((m) => m.readable && m.state === 'active');
   const sum = (key: string): number => active.reduce((a, m) => a + (Number(m.stats?.[key]) || 0), 0);
   const samples = sum('samplesLastInterval');
-  const weighted = active.reduce((a, m) => {
-    const pct = m.stats?.onTimePct;
-    const n = Number(m.stats?.samplesLastInterval) || 0;
-    return typeof pct === 'number' ? { pct: a.pct + pct * n, n: a.n + n } : a;
-  }, { pct: 0, n: 0 });
+  const weighted = active.reduce(
+    (a, m) => {
+      const pct = m.stats?.onTimePct;
+      const n = Number(m.stats?.samplesLastInterval) || 0;
+      return typeof pct === 'number' ? { pct: a.pct + pct * n, n: a.n + n } : a;
+    },
+    { pct: 0, n: 0 },
+  );
   const onTime = weighted.n > 0 ? `${(weighted.pct / weighted.n).toFixed(1)}%` : '-';
-  return `${clock()}  members ${active.length}/${expectedNodes} active  owned ${sum('owned')}/${pks}  samples/interval ${samples}`
-    + `  on-time ${onTime}  missed ${sum('missed')}  queue ${sum('writeQueue')}`;
+  return (
+    `${clock()}  members ${active.length}/${expectedNodes} active  owned ${sum('owned')}/${pks}  samples/interval ${samples}` +
+    `  on-time ${onTime}  missed ${sum('missed')}  queue ${sum('writeQueue')}`
+  );
 }
 
 function clock(): string {

@@ -29,7 +29,9 @@ export async function demoCommand(config: Config, opts: Record<string, unknown>)
   const host = String(opts.host);
   // the summary lines tell the story; logs only for warnings (LOG_LEVEL=debug shows everything)
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'demo');
-  const write = (text: string): void => { process.stdout.write(text); };
+  const write = (text: string): void => {
+    process.stdout.write(text);
+  };
   const out = (line: string): void => write(`${line}\n`);
 
   // before starting anything: a taken port would otherwise fail only after the servers started
@@ -61,17 +63,25 @@ export async function demoCommand(config: Config, opts: Record<string, unknown>)
     api = await openApi(demo, log, { host, port });
     await connectRedis(redis, demo.redisUrl, log);
     for (let i = 1; i <= nodeCount; i++) nodes.push(spawnNode(`demo-${i}`, i - 1, demo, mock.url, log));
-    out(`nodes     ${nodes.map((n) => n.id).join(', ')}  (cluster ${demo.cluster}, one sample per pk every ${demo.intervalMs} ms)`);
+    out(
+      `nodes     ${nodes.map((n) => n.id).join(', ')}  (cluster ${demo.cluster}, one sample per pk every ${demo.intervalMs} ms)`,
+    );
     out(`dashboard ${api.url}/`);
     out('Ctrl-C stops everything.');
 
-    summaries = new SummaryLines(async () => summaryLine(await readStatus(redis, demo), nodeCount, pks), out, SUMMARY_EVERY_MS);
+    summaries = new SummaryLines(
+      async () => summaryLine(await readStatus(redis, demo), nodeCount, pks),
+      out,
+      SUMMARY_EVERY_MS,
+    );
 
     // what ends the demo: Ctrl-C, or else a node or a server it started exiting on its own
-    const nodeExit = Promise.race(nodes.map(async (n) => {
-      const code = await n.exited;
-      return [`influencer-node: node ${n.id} exited with code ${code} before Ctrl-C: stopping the demo`];
-    }));
+    const nodeExit = Promise.race(
+      nodes.map(async (n) => {
+        const code = await n.exited;
+        return [`influencer-node: node ${n.id} exited with code ${code} before Ctrl-C: stopping the demo`];
+      }),
+    );
     const serverExit = servers.died.then((d) => [`influencer-node: ${d.line}`, ...d.tail.map((l) => `  | ${l}`)]);
     const failure = await Promise.race([signal.then(() => null), nodeExit, serverExit]);
     for (const line of failure ?? []) process.stderr.write(`${line}\n`);
@@ -86,8 +96,9 @@ export async function demoCommand(config: Config, opts: Record<string, unknown>)
   /** Nodes first (SIGTERM, wait for their flush), then the API, the mock, the servers it started; true if every node exited 0. */
   async function stopAll(): Promise<boolean> {
     summaries?.stop();
-    const order = 'the nodes first (they hand over and flush), then the dashboard, then the mock'
-      + (servers.started ? ', then the servers' : '');
+    const order =
+      'the nodes first (they hand over and flush), then the dashboard, then the mock' +
+      (servers.started ? ', then the servers' : '');
     if (nodes.length > 0) out(`stopping: ${order}`);
     const deadline = Math.max(30_000, 3 * demo.intervalMs) + demo.heartbeatTtlMs + 5000;
     const codes = await stopNodes(nodes, deadline);

@@ -11,13 +11,17 @@ import { migrateLegacy } from '../../storage/migrate.js';
  */
 export async function migrateCommand(config: Config, opts: Record<string, unknown>): Promise<number> {
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'migrate');
-  const out = (line: string): void => { process.stdout.write(`${line}\n`); };
+  const out = (line: string): void => {
+    process.stdout.write(`${line}\n`);
+  };
   const client = createMongo(config.mongoUrl);
   try {
     try {
       await client.connect();
     } catch (err) {
-      process.stderr.write(`influencer-node: MongoDB unreachable at ${maskUrl(config.mongoUrl)}: ${(err as Error).message}\n`);
+      process.stderr.write(
+        `influencer-node: MongoDB unreachable at ${maskUrl(config.mongoUrl)}: ${(err as Error).message}\n`,
+      );
       return 1;
     }
     const db = client.db(config.mongoDb);
@@ -27,7 +31,9 @@ export async function migrateCommand(config: Config, opts: Record<string, unknow
       return 0;
     }
     const layout = await loadLayout(db, config);
-    out(`migrating ${config.mongoDb}.${collectionNames.legacyTimeline} (one document per sample) to buckets of ${layout.bucketMs} ms`);
+    out(
+      `migrating ${config.mongoDb}.${collectionNames.legacyTimeline} (one document per sample) to buckets of ${layout.bucketMs} ms`,
+    );
     const r = await migrateLegacy(db, layout, log, out);
     if (r.alreadyDone) {
       out(`already migrated (${r.points.toLocaleString('en-US')} points); nothing to do`);
@@ -40,7 +46,9 @@ export async function migrateCommand(config: Config, opts: Record<string, unknow
       await db.dropCollection(collectionNames.legacyTimeline);
       out(`dropped ${config.mongoDb}.${collectionNames.legacyTimeline}`);
     } else {
-      out(`${config.mongoDb}.${collectionNames.legacyTimeline} is no longer read; drop it with \`influencer-node migrate --drop\``);
+      out(
+        `${config.mongoDb}.${collectionNames.legacyTimeline} is no longer read; drop it with \`influencer-node migrate --drop\``,
+      );
     }
     return 0;
   } finally {

@@ -24,7 +24,10 @@ export async function mockCommand(config: Config, opts: Record<string, unknown>)
   };
   const log = createLogger(config.logLevel, 'mock');
   const server = await startMock(options);
-  log.info({ url: server.url, pkMin: options.pkMin, count: options.count }, `Mockstagram mock listening on ${server.url}`);
+  log.info(
+    { url: server.url, pkMin: options.pkMin, count: options.count },
+    `Mockstagram mock listening on ${server.url}`,
+  );
   await untilSignal(log);
   await server.close();
   log.info(server.stats(), 'mock stopped');

@@ -6,7 +6,9 @@ import { describe, ensureServers, survey } from '../../ops/embedded/setup.js';
  * (apt-get as root, a Go build into the cache); `--check` only reports. Exit 0 when both are there.
  */
 export async function setupCommand(config: Config, opts: Record<string, unknown>): Promise<number> {
-  const out = (text: string): void => { process.stdout.write(text); };
+  const out = (text: string): void => {
+    process.stdout.write(text);
+  };
   const dataLine = `${'data'.padEnd(13)} ${config.dataDir}  (where the servers demo starts keep their data)\n`;
   if (opts.check) {
     const found = await survey();

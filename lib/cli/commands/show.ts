@@ -24,20 +24,23 @@ export async function showCommand(config: Config, opts: Record<string, unknown>,
   const { pk } = parsed;
   const to = opts.to === undefined ? Date.now() : timeFlag('to', opts.to);
   const from = opts.from === undefined ? to - 3_600_000 : timeFlag('from', opts.from);
-  if (from > to) throw new UsageError(`--from is after --to: ${new Date(from).toISOString()} > ${new Date(to).toISOString()}`);
+  if (from > to)
+    throw new UsageError(`--from is after --to: ${new Date(from).toISOString()} > ${new Date(to).toISOString()}`);
   const client = createMongo(config.mongoUrl);
   const redis = createOneShotRedis(config.redisUrl);
   try {
     try {
       await client.connect();
     } catch (err) {
-      process.stderr.write(`influencer-node: MongoDB unreachable at ${maskUrl(config.mongoUrl)}: ${(err as Error).message}\n`);
+      process.stderr.write(
+        `influencer-node: MongoDB unreachable at ${maskUrl(config.mongoUrl)}: ${(err as Error).message}\n`,
+      );
       return 1;
     }
     try {
       await redis.connect();
     } catch (err) {
-      const why = (redis.cause() ?? err as Error).message;
+      const why = (redis.cause() ?? (err as Error)).message;
       process.stderr.write(`influencer-node: Redis unreachable at ${maskUrl(config.redisUrl)}: ${why}\n`);
       return 1;
     }
@@ -65,13 +68,13 @@ function bucketFigures(p: object): string {
 
 export function renderInfluencer(v: InfluencerView): string {
   const lines = [
-    `${v.username} (pk ${v.pk})  last updated ${v.lastUpdated}`
-      + (v.suspicious === null ? '' : `  suspicious: ${v.suspicious ? 'yes' : 'no'}`),
+    `${v.username} (pk ${v.pk})  last updated ${v.lastUpdated}` +
+      (v.suspicious === null ? '' : `  suspicious: ${v.suspicious ? 'yes' : 'no'}`),
     `followers ${v.followerCount}  following ${v.followingCount}  ratio ${v.followerRatio ?? '-'}`,
     `average ${v.averageFollowers}  min ${v.minFollowers}  max ${v.maxFollowers}  over ${v.samples} samples  rank ${v.rank ?? '-'}`,
     '',
-    `timeline ${v.range.from} .. ${v.range.to}: ${v.points.length} points`
-      + (v.resolution === 'bucket' ? ' (one per bucket: last, min, max, mean followers)' : ''),
+    `timeline ${v.range.from} .. ${v.range.to}: ${v.points.length} points` +
+      (v.resolution === 'bucket' ? ' (one per bucket: last, min, max, mean followers)' : ''),
     ...v.points.map((p) => {
       const counts = `${String(p.followerCount).padStart(9)}  ${String(p.followingCount).padStart(7)}`;
       return `  ${p.at}  ${counts}  ${p.followerRatio ?? '-'}${bucketFigures(p)}`;

@@ -14,7 +14,7 @@ export async function statusCommand(config: Config, opts: Record<string, unknown
     try {
       await redis.connect();
     } catch (err) {
-      const why = (redis.cause() ?? err as Error).message;
+      const why = (redis.cause() ?? (err as Error)).message;
       process.stderr.write(`influencer-node: Redis unreachable at ${maskUrl(config.redisUrl)}: ${why}\n`);
       return 1;
     }
@@ -35,8 +35,12 @@ export async function statusCommand(config: Config, opts: Record<string, unknown
       return 0;
     }
     let stop = false;
-    process.once('SIGINT', () => { stop = true; });
-    process.once('SIGTERM', () => { stop = true; });
+    process.once('SIGINT', () => {
+      stop = true;
+    });
+    process.once('SIGTERM', () => {
+      stop = true;
+    });
     while (!stop) {
       const status = await readStatus(redis, config);
       process.stdout.write(`\x1b[H\x1b[2J${opts.json ? `${JSON.stringify(status)}\n` : renderStatus(status)}`);
@@ -50,21 +54,56 @@ export async function statusCommand(config: Config, opts: Record<string, unknown
 }
 
 const num = (v: unknown): string => (typeof v === 'number' && Number.isFinite(v) ? String(v) : '-');
-const pct = (v: unknown): string => (typeof v === 'number' && Number.isFinite(v) ? `${v.toFixed(v >= 99.95 && v < 100 ? 2 : 1)}%` : '-');
+const pct = (v: unknown): string =>
+  typeof v === 'number' && Number.isFinite(v) ? `${v.toFixed(v >= 99.95 && v < 100 ? 2 : 1)}%` : '-';
 
 /** The human view of `status`: one row per member, then a summary. */
 export function renderStatus(s: ClusterStatus): string {
-  if (s.members.length === 0) return `cluster ${s.cluster}: no members (no node is running, or CLUSTER names another cluster)\n`;
+  if (s.members.length === 0)
+    return `cluster ${s.cluster}: no members (no node is running, or CLUSTER names another cluster)\n`;
   const header = [
-    'ID', 'HOST', 'PID', 'VERSION', 'STATE', 'UPTIME', 'HEARTBEAT', 'WEIGHT', 'SHARE', 'OWNED', 'SAMPLES', 'ON-TIME', 'MISSED', 'QUEUE',
+    'ID',
+    'HOST',
+    'PID',
+    'VERSION',
+    'STATE',
+    'UPTIME',
+    'HEARTBEAT',
+    'WEIGHT',
+    'SHARE',
+    'OWNED',
+    'SAMPLES',
+    'ON-TIME',
+    'MISSED',
+    'QUEUE',
   ];
-  const rows = s.members.map((m: MemberRow) => (m.readable
-    ? [m.id, m.host, num(m.pid), m.version, m.healthy ? m.state : `${m.state} (stale)`, duration(m.uptimeS ?? 0), `${m.heartbeatAgeS}s ago`,
-      num(m.weight), pct(m.sharePct), num(m.stats?.owned), num(m.stats?.samplesLastInterval), pct(m.stats?.onTimePct),
-      num(m.stats?.missed), num(m.stats?.writeQueue)]
-    : [m.id, '-', '-', '-', `unreadable: ${m.error}`, '-', '-', '-', '-', '-', '-', '-', '-', '-']).map((c) => String(c ?? '-')));
+  const rows = s.members.map((m: MemberRow) =>
+    (m.readable
+      ? [
+          m.id,
+          m.host,
+          num(m.pid),
+          m.version,
+          m.healthy ? m.state : `${m.state} (stale)`,
+          duration(m.uptimeS ?? 0),
+          `${m.heartbeatAgeS}s ago`,
+          num(m.weight),
+          pct(m.sharePct),
+          num(m.stats?.owned),
+          num(m.stats?.samplesLastInterval),
+          pct(m.stats?.onTimePct),
+          num(m.stats?.missed),
+          num(m.stats?.writeQueue),
+        ]
+      : [m.id, '-', '-', '-', `unreadable: ${m.error}`, '-', '-', '-', '-', '-', '-', '-', '-', '-']
+    ).map((c) => String(c ?? '-')),
+  );
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   const sum = s.summary;
   return [
     `cluster ${s.cluster}  pks ${s.universe.pkMin}..${s.universe.pkMax} (${s.universe.size})  at ${s.at}`,
@@ -72,11 +111,11 @@ export function renderStatus(s: ClusterStatus): string {
     line(header),
     ...rows.map(line),
     '',
-    `members ${sum.members} (${sum.active} active)  balance ${sum.balance ?? '-'} (max/mean owned)  ring view ${sum.ringView} `
-      + (sum.viewsAgree ? '(all agree)' : '(members DISAGREE: a change is propagating)'),
-    `unhealthy: ${sum.unhealthy.length ? sum.unhealthy.join(', ') : 'none'}`
-      + (sum.unreadable.length ? `  unreadable: ${sum.unreadable.join(', ')}` : '')
-      + (sum.offRing.length ? `  off the ring (full): ${sum.offRing.join(', ')}` : ''),
+    `members ${sum.members} (${sum.active} active)  balance ${sum.balance ?? '-'} (max/mean owned)  ring view ${sum.ringView} ` +
+      (sum.viewsAgree ? '(all agree)' : '(members DISAGREE: a change is propagating)'),
+    `unhealthy: ${sum.unhealthy.length ? sum.unhealthy.join(', ') : 'none'}` +
+      (sum.unreadable.length ? `  unreadable: ${sum.unreadable.join(', ')}` : '') +
+      (sum.offRing.length ? `  off the ring (full): ${sum.offRing.join(', ')}` : ''),
     '',
   ].join('\n');
 }

@@ -88,8 +88,10 @@ export async function findFerret(env: Env = process.env): Promise<Lookup> {
     const ours = new RegExp(`^package:\\s*${FERRET_PACKAGE}\\s*$`, 'm').test(out ?? '');
     // our build of 1.24.2: the SQLite backend, and lookups by _id from its index (a stock build scans)
     if (version === FERRET_VERSION && ours) return { found: { name: 'ferretdb', path, version }, unusable };
-    const why = !version ? 'its --version fails'
-      : version !== FERRET_VERSION ? `${version}, not ${FERRET_VERSION}`
+    const why = !version
+      ? 'its --version fails'
+      : version !== FERRET_VERSION
+        ? `${version}, not ${FERRET_VERSION}`
         : 'built without the _id index fix';
     unusable.push(`${path} (${why})`);
   }

@@ -22,8 +22,10 @@ const GO_HOW = 'install Go ≥ 1.24 from https://go.dev/dl/ (and put its bin dir
 /** What stops `installRedis` here, in one line; undefined when it can go ahead. */
 export function redisBlocker(env: Env = process.env): string | undefined {
   if (!onPath('apt-get', env)) {
-    return 'redis-server is missing and there is no apt-get here: '
-      + 'install Redis ≥ 6 with your package manager (redis-server on PATH), then run this again';
+    return (
+      'redis-server is missing and there is no apt-get here: ' +
+      'install Redis ≥ 6 with your package manager (redis-server on PATH), then run this again'
+    );
   }
   if (process.getuid?.() !== 0) {
     return 'redis-server is missing: install it with `sudo apt-get install redis-server`, then run this again';
@@ -45,7 +47,8 @@ export async function ferretBlocker(env: Env = process.env): Promise<string | un
   if (!go) return `FerretDB ${FERRET_VERSION} is missing and building it needs Go, which is not on PATH: ${GO_HOW}`;
   // from 1.21 on, go fetches the toolchain FerretDB's go.mod asks for (1.24) by itself
   const [major, minor] = (/^go(\d+)\.(\d+)/.exec(go) ?? []).slice(1).map(Number);
-  if (major === 1 && minor! < 21) return `FerretDB ${FERRET_VERSION} is missing and ${go} is too old to build it: ${GO_HOW}`;
+  if (major === 1 && minor! < 21)
+    return `FerretDB ${FERRET_VERSION} is missing and ${go} is too old to build it: ${GO_HOW}`;
   return undefined;
 }
 
@@ -81,7 +84,8 @@ export async function installFerret(write: Write, env: Env = process.env): Promi
     if (built?.path === target) return built;
     await build(target, write, env);
     const found = (await findFerret(env)).found;
-    if (found?.path !== target) throw new SetupError([`the FerretDB built at ${target} does not run: its --version fails`]);
+    if (found?.path !== target)
+      throw new SetupError([`the FerretDB built at ${target} does not run: its --version fails`]);
     return found;
   });
 }
@@ -140,7 +144,11 @@ export async function step<T>(write: Write, label: string, fn: () => Promise<T>)
   }
 }
 
-interface Ran { ok: boolean; status: string; tail: OutputTail }
+interface Ran {
+  ok: boolean;
+  status: string;
+  tail: OutputTail;
+}
 
 /** Runs a command with stdin closed; resolves to whether it exited 0, how it ended and its last output. */
 function run(cmd: string, args: string[], env: Env, onLine?: (line: string) => void): Promise<Ran> {
@@ -154,7 +162,10 @@ function run(cmd: string, args: string[], env: Env, onLine?: (line: string) => v
       partial = lines.pop() ?? '';
       for (const line of lines) onLine?.(line);
     });
-    child.once('error', (err) => { tail.add(err.message); resolve({ ok: false, status: err.message, tail }); });
+    child.once('error', (err) => {
+      tail.add(err.message);
+      resolve({ ok: false, status: err.message, tail });
+    });
     child.once('close', (code, signal) => {
       resolve({ ok: code === 0, status: signal ? `signal ${signal}` : `exit code ${code}`, tail });
     });

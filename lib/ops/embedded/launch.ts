@@ -40,8 +40,15 @@ export function serverArgs(name: ServerName, o: LaunchOptions): string[] {
     const persistence = o.persist ? ['--appendonly', 'yes', '--save', ''] : ['--appendonly', 'no', '--save', ''];
     return ['--port', String(o.port), '--bind', '127.0.0.1', '--dir', o.dataDir, ...persistence];
   }
-  return ['--handler=sqlite', `--sqlite-url=file:${o.dataDir}/`, `--listen-addr=127.0.0.1:${o.port}`,
-    '--telemetry=disable', '--debug-addr=-', `--state-dir=${o.dataDir}`, '--log-level=error'];
+  return [
+    '--handler=sqlite',
+    `--sqlite-url=file:${o.dataDir}/`,
+    `--listen-addr=127.0.0.1:${o.port}`,
+    '--telemetry=disable',
+    '--debug-addr=-',
+    `--state-dir=${o.dataDir}`,
+    '--log-level=error',
+  ];
 }
 
 /** Starts the server and resolves once it listens; a SetupError with its last output if it exits first. */

@@ -35,9 +35,17 @@ function alive(pid: number): boolean {
 }
 
 function readText(path: string): string {
-  try { return readFileSync(path, 'utf8').trim(); } catch { return ''; }
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return '';
+  }
 }
 
 function ageMs(path: string): number {
-  try { return Date.now() - statSync(path).mtimeMs; } catch { return Infinity; }
+  try {
+    return Date.now() - statSync(path).mtimeMs;
+  } catch {
+    return Infinity;
+  }
 }

@@ -79,7 +79,12 @@ export class EmbeddedServers {
         const how = `${binary.name} ${binary.version} started by the demo (pid ${p.child.pid}), data in ${dataDir}`;
         return { role, url: p.url, how, process: p };
       };
-      return new EmbeddedServers(redis ?? await start('redis'), mongo ?? await start('mongodb'), config.dataDir, lockFile);
+      return new EmbeddedServers(
+        redis ?? (await start('redis')),
+        mongo ?? (await start('mongodb')),
+        config.dataDir,
+        lockFile,
+      );
     } catch (err) {
       await Promise.all(started.map((p) => p.stop()));
       release(lockFile);
@@ -88,10 +93,16 @@ export class EmbeddedServers {
   }
 
   /** whether it started a server of its own */
-  get started(): boolean { return this.processes().length > 0; }
+  get started(): boolean {
+    return this.processes().length > 0;
+  }
 
-  get redisUrl(): string { return this.redis.url; }
-  get mongoUrl(): string { return this.mongo.url; }
+  get redisUrl(): string {
+    return this.redis.url;
+  }
+  get mongoUrl(): string {
+    return this.mongo.url;
+  }
 
   /** One line per server, for the demo's first lines. */
   lines(): string[] {
@@ -117,7 +128,8 @@ export class EmbeddedServers {
 
   /** On an abrupt exit (a second Ctrl-C): SIGTERM, so the servers still close their files, and free the data dir. */
   private abandon(): void {
-    for (const p of this.processes()) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
+    for (const p of this.processes())
+      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
     if (this.lockFile) release(this.lockFile);
   }
 }
@@ -125,9 +137,16 @@ export class EmbeddedServers {
 /** The given URL, or the default one if a server answers there; undefined when the demo needs its own. */
 type Ping = (url: string, timeoutMs: number) => Promise<string | null>;
 
-async function existing(role: Role, url: string, givenAs: string | undefined, ping: Ping): Promise<ServerUse | undefined> {
+async function existing(
+  role: Role,
+  url: string,
+  givenAs: string | undefined,
+  ping: Ping,
+): Promise<ServerUse | undefined> {
   if (givenAs) return { role, url, how: `(${givenAs})` };
-  return (await ping(url, DEFAULT_PROBE_MS)) === null ? { role, url, how: '(answered at the default address)' } : undefined;
+  return (await ping(url, DEFAULT_PROBE_MS)) === null
+    ? { role, url, how: '(answered at the default address)' }
+    : undefined;
 }
 
 /**

@@ -3,7 +3,10 @@
  * `influencer-node: <line>` (exit code 1), then `tail`, the last output of the command that failed.
  */
 export class SetupError extends Error {
-  constructor(readonly lines: string[], readonly tail: string[] = []) {
+  constructor(
+    readonly lines: string[],
+    readonly tail: string[] = [],
+  ) {
     super(lines.join('; '));
   }
 }

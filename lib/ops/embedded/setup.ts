@@ -74,7 +74,7 @@ export async function ensureServers(write: Write, env: Env = process.env, wanted
   const servers: Servers = { installed: [] };
   for (const s of found) {
     write(`${describe(s, 'install')}\n`);
-    const binary = s.lookup.found ?? await install(s.name, write, env);
+    const binary = s.lookup.found ?? (await install(s.name, write, env));
     if (!s.lookup.found) servers.installed.push(s.name);
     servers[s.name === 'redis-server' ? 'redis' : 'ferret'] = binary;
   }
@@ -84,9 +84,10 @@ export async function ensureServers(write: Write, env: Env = process.env, wanted
 /** Installs one server, then prints its line again with the time the install took. */
 async function install(name: ServerName, write: Write, env: Env): Promise<Binary> {
   const started = Date.now();
-  const binary = name === 'redis-server'
-    ? await installRedis(write, env).then(async () => (await findRedis(env)).found)
-    : await installFerret(write, env);
+  const binary =
+    name === 'redis-server'
+      ? await installRedis(write, env).then(async () => (await findRedis(env)).found)
+      : await installFerret(write, env);
   if (!binary) throw new SetupError([`${name} was installed but is still not on PATH, or its --version fails`]);
   const line = describe({ name, lookup: { found: binary, unusable: [] } }, 'install');
   write(`${line}  (installed in ${seconds(Date.now() - started)})\n`);

@@ -18,7 +18,11 @@ export class OutputTail {
 
   /** The last `n` non-empty lines. */
   lines(n = 10): string[] {
-    return this.text.split('\n').map((l) => l.trimEnd()).filter((l) => l.trim() !== '').slice(-n);
+    return this.text
+      .split('\n')
+      .map((l) => l.trimEnd())
+      .filter((l) => l.trim() !== '')
+      .slice(-n);
   }
 
   toString(): string {

@@ -19,7 +19,11 @@
   async function api(path) {
     const res = await fetch(path, { headers: { Accept: 'application/json' } });
     let body = null;
-    try { body = await res.json(); } catch { /* empty or not JSON */ }
+    try {
+      body = await res.json();
+    } catch {
+      /* empty or not JSON */
+    }
     if (!res.ok) {
       const err = new Error((body && body.error) || `HTTP ${res.status}`);
       err.status = res.status;
@@ -47,7 +51,8 @@
   }
 
   function pressed(selector, attr, value) {
-    for (const b of document.querySelectorAll(selector)) b.setAttribute('aria-pressed', String(b.dataset[attr] === value));
+    for (const b of document.querySelectorAll(selector))
+      b.setAttribute('aria-pressed', String(b.dataset[attr] === value));
   }
 
   // ---- one influencer ----------------------------------------------------------------------
@@ -76,7 +81,10 @@
       document.body.dataset.state = 'ready';
     } catch (err) {
       if (seq !== state.loading) return;
-      showMessage(err.status === 404 ? `No data yet for pk ${pk}: no node has stored a sample for it.` : err.message, err.status === 404 ? 'info' : 'error');
+      showMessage(
+        err.status === 404 ? `No data yet for pk ${pk}: no node has stored a sample for it.` : err.message,
+        err.status === 404 ? 'info' : 'error',
+      );
       $('details').classList.add('empty');
       document.body.dataset.state = 'error';
     }
@@ -104,7 +112,8 @@
       flag.className = `badge ${s.suspicious ? 'bad' : 'good'}`;
       flag.title = `Checked ${when(s.suspiciousAt)}`;
     }
-    $('meta').textContent = `Last updated ${when(s.lastUpdated)} · ${num.format(s.samples)} samples · min ${fmt(s.minFollowers)} · max ${fmt(s.maxFollowers)}`;
+    $('meta').textContent =
+      `Last updated ${when(s.lastUpdated)} · ${num.format(s.samples)} samples · min ${fmt(s.minFollowers)} · max ${fmt(s.maxFollowers)}`;
   }
 
   function renderCharts(summary, timeline, from, to) {
@@ -112,23 +121,56 @@
     const xs = points.map((p) => Date.parse(p.at) / 1000);
     const hourly = timeline.resolution === 'bucket';
     const span = timeline.bucketMs === 3600000 ? 'hour' : `${Math.round(timeline.bucketMs / 60000)} minutes`;
-    $('resolution').textContent = hourly ? `(${timeline.bucketMs === 3600000 ? 'hourly' : `every ${span}`}: last, min and max of each ${span})` : '(one point per interval)';
+    $('resolution').textContent = hourly
+      ? `(${timeline.bucketMs === 3600000 ? 'hourly' : `every ${span}`}: last, min and max of each ${span})`
+      : '(one point per interval)';
     const followers = [xs, points.map((p) => p.followerCount), points.map(() => summary.averageFollowers)];
     const series = [
       {},
-      { label: hourly ? `Followers (last of ${span})` : 'Followers', stroke: '#2563eb', width: 2, points: { show: points.length < 60 }, value: (u, v) => fmt(v) },
-      { label: 'Average', stroke: '#d97706', width: 1.5, dash: [6, 4], points: { show: false }, value: (u, v) => fmt(v, dec) },
+      {
+        label: hourly ? `Followers (last of ${span})` : 'Followers',
+        stroke: '#2563eb',
+        width: 2,
+        points: { show: points.length < 60 },
+        value: (u, v) => fmt(v),
+      },
+      {
+        label: 'Average',
+        stroke: '#d97706',
+        width: 1.5,
+        dash: [6, 4],
+        points: { show: false },
+        value: (u, v) => fmt(v, dec),
+      },
     ];
     if (hourly) {
-      followers.push(points.map((p) => p.minFollowers), points.map((p) => p.maxFollowers));
+      followers.push(
+        points.map((p) => p.minFollowers),
+        points.map((p) => p.maxFollowers),
+      );
       series.push(
         { label: 'Min', stroke: '#93c5fd', width: 1, points: { show: false }, value: (u, v) => fmt(v) },
         { label: 'Max', stroke: '#1e3a8a', width: 1, points: { show: false }, value: (u, v) => fmt(v) },
       );
     }
     draw('chart-followers', `${timeline.resolution}`, series, followers, from, to);
-    draw('chart-ratio', 'ratio', [{}, { label: 'Follower ratio', stroke: '#059669', width: 2, points: { show: points.length < 60 }, value: (u, v) => fmt(v, dec) }],
-      [xs, points.map((p) => p.followerRatio)], from, to);
+    draw(
+      'chart-ratio',
+      'ratio',
+      [
+        {},
+        {
+          label: 'Follower ratio',
+          stroke: '#059669',
+          width: 2,
+          points: { show: points.length < 60 },
+          value: (u, v) => fmt(v, dec),
+        },
+      ],
+      [xs, points.map((p) => p.followerRatio)],
+      from,
+      to,
+    );
   }
 
   function chartSize(el) {
@@ -151,17 +193,26 @@
       el.textContent = '';
       entry = { key, range: xRange, chart: null };
       const ref = entry;
-      entry.chart = new uPlot({
-        ...chartSize(el),
-        series,
-        scales: { x: { time: true, range: () => ref.range } },
-        axes: [
-          { stroke: '#64748b', grid: { stroke: '#e2e8f0' } },
-          { stroke: '#64748b', grid: { stroke: '#e2e8f0' }, size: 56, values: (u, splits) => splits.map((v) => compact.format(v)) },
-        ],
-        legend: { live: true },
-        cursor: { drag: { x: false, y: false } },
-      }, data, el);
+      entry.chart = new uPlot(
+        {
+          ...chartSize(el),
+          series,
+          scales: { x: { time: true, range: () => ref.range } },
+          axes: [
+            { stroke: '#64748b', grid: { stroke: '#e2e8f0' } },
+            {
+              stroke: '#64748b',
+              grid: { stroke: '#e2e8f0' },
+              size: 56,
+              values: (u, splits) => splits.map((v) => compact.format(v)),
+            },
+          ],
+          legend: { live: true },
+          cursor: { drag: { x: false, y: false } },
+        },
+        data,
+        el,
+      );
       charts.set(id, entry);
     }
     // what was drawn, for tests and the curious: the number of points and the range asked for
@@ -181,7 +232,9 @@
       const s = await api('/api/stats');
       $('tracked').textContent = fmt(s.influencers);
       $('all-average').textContent = fmt(s.averageFollowers, dec);
-    } catch { /* shown as – */ }
+    } catch {
+      /* shown as – */
+    }
   }
 
   async function loadTop() {
@@ -223,13 +276,19 @@
     const body = $('members');
     try {
       const c = await api('/api/cluster');
-      $('cluster-summary').textContent = `${c.summary.active} active of ${c.summary.members}${c.summary.balance ? ` · balance ${c.summary.balance}` : ''}`;
+      $('cluster-summary').textContent =
+        `${c.summary.active} active of ${c.summary.members}${c.summary.balance ? ` · balance ${c.summary.balance}` : ''}`;
       body.textContent = '';
       for (const m of c.members) {
         const tr = document.createElement('tr');
         const cells = m.readable
-          ? [m.id, m.state + (m.healthy ? '' : ' (stale)'), m.sharePct === undefined ? '–' : `${dec.format(m.sharePct)}%`, fmt(m.stats && m.stats.owned),
-            m.stats && typeof m.stats.onTimePct === 'number' ? `${dec.format(m.stats.onTimePct)}%` : '–']
+          ? [
+              m.id,
+              m.state + (m.healthy ? '' : ' (stale)'),
+              m.sharePct === undefined ? '–' : `${dec.format(m.sharePct)}%`,
+              fmt(m.stats && m.stats.owned),
+              m.stats && typeof m.stats.onTimePct === 'number' ? `${dec.format(m.stats.onTimePct)}%` : '–',
+            ]
           : [m.id, 'unreadable', '–', '–', '–'];
         cells.forEach((text, i) => {
           const td = document.createElement('td');
@@ -240,7 +299,8 @@
         });
         body.append(tr);
       }
-      if (c.members.length === 0) body.innerHTML = '<tr><td colspan="5" class="muted">no members: no node is running</td></tr>';
+      if (c.members.length === 0)
+        body.innerHTML = '<tr><td colspan="5" class="muted">no members: no node is running</td></tr>';
     } catch (err) {
       body.innerHTML = '';
       const tr = document.createElement('tr');
@@ -266,10 +326,16 @@
     void loadInfluencer();
   });
   for (const b of document.querySelectorAll('[data-range]')) {
-    b.addEventListener('click', () => { state.range = b.dataset.range; void loadInfluencer(); });
+    b.addEventListener('click', () => {
+      state.range = b.dataset.range;
+      void loadInfluencer();
+    });
   }
   for (const b of document.querySelectorAll('[data-sort]')) {
-    b.addEventListener('click', () => { state.sort = b.dataset.sort; void loadTop(); });
+    b.addEventListener('click', () => {
+      state.sort = b.dataset.sort;
+      void loadTop();
+    });
   }
   $('top-list').addEventListener('click', (e) => {
     const a = e.target.closest('a[data-pk]');
@@ -294,5 +360,8 @@
   readHash();
   void loadInfluencer();
   void loadSide();
-  setInterval(() => { void loadInfluencer(); void loadSide(); }, REFRESH_MS);
+  setInterval(() => {
+    void loadInfluencer();
+    void loadSide();
+  }, REFRESH_MS);
 })();
