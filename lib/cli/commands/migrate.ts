@@ -1,7 +1,7 @@
 import type { Config } from '../../ops/config.js';
 import { createLogger } from '../../ops/log.js';
 import { createMongo } from '../../shared/mongo.js';
-import { maskUrl } from '../../ops/config.js';
+import { reached } from './reach.js';
 import { collectionNames, loadLayout } from '../../storage/layout.js';
 import { migrateLegacy } from '../../storage/migrate.js';
 
@@ -16,14 +16,7 @@ export async function migrateCommand(config: Config, opts: Record<string, unknow
   };
   const client = createMongo(config.mongoUrl);
   try {
-    try {
-      await client.connect();
-    } catch (err) {
-      process.stderr.write(
-        `influencer-node: MongoDB unreachable at ${maskUrl(config.mongoUrl)}: ${(err as Error).message}\n`,
-      );
-      return 1;
-    }
+    if (!(await reached('MongoDB', config.mongoUrl, () => client.connect()))) return 1;
     const db = client.db(config.mongoDb);
     const legacy = await db.listCollections({ name: collectionNames.legacyTimeline }, { nameOnly: true }).toArray();
     if (legacy.length === 0) {

@@ -1,5 +1,6 @@
 import { UsageError } from './flags.js';
-import { maskUrl, type Config } from '../../ops/config.js';
+import type { Config } from '../../ops/config.js';
+import { reached } from './reach.js';
 import { createOneShotRedis } from '../../shared/redis.js';
 import { createMongo } from '../../shared/mongo.js';
 import { Totals } from '../../storage/totals.js';
@@ -29,21 +30,8 @@ export async function showCommand(config: Config, opts: Record<string, unknown>,
   const client = createMongo(config.mongoUrl);
   const redis = createOneShotRedis(config.redisUrl);
   try {
-    try {
-      await client.connect();
-    } catch (err) {
-      process.stderr.write(
-        `influencer-node: MongoDB unreachable at ${maskUrl(config.mongoUrl)}: ${(err as Error).message}\n`,
-      );
-      return 1;
-    }
-    try {
-      await redis.connect();
-    } catch (err) {
-      const why = (redis.cause() ?? (err as Error)).message;
-      process.stderr.write(`influencer-node: Redis unreachable at ${maskUrl(config.redisUrl)}: ${why}\n`);
-      return 1;
-    }
+    if (!(await reached('MongoDB', config.mongoUrl, () => client.connect()))) return 1;
+    if (!(await reached('Redis', config.redisUrl, () => redis.connect(), redis.cause))) return 1;
     const db = client.db(config.mongoDb);
     const reader = new TimelineReader(redis, db, await loadLayout(db, config), config.cluster);
     const view = await readInfluencer(reader, new Totals(redis, config.cluster), pk, from, to);

@@ -1,6 +1,7 @@
 import { createOneShotRedis } from '../../shared/redis.js';
 import { numberFlag, UsageError } from './flags.js';
-import { maskUrl, type Config } from '../../ops/config.js';
+import type { Config } from '../../ops/config.js';
+import { reached } from './reach.js';
 import { ownerOfPk, readStatus, type ClusterStatus, type MemberRow } from '../../cluster/status.js';
 import { sleep } from '../../shared/util.js';
 
@@ -11,13 +12,7 @@ export async function statusCommand(config: Config, opts: Record<string, unknown
   }
   const redis = createOneShotRedis(config.redisUrl);
   try {
-    try {
-      await redis.connect();
-    } catch (err) {
-      const why = (redis.cause() ?? (err as Error)).message;
-      process.stderr.write(`influencer-node: Redis unreachable at ${maskUrl(config.redisUrl)}: ${why}\n`);
-      return 1;
-    }
+    if (!(await reached('Redis', config.redisUrl, () => redis.connect(), redis.cause))) return 1;
     if (pk !== undefined) {
       const owner = await ownerOfPk(redis, config, pk);
       if (opts.json) process.stdout.write(`${JSON.stringify(owner, null, 2)}\n`);
