@@ -48,6 +48,19 @@ export function validateInfluencer(pk: number, body: unknown): Influencer | stri
 }
 
 const NOT_FOUND = 'InfluencerNotFoundError';
+
+/**
+ * Whether an error answer says the pk is unknown: Mockstagram answers 400, 404 or 500 with a body
+ * `{"error":{"name":"InfluencerNotFoundError"}}`. Anything else (a broken body too) is a failure.
+ */
+export function isNotFound(status: number, text: string): boolean {
+  if ((status !== 400 && status !== 404 && status !== 500) || !text.includes(NOT_FOUND)) return false;
+  try {
+    return (JSON.parse(text) as { error?: { name?: string } }).error?.name === NOT_FOUND;
+  } catch {
+    return false;
+  }
+}
 /** An influencer answer is about 100 bytes, an is_suspicious one less: a body past this is refused unread. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -92,13 +105,7 @@ function answer(pk: number, status: number, text: string, retryAfter: string | s
     const v = validateInfluencer(pk, body);
     return typeof v === 'string' ? { kind: 'failed', error: 'invalid_payload' } : { kind: 'ok', influencer: v };
   }
-  if ((status === 400 || status === 500 || status === 404) && text.includes(NOT_FOUND)) {
-    try {
-      if ((JSON.parse(text) as { error?: { name?: string } }).error?.name === NOT_FOUND) return { kind: 'not_found' };
-    } catch {
-      /* fall through: a broken error body is a server error */
-    }
-  }
+  if (isNotFound(status, text)) return { kind: 'not_found' };
   if (status === 429) {
     const seconds = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
     return {

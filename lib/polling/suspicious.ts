@@ -3,7 +3,7 @@ import type { Collection } from 'mongodb';
 import type { Logger } from '../ops/log.js';
 import type { OwnedSet } from '../ring/ownership.js';
 import { SlotWalk } from './slots.js';
-import { apiAddress, readBodyUpTo } from './source.js';
+import { apiAddress, isNotFound, readBodyUpTo } from './source.js';
 import { answerId, DUPLICATE_KEY, type SuspiciousDoc } from '../storage/store.js';
 import type { InfluencerTotals } from '../storage/totals.js';
 
@@ -91,7 +91,6 @@ export async function storeSuspicious(
 
 const MAX_RETRY_QUEUE = 10_000;
 const TICK_MAX_MS = 1000;
-const NOT_FOUND = 'InfluencerNotFoundError';
 
 /**
  * The daily is_suspicious check of every owned pk, off the polling path: its own ky client, its own
@@ -317,11 +316,7 @@ export class SuspiciousChecker {
     const status = err.response.status;
     if (status === 400 || status === 404 || status === 500) {
       const text = (await readBodyUpTo(err.response).catch(() => null)) ?? '';
-      try {
-        if ((JSON.parse(text) as { error?: { name?: string } }).error?.name === NOT_FOUND) return { kind: 'not_found' };
-      } catch {
-        /* not the not-found body */
-      }
+      if (isNotFound(status, text)) return { kind: 'not_found' };
     }
     return { kind: 'error', error: status >= 500 ? 'http_5xx' : 'http_other' };
   }
