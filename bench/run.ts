@@ -179,12 +179,15 @@ async function startInfra(): Promise<Infra> {
   return { redis, ferret, mock, redisClient, mongo };
 }
 
+/** A bad flag: said in one line, without a stack. */
+class UsageError extends Error {}
+
 /** `--node-env NAME=value` (repeatable): settings for the mission's nodes, so a change can be measured against the default. */
 function settingsOf(pairs: string[]): Record<string, string> {
   const env: Record<string, string> = {};
   for (const pair of pairs) {
     const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(pair);
-    if (!m) throw new Error(`--node-env ${pair}: expected NAME=value, e.g. CONCURRENCY=512`);
+    if (!m) throw new UsageError(`--node-env ${pair}: expected NAME=value, e.g. CONCURRENCY=512`);
     env[m[1]!] = m[2]!;
   }
   return env;
@@ -213,10 +216,13 @@ async function main(): Promise<number> {
   if (values.pks !== undefined) {
     const pks = Number(values.pks);
     if (!Number.isInteger(pks) || pks < 1 || pks > 1_000_000)
-      throw new Error(`--pks ${values.pks}: expected an integer from 1 to 1,000,000`);
+      throw new UsageError(`--pks ${values.pks}: expected an integer from 1 to 1,000,000`);
     p.mission.pks = pks;
   }
   const nodeEnv = settingsOf(values['node-env'] ?? []);
+  if ((values.pks !== undefined || Object.keys(nodeEnv).length > 0) && !only?.has(10)) {
+    throw new UsageError('--pks and --node-env apply to the mission: run them with --only 10');
+  }
   const started = Date.now();
   // the storage scenario alone fills half a billion samples, the mission runs minutes: budgets of their own
   const alone = only?.size === 1 && !quick && (only.has(9) || only.has(10));
@@ -386,7 +392,8 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    if (err instanceof UsageError) console.error(`bench: ${err.message}`);
+    else console.error(err instanceof Error ? (err.stack ?? err.message) : err);
     killAll();
     process.exit(1);
   },
