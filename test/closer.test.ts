@@ -124,18 +124,9 @@ t.test('two nodes closing at once, and a close repeated, write each document onc
   t.ok(k.layout.slices > 1, `${k.layout.slices} slices`);
   const pks = Array.from({ length: 40 }, (_, i) => 1_000_000 + i * 997);
   await k.store(walk(pks, T0, 10));
-  const other = new PeriodCloser(
-    {
-      redis: k.redis,
-      db: k.db,
-      totals: k.totals,
-      lock: new ClusterLock(k.redis, k.cluster, log),
-      layout: k.layout,
-      cluster: k.cluster,
-      log,
-    },
-    { graceMs: 0, now: () => k.clock.now },
-  );
+  // a second node: its own lock
+  const lock = new ClusterLock(k.redis, k.cluster, log);
+  const other = new PeriodCloser({ ...k.deps, totals: k.totals, lock }, { graceMs: 0, now: () => k.clock.now });
   k.clock.now = T0 + BUCKET + MIN;
   const outcomes = await Promise.all([k.closer.closeDue(), other.closeDue()]);
   t.ok(outcomes.includes('closed'), `outcomes ${outcomes.join(', ')}`);

@@ -1,13 +1,10 @@
 // Retention: whole collections past their settings are dropped, a closed period's log after
 // LOG_RETENTION_HOURS, checkpoints deleted by _id beyond what each slice needs; nothing else.
 import t from 'tap';
-import { createLogger } from '../lib/ops/log.js';
-import { ClusterLock } from '../lib/cluster/locks.js';
 import { collectionNames, docIds } from '../lib/storage/layout.js';
 import { RetentionJob } from '../lib/storage/retention.js';
 import { sample, storageKit, HOUR, MIN } from './helpers/storage.js';
 
-const log = createLogger('silent');
 const DAY = 24 * HOUR;
 const T0 = Date.UTC(2026, 10, 1);
 const BUCKET = 10 * MIN;
@@ -21,15 +18,7 @@ t.test('retention drops expired collections and old checkpoints, keeps the rest'
   await k.closer.closeDue();
   t.equal(await k.db.collection(collectionNames.checkpoints).countDocuments({}), 40);
   const settings = { timelineRetentionDays: 30, rollupRetentionDays: 365, logRetentionHours: 24 };
-  const deps = {
-    redis: k.redis,
-    db: k.db,
-    lock: new ClusterLock(k.redis, k.cluster, log),
-    layout: k.layout,
-    cluster: k.cluster,
-    log,
-  };
-  const job = new RetentionJob(deps, { settings, now: () => k.clock.now });
+  const job = new RetentionJob(k.deps, { settings, now: () => k.clock.now });
 
   // daily answers: one collection per check period
   for (const day of [0, 1, 2]) await k.db.collection(`suspicious_${T0 + day * DAY}`).insertOne({ _id: 'x' as never });
@@ -65,15 +54,7 @@ t.test('retention drops expired collections and old checkpoints, keeps the rest'
 t.test("an unclosed period's log is kept however old", async (t) => {
   const k = await storageKit(t, { bucketMs: BUCKET, start: T0 });
   await k.store([sample(1_000_001, T0 + MIN, 100)]);
-  const deps = {
-    redis: k.redis,
-    db: k.db,
-    lock: new ClusterLock(k.redis, k.cluster, log),
-    layout: k.layout,
-    cluster: k.cluster,
-    log,
-  };
   const settings = { timelineRetentionDays: 30, rollupRetentionDays: 365, logRetentionHours: 1 };
-  const job = new RetentionJob(deps, { settings, now: () => T0 + 10 * DAY });
+  const job = new RetentionJob(k.deps, { settings, now: () => T0 + 10 * DAY });
   t.same((await job.runOnce())!.dropped, [], 'not closed: not dropped');
 });

@@ -9,6 +9,7 @@ import type { Point } from '../../lib/storage/codec.js';
 import { loadLayout, type StorageLayout } from '../../lib/storage/layout.js';
 import { LogWriter, type PendingBatch } from '../../lib/storage/log-writer.js';
 import { TimelineReader } from '../../lib/storage/reader.js';
+import type { StorageJobDeps } from '../../lib/storage/job-deps.js';
 import { TotalsRebuilder } from '../../lib/storage/rebuild.js';
 import type { Sample } from '../../lib/storage/store.js';
 import { Totals } from '../../lib/storage/totals.js';
@@ -28,6 +29,8 @@ export interface StorageKit {
   writer: LogWriter;
   closer: PeriodCloser;
   rebuilder: TotalsRebuilder;
+  /** what the rebuilder and closer are given (this node's lock included), for the storage's other jobs */
+  deps: StorageJobDeps;
   reader: TimelineReader;
   /** the clock the closer and rebuilder read; tests move it */
   clock: { now: number };
@@ -60,17 +63,18 @@ export async function storageKit(t: Owner, o: KitOptions = {}): Promise<StorageK
     clock.now,
   );
   const totals = new Totals(redis, cluster);
-  const lock = new ClusterLock(redis, cluster, log);
-  const rebuilder = new TotalsRebuilder({ redis, db, lock, layout, cluster, log }, { graceMs: 0, now });
+  const deps: StorageJobDeps = { redis, db, lock: new ClusterLock(redis, cluster, log), layout, cluster, log };
+  const rebuilder = new TotalsRebuilder(deps, { graceMs: 0, now });
   await startTotals(redis, db, layout, cluster);
   const writer = new LogWriter(db, totals, layout, 'node-a');
-  const closer = new PeriodCloser({ redis, db, totals, lock, layout, cluster, log }, { graceMs: 0, now });
+  const closer = new PeriodCloser({ ...deps, totals }, { graceMs: 0, now });
   const reader = new TimelineReader(redis, db, layout, cluster);
   return {
     redis,
     db,
     cluster,
     layout,
+    deps,
     totals,
     writer,
     closer,
