@@ -31,6 +31,26 @@ module.exports = {
       from: { path: '^lib/storage/' },
       to: { path: '^lib/cluster/', pathNot: ['^lib/cluster/locks\\.ts$', '^lib/cluster/member-view\\.ts$'] },
     },
+    {
+      name: 'storage-format-at-the-bottom',
+      comment: 'the formats (bytes, codec, layout, documents) depend on no other part of storage',
+      severity: 'error',
+      from: { path: '^lib/storage/format/' },
+      to: { path: '^lib/storage/(write|state|jobs|read)/' },
+    },
+    {
+      name: 'storage-jobs-independent',
+      comment: 'a job (closer, rebuild, retention, migrate) depends on format, write and state, never on another job',
+      severity: 'error',
+      from: { path: '^lib/storage/jobs/(closer|rebuild|retention|migrate)\\.ts$' },
+      to: { path: '^lib/storage/jobs/(closer|rebuild|retention|migrate)\\.ts$' },
+    },
+    {
+      name: 'storage-write-not-on-jobs-or-reads',
+      severity: 'error',
+      from: { path: '^lib/storage/(write|state)/' },
+      to: { path: '^lib/storage/(jobs|read)/' },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

@@ -4,8 +4,8 @@ import { normalizeMembers, Ring } from '../lib/ring/ring.js';
 import { ownedBy } from '../lib/ring/ownership.js';
 import { PkUniverse } from '../lib/ring/pk-universe.js';
 import { loadConfig } from '../lib/ops/config.js';
-import { loadLayout } from '../lib/storage/layout.js';
-import { mapLimit, TimelineReader } from '../lib/storage/reader.js';
+import { loadLayout } from '../lib/storage/format/layout.js';
+import { mapLimit, TimelineReader } from '../lib/storage/read/reader.js';
 import { BenchCluster, PK_MIN, nextBoundary, sleep, sleepUntil, type Infra } from './cluster.js';
 import { round } from './proc.js';
 

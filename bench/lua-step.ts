@@ -4,7 +4,7 @@
 // (INFO commandstats), median of the rounds. `node dist/bench/lua-step.js [--pks N] [--rounds R]`
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { Totals } from '../lib/storage/totals.js';
+import { Totals } from '../lib/storage/state/totals.js';
 import { median } from './cluster.js';
 import { commandStats } from './measure.js';
 import { cpuSeconds, round } from './proc.js';

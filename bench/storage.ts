@@ -19,14 +19,14 @@ import {
   type BucketSummary,
   type PkTotals,
   type Point,
-} from '../lib/storage/codec.js';
-import { loadLayout, type StorageLayout } from '../lib/storage/layout.js';
-import { LogWriter } from '../lib/storage/log-writer.js';
-import { TimelineReader } from '../lib/storage/reader.js';
-import { TotalsRebuilder } from '../lib/storage/rebuild.js';
-import { SliceWriter } from '../lib/storage/slice-writer.js';
-import type { Sample } from '../lib/storage/store.js';
-import { Totals } from '../lib/storage/totals.js';
+} from '../lib/storage/format/codec.js';
+import { loadLayout, type StorageLayout } from '../lib/storage/format/layout.js';
+import { LogWriter } from '../lib/storage/write/log-writer.js';
+import { TimelineReader } from '../lib/storage/read/reader.js';
+import { TotalsRebuilder } from '../lib/storage/jobs/rebuild.js';
+import { SliceWriter } from '../lib/storage/write/slice-writer.js';
+import type { Sample } from '../lib/storage/format/documents.js';
+import { Totals } from '../lib/storage/state/totals.js';
 import { clusterKeys } from '../lib/shared/keys.js';
 import { PK_MIN } from './cluster.js';
 import { cpuSeconds, round } from './proc.js';

@@ -3,7 +3,7 @@
 // chaos suite (one tap test per fault) and the soak (random faults for a given time).
 import { runCli } from '../test/helpers/cli.js';
 import { intervalStart, sleep, until } from '../test/helpers/cluster.js';
-import { totalsState, totalsTrusted } from '../lib/storage/totals-state.js';
+import { totalsState, totalsTrusted } from '../lib/storage/state/totals-state.js';
 import { clusterKeys, memberIndexKey, nodeKey } from '../lib/shared/keys.js';
 import type { Chaos } from './harness.js';
 import { none, unbounded, type FaultRun, type Window } from './invariants.js';

@@ -1,15 +1,15 @@
 // What must hold after every fault, checked against what was stored: one point per (pk, interval),
 // running totals and the API's average equal to the stored points, missed intervals within the
 // fault's bound, no process dead that was not killed, memory back near its steady state.
-import { totalsState } from '../lib/storage/totals-state.js';
+import { totalsState } from '../lib/storage/state/totals-state.js';
 import { readSummary } from '../lib/read/influencer.js';
 import { readMembers } from '../lib/cluster/member-view.js';
-import type { PayloadDoc } from '../lib/storage/slice-writer.js';
-import { decodeBucket, decodeOpen, type Point } from '../lib/storage/codec.js';
-import { collectionNames, docIds, loadLayout } from '../lib/storage/layout.js';
+import { decodeBucket, decodeOpen, type Point } from '../lib/storage/format/codec.js';
+import { loadLayout } from '../lib/storage/format/layout.js';
 import { clusterKeys } from '../lib/shared/keys.js';
 import { sleep } from '../test/helpers/cluster.js';
 import type { Chaos } from './harness.js';
+import { type PayloadDoc, collectionNames, docIds } from '../lib/storage/format/documents.js';
 
 /** Intervals [from, to) in which each pk may miss at most `allowed(pk)` intervals. */
 export interface Window {

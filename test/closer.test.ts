@@ -2,14 +2,13 @@
 // deleted, the same points read before and after; the close waits for late loggers, and two nodes
 // closing at once or a close repeated change nothing.
 import t from 'tap';
-import type { PayloadDoc, CheckpointDoc } from '../lib/storage/slice-writer.js';
-import { PeriodCloser } from '../lib/storage/closer.js';
-import { decodeBucket, decodeCheckpoint, decodeRollup } from '../lib/storage/codec.js';
-import { collectionNames, docIds } from '../lib/storage/layout.js';
+import { PeriodCloser } from '../lib/storage/jobs/closer.js';
+import { decodeBucket, decodeCheckpoint, decodeRollup } from '../lib/storage/format/codec.js';
 import { ClusterLock } from '../lib/cluster/locks.js';
 import { createLogger } from '../lib/ops/log.js';
 import { clusterKeys, memberIndexKey, nodeKey } from '../lib/shared/keys.js';
 import { sample, storageKit, MIN } from './helpers/storage.js';
+import { type PayloadDoc, type CheckpointDoc, collectionNames, docIds } from '../lib/storage/format/documents.js';
 
 const T0 = 1_764_576_000_000;
 const BUCKET = 10 * MIN;

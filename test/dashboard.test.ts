@@ -12,11 +12,11 @@ import { viewHash } from '../lib/cluster/card.js';
 import { memberIndexKey, nodeKey } from '../lib/shared/keys.js';
 import { loadConfig } from '../lib/ops/config.js';
 import { createLogger } from '../lib/ops/log.js';
-import { loadLayout } from '../lib/storage/layout.js';
-import { TimelineReader } from '../lib/storage/reader.js';
-import { collections, type Sample } from '../lib/storage/store.js';
+import { loadLayout } from '../lib/storage/format/layout.js';
+import { TimelineReader } from '../lib/storage/read/reader.js';
+import { collections, type Sample } from '../lib/storage/format/documents.js';
 import { storeSuspicious } from '../lib/polling/suspicious.js';
-import { Totals } from '../lib/storage/totals.js';
+import { Totals } from '../lib/storage/state/totals.js';
 import { connected } from './helpers/servers.js';
 import { sampleStore, startTotals } from './helpers/storage.js';
 

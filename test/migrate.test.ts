@@ -5,16 +5,17 @@
 import t from 'tap';
 import { createLogger } from '../lib/ops/log.js';
 import { loadConfig } from '../lib/ops/config.js';
-import { collectionNames, loadLayout } from '../lib/storage/layout.js';
-import { migrateLegacy } from '../lib/storage/migrate.js';
-import { TimelineReader } from '../lib/storage/reader.js';
-import { TotalsRebuilder } from '../lib/storage/rebuild.js';
+import { loadLayout } from '../lib/storage/format/layout.js';
+import { migrateLegacy } from '../lib/storage/jobs/migrate.js';
+import { TimelineReader } from '../lib/storage/read/reader.js';
+import { TotalsRebuilder } from '../lib/storage/jobs/rebuild.js';
 import { ClusterLock } from '../lib/cluster/locks.js';
-import { Totals } from '../lib/storage/totals.js';
+import { Totals } from '../lib/storage/state/totals.js';
 import { clusterKeys } from '../lib/shared/keys.js';
 import { runCli } from './helpers/cli.js';
 import { connected } from './helpers/servers.js';
 import { rebuildNow, HOUR, MIN } from './helpers/storage.js';
+import { collectionNames } from '../lib/storage/format/documents.js';
 
 const log = createLogger('silent');
 const DAY = 24 * HOUR;

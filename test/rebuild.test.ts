@@ -4,9 +4,9 @@
 // period's close, and a rebuilder that stalled past its lock cannot add its merge a second time.
 import t from 'tap';
 import { storeSuspicious } from '../lib/polling/suspicious.js';
-import { collections } from '../lib/storage/store.js';
+import { collections } from '../lib/storage/format/documents.js';
 import { clusterKeys, memberIndexKey, nodeKey } from '../lib/shared/keys.js';
-import { redisIdentity, totalsState } from '../lib/storage/totals-state.js';
+import { redisIdentity, totalsState } from '../lib/storage/state/totals-state.js';
 import { mergeTotals } from '../lib/lua/scripts.js';
 import { rebuildNow, sample, storageKit, MIN, type StorageKit } from './helpers/storage.js';
 

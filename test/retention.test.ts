@@ -1,9 +1,9 @@
 // Retention: whole collections past their settings are dropped, a closed period's log after
 // LOG_RETENTION_HOURS, checkpoints deleted by _id beyond what each slice needs; nothing else.
 import t from 'tap';
-import { collectionNames, docIds } from '../lib/storage/layout.js';
-import { RetentionJob } from '../lib/storage/retention.js';
+import { RetentionJob } from '../lib/storage/jobs/retention.js';
 import { sample, storageKit, HOUR, MIN } from './helpers/storage.js';
+import { collectionNames, docIds } from '../lib/storage/format/documents.js';
 
 const DAY = 24 * HOUR;
 const T0 = Date.UTC(2026, 10, 1);

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { Scheduler, type Fetcher } from '../lib/polling/scheduler.js';
 import type { FetchResult } from '../lib/polling/source.js';
-import type { Sample } from '../lib/storage/store.js';
+import type { Sample } from '../lib/storage/format/documents.js';
 
 const TWO_32 = 2 ** 32;
 const I = 10_000;

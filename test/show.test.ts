@@ -1,8 +1,8 @@
 // `influencer-node show`: one influencer's counts, ratio, average and timeline.
 import t from 'tap';
 import { loadConfig } from '../lib/ops/config.js';
-import { loadLayout } from '../lib/storage/layout.js';
-import { Totals } from '../lib/storage/totals.js';
+import { loadLayout } from '../lib/storage/format/layout.js';
+import { Totals } from '../lib/storage/state/totals.js';
 import { runCli } from './helpers/cli.js';
 import { connected } from './helpers/servers.js';
 import { sampleStore, startTotals } from './helpers/storage.js';

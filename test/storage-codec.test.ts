@@ -1,7 +1,7 @@
 // The stored payloads read back exactly what was written (random walks, edge values, off-grid
 // times), stay near their target size, and refuse malformed bytes with CorruptData.
 import t from 'tap';
-import { ByteReader, ByteWriter } from '../lib/storage/bytes.js';
+import { ByteReader, ByteWriter } from '../lib/storage/format/bytes.js';
 import {
   addPoints,
   decodeBucket,
@@ -17,7 +17,7 @@ import {
   openRecord,
   summarize,
   type Point,
-} from '../lib/storage/codec.js';
+} from '../lib/storage/format/codec.js';
 
 const MIN = 60_000;
 const HOUR = 3_600_000;

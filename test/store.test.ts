@@ -4,12 +4,11 @@
 import t from 'tap';
 import { Binary } from 'mongodb';
 import { createLogger } from '../lib/ops/log.js';
-import { SampleWriter } from '../lib/storage/sample-writer.js';
-import { decodeLog, encodeLog } from '../lib/storage/codec.js';
-import { collectionNames } from '../lib/storage/layout.js';
-import { LogWriter, type LogDoc } from '../lib/storage/log-writer.js';
-import { collections, type Sample } from '../lib/storage/store.js';
-import { Totals } from '../lib/storage/totals.js';
+import { SampleWriter } from '../lib/storage/write/sample-writer.js';
+import { decodeLog, encodeLog } from '../lib/storage/format/codec.js';
+import { LogWriter } from '../lib/storage/write/log-writer.js';
+import { collections, type Sample, collectionNames, type LogDoc } from '../lib/storage/format/documents.js';
+import { Totals } from '../lib/storage/state/totals.js';
 import { clusterKeys } from '../lib/shared/keys.js';
 import { sample, storageKit, HOUR, MIN } from './helpers/storage.js';
 import { until } from './helpers/cluster.js';

@@ -40,6 +40,19 @@ export async function readMembers(
   return unique.map((id, i) => parseCard(id, values[i])).filter((p) => p.ok || p.error !== 'key vanished');
 }
 
+/**
+ * Whether every live member's card says all its samples of intervals before `end` are in the log
+ * (a card without the figure, or a member whose heartbeat is older than its TTL, does not hold it up).
+ */
+export async function everyMemberLogged(redis: Redis, cluster: string, end: number, now: number): Promise<boolean> {
+  for (const c of await readMembers(redis, cluster, 'index')) {
+    if (!c.ok || now - c.card.heartbeat > c.card.ttlMs) continue;
+    const through = c.card.stats.loggedThrough;
+    if (typeof through === 'number' && through < end) return false;
+  }
+  return true;
+}
+
 function escapeGlob(s: string): string {
   return s.replace(/[*?[\]\\]/g, '\\$&');
 }

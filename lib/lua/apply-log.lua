@@ -13,8 +13,8 @@
             sets it (Redis lost its data, or a new cluster).
   KEYS[6]   <cluster>:closing       start of the newest period whose close has begun
   KEYS[7]   <cluster>:rebuilt:<P>   set of the tokens of P's log documents a rebuild counted
-  KEYS[8..] three per sample (names from lib/keys.ts): <cluster>:inf:<pk> (hash, fields as
-            INFLUENCER_FIELDS in lib/keys.ts: n samples, s followerSum, mn, mx, at latest
+  KEYS[8..] three per sample (names from lib/shared/keys.ts): <cluster>:inf:<pk> (hash, fields as
+            INFLUENCER_FIELDS in lib/shared/keys.ts: n samples, s followerSum, mn, mx, at latest
             interval ms, f / g latest counts, u username, pat / pf the interval and followerCount
             that "latest" replaced; sus / sat set elsewhere), <cluster>:open:<P>:<pk> (string of
             12-byte records: big-endian uint32 offset of the interval in P, followerCount,

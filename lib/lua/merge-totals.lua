@@ -11,7 +11,7 @@
   KEYS[3]   rebuild progress <cluster>:totals:rebuild (hash: T = cutoff, owner = the rebuilder's
             token, last = last pk merged)
   KEYS[4]   growth index <cluster>:growth
-  KEYS[5..] one per pk: <cluster>:inf:<pk> (fields as INFLUENCER_FIELDS in lib/keys.ts)
+  KEYS[5..] one per pk: <cluster>:inf:<pk> (fields as INFLUENCER_FIELDS in lib/shared/keys.ts)
   ARGV[1]   the cutoff this rebuild counts below
   ARGV[2]   the rebuilder's token
   ARGV[3..] thirteen per pk, in KEYS order: pk, samples, followerSum, min, max, latest at, latest

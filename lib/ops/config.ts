@@ -2,7 +2,7 @@ import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import { bucketProblem } from '../storage/layout.js';
+import { bucketProblem } from '../storage/format/layout.js';
 import { MAX_UNIVERSE } from '../ring/pk-universe.js';
 
 /** A setting that cannot be used: the CLI prints `message` alone and exits with code 2. */

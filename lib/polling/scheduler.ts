@@ -1,6 +1,6 @@
 import type { FetchErrorKind, FetchResult } from './source.js';
 import type { OwnedSet } from '../ring/ownership.js';
-import type { Sample } from '../storage/store.js';
+import type { Sample } from '../storage/format/documents.js';
 import { SlotWalk } from './slots.js';
 import { upperBound } from '../shared/util.js';
 

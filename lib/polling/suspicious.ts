@@ -4,8 +4,9 @@ import type { Logger } from '../ops/log.js';
 import type { OwnedSet } from '../ring/ownership.js';
 import { SlotWalk } from './slots.js';
 import { apiAddress, isNotFound, readBodyUpTo } from './source.js';
-import { answerId, DUPLICATE_KEY, type SuspiciousDoc } from '../storage/store.js';
-import type { InfluencerTotals } from '../storage/totals.js';
+import { answerId, type SuspiciousDoc } from '../storage/format/documents.js';
+import { isDuplicateKey } from '../shared/mongo-errors.js';
+import type { InfluencerTotals } from '../storage/state/totals.js';
 
 export interface SuspiciousOptions {
   mockstagramUrl: string;
@@ -82,7 +83,7 @@ export async function storeSuspicious(
   try {
     await deps.answers(periodStart).insertOne({ _id, pk, ...kept });
   } catch (err) {
-    if ((err as { code?: unknown }).code !== DUPLICATE_KEY) throw err;
+    if (!isDuplicateKey(err)) throw err;
     // a find by exact _id: an index lookup on MongoDB and on FerretDB
     kept = (await deps.answers(periodStart).findOne({ _id }, { projection: { suspicious: 1, at: 1 } })) ?? kept;
   }

@@ -7,9 +7,9 @@ import type { Config } from '../ops/config.js';
 import type { Logger } from '../ops/log.js';
 import { connectMongo, createMongo } from '../shared/mongo.js';
 import { connectRedis, createRedis } from '../shared/redis.js';
-import { loadLayout } from '../storage/layout.js';
-import { TimelineReader } from '../storage/reader.js';
-import { Totals } from '../storage/totals.js';
+import { loadLayout } from '../storage/format/layout.js';
+import { TimelineReader } from '../storage/read/reader.js';
+import { Totals } from '../storage/state/totals.js';
 import { loadAssets } from './assets.js';
 import { ApiRoutes, HttpError, type ApiDeps } from './routes.js';
 

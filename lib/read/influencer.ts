@@ -1,6 +1,6 @@
-import type { BucketSummary, Point } from '../storage/codec.js';
-import type { TimelineReader } from '../storage/reader.js';
-import type { Totals } from '../storage/totals.js';
+import type { BucketSummary, Point } from '../storage/format/codec.js';
+import type { TimelineReader } from '../storage/read/reader.js';
+import type { Totals } from '../storage/state/totals.js';
 
 /** Above this range a timeline is answered in one point per bucket instead of one per interval. */
 export const INTERVAL_RESOLUTION_MAX_MS = 86_400_000;

@@ -5,9 +5,9 @@ import { readStatus } from '../cluster/status.js';
 import type { Config } from '../ops/config.js';
 import type { Logger } from '../ops/log.js';
 import { parsePk } from '../ring/pk-universe.js';
-import type { TimelineReader } from '../storage/reader.js';
-import type { Totals, TopEntry, TopOrder } from '../storage/totals.js';
-import { totalsState } from '../storage/totals-state.js';
+import type { TimelineReader } from '../storage/read/reader.js';
+import type { Totals, TopEntry, TopOrder } from '../storage/state/totals.js';
+import { totalsState } from '../storage/state/totals-state.js';
 import { MAX_DATE_MS, parseTime } from '../shared/util.js';
 import { ratio, readSummary, readTimeline } from './influencer.js';
 

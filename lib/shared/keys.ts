@@ -67,7 +67,7 @@ export const clusterKeys = (cluster: string) => ({
   applied: (period: number) => `${cluster}:applied:${period}`,
   /** tokens of the log documents of period P a rebuild counted */
   rebuilt: (period: number) => `${cluster}:rebuilt:${period}`,
-  /** one pk's points of period P not yet in a bucket: 12-byte records (lib/storage/codec.ts) */
+  /** one pk's points of period P not yet in a bucket: 12-byte records (lib/storage/format/codec.ts) */
   open: (period: number, pk: number) => `${cluster}:open:${period}:${pk}`,
   /** the pks of a slice with an open buffer in period P */
   openPks: (period: number, slice: number) => `${cluster}:pks:${period}:${slice}`,

@@ -7,9 +7,9 @@ import { loadConfig, type Config } from '../../lib/ops/config.js';
 import { createLogger } from '../../lib/ops/log.js';
 import { startMock, type MockOptions, type MockServer } from '../../lib/mock/mockstagram.js';
 import { InfluencerNode } from '../../lib/node.js';
-import { loadLayout } from '../../lib/storage/layout.js';
-import { TimelineReader } from '../../lib/storage/reader.js';
-import { Totals } from '../../lib/storage/totals.js';
+import { loadLayout } from '../../lib/storage/format/layout.js';
+import { TimelineReader } from '../../lib/storage/read/reader.js';
+import { Totals } from '../../lib/storage/state/totals.js';
 import { spawnCli, waitExit } from './cli.js';
 import { services, type Owner, type Services } from './servers.js';
 

@@ -2,8 +2,9 @@ import type { Config } from '../../ops/config.js';
 import { createLogger } from '../../ops/log.js';
 import { createMongo } from '../../shared/mongo.js';
 import { reached } from './reach.js';
-import { collectionNames, loadLayout } from '../../storage/layout.js';
-import { migrateLegacy } from '../../storage/migrate.js';
+import { loadLayout } from '../../storage/format/layout.js';
+import { migrateLegacy } from '../../storage/jobs/migrate.js';
+import { collectionNames } from '../../storage/format/documents.js';
 
 /**
  * `influencer-node migrate`: converts the timeline of the previous layout (one document per sample)

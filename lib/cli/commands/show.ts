@@ -3,10 +3,10 @@ import type { Config } from '../../ops/config.js';
 import { reached } from './reach.js';
 import { createOneShotRedis } from '../../shared/redis.js';
 import { createMongo } from '../../shared/mongo.js';
-import { Totals } from '../../storage/totals.js';
+import { Totals } from '../../storage/state/totals.js';
 import { readInfluencer, type BucketPoint, type InfluencerView } from '../../read/influencer.js';
-import { loadLayout } from '../../storage/layout.js';
-import { TimelineReader } from '../../storage/reader.js';
+import { loadLayout } from '../../storage/format/layout.js';
+import { TimelineReader } from '../../storage/read/reader.js';
 import { parseTime } from '../../shared/util.js';
 import { parsePk } from '../../ring/pk-universe.js';
 

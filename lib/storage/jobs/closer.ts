@@ -1,13 +1,14 @@
 import type { Redis } from 'ioredis';
-import { MongoServerError, type Db } from 'mongodb';
-import type { ClusterLock } from '../cluster/locks.js';
-import type { Logger } from '../ops/log.js';
-import { PeriodicJob } from '../shared/periodic.js';
-import { readMembers } from '../cluster/member-view.js';
-import type { Totals } from './totals.js';
-import { redisIdentity, totalsTrusted } from './totals-state.js';
-import { raiseMark } from '../lua/scripts.js';
-import { clusterKeys, type ClusterKeys, INFLUENCER_FIELDS } from '../shared/keys.js';
+import type { Db } from 'mongodb';
+import { insertOnce } from '../../shared/mongo-errors.js';
+import type { ClusterLock } from '../../cluster/locks.js';
+import type { Logger } from '../../ops/log.js';
+import { PeriodicJob } from '../../shared/periodic.js';
+import { everyMemberLogged } from '../../cluster/member-view.js';
+import type { Totals } from '../state/totals.js';
+import { redisIdentity, totalsTrusted } from '../state/totals-state.js';
+import { raiseMark } from '../../lua/scripts.js';
+import { clusterKeys, type ClusterKeys, INFLUENCER_FIELDS } from '../../shared/keys.js';
 import {
   addPoints,
   decodeCheckpoint,
@@ -17,13 +18,13 @@ import {
   type BucketSummary,
   type PkTotals,
   type Point,
-} from './codec.js';
-import type { LogDoc } from './log-writer.js';
-import { collectionNames, docIds, type StorageLayout } from './layout.js';
-import { SliceWriter, type CheckpointDoc } from './slice-writer.js';
+} from '../format/codec.js';
+import { type StorageLayout } from '../format/layout.js';
+import { SliceWriter } from '../write/slice-writer.js';
 import type { StorageJobDeps } from './job-deps.js';
+import { newestCheckpoint } from './checkpoints.js';
+import { type LogDoc, collectionNames } from '../format/documents.js';
 
-const DUPLICATE_KEY = 11000;
 /** pks read from Redis per round trip */
 const CHUNK = 1000;
 /** marks of a closed period kept this long, for a node that looks late */
@@ -100,7 +101,10 @@ export class PeriodCloser {
     const { bucketMs, intervalMs } = this.layout;
     const now = this.now();
     if (now < period + bucketMs + intervalMs + this.opts.graceMs) return 'idle';
-    if (!(await this.everyoneLogged(period + bucketMs)) && now < period + 2 * bucketMs + intervalMs + this.opts.graceMs)
+    if (
+      !(await everyMemberLogged(this.redis, this.cluster, period + bucketMs, now)) &&
+      now < period + 2 * bucketMs + intervalMs + this.opts.graceMs
+    )
       return 'waiting';
     if (!(await this.hasLog(period))) {
       await this.finish(period, 0);
@@ -143,17 +147,6 @@ export class PeriodCloser {
     const period = stored ? stored.p + this.layout.bucketMs : this.layout.firstPeriod;
     await raiseMark(this.redis, this.keys.closed, period - this.layout.bucketMs);
     return period;
-  }
-
-  /** Whether every live member says all its samples before `end` are in the log. */
-  private async everyoneLogged(end: number): Promise<boolean> {
-    const now = this.now();
-    for (const c of await readMembers(this.redis, this.cluster, 'index')) {
-      if (!c.ok || now - c.card.heartbeat > c.card.ttlMs) continue;
-      const through = c.card.stats.loggedThrough;
-      if (typeof through === 'number' && through < end) return false;
-    }
-    return true;
   }
 
   private async hasLog(period: number): Promise<boolean> {
@@ -278,43 +271,14 @@ export class PeriodCloser {
     await raiseMark(this.redis, this.keys.closing, period);
     await raiseMark(this.redis, this.keys.closed, period);
     const meta = this.db.collection<{ _id: string; p: number }>(collectionNames.meta);
-    try {
-      await meta.insertOne({ _id: 'closed', p: period });
-    } catch (err) {
-      if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+    if (!(await insertOnce(meta, { _id: 'closed', p: period })))
       await meta.updateOne({ _id: 'closed', p: { $lt: period } }, { $set: { p: period } });
-    }
     // kept a little longer, so that a node's pass that read the old mark finds the period done
     for (const key of [this.keys.applied(period), this.keys.rebuilt(period), this.keys.reconciled(period)]) {
       await this.redis.pexpire(key, 2 * this.layout.bucketMs);
     }
     if (points > 0) this.log.info({ period: iso(period), points }, 'period closed');
   }
-}
-
-/**
- * The newest checkpoint of a slice at or before `before`: the period Redis remembers, else found by
- * looking back period by period (after Redis lost its data) as far as the layout's first period.
- */
-export async function newestCheckpoint(
-  redis: Redis,
-  db: Db,
-  layout: StorageLayout,
-  keys: ClusterKeys,
-  slice: number,
-  before: number,
-): Promise<CheckpointDoc | null> {
-  const checkpoints = db.collection<CheckpointDoc>(collectionNames.checkpoints);
-  const remembered = await redis.hget(keys.checkpoints, String(slice));
-  if (remembered !== null && Number(remembered) <= before) {
-    const doc = await checkpoints.findOne({ _id: docIds.checkpoint(Number(remembered), slice) });
-    if (doc) return doc;
-  }
-  for (let p = layout.period(before); p >= layout.firstPeriod - layout.bucketMs; p -= layout.bucketMs) {
-    const doc = await checkpoints.findOne({ _id: docIds.checkpoint(p, slice) });
-    if (doc) return doc;
-  }
-  return null;
 }
 
 /** Defensive: the script stores an interval once per buffer; were it twice, the first record wins. */

@@ -1,4 +1,4 @@
-import { Binary, MongoServerError, type Db } from 'mongodb';
+import { Binary, type Db } from 'mongodb';
 import {
   encodeBucket,
   encodeCheckpoint,
@@ -7,28 +7,13 @@ import {
   type BucketSummary,
   type PkTotals,
   type Point,
-} from './codec.js';
-import { insertIgnoringDuplicates } from './log-writer.js';
-import { collectionNames, docIds, type StorageLayout } from './layout.js';
+} from '../format/codec.js';
+import { insertIgnoringDuplicates, insertOnce } from '../../shared/mongo-errors.js';
+import { type StorageLayout } from '../format/layout.js';
+import { collectionNames, docIds, type CheckpointDoc, type PayloadDoc } from '../format/documents.js';
 
-const DUPLICATE_KEY = 11000;
 /** documents per insert */
 const CHUNK = 1000;
-
-/** One document per bucket, rollup and checkpoint: `b` is its binary payload (lib/storage/codec.ts). */
-export interface PayloadDoc {
-  _id: string;
-  b: Binary;
-}
-
-export interface CheckpointDoc extends PayloadDoc {
-  /** the period it closes */
-  p: number;
-  /** its slice */
-  s: number;
-  /** pks in it */
-  c: number;
-}
 
 /**
  * Writes what a closed period leaves of one slice: its buckets, its checkpoint and, when the period
@@ -70,11 +55,7 @@ export class SliceWriter {
       c: totals.size,
       b: new Binary(encodeCheckpoint(period + this.layout.bucketMs, [...totals.values()], summaries)),
     };
-    try {
-      await this.db.collection<CheckpointDoc>(collectionNames.checkpoints).insertOne(doc);
-    } catch (err) {
-      if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
-    }
+    await insertOnce(this.db.collection<CheckpointDoc>(collectionNames.checkpoints), doc);
   }
 
   /** The slice's rollups for the rollup period ending with `lastPeriod`, whose own summaries are `last`. */

@@ -1,11 +1,11 @@
 import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
-import type { ClusterLock } from '../cluster/locks.js';
-import type { Logger } from '../ops/log.js';
-import { PeriodicJob } from '../shared/periodic.js';
-import { answerPeriods } from './store.js';
-import { clusterKeys, type ClusterKeys } from '../shared/keys.js';
-import { collectionNames, docIds, DAY_MS, BUCKETS_PER_ROLLUP, type StorageLayout } from './layout.js';
+import type { ClusterLock } from '../../cluster/locks.js';
+import type { Logger } from '../../ops/log.js';
+import { PeriodicJob } from '../../shared/periodic.js';
+import { answerPeriods, collectionNames, docIds, parseCollectionName } from '../format/documents.js';
+import { clusterKeys, type ClusterKeys } from '../../shared/keys.js';
+import { DAY_MS, BUCKETS_PER_ROLLUP, type StorageLayout } from '../format/layout.js';
 import type { StorageJobDeps } from './job-deps.js';
 
 export interface RetentionSettings {
@@ -78,7 +78,7 @@ export class RetentionJob {
     const closed = Number((await this.redis.get(this.keys.closed)) ?? -Infinity);
     const dropped: string[] = [];
     // a pk's daily answer lives in its check period's collection: the two newest are enough
-    const answers = new Set((await answerPeriods(this.db)).slice(2).map((p) => `suspicious_${p}`));
+    const answers = new Set((await answerPeriods(this.db)).slice(2).map(collectionNames.answers));
     for (const { name } of await this.db.listCollections({}, { nameOnly: true }).toArray()) {
       if (answers.has(name) || this.expired(name, now, closed)) {
         await this.db.dropCollection(name).catch(() => undefined);
@@ -93,17 +93,18 @@ export class RetentionJob {
   /** Whether a collection of the layout is past its retention. */
   private expired(name: string, now: number, closed: number): boolean {
     const s = this.settings;
-    let m = /^log_(\d+)$/.exec(name);
-    if (m) {
-      const period = Number(m[1]);
-      return period <= closed && period + this.layout.bucketMs + s.logRetentionHours * 3_600_000 < now;
+    const c = parseCollectionName(name);
+    switch (c?.kind) {
+      case 'log':
+        return c.period <= closed && c.period + this.layout.bucketMs + s.logRetentionHours * 3_600_000 < now;
+      case 'buckets':
+        return c.day + DAY_MS + s.timelineRetentionDays * DAY_MS < now;
+      case 'rollups':
+        // the month's end: the start of the next month
+        return nextMonth(c.month) + s.rollupRetentionDays * DAY_MS < now;
+      default:
+        return false;
     }
-    m = /^buckets_(\d{4})(\d{2})(\d{2})$/.exec(name);
-    if (m)
-      return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) + DAY_MS + s.timelineRetentionDays * DAY_MS < now;
-    m = /^rollups_(\d{4})(\d{2})$/.exec(name);
-    if (m) return Date.UTC(Number(m[1]), Number(m[2]), 1) + s.rollupRetentionDays * DAY_MS < now;
-    return false;
   }
 
   /** Deletes, by `_id`, every checkpoint older than what its slice still needs. */
@@ -126,4 +127,10 @@ export class RetentionJob {
     await meta.updateOne({ _id: 'retention' }, { $set: { checkpointsBefore: keepFrom } }, { upsert: true });
     return deleted;
   }
+}
+
+/** The start of the UTC month after the one starting at `month`. */
+function nextMonth(month: number): number {
+  const d = new Date(month);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
 }

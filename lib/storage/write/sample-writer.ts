@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { MongoError } from 'mongodb';
 import { LogWriter, type PendingBatch } from './log-writer.js';
-import type { Sample } from './store.js';
-import { StateLog, type Logger } from '../ops/log.js';
-import { sleep } from '../shared/util.js';
+import type { Sample } from '../format/documents.js';
+import { StateLog, type Logger } from '../../ops/log.js';
+import { sleep } from '../../shared/util.js';
 
 export interface SampleWriterOptions {
   flushMaxSamples: number;

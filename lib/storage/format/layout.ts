@@ -5,32 +5,20 @@
  * first node writes them); a node whose settings disagree refuses to start rather than mix layouts.
  */
 import type { Db } from 'mongodb';
-import { MongoServerError } from 'mongodb';
+import { insertOnce } from '../../shared/mongo-errors.js';
+import { collectionNames, type LayoutDoc } from './documents.js';
 
 export const DAY_MS = 86_400_000;
 /** Buckets per rollup: a UTC day with one-hour buckets. */
 export const BUCKETS_PER_ROLLUP = 24;
 /** At most this many pks in one slice: a checkpoint stays near 1 MB. */
 export const MAX_SLICE_PKS = 16_384;
-const DUPLICATE_KEY = 11000;
 
 export interface LayoutSettings {
   intervalMs: number;
   bucketMs: number;
   pkMin: number;
   pkMax: number;
-}
-
-/** The parameters every node of a database must share, stored in `meta` as `{_id: 'layout'}`. */
-export interface LayoutDoc {
-  _id: 'layout';
-  format: 2;
-  bucketMs: number;
-  slices: number;
-  /** the first period written in this layout */
-  firstPeriod: number;
-  /** set by `influencer-node migrate`: the first period of the previous layout's data converted to buckets */
-  convertedFrom?: number;
 }
 
 /** Why `BUCKET_MS` (and `INTERVAL_MS` with it) must be what they are; null when fine. */
@@ -81,36 +69,6 @@ export class StorageLayout {
   }
 }
 
-export const collectionNames = {
-  log: (period: number) => `log_${period}`,
-  buckets: (period: number) => `buckets_${utc(period).slice(0, 8)}`,
-  rollups: (start: number) => `rollups_${utc(start).slice(0, 6)}`,
-  checkpoints: 'checkpoints',
-  meta: 'meta',
-  /** the previous layout: one document per sample */
-  legacyTimeline: 'timeline',
-} as const;
-
-export const docIds = {
-  bucket: (pk: number, period: number) => `${pk}:${period}`,
-  rollup: (pk: number, start: number) => `${pk}:${start}`,
-  checkpoint: (period: number, slice: number) => `${period}:${slice}`,
-};
-
-/** YYYYMMDD of a time, UTC. */
-function utc(t: number): string {
-  return new Date(t).toISOString().slice(0, 10).replaceAll('-', '');
-}
-
-/** The previous layout's document: one per sample, `_id` `<pk, 10 digits>:<interval ms, 13 digits>`. */
-export interface LegacyPoint {
-  _id: string;
-  pk: number;
-  t: Date;
-  f: number;
-  g: number;
-}
-
 /** A database whose stored layout differs from this node's settings. */
 export class LayoutMismatch extends Error {}
 
@@ -127,11 +85,7 @@ export async function loadLayout(db: Db, s: LayoutSettings, now = Date.now()): P
     slices: sliceCount(s.pkMax - s.pkMin + 1),
     firstPeriod: Math.floor(now / s.bucketMs) * s.bucketMs,
   };
-  try {
-    await meta.insertOne(fresh);
-  } catch (err) {
-    if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
-  }
+  await insertOnce(meta, fresh);
   const doc = await meta.findOne({ _id: 'layout' });
   if (!doc || doc.format !== 2 || !Number.isInteger(doc.bucketMs) || !Number.isInteger(doc.slices) || doc.slices < 1) {
     throw new LayoutMismatch(`the stored layout in ${db.databaseName}.meta is unreadable: ${JSON.stringify(doc)}`);

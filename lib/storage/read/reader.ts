@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
-import { clusterKeys, type ClusterKeys } from '../shared/keys.js';
-import { decodeBucket, decodeOpen, decodeRollup, summarize, type BucketSummary, type Point } from './codec.js';
-import type { PayloadDoc } from './slice-writer.js';
-import { collectionNames, docIds, type LayoutDoc, type LegacyPoint, type StorageLayout } from './layout.js';
+import { clusterKeys, type ClusterKeys } from '../../shared/keys.js';
+import { decodeBucket, decodeOpen, decodeRollup, summarize, type BucketSummary, type Point } from '../format/codec.js';
+import { type StorageLayout } from '../format/layout.js';
+import { type PayloadDoc, collectionNames, docIds, type LayoutDoc, type LegacyPoint } from '../format/documents.js';
 
 /** Finds in flight for one read: FerretDB serves each from its `_id` index; more would only queue. */
 const FINDS_IN_FLIGHT = 8;

@@ -1,7 +1,7 @@
 // Whether the running totals in Redis can be trusted, are being rebuilt, or are gone: what the read
 // API reports, a period's close checks, and the rebuild decides on.
 import type { Redis } from 'ioredis';
-import { clusterKeys } from '../shared/keys.js';
+import { clusterKeys } from '../../shared/keys.js';
 
 export type TotalsState = 'ready' | 'rebuilding' | 'missing';
 

@@ -1,19 +1,11 @@
 import { randomInt } from 'node:crypto';
-import { Binary, MongoBulkWriteError, MongoServerError, type Collection, type Db } from 'mongodb';
-import { collections, DUPLICATE_KEY, type InfluencerDoc, type Sample } from './store.js';
-import { TotalsNotReady, type Totals } from './totals.js';
-import { encodeLog, type LogSample } from './codec.js';
-import { collectionNames, type StorageLayout } from './layout.js';
-
-/** One log document: a write batch's samples of one period. */
-export interface LogDoc {
-  _id: string;
-  /** the node that wrote it */
-  n: string;
-  /** samples in `b` */
-  c: number;
-  b: Binary;
-}
+import { Binary, type Collection, type Db } from 'mongodb';
+import { insertIgnoringDuplicates, insertOnce } from '../../shared/mongo-errors.js';
+import { collections, type InfluencerDoc, type Sample, collectionNames } from '../format/documents.js';
+import { TotalsNotReady, type Totals } from '../state/totals.js';
+import { encodeLog, type LogSample } from '../format/codec.js';
+import { type StorageLayout } from '../format/layout.js';
+import type { LogDoc } from '../format/documents.js';
 
 /** A batch's samples of one period, and how far its writing got. */
 export interface LogPart {
@@ -106,12 +98,8 @@ export class LogWriter {
         c: samples.length,
         b: new Binary(encodeLog(part.period, samples)),
       };
-      try {
-        await this.db.collection<LogDoc>(collectionNames.log(part.period)).insertOne(doc);
-      } catch (err) {
-        // an earlier attempt stored it and lost the answer
-        if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
-      }
+      // a duplicate: an earlier attempt stored it and lost the answer
+      await insertOnce(this.db.collection<LogDoc>(collectionNames.log(part.period)), doc);
       part.logged = true;
       for (const s of part.samples) this.named.add(s.pk);
     }
@@ -157,34 +145,4 @@ export class LogWriter {
   static count(batch: PendingBatch, outcome: LogPart['outcome']): number {
     return batch.parts.reduce((n, p) => n + (p.outcome === outcome ? p.samples.length : 0), 0);
   }
-}
-
-/**
- * Inserts unordered and ignores duplicate keys (a document another attempt or node wrote); any
- * other error is thrown, so the caller retries the whole call. Does not rely on the server carrying
- * on after a write error: what followed the first error is inserted again.
- */
-export async function insertIgnoringDuplicates<T extends { _id: unknown }>(
-  col: Collection<T>,
-  docs: T[],
-): Promise<number> {
-  let pending = docs;
-  let duplicates = 0;
-  while (pending.length > 0) {
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
-      await col.insertMany(pending as any, { ordered: false });
-      break;
-    } catch (err) {
-      if (!(err instanceof MongoBulkWriteError)) throw err;
-      const errors = [err.writeErrors].flat();
-      if (errors.length === 0 || errors.some((e) => e.code !== DUPLICATE_KEY)) throw err;
-      duplicates += errors.length;
-      const errored = new Set(errors.map((e) => e.index));
-      if ((err.result?.insertedCount ?? 0) + errored.size >= pending.length) break;
-      const first = Math.min(...errored);
-      pending = pending.filter((_, i) => i > first && !errored.has(i));
-    }
-  }
-  return duplicates;
 }

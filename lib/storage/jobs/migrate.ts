@@ -1,8 +1,7 @@
-import { Binary, MongoServerError, type Db } from 'mongodb';
-import type { Logger } from '../ops/log.js';
+import { Binary, type Db } from 'mongodb';
+import type { Logger } from '../../ops/log.js';
 import {
   addPoint,
-  decodeCheckpoint,
   emptyTotals,
   encodeBucket,
   encodeCheckpoint,
@@ -11,36 +10,23 @@ import {
   type BucketSummary,
   type PkTotals,
   type Point,
-} from './codec.js';
-import type { PayloadDoc } from './slice-writer.js';
-import { insertIgnoringDuplicates } from './log-writer.js';
-import { collectionNames, docIds, type LayoutDoc, type LegacyPoint, type StorageLayout } from './layout.js';
+} from '../format/codec.js';
+import { insertIgnoringDuplicates, insertOnce } from '../../shared/mongo-errors.js';
+import { type StorageLayout } from '../format/layout.js';
+import {
+  type PayloadDoc,
+  collectionNames,
+  docIds,
+  type LayoutDoc,
+  type LegacyPoint,
+  type BaseDoc,
+  type MigrateProgress,
+} from '../format/documents.js';
 
-const DUPLICATE_KEY = 11000;
 /** pks per base document (and per progress step): one document stays near 1 MB */
 const BASE_PKS = 16_384;
 /** bucket documents per insert */
 const INSERT_CHUNK = 1000;
-
-/** The totals of the previous layout's points, one document per BASE_PKS pks, in `migration`. */
-interface BaseDoc extends PayloadDoc {
-  c: number;
-  /** the time its latest and previous points are stored relative to */
-  e: number;
-}
-
-/** How far a migration got, in `meta` as `{_id: 'migrate'}`: updated once per base document. */
-interface MigrateProgress {
-  _id: 'migrate';
-  /** the last legacy `_id` whose pk is complete in a base document */
-  last: string;
-  /** base documents written */
-  chunks: number;
-  points: number;
-  /** the oldest point converted so far */
-  oldest: number;
-  done: boolean;
-}
 
 export interface MigrateReport {
   points: number;
@@ -49,8 +35,6 @@ export interface MigrateReport {
   resumedFrom: string | null;
   alreadyDone: boolean;
 }
-
-const BASE_COLLECTION = 'migration';
 
 /**
  * Converts the previous layout (`timeline`, one document per sample) into buckets and rollups, and
@@ -133,7 +117,12 @@ export async function migrateLegacy(
     await flushDocs();
     if (base.length > 0) {
       const b = new Binary(encodeCheckpoint(layout.firstPeriod, base, new Map()));
-      await insertOnce(db, { _id: `base:${chunks}`, c: base.length, e: layout.firstPeriod, b });
+      await insertOnce(db.collection<BaseDoc>(collectionNames.migrationBase), {
+        _id: `base:${chunks}`,
+        c: base.length,
+        e: layout.firstPeriod,
+        b,
+      });
       chunks++;
       base = [];
     }
@@ -179,43 +168,4 @@ export async function migrateLegacy(
   await meta.updateOne({ _id: 'migrate' }, { $set: { done: true } });
   log.info({ points, buckets: bucketCount, pks }, 'previous layout converted');
   return { points, buckets: bucketCount, pks, resumedFrom, alreadyDone: false };
-}
-
-/**
- * The totals of the previous layout's points, for a rebuild: the base documents of a finished
- * migration; while none ran, computed from `timeline` itself (it reads the whole collection).
- */
-export async function legacyTotals(db: Db, log: Logger): Promise<PkTotals[]> {
-  const state = await db.collection<MigrateProgress>(collectionNames.meta).findOne({ _id: 'migrate' });
-  if (state?.done) {
-    const out: PkTotals[] = [];
-    for await (const doc of db.collection<BaseDoc>(BASE_COLLECTION).find({}))
-      out.push(...decodeCheckpoint(doc.e, doc.b.buffer).totals);
-    return out;
-  }
-  const exists =
-    (await db.listCollections({ name: collectionNames.legacyTimeline }, { nameOnly: true }).toArray()).length > 0;
-  if (!exists) return [];
-  log.warn("the previous layout's timeline is not migrated: the rebuild reads all of it (run influencer-node migrate)");
-  const layout = await db.collection<LayoutDoc>(collectionNames.meta).findOne({ _id: 'layout' });
-  const totals = new Map<number, PkTotals>();
-  const points = db
-    .collection<LegacyPoint>(collectionNames.legacyTimeline)
-    .find({}, { projection: { pk: 1, t: 1, f: 1, g: 1 } });
-  for await (const doc of points) {
-    const at = doc.t.getTime();
-    if (layout && at >= layout.firstPeriod) continue;
-    let t = totals.get(doc.pk);
-    if (!t) totals.set(doc.pk, (t = emptyTotals(doc.pk)));
-    addPoint(t, { at, f: doc.f, g: doc.g });
-  }
-  return [...totals.values()];
-}
-
-async function insertOnce(db: Db, doc: BaseDoc): Promise<void> {
-  try {
-    await db.collection<BaseDoc>(BASE_COLLECTION).insertOne(doc);
-  } catch (err) {
-    if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
-  }
 }

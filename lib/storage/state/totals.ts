@@ -1,8 +1,8 @@
 // The running totals in Redis: per-influencer figures, rank and growth, written by the apply script
 // and read by the read API. Whether they can be trusted right now is totals-state.ts's question.
 import type { Redis } from 'ioredis';
-import { applyLog } from '../lua/scripts.js';
-import { clusterKeys, INFLUENCER_FIELDS } from '../shared/keys.js';
+import { applyLog } from '../../lua/scripts.js';
+import { clusterKeys, INFLUENCER_FIELDS } from '../../shared/keys.js';
 
 /** The running totals are missing (Redis lost them) and no rebuild has set their cutoff yet. */
 export class TotalsNotReady extends Error {

@@ -2,9 +2,9 @@
 // retention are each given one of these, built once by node.ts.
 import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
-import type { ClusterLock } from '../cluster/locks.js';
-import type { Logger } from '../ops/log.js';
-import type { StorageLayout } from './layout.js';
+import type { ClusterLock } from '../../cluster/locks.js';
+import type { Logger } from '../../ops/log.js';
+import type { StorageLayout } from '../format/layout.js';
 
 export interface StorageJobDeps {
   redis: Redis;

@@ -1,17 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { PeriodicJob } from '../shared/periodic.js';
-import { readMembers } from '../cluster/member-view.js';
-import { answerPeriods, collections } from './store.js';
-import { redisIdentity, totalsState } from './totals-state.js';
-import { clusterKeys, type ClusterKeys } from '../shared/keys.js';
-import { addPoint, decodeCheckpoint, decodeLog, emptyTotals, type PkTotals } from './codec.js';
-import { newestCheckpoint } from './closer.js';
-import { collectionNames, type StorageLayout } from './layout.js';
+import { PeriodicJob } from '../../shared/periodic.js';
+import { everyMemberLogged } from '../../cluster/member-view.js';
+import { answerPeriods, collections, collectionNames, type LogDoc } from '../format/documents.js';
+import { redisIdentity, totalsState } from '../state/totals-state.js';
+import { clusterKeys, type ClusterKeys } from '../../shared/keys.js';
+import { addPoint, decodeCheckpoint, decodeLog, emptyTotals, type PkTotals } from '../format/codec.js';
+import { type StorageLayout } from '../format/layout.js';
 import type { StorageJobDeps } from './job-deps.js';
-import type { LogDoc } from './log-writer.js';
-import { legacyTotals } from './migrate.js';
-import { sleep } from '../shared/util.js';
-import { mergeTotals } from '../lua/scripts.js';
+import { sleep } from '../../shared/util.js';
+import { mergeTotals } from '../../lua/scripts.js';
+import { newestCheckpoint, legacyTotals } from './checkpoints.js';
 
 const MERGE_BATCH = 500;
 
@@ -186,22 +184,12 @@ export class TotalsRebuilder {
     for (;;) {
       const wait = T + this.opts.graceMs - this.now();
       if (wait > 0) await sleep(Math.min(wait, 1000), signal);
-      else if (await this.everyoneLogged(T)) return;
+      else if (await everyMemberLogged(this.d.redis, this.d.cluster, T, this.now())) return;
       else await sleep(250, signal);
       if (signal.aborted) return;
       // a member that stays behind a whole bucket does not hold the totals up any longer
       if (this.now() > T + this.opts.graceMs + this.d.layout.bucketMs) return;
     }
-  }
-
-  private async everyoneLogged(T: number): Promise<boolean> {
-    const now = this.now();
-    for (const c of await readMembers(this.d.redis, this.d.cluster, 'index')) {
-      if (!c.ok || now - c.card.heartbeat > c.card.ttlMs) continue;
-      const through = c.card.stats.loggedThrough;
-      if (typeof through === 'number' && through < T) return false;
-    }
-    return true;
   }
 
   /** The totals of every sample before T, then merged into Redis in pk order after the last merged. */

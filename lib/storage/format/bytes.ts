@@ -1,5 +1,5 @@
 /**
- * Byte-level building blocks of the stored formats (lib/storage/codec.ts): unsigned varints (exact
+ * Byte-level building blocks of the stored formats (codec.ts beside this file): unsigned varints (exact
  * up to 2^53, so sums fit), zigzag for signed deltas, and fixed-width bit packing. Arithmetic,
  * not 32-bit operators, wherever a value may pass 2^31.
  */

@@ -1,0 +1,74 @@
+// What the jobs read of the totals already stored in MongoDB: the newest checkpoint of a slice
+// (the close of the next period and the rebuild start from it) and the base of the previous
+// layout's points (what `influencer-node migrate` converted, or the legacy timeline itself).
+import type { Redis } from 'ioredis';
+import type { Db } from 'mongodb';
+import type { Logger } from '../../ops/log.js';
+import type { ClusterKeys } from '../../shared/keys.js';
+import { addPoint, decodeCheckpoint, emptyTotals, type PkTotals } from '../format/codec.js';
+import {
+  collectionNames,
+  docIds,
+  type BaseDoc,
+  type CheckpointDoc,
+  type LayoutDoc,
+  type LegacyPoint,
+  type MigrateProgress,
+} from '../format/documents.js';
+import type { StorageLayout } from '../format/layout.js';
+
+/**
+ * The newest checkpoint of a slice at or before `before`: the period Redis remembers, else found by
+ * looking back period by period (after Redis lost its data) as far as the layout's first period.
+ */
+export async function newestCheckpoint(
+  redis: Redis,
+  db: Db,
+  layout: StorageLayout,
+  keys: ClusterKeys,
+  slice: number,
+  before: number,
+): Promise<CheckpointDoc | null> {
+  const checkpoints = db.collection<CheckpointDoc>(collectionNames.checkpoints);
+  const remembered = await redis.hget(keys.checkpoints, String(slice));
+  if (remembered !== null && Number(remembered) <= before) {
+    const doc = await checkpoints.findOne({ _id: docIds.checkpoint(Number(remembered), slice) });
+    if (doc) return doc;
+  }
+  for (let p = layout.period(before); p >= layout.firstPeriod - layout.bucketMs; p -= layout.bucketMs) {
+    const doc = await checkpoints.findOne({ _id: docIds.checkpoint(p, slice) });
+    if (doc) return doc;
+  }
+  return null;
+}
+
+/**
+ * The totals of the previous layout's points, for a rebuild: the base documents of a finished
+ * migration; while none ran, computed from `timeline` itself (it reads the whole collection).
+ */
+export async function legacyTotals(db: Db, log: Logger): Promise<PkTotals[]> {
+  const state = await db.collection<MigrateProgress>(collectionNames.meta).findOne({ _id: 'migrate' });
+  if (state?.done) {
+    const out: PkTotals[] = [];
+    for await (const doc of db.collection<BaseDoc>(collectionNames.migrationBase).find({}))
+      out.push(...decodeCheckpoint(doc.e, doc.b.buffer).totals);
+    return out;
+  }
+  const exists =
+    (await db.listCollections({ name: collectionNames.legacyTimeline }, { nameOnly: true }).toArray()).length > 0;
+  if (!exists) return [];
+  log.warn("the previous layout's timeline is not migrated: the rebuild reads all of it (run influencer-node migrate)");
+  const layout = await db.collection<LayoutDoc>(collectionNames.meta).findOne({ _id: 'layout' });
+  const totals = new Map<number, PkTotals>();
+  const points = db
+    .collection<LegacyPoint>(collectionNames.legacyTimeline)
+    .find({}, { projection: { pk: 1, t: 1, f: 1, g: 1 } });
+  for await (const doc of points) {
+    const at = doc.t.getTime();
+    if (layout && at >= layout.firstPeriod) continue;
+    let t = totals.get(doc.pk);
+    if (!t) totals.set(doc.pk, (t = emptyTotals(doc.pk)));
+    addPoint(t, { at, f: doc.f, g: doc.g });
+  }
+  return [...totals.values()];
+}
