@@ -2,7 +2,6 @@
 // loaded route by route with autocannon. The running totals, rank and growth index of every pk are
 // seeded in Redis by the product's Lua script (two samples a pk) and its daily suspicious answer by
 // Totals.setSuspicious; a few pks also get a day of one-minute points in MongoDB through BatchWriter.
-import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../lib/ops/config.js';
 import { ClusterLock } from '../lib/cluster/locks.js';
 import { createLogger } from '../lib/ops/log.js';
@@ -12,6 +11,8 @@ import { LogWriter } from '../lib/storage/write/log-writer.js';
 import { TotalsRebuilder } from '../lib/storage/jobs/rebuild.js';
 import type { Sample } from '../lib/storage/format/documents.js';
 import { Totals } from '../lib/storage/state/totals.js';
+import { takeRanking } from '../lib/storage/state/ranking.js';
+import { sliceKeys } from '../lib/shared/keys.js';
 import { autocannon, randomPkRequests, type AutocannonRequest } from './autocannon.js';
 import { BenchCluster, PK_MIN, type Infra } from './cluster.js';
 import { bottleneck } from './measure.js';
@@ -181,11 +182,11 @@ async function seedState(
   const memory0 = await usedMemory(c);
   // as the first node of a new cluster does, its layout begun two days ago: the totals start at 0
   const layout = await loadLayout(db, loadConfig({}, c.env('seed')), end - 2 * DAY_POINTS * MINUTE);
+  const totals = new Totals(redis, c.cluster, layout.slices);
   await new TotalsRebuilder(
-    { redis, db, lock: new ClusterLock(redis, c.cluster, log), layout, cluster: c.cluster, log },
+    { redis, db, lock: new ClusterLock(redis, c.cluster, log), layout, cluster: c.cluster, log, totals },
     { graceMs: 0 },
   ).runOnce();
-  const totals = new Totals(redis, c.cluster);
   // the counts the mock would have answered
   const counts = new InfluencerTable(c.opts.pks, new Random(SEED, 3));
   const sample = (pk: number, at: number, move: boolean): Sample => {
@@ -220,23 +221,19 @@ async function seedState(
     }
     // straight into Redis, as applied log documents would leave it (the log itself is not read here)
     const period = layout.period(end - MINUTE);
+    const apply = (p: number, list: Sample[]): Promise<unknown> =>
+      Promise.all([...totals.bySlice(list)].map(([slice, part]) => totals.applySlice(p, slice, part, 'live')));
     inFlight.push(
-      totals.applyLog(
-        randomBytes(6).toString('hex'),
+      apply(
         period,
         samples.filter((x) => layout.period(x.at) === period),
-        'live',
-        (pk) => layout.slice(pk),
       ),
     );
     if (layout.period(end - 2 * MINUTE) !== period)
       inFlight.push(
-        totals.applyLog(
-          randomBytes(6).toString('hex'),
+        apply(
           layout.period(end - 2 * MINUTE),
           samples.filter((x) => x.at === end - 2 * MINUTE),
-          'live',
-          (pk) => layout.slice(pk),
         ),
       );
     if (inFlight.length >= SEED_IN_FLIGHT) await inFlight.shift();
@@ -250,6 +247,9 @@ async function seedState(
     }
     await Promise.all(flags);
   }
+  // the ranking snapshots the nodes' job takes once an interval
+  for (let slice = 0; slice < layout.slices; slice++)
+    await takeRanking(redis, sliceKeys(c.cluster, layout.slices, slice), end, Date.now());
   const redisS = (performance.now() - t1) / 1000;
   const seed = {
     redisS: round(redisS, 1),

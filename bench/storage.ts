@@ -27,7 +27,7 @@ import { TotalsRebuilder } from '../lib/storage/jobs/rebuild.js';
 import { SliceWriter } from '../lib/storage/write/slice-writer.js';
 import type { Sample } from '../lib/storage/format/documents.js';
 import { Totals } from '../lib/storage/state/totals.js';
-import { clusterKeys } from '../lib/shared/keys.js';
+import { SLICE_MARKS, sliceKeys } from '../lib/shared/keys.js';
 import { PK_MIN } from './cluster.js';
 import { cpuSeconds, round } from './proc.js';
 import { startFerret, stopChild } from './services.js';
@@ -147,8 +147,9 @@ async function measureFill(
       { intervalMs: MINUTE, bucketMs: HOUR, pkMin: PK_MIN, pkMax: PK_MIN + pks - 1 },
       start,
     );
+    const liveTotals = new Totals(redis, cluster, layout.slices);
     await new TotalsRebuilder(
-      { redis, db, lock: new ClusterLock(redis, cluster, log), layout, cluster, log },
+      { redis, db, lock: new ClusterLock(redis, cluster, log), layout, cluster, log, totals: liveTotals },
       { graceMs: 0 },
     ).runOnce();
     const counts = new InfluencerTable(pks, new Random(1, 3));
@@ -191,13 +192,11 @@ async function measureFill(
     const fillS = (performance.now() - t0) / 1000;
     const writerCpu = process.cpuUsage(cpu0);
     const storeCpu = (cpuSeconds(ferretPid) ?? 0) - ferret0;
-    await redis.hset(
-      clusterKeys(cluster).checkpoints,
-      ...Array.from({ length: layout.slices }, (_, s) => [String(s), String(open - HOUR)]).flat(),
-    );
+    for (let s = 0; s < layout.slices; s++)
+      await redis.hset(sliceKeys(cluster, layout.slices, s).marks, SLICE_MARKS.checkpoint, String(open - HOUR));
 
     // the open period so far, through the live path: log documents and the Lua step
-    const live = new LogWriter(db, new Totals(redis, cluster), layout, 'bench');
+    const live = new LogWriter(db, liveTotals, layout, 'bench');
     const upTo = Math.floor(now / MINUTE) * MINUTE;
     for (let at = open; at <= upTo; at += MINUTE) {
       const batch: Sample[] = [];
@@ -341,7 +340,8 @@ async function measureRebuild(
       }
       await writer.checkpoint(checkpointAt, s, totals, new Map());
     }
-    const logger = new LogWriter(db, new Totals(redis, cluster), layout, 'bench');
+    const rebuildTotals = new Totals(redis, cluster, layout.slices);
+    const logger = new LogWriter(db, rebuildTotals, layout, 'bench');
     let logSamples = 0;
     for (let m = 0; m < logMinutes; m++) {
       const at = checkpointAt + HOUR + m * MINUTE;
@@ -356,13 +356,13 @@ async function measureRebuild(
     progress(`  rebuild of ${pks} pks: checkpoints and ${logSamples.toLocaleString('en-US')} logged samples written`);
     let cutoff = 0;
     const rebuilder = new TotalsRebuilder(
-      { redis, db, lock: new ClusterLock(redis, cluster, log), layout, cluster, log },
+      { redis, db, lock: new ClusterLock(redis, cluster, log), layout, cluster, log, totals: rebuildTotals },
       { graceMs: 0, now: () => (cutoff > 0 ? Math.max(Date.now(), cutoff + 1) : Date.now()) },
     );
     const t0 = performance.now();
     const run = rebuilder.runOnce();
     for (;;) {
-      const T = await redis.hget(clusterKeys(cluster).rebuild, 'T');
+      const T = await redis.hget(sliceKeys(cluster, layout.slices, 0).marks, SLICE_MARKS.rebuildCutoff);
       if (T !== null) {
         cutoff = Number(T);
         break;
@@ -372,7 +372,7 @@ async function measureRebuild(
     const outcome = await run;
     const seconds = round((performance.now() - t0) / 1000, 1);
     if (outcome !== 'rebuilt') throw new Error(`rebuild of ${pks} pks: ${outcome}`);
-    const one = await new Totals(redis, cluster).read(PK_MIN);
+    const one = await rebuildTotals.read(PK_MIN);
     if (!one || one.samples !== 43_200 + logMinutes)
       throw new Error(
         `rebuild of ${pks} pks: pk ${PK_MIN} has ${one?.samples} samples, expected ${43_200 + logMinutes}`,

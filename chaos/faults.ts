@@ -127,7 +127,9 @@ export const redisRestart: Fault = async (h) => {
   await h.redisServer.restart();
   const members = await h.waitSteady(60_000);
   const rebuilt = await until(
-    async () => (await totalsState(h.cluster.redis, h.cluster.svc.cluster).catch(() => 'missing')) === 'ready',
+    async () =>
+      (await totalsState(h.cluster.redis, h.cluster.svc.cluster, h.cluster.totals.slices).catch(() => 'missing')) ===
+      'ready',
     120_000,
     'totals rebuilt',
   );
@@ -456,7 +458,7 @@ export const redisOlderSnapshot: Fault = async (h) => {
   );
   const steady = await h.waitSteady(60_000);
   const rebuilt = await until(
-    async () => totalsTrusted(redis, svc.cluster).catch(() => false),
+    async () => totalsTrusted(redis, svc.cluster, h.cluster.totals.slices).catch(() => false),
     120_000,
     'totals rebuilt',
   );
@@ -485,7 +487,7 @@ export const redisEviction: Fault = async (h) => {
   const clean = h.intervalNow() + 2 * h.intervalMs;
   const steady = await h.waitSteady(60_000);
   const rebuilt = await until(
-    async () => totalsTrusted(redis, svc.cluster).catch(() => false),
+    async () => totalsTrusted(redis, svc.cluster, h.cluster.totals.slices).catch(() => false),
     120_000,
     'totals rebuilt',
   );
@@ -512,7 +514,9 @@ export const redisDownDuringStop: Fault = async (h) => {
   h.spawn(id);
   const steady = await h.waitSteady(60_000);
   await until(
-    async () => (await totalsState(h.cluster.redis, h.cluster.svc.cluster).catch(() => 'missing')) === 'ready',
+    async () =>
+      (await totalsState(h.cluster.redis, h.cluster.svc.cluster, h.cluster.totals.slices).catch(() => 'missing')) ===
+      'ready',
     120_000,
     'totals ready',
   );
@@ -538,7 +542,9 @@ export const mongoDownDuringRebuild: Fault = async (h) => {
   const from = h.checkedTo;
   await h.redisServer.restart();
   await until(
-    async () => (await totalsState(h.cluster.redis, h.cluster.svc.cluster).catch(() => 'missing')) === 'rebuilding',
+    async () =>
+      (await totalsState(h.cluster.redis, h.cluster.svc.cluster, h.cluster.totals.slices).catch(() => 'missing')) ===
+      'rebuilding',
     60_000,
     'a rebuild started',
   );
@@ -546,7 +552,9 @@ export const mongoDownDuringRebuild: Fault = async (h) => {
   await sleep(4 * h.intervalMs);
   await h.mongoServer.up();
   const rebuilt = await until(
-    async () => (await totalsState(h.cluster.redis, h.cluster.svc.cluster).catch(() => 'missing')) === 'ready',
+    async () =>
+      (await totalsState(h.cluster.redis, h.cluster.svc.cluster, h.cluster.totals.slices).catch(() => 'missing')) ===
+      'ready',
     180_000,
     'totals rebuilt',
   );

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './shared/redis.js';
 import type { Db, MongoClient } from 'mongodb';
 import { maskUrl, type Config } from './ops/config.js';
 import { StateLog, type Logger } from './ops/log.js';
@@ -18,6 +18,7 @@ import type { StorageJobDeps } from './storage/jobs/job-deps.js';
 import { LogWriter } from './storage/write/log-writer.js';
 import { TotalsRebuilder } from './storage/jobs/rebuild.js';
 import { RetentionJob } from './storage/jobs/retention.js';
+import { RankingJob } from './storage/state/ranking.js';
 import { SuspiciousChecker } from './polling/suspicious.js';
 import { Totals } from './storage/state/totals.js';
 import { ClusterLock } from './cluster/locks.js';
@@ -26,8 +27,8 @@ import { VERSION } from './ops/version.js';
 
 /** Redis and MongoDB, connected. */
 interface Connections {
-  redis: Redis;
-  sub: Redis;
+  redis: RedisClient;
+  sub: RedisClient;
   db: Db;
 }
 
@@ -44,8 +45,8 @@ interface Storage {
  * stop polling once they have, finish requests in flight, flush every sample, delete its key.
  */
 export class InfluencerNode {
-  private redis?: Redis;
-  private sub?: Redis;
+  private redis?: RedisClient;
+  private sub?: RedisClient;
   private mongo?: MongoClient;
   private membership?: Membership;
   private tracker?: OwnershipTracker;
@@ -55,6 +56,7 @@ export class InfluencerNode {
   private rebuilder?: TotalsRebuilder;
   private closer?: PeriodCloser;
   private retention?: RetentionJob;
+  private ranking?: RankingJob;
   private suspicious?: SuspiciousChecker;
   private metrics?: NodeMetrics;
   private mongoReachable: () => boolean = () => false;
@@ -141,19 +143,32 @@ export class InfluencerNode {
       this.log.warn({ clockSkewMs: c.clockSkewMs }, 'clock skewed by CLOCK_SKEW_MS (a test hook)');
     }
     const layout = await loadLayout(db, c, now());
-    const totals = new Totals(redis, c.cluster);
+    const totals = new Totals(redis, c.cluster, layout.slices);
     const lock = new ClusterLock(redis, c.cluster, this.log);
-    const deps: StorageJobDeps = { redis, db, lock, layout, cluster: c.cluster, log: this.log };
+    const deps: StorageJobDeps & { totals: Totals } = {
+      redis,
+      db,
+      lock,
+      layout,
+      cluster: c.cluster,
+      log: this.log,
+      totals,
+    };
     // every sample of a time before T is in the log T + grace later: flush age, fetch deadlines, a margin
     const graceMs = c.flushMaxAgeMs + 5000;
     this.rebuilder = new TotalsRebuilder(deps, { graceMs, now });
     this.rebuilder.start();
     await this.rebuilder.counting(this.abort.signal);
     if (this.abort.signal.aborted) return undefined;
-    this.closer = new PeriodCloser({ ...deps, totals }, { graceMs, now });
+    this.closer = new PeriodCloser(deps, { graceMs, now });
     this.closer.start();
     this.retention = new RetentionJob(deps, { settings: c, now });
     this.retention.start();
+    // a snapshot of an interval is taken once its samples are stored: the flush age and a second after its end
+    const rankingLag = c.flushMaxAgeMs + 1000;
+    const rankingOpts = { cluster: c.cluster, slices: layout.slices, intervalMs: c.intervalMs, lagMs: rankingLag, now };
+    this.ranking = new RankingJob(redis, rankingOpts, this.log);
+    this.ranking.start();
     return { db, layout, totals };
   }
 
@@ -308,6 +323,7 @@ export class InfluencerNode {
     await this.rebuilder?.stop();
     await this.closer?.stop();
     await this.retention?.stop();
+    await this.ranking?.stop();
     this.tracker?.close();
     if (this.writer) {
       const flushed = await this.writer.flushAll(Math.max(30_000, 3 * this.config.intervalMs));

@@ -6,7 +6,7 @@ import { PeriodCloser } from '../lib/storage/jobs/closer.js';
 import { decodeBucket, decodeCheckpoint, decodeRollup } from '../lib/storage/format/codec.js';
 import { ClusterLock } from '../lib/cluster/locks.js';
 import { createLogger } from '../lib/ops/log.js';
-import { clusterKeys, memberIndexKey, nodeKey } from '../lib/shared/keys.js';
+import { clusterKeys, memberIndexKey, nodeKey, SLICE_MARKS, sliceKeys } from '../lib/shared/keys.js';
 import { sample, storageKit, MIN } from './helpers/storage.js';
 import { type PayloadDoc, type CheckpointDoc, collectionNames, docIds } from '../lib/storage/format/documents.js';
 
@@ -34,8 +34,9 @@ t.test('a closed period: buckets and a checkpoint from the open buffers, which a
   t.equal(await k.closer.runOnce(), 'closed', 'the first period closes');
   t.equal(await k.closer.runOnce(), 'idle', 'the second is still open');
   const keys = clusterKeys(k.cluster);
-  t.equal(await k.redis.exists(keys.open(T0, pks[0]!)), 0, 'its open buffers are gone');
-  t.equal(await k.redis.exists(keys.open(T0 + BUCKET, pks[0]!)), 1, "the next period's stay");
+  const own = k.totals.keysOf(pks[0]!);
+  t.equal(await k.redis.exists(own.open(T0, pks[0]!)), 0, 'its open buffers are gone');
+  t.equal(await k.redis.exists(own.open(T0 + BUCKET, pks[0]!)), 1, "the next period's stay");
   const bucket = await k.db
     .collection<PayloadDoc>(collectionNames.buckets(T0))
     .findOne({ _id: docIds.bucket(pks[0]!, T0) });
@@ -43,7 +44,7 @@ t.test('a closed period: buckets and a checkpoint from the open buffers, which a
   t.same(await Promise.all(pks.map((pk) => k.points(pk))), before, 'the reader sees the same points');
   const cp = await k.db
     .collection<CheckpointDoc>(collectionNames.checkpoints)
-    .findOne({ _id: docIds.checkpoint(T0, 0) });
+    .findOne({ _id: docIds.checkpoint(T0, k.layout.slice(pks[0]!)) });
   const { totals } = decodeCheckpoint(T0 + BUCKET, cp!.b.buffer);
   const first = data.filter((s) => s.pk === pks[0] && s.at < T0 + BUCKET);
   t.match(
@@ -54,7 +55,7 @@ t.test('a closed period: buckets and a checkpoint from the open buffers, which a
   t.equal(await k.closer.closeDue(), 'closed');
   const cp2 = await k.db
     .collection<CheckpointDoc>(collectionNames.checkpoints)
-    .findOne({ _id: docIds.checkpoint(T0 + BUCKET, 0) });
+    .findOne({ _id: docIds.checkpoint(T0 + BUCKET, k.layout.slice(pks[0]!)) });
   t.match(
     decodeCheckpoint(T0 + 2 * BUCKET, cp2!.b.buffer).totals.find((x) => x.pk === pks[0]),
     { n: 20, at: T0 + 19 * MIN },
@@ -139,7 +140,9 @@ t.test('two nodes closing at once, and a close repeated, write each document onc
   );
   // as if the marks had been lost after the documents were written: the close runs again
   const keys = clusterKeys(k.cluster);
-  await k.redis.del(keys.closed, keys.closedSlices(T0), keys.closing);
+  await k.redis.del(keys.closed, keys.closedSlices(T0));
+  for (let s = 0; s < k.layout.slices; s++)
+    await k.redis.hdel(sliceKeys(k.cluster, k.layout.slices, s).marks, SLICE_MARKS.closing);
   await k.db.collection(collectionNames.meta).deleteOne({ _id: 'closed' as never });
   await k.closer.closeDue();
   t.equal(await k.db.collection(collectionNames.buckets(T0)).countDocuments({}), 40, 'still one bucket per pk');

@@ -18,7 +18,7 @@ import { collections, type Sample } from '../lib/storage/format/documents.js';
 import { storeSuspicious } from '../lib/polling/suspicious.js';
 import { Totals } from '../lib/storage/state/totals.js';
 import { connected } from './helpers/servers.js';
-import { sampleStore, startTotals } from './helpers/storage.js';
+import { sampleStore, startTotals, takeRankings } from './helpers/storage.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = fileURLToPath(new URL('./screenshots', import.meta.url));
@@ -114,9 +114,10 @@ t.test(
         samples.push({ pk, at: now - m * MIN, username: `influencer-${pk}`, followerCount: f, followingCount: g });
       }
     }
-    const totals = new Totals(redis, svc.cluster);
+    const totals = new Totals(redis, svc.cluster, layout.slices);
     await sampleStore(db, totals, layout)(samples);
     await storeSuspicious({ answers: collections(db).answers, totals }, PK, true, now - 3 * 3_600_000, 0);
+    await takeRankings(redis, svc.cluster, totals);
     // three member cards as `demo` nodes publish them (figures as wide as a demo's: thousands owned, on-time to 0.01 %)
     const members = ['demo-1', 'demo-2', 'demo-3'].map((id) => ({ id, weight: 1 }));
     for (const [i, m] of members.entries()) {

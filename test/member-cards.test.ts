@@ -2,6 +2,8 @@
 // afford (weights far past its maximum: millions of ring points): a running node keeps its ring,
 // a node restarts with them present, and `status` and /api/cluster show them as unreadable.
 import t from 'tap';
+import { loadLayout } from '../lib/storage/format/layout.js';
+import { TimelineReader } from '../lib/storage/read/reader.js';
 import { viewHash } from '../lib/cluster/card.js';
 import { memberIndexKey, nodeKey } from '../lib/shared/keys.js';
 import { startApi } from '../lib/read/api.js';
@@ -64,7 +66,9 @@ t.test("cards with weights out of NODE_WEIGHT's bounds are unreadable and kept o
   t.equal(table.code, 0, 'the table too');
 
   const { redis, db } = await connected(t, 'cards-api');
-  const deps = { config: c.config('api'), redis, db, log: createLogger('silent') };
+  const config = c.config('api');
+  const reader = new TimelineReader(redis, db, await loadLayout(db, config), config.cluster);
+  const deps = { config, redis, reader, log: createLogger('silent') };
   const api = await startApi(deps, { host: '127.0.0.1', port: 0 });
   t.teardown(() => api.close());
   const res = await fetch(`${api.url}/api/cluster`);

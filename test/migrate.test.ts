@@ -11,7 +11,7 @@ import { TimelineReader } from '../lib/storage/read/reader.js';
 import { TotalsRebuilder } from '../lib/storage/jobs/rebuild.js';
 import { ClusterLock } from '../lib/cluster/locks.js';
 import { Totals } from '../lib/storage/state/totals.js';
-import { clusterKeys } from '../lib/shared/keys.js';
+import { totalsState } from '../lib/storage/state/totals-state.js';
 import { runCli } from './helpers/cli.js';
 import { connected } from './helpers/servers.js';
 import { rebuildNow, HOUR, MIN } from './helpers/storage.js';
@@ -99,12 +99,12 @@ t.test('migrate: the previous layout read as it was, converted, resumed, rebuilt
 
   // Redis lost: the rebuild adds the converted base under the new layout's checkpoints
   const clock = { now: Date.now() };
+  const totals = new Totals(redis, svc.cluster, layout.slices);
   const rebuilder = new TotalsRebuilder(
-    { redis, db, lock: new ClusterLock(redis, svc.cluster, log), layout, cluster: svc.cluster, log },
+    { redis, db, lock: new ClusterLock(redis, svc.cluster, log), layout, cluster: svc.cluster, log, totals },
     { graceMs: 0, now: () => clock.now },
   );
-  t.equal(await rebuildNow(rebuilder, redis, svc.cluster, clock), 'rebuilt');
-  const totals = new Totals(redis, svc.cluster);
+  t.equal(await rebuildNow(rebuilder, redis, svc.cluster, clock, layout.slices), 'rebuilt');
   for (const pk of pks) {
     const mine = expected(pk);
     t.match(
@@ -121,7 +121,7 @@ t.test('migrate: the previous layout read as it was, converted, resumed, rebuilt
     'the old collection dropped on request',
   );
   t.same(await after.points(pks[0]!, start, upgrade), expected(pks[0]!), 'and the points still read');
-  t.ok(await redis.exists(clusterKeys(svc.cluster).since));
+  t.equal(await totalsState(redis, svc.cluster, layout.slices), 'ready');
 });
 
 t.test('migrate with nothing to migrate, and with MongoDB down', async (t) => {

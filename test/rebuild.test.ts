@@ -1,14 +1,16 @@
 // Redis loses the running totals (a restart without persistence, a flush), or comes back from an
 // older snapshot: a singleton job rebuilds them into fresh keys from the newest checkpoints and the
-// log after them; the answers are the same as before, the open buffers come back with their
-// period's close, and a rebuilder that stalled past its lock cannot add its merge a second time.
+// log after them; the answers are the same as before, the open buffers come back with the rebuild,
+// and a rebuilder that stalled past its lock cannot add its merge a second time.
 import t from 'tap';
 import { storeSuspicious } from '../lib/polling/suspicious.js';
 import { collections } from '../lib/storage/format/documents.js';
-import { clusterKeys, memberIndexKey, nodeKey } from '../lib/shared/keys.js';
+import { memberIndexKey, nodeKey, SLICE_MARKS, sliceKeys } from '../lib/shared/keys.js';
+import { packTotals } from '../lib/storage/format/codec.js';
+import { LogWriter } from '../lib/storage/write/log-writer.js';
 import { redisIdentity, totalsState } from '../lib/storage/state/totals-state.js';
-import { mergeTotals } from '../lib/lua/scripts.js';
-import { rebuildNow, sample, storageKit, MIN, type StorageKit } from './helpers/storage.js';
+import { mergeSlice } from '../lib/lua/scripts.js';
+import { rebuildCutoff, rebuildNow, sample, storageKit, MIN, type StorageKit } from './helpers/storage.js';
 
 const T0 = 1_764_576_000_000;
 const BUCKET = 10 * MIN;
@@ -21,14 +23,22 @@ async function fill(k: StorageKit, fromMinute: number, minutes: number): Promise
 }
 
 async function snapshot(k: StorageKit) {
+  await k.rank();
   return {
     totals: await Promise.all(PKS.map((pk) => k.totals.read(pk))),
     ranks: await Promise.all(PKS.map((pk) => k.totals.rank(pk))),
-    summary: await k.totals.summary(),
+    summary: averages(await k.totals.summary()),
   };
 }
 
-const rebuild = (k: StorageKit): Promise<string> => rebuildNow(k.rebuilder, k.redis, k.cluster, k.clock);
+function averages(s: { influencers: number; averageFollowers: number | null }) {
+  return { influencers: s.influencers, averageFollowers: s.averageFollowers };
+}
+
+const rebuild = (k: StorageKit): Promise<string> =>
+  rebuildNow(k.rebuilder, k.redis, k.cluster, k.clock, k.layout.slices);
+const state = (k: StorageKit) => totalsState(k.redis, k.cluster, k.layout.slices);
+const marksOf = (k: StorageKit, slice: number): string => sliceKeys(k.cluster, k.layout.slices, slice).marks;
 
 /** Deletes every key of the cluster, as a Redis restarted without its data would have none. */
 async function loseRedis(k: StorageKit): Promise<void> {
@@ -47,16 +57,16 @@ t.test('rebuild after the totals are lost: checkpoints plus the log give the sam
   const pointsBefore = await Promise.all(PKS.map((pk) => k.points(pk, T0, T0 + 3 * BUCKET)));
 
   await loseRedis(k);
-  t.equal(await totalsState(k.redis, k.cluster), 'missing');
+  t.equal(await state(k), 'missing');
   const during = await k.store([sample(PKS[0]!, T0 + 25 * MIN, 7777)]);
   t.same(
-    during.parts.map((p) => p.outcome),
+    during.parts.map((p) => LogWriter.outcome(during, p)),
     ['rebuild'],
     'a batch while the totals are missing is logged and left to the rebuild',
   );
   k.clock.now = T0 + 26 * MIN;
   t.equal(await rebuild(k), 'rebuilt');
-  t.equal(await totalsState(k.redis, k.cluster), 'ready');
+  t.equal(await state(k), 'ready');
   const after = await snapshot(k);
   t.same(after.totals.slice(1), before.totals.slice(1), 'every other pk: the same totals as before the loss');
   t.match(
@@ -65,23 +75,29 @@ t.test('rebuild after the totals are lost: checkpoints plus the log give the sam
     'the sample logged during the loss is counted',
   );
   t.match(await k.totals.read(PKS[5]!), { suspicious: true }, 'the daily flags come back');
+  const counts = after.totals.map((x) => x!.followerCount);
   t.same(
-    after.ranks.slice(1).every((r) => r !== null),
-    true,
+    after.ranks,
+    counts.map((f) => 1 + counts.filter((g) => g > f).length),
+    'every rank: 1 + the counts above it, the new sample included',
+  );
+  // the open period's buffers come back with the rebuild's refill, with the same points
+  t.same(
+    await Promise.all(PKS.slice(1).map((pk) => k.points(pk, T0, T0 + 3 * BUCKET))),
+    pointsBefore.slice(1),
+    'every point is readable again at once: closed periods from buckets, the open one from its buffers',
   );
 
   // a straggler from before the cutoff, logged after the rebuild read the log (a node cut off from
   // Redis for a while): left alone live, counted by the period's reconcile
-  const since = Number(await k.redis.get(clusterKeys(k.cluster).since));
+  const since = Number(await k.redis.hget(marksOf(k, k.layout.slice(PKS[2]!)), SLICE_MARKS.since));
   const straggler = await k.store([sample(PKS[2]!, since - MIN, 4444)]);
   t.same(
-    straggler.parts.map((p) => p.outcome),
-    ['applied'],
+    straggler.parts.map((p) => LogWriter.outcome(straggler, p)),
+    ['rebuild'],
+    'a sample before the cutoff is left to the reconcile',
   );
   t.match(await k.totals.read(PKS[2]!), { samples: before.totals[2]!.samples }, 'not counted live');
-
-  // the open period's buffers come back when it closes (its reconcile), with the same points
-  t.equal((await k.points(PKS[1]!, T0 + 2 * BUCKET, T0 + 3 * BUCKET)).length, 0, 'open buffers are not back yet');
   k.clock.now = T0 + 3 * BUCKET + MIN;
   await k.closer.closeDue();
   t.same(
@@ -106,36 +122,65 @@ t.test('Redis back from an older snapshot: the stale keys are wiped and rebuilt,
   await k.closer.closeDue();
   const before = await snapshot(k);
   // what an older snapshot holds: fewer samples, and the run id of the server that wrote it
-  const keys = clusterKeys(k.cluster);
-  for (const pk of PKS) await k.redis.hset(keys.influencer(pk), 'n', '3', 's', '15000');
-  await k.redis.set(keys.builtOn, 'a-server-that-restarted');
-  t.equal(await totalsState(k.redis, k.cluster), 'ready', 'the keys look fine');
+  for (const pk of PKS) {
+    const stale = { pk, n: 3, sum: 15000, min: 5000, max: 5000, at: T0, f: 5000, g: 50, pat: -1, pf: 0, username: '' };
+    await k.redis.hset(k.totals.keysOf(pk).totals, String(pk), packTotals(stale));
+  }
+  for (let s = 0; s < k.layout.slices; s++)
+    await k.redis.hset(marksOf(k, s), SLICE_MARKS.builtOn, 'a-server-that-restarted');
+  t.equal(await state(k), 'ready', 'the keys look fine');
   k.clock.now = T0 + BUCKET + 3 * MIN;
   t.equal(await rebuild(k), 'rebuilt', 'another run id: rebuilt');
   t.same((await snapshot(k)).totals, before.totals, 'exact, not added onto the stale keys');
-  t.equal(await k.redis.get(keys.builtOn), await redisIdentity(k.redis));
+  t.equal(await k.redis.hget(marksOf(k, 0), SLICE_MARKS.builtOn), await redisIdentity(k.redis, marksOf(k, 0)));
 });
 
 t.test('a rebuilder that stalled past its lock cannot merge after another took over', async (t) => {
   const k = await storageKit(t, { bucketMs: BUCKET, start: T0 });
   await fill(k, 0, 3);
-  const keys = clusterKeys(k.cluster);
   await loseRedis(k);
-  // the first rebuilder's progress, as it was when it stalled; the second resumes it under its own token
+  // the first rebuilder's marks, as they were when it stalled; another node starts the rebuild again
   const T = T0 + 5 * MIN;
-  await k.redis.hset(keys.rebuild, 'T', String(T), 'owner', 'stalled-one');
-  await k.redis.set(keys.since, String(T));
-  k.clock.now = T + MIN;
-  t.equal(await k.rebuilder.runOnce(), 'rebuilt', 'resumed by another node');
+  for (let s = 0; s < k.layout.slices; s++)
+    await k.redis.hset(
+      marksOf(k, s),
+      SLICE_MARKS.since,
+      T,
+      SLICE_MARKS.rebuildCutoff,
+      T,
+      SLICE_MARKS.rebuildOwner,
+      'stalled-one',
+    );
+  t.equal(await rebuild(k), 'rebuilt', 'started again by another node');
   const merged = await k.totals.read(PKS[0]!);
   t.match(merged, { samples: 3 });
-  await k.redis.hset(keys.rebuild, 'T', String(T), 'owner', 'the-new-one');
-  const late = await mergeTotals(
-    k.redis,
-    [keys.rank, keys.stats, keys.rebuild, keys.growth, keys.influencer(PKS[0]!)],
-    [String(T), 'stalled-one', PKS[0]!, 3, 15000, 5000, 5000, T0, 5000, 50, -1, 0, '', '0', -1],
-  );
-  t.equal(late, -1, 'the stalled merge is refused');
+  const k0 = k.totals.keysOf(PKS[0]!);
+  const T2 = Number(await k.redis.hget(k0.marks, SLICE_MARKS.since));
+  // the new rebuild's marks while it ran, and the stalled rebuilder's merge arriving then
+  await k.redis.hset(k0.marks, SLICE_MARKS.rebuildCutoff, T2, SLICE_MARKS.rebuildOwner, 'the-new-one');
+  const pk = Buffer.alloc(8);
+  pk.writeDoubleBE(PKS[0]!);
+  const stale = {
+    pk: PKS[0]!,
+    n: 3,
+    sum: 15000,
+    min: 5000,
+    max: 5000,
+    at: T0,
+    f: 5000,
+    g: 50,
+    pat: -1,
+    pf: 0,
+    username: '',
+  };
+  for (const cutoff of [T, T2]) {
+    const late = await mergeSlice(
+      k.redis,
+      [k0.marks, k0.totals, k0.usernames, k0.suspicious],
+      [cutoff, 'stalled-one', Buffer.concat([pk, packTotals(stale)])],
+    );
+    t.equal(late, -1, `the stalled merge is refused (cutoff ${cutoff === T ? 'its own' : "the new one's"})`);
+  }
   t.same(await k.totals.read(PKS[0]!), merged, 'nothing counted twice');
 });
 
@@ -145,7 +190,7 @@ t.test('the rebuild waits for a live member still logging samples before its cut
   await loseRedis(k);
   const run = k.rebuilder.runOnce();
   await new Promise((r) => setTimeout(r, 200));
-  const T = Number(await k.redis.hget(clusterKeys(k.cluster).rebuild, 'T'));
+  const T = Number(await rebuildCutoff(k.redis, k.cluster, k.layout.slices));
   t.ok(T > 0, 'a cutoff was set');
   // a member whose buffer holds a sample before T, logged only later
   const card = {
@@ -166,7 +211,7 @@ t.test('the rebuild waits for a live member still logging samples before its cut
   await k.redis.sadd(memberIndexKey(k.cluster), 'behind');
   k.clock.now = T + 1;
   await new Promise((r) => setTimeout(r, 600));
-  t.equal(await totalsState(k.redis, k.cluster), 'rebuilding', 'still waiting for it');
+  t.equal(await state(k), 'rebuilding', 'still waiting for it');
   await k.store([sample(1_000_999, T - MIN, 4321)]);
   await k.redis.set(nodeKey(k.cluster, 'behind'), JSON.stringify({ ...card, stats: { loggedThrough: T } }));
   t.equal(await run, 'rebuilt');

@@ -5,7 +5,7 @@ import { loadLayout } from '../lib/storage/format/layout.js';
 import { Totals } from '../lib/storage/state/totals.js';
 import { runCli } from './helpers/cli.js';
 import { connected } from './helpers/servers.js';
-import { sampleStore, startTotals } from './helpers/storage.js';
+import { sampleStore, startTotals, takeRankings } from './helpers/storage.js';
 
 t.test('show', async (t) => {
   const { redis, db, ...svc } = await connected(t, 'show-test');
@@ -13,9 +13,10 @@ t.test('show', async (t) => {
   const pk = 1_000_042;
   const layout = await loadLayout(db, loadConfig({}, {}), now - 3_600_000);
   await startTotals(redis, db, layout, svc.cluster);
+  const totals = new Totals(redis, svc.cluster, layout.slices);
   await sampleStore(
     db,
-    new Totals(redis, svc.cluster),
+    totals,
     layout,
   )([
     { pk, at: now - 120_000, username: 'influencer-1000042', followerCount: 100_000, followingCount: 1000 },
@@ -23,6 +24,7 @@ t.test('show', async (t) => {
     { pk, at: now, username: 'influencer-1000042', followerCount: 100_600, followingCount: 1000 },
     { pk: pk + 1, at: now, username: 'influencer-1000043', followerCount: 200_000, followingCount: 10 },
   ]);
+  await takeRankings(redis, svc.cluster, totals);
   const env = { REDIS_URL: svc.redisUrl, MONGO_URL: svc.mongoUrl, MONGO_DB: svc.mongoDb, CLUSTER: svc.cluster };
 
   const text = await runCli(['show', String(pk)], env);

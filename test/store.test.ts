@@ -5,17 +5,20 @@ import t from 'tap';
 import { Binary } from 'mongodb';
 import { createLogger } from '../lib/ops/log.js';
 import { SampleWriter } from '../lib/storage/write/sample-writer.js';
-import { decodeLog, encodeLog } from '../lib/storage/format/codec.js';
+import { decodeLog, encodeLog, packTotals, unpackTotals } from '../lib/storage/format/codec.js';
 import { LogWriter } from '../lib/storage/write/log-writer.js';
 import { collections, type Sample, collectionNames, type LogDoc } from '../lib/storage/format/documents.js';
 import { Totals } from '../lib/storage/state/totals.js';
-import { clusterKeys } from '../lib/shared/keys.js';
 import { sample, storageKit, HOUR, MIN } from './helpers/storage.js';
 import { until } from './helpers/cluster.js';
 
 const log = createLogger('silent');
 const T0 = 1_764_576_000_000;
 const at = (minute: number): number => T0 + minute * MIN;
+const averages = ({ influencers, averageFollowers }: { influencers: number; averageFollowers: number | null }) => ({
+  influencers,
+  averageFollowers,
+});
 
 t.test('a batch is logged, then applied: exact totals, open buffers, one influencer document per pk', async (t) => {
   const k = await storageKit(t);
@@ -36,7 +39,8 @@ t.test('a batch is logged, then applied: exact totals, open buffers, one influen
     previousFollowerCount: 5200,
     username: 'influencer-7',
   });
-  t.same(
+  await k.rank();
+  t.match(
     await k.totals.summary(),
     { influencers: 2, averageFollowers: 7050 },
     'average of latest counts across influencers',
@@ -96,11 +100,12 @@ t.test('a batch spanning two periods is two log documents', async (t) => {
 t.test('repeats of a (pk, interval) are refused: the first sample is the point, in totals and buffer', async (t) => {
   const k = await storageKit(t);
   await k.store([sample(1, at(10), 6000), sample(2, at(10), 7000), sample(1, at(11), 6100)]);
+  await k.rank();
   const before = {
     t1: await k.totals.read(1),
     t2: await k.totals.read(2),
     rank: await k.totals.rank(1),
-    summary: await k.totals.summary(),
+    summary: averages(await k.totals.summary()),
   };
   // another node polled the same intervals (a membership change): other values, same (pk, interval)
   const other = await k.store(
@@ -108,12 +113,13 @@ t.test('repeats of a (pk, interval) are refused: the first sample is the point, 
     k.otherWriter('node-b'),
   );
   t.equal(other.repeats, 3, 'each counted as a repeat');
+  await k.rank();
   t.same(
     {
       t1: await k.totals.read(1),
       t2: await k.totals.read(2),
       rank: await k.totals.rank(1),
-      summary: await k.totals.summary(),
+      summary: averages(await k.totals.summary()),
     },
     before,
   );
@@ -133,13 +139,13 @@ t.test('repeats of a (pk, interval) are refused: the first sample is the point, 
   t.match(await k.totals.read(1), { samples: 3, followerSum: 17100, latestAt: at(11), previousAt: at(10) });
 });
 
-t.test('a retried batch is applied once: the log insert and the Lua step recognise it', async (t) => {
+t.test('a retried batch is applied once: the log insert and the Lua step find every sample stored', async (t) => {
   const k = await storageKit(t);
   const batch = await k.store([sample(3, at(20), 8000), sample(4, at(20), 8100)]);
   // as if the answers to the first attempt had been lost: every step again
   const replay = {
     ...batch,
-    parts: batch.parts.map((p) => ({ ...p, logged: false, outcome: undefined })),
+    parts: batch.parts.map((p) => ({ ...p, logged: false, outcomes: new Map(), marked: false })),
     repeats: 0,
     fresh: [],
     registered: false,
@@ -147,10 +153,10 @@ t.test('a retried batch is applied once: the log insert and the Lua step recogni
   await k.writer.log(replay);
   await k.writer.apply(replay);
   t.same(
-    replay.parts.map((p) => p.outcome),
-    ['replayed'],
-    'the Lua step knows the token and does nothing',
+    replay.parts.map((p) => LogWriter.outcome(replay, p)),
+    ['applied'],
   );
+  t.equal(replay.repeats, 2, 'the Lua step finds both samples stored and changes nothing');
   t.equal(await k.db.collection(collectionNames.log(T0)).countDocuments({}), 1, 'one log document');
   t.match(await k.totals.read(3), { samples: 1, followerSum: 8000 });
 });
@@ -168,14 +174,17 @@ t.test('an older sample arriving late counts in the average and may become the p
     previousAt: at(49),
     previousFollowerCount: 6500,
   });
-  t.same(await k.totals.summary(), { influencers: 1, averageFollowers: 7000 });
+  await k.rank();
+  t.match(await k.totals.summary(), { influencers: 1, averageFollowers: 7000 });
 });
 
 t.test('follower sums stay exact past 10^14', async (t) => {
   const k = await storageKit(t);
   await k.store([sample(9, at(1), 4_000_000_000)]);
   // as if the pk had been tracked for a long time
-  await k.redis.hset(clusterKeys(k.cluster).influencer(9), 's', '400000000000001', 'n', '100000');
+  const stored = await k.redis.hgetBuffer(k.totals.keysOf(9).totals, '9');
+  const totals = { ...unpackTotals(9, stored!), sum: 400_000_000_000_001, n: 100_000 };
+  await k.redis.hset(k.totals.keysOf(9).totals, '9', packTotals(totals));
   await k.store([sample(9, at(2), 4_000_000_002), sample(9, at(3), 4_000_000_004)]);
   t.match(await k.totals.read(9), { samples: 100_002, followerSum: 400_008_000_000_007 });
 });
@@ -183,24 +192,27 @@ t.test('follower sums stay exact past 10^14', async (t) => {
 t.test('rank: strictly higher counts + 1, ties share a rank', async (t) => {
   const k = await storageKit(t);
   await k.store([sample(1, at(1), 500), sample(2, at(1), 900), sample(3, at(1), 900), sample(4, at(1), 100)]);
+  await k.rank();
   t.same(
     [await k.totals.rank(2), await k.totals.rank(3), await k.totals.rank(1), await k.totals.rank(4)],
     [1, 1, 3, 4],
   );
   t.equal(await k.totals.rank(99), null, 'unknown pk has no rank');
   await k.store([sample(4, at(2), 1000)]);
+  t.same([await k.totals.rank(4)], [4], 'until the next snapshot the rank is that of the last one');
+  await k.rank();
   t.same([await k.totals.rank(4), await k.totals.rank(2), await k.totals.rank(1)], [1, 2, 4]);
-  t.same(await k.totals.summary(), { influencers: 4, averageFollowers: (500 + 900 + 900 + 1000) / 4 });
+  t.match(await k.totals.summary(), { influencers: 4, averageFollowers: (500 + 900 + 900 + 1000) / 4 });
 });
 
 t.test("garbage in Redis and another cluster's name do not break reads", async (t) => {
   const k = await storageKit(t);
-  await k.redis.hset(clusterKeys(k.cluster).influencer(77), 'junk', 'x');
+  await k.redis.hset(k.totals.keysOf(77).totals, '77', 'junk');
   t.equal(await k.totals.read(77), null, 'a hash without a sample count is no data');
   await k.store([sample(9, at(1), 5000)]);
-  const elsewhere = new Totals(k.redis, 'another-cluster');
+  const elsewhere = new Totals(k.redis, 'another-cluster', k.layout.slices);
   t.equal(await elsewhere.read(9), null);
-  t.same(await elsewhere.summary(), { influencers: 0, averageFollowers: null });
+  t.same(await elsewhere.summary(), { influencers: 0, averageFollowers: null, rankedAt: null });
 });
 
 t.test("a log document no node applied is applied by the period's reconcile, once", async (t) => {
@@ -229,7 +241,7 @@ t.test("a sample that reaches Redis after its period's close began is late: in t
   await k.closer.closeDue();
   const late = await k.store([sample(1, at(3), 130)]);
   t.same(
-    late.parts.map((p) => p.outcome),
+    late.parts.map((p) => LogWriter.outcome(late, p)),
     ['late'],
   );
   t.equal(LogWriter.count(late, 'late'), 1);

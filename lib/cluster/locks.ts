@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import Redlock, { ExecutionError, ResourceLockedError, type Lock } from 'redlock';
 import type { Logger } from '../ops/log.js';
 import { clusterKeys } from '../shared/keys.js';
@@ -17,7 +17,7 @@ export class ClusterLock {
   private readonly redlock: Redlock;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly cluster: string,
     private readonly log: Logger,
     private readonly ttlMs = 10_000,

@@ -1,7 +1,7 @@
 // The cluster as read from Redis (like dskit's ReadRing): every member's card, and the active
 // members this process puts on its ring. Writing this process's own card is membership.ts's job.
 import { EventEmitter } from 'node:events';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { activeMembers, parseCard, viewHash, type ParsedCard, type RingMember } from './card.js';
 import { eventsChannel, memberIndexKey, nodeKey } from '../shared/keys.js';
 import type { Logger } from '../ops/log.js';
@@ -13,7 +13,7 @@ import type { Logger } from '../ops/log.js';
  * Garbage values come back as unreadable entries.
  */
 export async function readMembers(
-  redis: Redis,
+  redis: RedisClient,
   cluster: string,
   mode: 'index' | 'scan' = 'scan',
 ): Promise<ParsedCard[]> {
@@ -44,7 +44,12 @@ export async function readMembers(
  * Whether every live member's card says all its samples of intervals before `end` are in the log
  * (a card without the figure, or a member whose heartbeat is older than its TTL, does not hold it up).
  */
-export async function everyMemberLogged(redis: Redis, cluster: string, end: number, now: number): Promise<boolean> {
+export async function everyMemberLogged(
+  redis: RedisClient,
+  cluster: string,
+  end: number,
+  now: number,
+): Promise<boolean> {
   for (const c of await readMembers(redis, cluster, 'index')) {
     if (!c.ok || now - c.card.heartbeat > c.card.ttlMs) continue;
     const through = c.card.stats.loggedThrough;
@@ -80,8 +85,8 @@ export class MemberView extends EventEmitter<{ members: [RingMember[]] }> {
   private updateError?: string;
 
   constructor(
-    private readonly redis: Redis,
-    private readonly sub: Redis,
+    private readonly redis: RedisClient,
+    private readonly sub: RedisClient,
     private readonly opts: MemberViewOptions,
     private readonly log: Logger,
   ) {

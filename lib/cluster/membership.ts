@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import {
   CARD_FORMAT,
   parseCard,
@@ -57,8 +57,8 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
   private displaced = false;
 
   constructor(
-    private readonly redis: Redis,
-    sub: Redis,
+    private readonly redis: RedisClient,
+    sub: RedisClient,
     private readonly opts: MembershipOptions,
     private readonly log: Logger,
   ) {

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { activeMembers, isHealthy, viewHash } from './card.js';
 import type { Config } from '../ops/config.js';
 import { readMembers } from './member-view.js';
@@ -44,7 +44,7 @@ export interface ClusterStatus {
 
 /** Reads the cluster from Redis without joining it. */
 export async function readStatus(
-  redis: Redis,
+  redis: RedisClient,
   config: Config,
   now = Date.now(),
   mode: 'index' | 'scan' = 'scan',
@@ -117,7 +117,7 @@ export interface PkOwner {
 }
 
 /** Which active member owns `pk`, and why: the pk's hash and the first ring point at or after it. */
-export async function ownerOfPk(redis: Redis, config: Config, pk: number): Promise<PkOwner> {
+export async function ownerOfPk(redis: RedisClient, config: Config, pk: number): Promise<PkOwner> {
   const cards = await readMembers(redis, config.cluster);
   const active = activeMembers(cards);
   if (active.length === 0) return { pk, hash: 0, owner: null, point: null, pointIndex: null, members: 0 };

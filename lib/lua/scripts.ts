@@ -3,10 +3,10 @@
 // first call (EVALSHA, with EVAL when the server does not have it yet).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { PACKAGE_ROOT } from '../ops/version.js';
 
-type Arg = string | number;
+type Arg = string | number | Buffer;
 type Reply = number | string | null | Reply[];
 
 /** The text of a script of this folder (the package's lib/lua, whether run from source or dist). */
@@ -17,7 +17,7 @@ export function scriptText(file: string): string {
 /** A caller of one script: `(redis, keys, args)` resolves to its reply. */
 function script<R extends Reply>(
   file: string,
-): (redis: Redis, keys: readonly string[], args: readonly Arg[]) => Promise<R> {
+): (redis: RedisClient, keys: readonly string[], args: readonly Arg[]) => Promise<R> {
   const lua = scriptText(file);
   const name = `lua_${file.replace(/\W/g, '_')}`;
   return (redis, keys, args) => {
@@ -27,14 +27,14 @@ function script<R extends Reply>(
   };
 }
 
-/** apply-log.lua: one log document into the running totals and open buffers. */
-export const applyLog = script<number | Array<string | number>>('apply-log.lua');
-/** merge-totals.lua: a rebuild's batch of totals, fenced by its token. */
-export const mergeTotals = script<number>('merge-totals.lua');
+/** apply.lua: one slice's part of a log document into its running totals and open buffers. */
+export const applySlice = script<number | Array<string | number>>('apply.lua');
+/** merge.lua: a rebuild's batch of one slice's totals, fenced by its token. */
+export const mergeSlice = script<number>('merge.lua');
 const raise = script<string>('raise.lua');
-/** raise.lua: a numeric mark moved forward to `value`, never back; resolves to the mark after. */
-export async function raiseMark(redis: Redis, key: string, value: number): Promise<number> {
-  return Number(await raise(redis, [key], [value]));
+/** raise.lua: a numeric mark (a key, or a field of a hash) moved forward to `value`, never back; resolves to the mark after. */
+export async function raiseMark(redis: RedisClient, key: string, value: number, field?: string): Promise<number> {
+  return Number(await raise(redis, [key], field === undefined ? [value] : [value, field]));
 }
 /** heartbeat.lua: this process's member card refreshed (or claimed again). */
 export const heartbeat = script<number>('heartbeat.lua');

@@ -23,6 +23,8 @@ export interface ApiServer {
 export interface ApiLimits {
   maxInFlight?: number;
   maxQueued?: number;
+  /** how long the ranking snapshots serve before the API asks for newer ones (default a second) */
+  rankingsRecheckMs?: number;
 }
 const MAX_IN_FLIGHT = 32;
 const MAX_QUEUED = 256;
@@ -39,8 +41,8 @@ const JSON_HEADERS = {
  */
 export async function startApi(deps: ApiDeps, opts: { host: string; port: number } & ApiLimits): Promise<ApiServer> {
   const assets = loadAssets();
-  const totals = new Totals(deps.redis, deps.config.cluster);
-  const routes = new ApiRoutes(deps, totals);
+  const totals = new Totals(deps.redis, deps.config.cluster, deps.reader.layout.slices, opts.rankingsRecheckMs);
+  const routes = new ApiRoutes(deps, totals, opts.rankingsRecheckMs);
   const gate = new RequestGate(opts.maxInFlight ?? MAX_IN_FLIGHT, opts.maxQueued ?? MAX_QUEUED);
 
   const server = createServer({ keepAlive: true }, (req, res) => {

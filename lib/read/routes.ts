@@ -1,6 +1,6 @@
 // The read API's JSON routes: each checks its input (a 400 naming what is wrong), then reads the
 // totals in Redis and the timeline in MongoDB. The server around them is api.ts.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { readStatus } from '../cluster/status.js';
 import type { Config } from '../ops/config.js';
 import type { Logger } from '../ops/log.js';
@@ -8,13 +8,14 @@ import { parsePk } from '../ring/pk-universe.js';
 import type { TimelineReader } from '../storage/read/reader.js';
 import type { Totals, TopEntry, TopOrder } from '../storage/state/totals.js';
 import { totalsState } from '../storage/state/totals-state.js';
+import { RANKINGS_RECHECK_MS } from '../storage/state/ranking.js';
 import { MAX_DATE_MS, parseTime } from '../shared/util.js';
 import { ratio, readSummary, readTimeline } from './influencer.js';
 
 /** What the read API needs: open connections and the cluster's config (name, pk universe). */
 export interface ApiDeps {
   config: Config;
-  redis: Redis;
+  redis: RedisClient;
   reader: TimelineReader;
   log: Logger;
 }
@@ -26,8 +27,6 @@ const DEFAULT_LIMIT = 10;
 const DEFAULT_RANGE_MS = 3_600_000;
 /** How long one read of the cluster status serves every request (member cards change every TTL/3 anyway). */
 const CLUSTER_STATUS_SHARED_MS = 1000;
-/** a top list changes once an interval: the viewers of one second share one read of it */
-const TOP_SHARED_MS = 1000;
 
 /** A request the API refuses: answered with `status` and `{"error": message}`. */
 export class HttpError extends Error {
@@ -47,15 +46,19 @@ export class ApiRoutes {
   );
 
   // one shared read per sort, of the largest limit asked: two lists of at most MAX_LIMIT entries
-  private readonly topLists: Record<TopOrder, (limit: number) => Promise<TopEntry[]>> = {
-    followers: shared(TOP_SHARED_MS, (limit) => this.totals.top('followers', limit)),
-    growth: shared(TOP_SHARED_MS, (limit) => this.totals.top('growth', limit)),
-  };
+  private readonly topLists: Record<TopOrder, (limit: number) => Promise<TopEntry[]>>;
 
+  /** `topSharedMs`: a top list changes with the ranking snapshots only: the viewers of that long share one read */
   constructor(
     private readonly deps: ApiDeps,
     private readonly totals: Totals,
-  ) {}
+    topSharedMs = RANKINGS_RECHECK_MS,
+  ) {
+    this.topLists = {
+      followers: shared(topSharedMs, (limit) => this.totals.top('followers', limit)),
+      growth: shared(topSharedMs, (limit) => this.totals.top('growth', limit)),
+    };
+  }
 
   dispatch(url: URL): Promise<unknown> {
     const path = url.pathname;
@@ -74,7 +77,7 @@ export class ApiRoutes {
   private async influencer(pk: number): Promise<unknown> {
     const [summary, totals] = await Promise.all([
       readSummary(this.totals, pk),
-      totalsState(this.deps.redis, this.deps.config.cluster),
+      totalsState(this.deps.redis, this.deps.config.cluster, this.totals.slices),
     ]);
     if (!summary) throw noData(pk);
     // while Redis's totals are rebuilt the rank would be wrong: say so instead of giving one
@@ -141,7 +144,10 @@ export class ApiRoutes {
 
   private async stats(): Promise<unknown> {
     const { config } = this.deps;
-    const [summary, totals] = await Promise.all([this.totals.summary(), totalsState(this.deps.redis, config.cluster)]);
+    const [summary, totals] = await Promise.all([
+      this.totals.summary(),
+      totalsState(this.deps.redis, config.cluster, this.totals.slices),
+    ]);
     const universe = { pkMin: config.pkMin, pkMax: config.pkMax, size: config.pkMax - config.pkMin + 1 };
     return { cluster: config.cluster, ...summary, totals, universe };
   }

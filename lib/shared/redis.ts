@@ -1,7 +1,11 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
+import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import { maskUrl } from '../ops/config.js';
 import { StateLog, type Logger } from '../ops/log.js';
 import { sleep } from './util.js';
+
+/** A connection to one Redis or to a Redis Cluster: every part of the product works on either. */
+export type RedisClient = Redis | Cluster;
 
 /**
  * A Redis connection that reconnects for ever with capped backoff and fails commands at once
@@ -101,5 +105,36 @@ export async function connectRedis(redis: Redis, url: string, log: Logger, signa
     }
   } finally {
     redis.off('error', onAnyError);
+  }
+}
+
+/** Whether `redis` is a Redis Cluster client. */
+export function isCluster(redis: RedisClient): redis is Cluster {
+  return (redis as { isCluster?: boolean }).isCluster === true;
+}
+
+/** The connection to the server holding `key`: the client itself on one Redis, the slot's master on a cluster. */
+export function serverOf(redis: RedisClient, key: string): Redis {
+  if (!isCluster(redis)) return redis;
+  const master = redis.slots[calculateSlot(key)]?.[0];
+  const node = master && redis.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === master);
+  if (!node) throw new Error(`no master known for key ${key} (the cluster's slots are not all served)`);
+  return node;
+}
+
+/** Every server holding keys: the client itself, or each master of a cluster. */
+export function servers(redis: RedisClient): Redis[] {
+  return isCluster(redis) ? redis.nodes('master') : [redis];
+}
+
+/** Every key matching `pattern` (SCAN on each server holding keys), in batches. */
+export async function* scanKeys(redis: RedisClient, pattern: string, count = 1000): AsyncGenerator<string[]> {
+  for (const server of servers(redis)) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await server.scan(cursor, 'MATCH', pattern, 'COUNT', count);
+      cursor = next;
+      if (batch.length > 0) yield batch;
+    } while (cursor !== '0');
   }
 }

@@ -56,3 +56,13 @@ export function parseTime(raw: string): number {
   }
   return t;
 }
+
+/** 0..n-1 in random order (Fisher-Yates): nodes walking the same list start at different places. */
+export function shuffled(n: number): number[] {
+  const a = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}

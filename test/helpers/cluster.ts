@@ -7,7 +7,7 @@ import { loadConfig, type Config } from '../../lib/ops/config.js';
 import { createLogger } from '../../lib/ops/log.js';
 import { startMock, type MockOptions, type MockServer } from '../../lib/mock/mockstagram.js';
 import { InfluencerNode } from '../../lib/node.js';
-import { loadLayout } from '../../lib/storage/format/layout.js';
+import { loadLayout, sliceCount } from '../../lib/storage/format/layout.js';
 import { TimelineReader } from '../../lib/storage/read/reader.js';
 import { Totals } from '../../lib/storage/state/totals.js';
 import { spawnCli, waitExit } from './cli.js';
@@ -93,7 +93,7 @@ export async function startCluster(t: Owner, opts: ClusterOptions): Promise<Test
     },
     redis,
     db: mongo.db(svc.mongoDb),
-    totals: new Totals(redis, svc.cluster),
+    totals: new Totals(redis, svc.cluster, sliceCount(config('layout').pkMax - config('layout').pkMin + 1)),
   };
   t.teardown(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');

@@ -1,6 +1,6 @@
 // The storage layer on real servers, wired as a node wires it but driven by hand: a clock the test
 // moves, a LogWriter whose steps run when asked, the closer, the rebuilder and the reader.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../lib/shared/redis.js';
 import type { Db } from 'mongodb';
 import { ClusterLock } from '../../lib/cluster/locks.js';
 import { createLogger } from '../../lib/ops/log.js';
@@ -13,7 +13,8 @@ import type { StorageJobDeps } from '../../lib/storage/jobs/job-deps.js';
 import { TotalsRebuilder } from '../../lib/storage/jobs/rebuild.js';
 import type { Sample } from '../../lib/storage/format/documents.js';
 import { Totals } from '../../lib/storage/state/totals.js';
-import { clusterKeys } from '../../lib/shared/keys.js';
+import { takeRanking } from '../../lib/storage/state/ranking.js';
+import { SLICE_MARKS, sliceKeys } from '../../lib/shared/keys.js';
 import { connected, type Owner } from './servers.js';
 
 export const MIN = 60_000;
@@ -21,7 +22,7 @@ export const HOUR = 3_600_000;
 const log = createLogger('silent');
 
 export interface StorageKit {
-  redis: Redis;
+  redis: RedisClient;
   db: Db;
   cluster: string;
   layout: StorageLayout;
@@ -30,7 +31,7 @@ export interface StorageKit {
   closer: PeriodCloser;
   rebuilder: TotalsRebuilder;
   /** what the rebuilder and closer are given (this node's lock included), for the storage's other jobs */
-  deps: StorageJobDeps;
+  deps: StorageJobDeps & { totals: Totals };
   reader: TimelineReader;
   /** the clock the closer and rebuilder read; tests move it */
   clock: { now: number };
@@ -40,6 +41,8 @@ export interface StorageKit {
   otherWriter(nodeId: string): LogWriter;
   /** every point of a pk, as the reader sees them */
   points(pk: number, from?: number, to?: number): Promise<Point[]>;
+  /** takes every slice's ranking snapshot now (as the nodes' ranking job does once an interval) */
+  rank(): Promise<void>;
 }
 
 export interface KitOptions {
@@ -62,12 +65,12 @@ export async function storageKit(t: Owner, o: KitOptions = {}): Promise<StorageK
     { intervalMs, bucketMs, pkMin: o.pkMin ?? 1_000_000, pkMax: o.pkMax ?? 1_000_999 },
     clock.now,
   );
-  const totals = new Totals(redis, cluster);
-  const deps: StorageJobDeps = { redis, db, lock: new ClusterLock(redis, cluster, log), layout, cluster, log };
+  const totals = new Totals(redis, cluster, layout.slices);
+  const deps = { redis, db, lock: new ClusterLock(redis, cluster, log), layout, cluster, log, totals };
   const rebuilder = new TotalsRebuilder(deps, { graceMs: 0, now });
   await startTotals(redis, db, layout, cluster);
   const writer = new LogWriter(db, totals, layout, 'node-a');
-  const closer = new PeriodCloser({ ...deps, totals }, { graceMs: 0, now });
+  const closer = new PeriodCloser(deps, { graceMs: 0, now });
   const reader = new TimelineReader(redis, db, layout, cluster);
   return {
     redis,
@@ -90,6 +93,7 @@ export async function storageKit(t: Owner, o: KitOptions = {}): Promise<StorageK
     },
     otherWriter: (nodeId) => new LogWriter(db, totals, layout, nodeId),
     points: (pk, from = 0, to = clock.now + 10 * bucketMs) => reader.points(pk, from, to),
+    rank: () => takeRankings(redis, cluster, totals),
   };
 }
 
@@ -111,9 +115,10 @@ export function sampleStore(
 }
 
 /** The totals of a new cluster, started at 0 as its first node does. */
-export async function startTotals(redis: Redis, db: Db, layout: StorageLayout, cluster: string): Promise<void> {
+export async function startTotals(redis: RedisClient, db: Db, layout: StorageLayout, cluster: string): Promise<void> {
+  const totals = new Totals(redis, cluster, layout.slices);
   const rebuilder = new TotalsRebuilder(
-    { redis, db, lock: new ClusterLock(redis, cluster, log), layout, cluster, log },
+    { redis, db, lock: new ClusterLock(redis, cluster, log), layout, cluster, log, totals },
     { graceMs: 0 },
   );
   if ((await rebuilder.runOnce()) !== 'ready') throw new Error("a new cluster's totals should start at 0");
@@ -122,14 +127,17 @@ export async function startTotals(redis: Redis, db: Db, layout: StorageLayout, c
 /** Runs a rebuild, moving `clock` past its cutoff once it has chosen one (no wait for real time). */
 export async function rebuildNow(
   rebuilder: TotalsRebuilder,
-  redis: Redis,
+  redis: RedisClient,
   cluster: string,
   clock: { now: number },
+  slices: number,
 ): Promise<string> {
+  // a cutoff left by a rebuild that stopped is replaced by the new one's
+  const before = await rebuildCutoff(redis, cluster, slices);
   const run = rebuilder.runOnce();
   for (let i = 0; i < 200; i++) {
-    const T = await redis.hget(clusterKeys(cluster).rebuild, 'T');
-    if (T !== null) {
+    const T = await rebuildCutoff(redis, cluster, slices);
+    if (T !== null && T !== before) {
       clock.now = Number(T) + 1;
       break;
     }
@@ -140,4 +148,20 @@ export async function rebuildNow(
 
 export function sample(pk: number, at: number, followers: number, following = 100): Sample {
   return { pk, at, username: `influencer-${pk}`, followerCount: followers, followingCount: following };
+}
+
+/** The cutoff of a rebuild in progress (the first rebuilding slice's), or null. */
+export async function rebuildCutoff(redis: RedisClient, cluster: string, slices: number): Promise<string | null> {
+  for (let s = 0; s < slices; s++) {
+    const T = await redis.hget(sliceKeys(cluster, slices, s).marks, SLICE_MARKS.rebuildCutoff);
+    if (T !== null) return T;
+  }
+  return null;
+}
+
+/** Every slice's ranking snapshot taken now, and `totals` made to read them at its next question. */
+export async function takeRankings(redis: RedisClient, cluster: string, totals: Totals): Promise<void> {
+  for (let s = 0; s < totals.slices; s++)
+    await takeRanking(redis, sliceKeys(cluster, totals.slices, s), Date.now(), Date.now());
+  totals.reloadRankings();
 }

@@ -33,8 +33,9 @@ export async function showCommand(config: Config, opts: Record<string, unknown>,
     if (!(await reached('MongoDB', config.mongoUrl, () => client.connect()))) return 1;
     if (!(await reached('Redis', config.redisUrl, () => redis.connect(), redis.cause))) return 1;
     const db = client.db(config.mongoDb);
-    const reader = new TimelineReader(redis, db, await loadLayout(db, config), config.cluster);
-    const view = await readInfluencer(reader, new Totals(redis, config.cluster), pk, from, to);
+    const layout = await loadLayout(db, config);
+    const reader = new TimelineReader(redis, db, layout, config.cluster);
+    const view = await readInfluencer(reader, new Totals(redis, config.cluster, layout.slices), pk, from, to);
     if (!view) {
       if (opts.json) process.stdout.write(`${JSON.stringify({ pk, found: false })}\n`);
       else process.stdout.write(`pk ${pk}: no data yet (no node has stored a sample for it)\n`);

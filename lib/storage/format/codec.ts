@@ -365,3 +365,59 @@ export function addPoint(t: PkTotals, p: Point): void {
     t.pf = p.f;
   }
 }
+
+/** A pk's running totals in Redis (the slice's totals hash): big-endian, as apply.lua packs them ('>dI4I4I4dI4I4dI4'). */
+export const PACKED_TOTALS_BYTES = 48;
+
+/** The running totals of `t` as the Lua scripts store them (the username is kept apart). */
+export function packTotals(t: PkTotals): Buffer {
+  const b = Buffer.alloc(PACKED_TOTALS_BYTES);
+  b.writeDoubleBE(t.at, 0);
+  b.writeUInt32BE(t.f, 8);
+  b.writeUInt32BE(t.g, 12);
+  b.writeUInt32BE(t.n, 16);
+  b.writeDoubleBE(t.sum, 20);
+  b.writeUInt32BE(t.min, 28);
+  b.writeUInt32BE(t.max, 32);
+  b.writeDoubleBE(t.pat, 36);
+  b.writeUInt32BE(t.pf, 44);
+  return b;
+}
+
+/** Running totals packed by `packTotals` or a Lua script; throws CorruptData on another length. */
+export function unpackTotals(pk: number, b: Uint8Array, username = ''): PkTotals {
+  if (b.length !== PACKED_TOTALS_BYTES) throw new CorruptData(`packed totals of pk ${pk}: ${b.length} bytes`);
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  return {
+    pk,
+    at: v.getFloat64(0),
+    f: v.getUint32(8),
+    g: v.getUint32(12),
+    n: v.getUint32(16),
+    sum: v.getFloat64(20),
+    min: v.getUint32(28),
+    max: v.getUint32(32),
+    pat: v.getFloat64(36),
+    pf: v.getUint32(44),
+    username,
+  };
+}
+
+/** One sample as an apply call takes it: pk (double), interval offset in the period, followerCount, followingCount. */
+export const PACKED_SAMPLE_BYTES = 20;
+
+/** Samples of one period packed for apply.lua, in order. */
+export function packSamples(
+  period: number,
+  samples: ReadonlyArray<{ pk: number; at: number; f: number; g: number }>,
+): Buffer {
+  const b = Buffer.alloc(samples.length * PACKED_SAMPLE_BYTES);
+  samples.forEach((s, i) => {
+    const o = i * PACKED_SAMPLE_BYTES;
+    b.writeDoubleBE(s.pk, o);
+    b.writeUInt32BE(s.at - period, o + 8);
+    b.writeUInt32BE(s.f, o + 12);
+    b.writeUInt32BE(s.g, o + 16);
+  });
+  return b;
+}

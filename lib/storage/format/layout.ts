@@ -29,9 +29,15 @@ export function bucketProblem(intervalMs: number, bucketMs: number): string | nu
   return null;
 }
 
-/** The smallest power of two that keeps a slice at or under MAX_SLICE_PKS pks. */
+/**
+ * At least this many slices: they are also the unit Redis is sharded by (DESIGN.md, "keys per
+ * slice"), and 16 spread over 3 masters of a Redis Cluster as 5, 5 and 6.
+ */
+export const MIN_SLICES = 16;
+
+/** The smallest power of two, and at least MIN_SLICES, that keeps a slice at or under MAX_SLICE_PKS pks. */
 export function sliceCount(pks: number): number {
-  let s = 1;
+  let s = MIN_SLICES;
   while (Math.ceil(pks / s) > MAX_SLICE_PKS) s *= 2;
   return s;
 }

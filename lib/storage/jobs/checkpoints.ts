@@ -1,10 +1,10 @@
 // What the jobs read of the totals already stored in MongoDB: the newest checkpoint of a slice
 // (the close of the next period and the rebuild start from it) and the base of the previous
 // layout's points (what `influencer-node migrate` converted, or the legacy timeline itself).
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../shared/redis.js';
 import type { Db } from 'mongodb';
 import type { Logger } from '../../ops/log.js';
-import type { ClusterKeys } from '../../shared/keys.js';
+import { SLICE_MARKS, type SliceKeys } from '../../shared/keys.js';
 import { addPoint, decodeCheckpoint, emptyTotals, type PkTotals } from '../format/codec.js';
 import {
   collectionNames,
@@ -22,15 +22,15 @@ import type { StorageLayout } from '../format/layout.js';
  * looking back period by period (after Redis lost its data) as far as the layout's first period.
  */
 export async function newestCheckpoint(
-  redis: Redis,
+  redis: RedisClient,
   db: Db,
   layout: StorageLayout,
-  keys: ClusterKeys,
+  keys: SliceKeys,
   slice: number,
   before: number,
 ): Promise<CheckpointDoc | null> {
   const checkpoints = db.collection<CheckpointDoc>(collectionNames.checkpoints);
-  const remembered = await redis.hget(keys.checkpoints, String(slice));
+  const remembered = await redis.hget(keys.marks, SLICE_MARKS.checkpoint);
   if (remembered !== null && Number(remembered) <= before) {
     const doc = await checkpoints.findOne({ _id: docIds.checkpoint(Number(remembered), slice) });
     if (doc) return doc;

@@ -1,18 +1,18 @@
-import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
 import { insertOnce } from '../../shared/mongo-errors.js';
 import type { ClusterLock } from '../../cluster/locks.js';
 import type { Logger } from '../../ops/log.js';
 import { PeriodicJob } from '../../shared/periodic.js';
 import { everyMemberLogged } from '../../cluster/member-view.js';
-import type { Totals } from '../state/totals.js';
-import { redisIdentity, totalsTrusted } from '../state/totals-state.js';
+import { logSamples, type Totals } from '../state/totals.js';
+import { redisIdentity, sliceTrusted } from '../state/totals-state.js';
+import type { RedisClient } from '../../shared/redis.js';
+import { shuffled } from '../../shared/util.js';
 import { raiseMark } from '../../lua/scripts.js';
-import { clusterKeys, type ClusterKeys, INFLUENCER_FIELDS } from '../../shared/keys.js';
+import { clusterKeys, SLICE_MARKS, sliceKeys, type ClusterKeys, type SliceKeys } from '../../shared/keys.js';
 import {
   addPoints,
   decodeCheckpoint,
-  decodeLog,
   decodeOpen,
   summarize,
   type BucketSummary,
@@ -47,7 +47,7 @@ export type CloseOutcome = 'idle' | 'waiting' | 'busy' | 'closed';
  * same documents if repeated; the open buffers are deleted last. Every node runs one.
  */
 export class PeriodCloser {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly db: Db;
   private readonly totals: Totals;
   private readonly lock: ClusterLock;
@@ -95,8 +95,6 @@ export class PeriodCloser {
 
   /** One step on the oldest period not closed: nothing due, waiting for samples, another node at it, or closed. */
   async runOnce(): Promise<CloseOutcome> {
-    // closing reads the open buffers: not while they may be stale or incomplete (a rebuild is due)
-    if (!(await totalsTrusted(this.redis, this.cluster))) return 'idle';
     const period = await this.nextPeriod();
     const { bucketMs, intervalMs } = this.layout;
     const now = this.now();
@@ -110,18 +108,22 @@ export class PeriodCloser {
       await this.finish(period, 0);
       return 'closed';
     }
-    await raiseMark(this.redis, this.keys.closing, period);
+    await this.raiseClosing(period);
     if (!(await this.redis.exists(this.keys.reconciled(period)))) {
       const r = await this.lock.runExclusive(`reconcile:${period}`, async (signal) => {
         // another node may have closed it since this pass read the mark
-        if (Number(await this.redis.get(this.keys.closed)) >= period) return;
-        await this.reconcile(period, signal);
+        if (Number(await this.redis.get(this.keys.closed)) >= period) return true;
+        return this.reconcile(period, signal);
       });
       if (!r.ran) return 'busy';
+      // a slice whose totals are gone until a rebuild sets their cutoff: its documents wait
+      if (!r.result) return 'idle';
     }
     let points = 0;
     for (const slice of shuffled(this.layout.slices)) {
       if (await this.redis.sismember(this.keys.closedSlices(period), String(slice))) continue;
+      // closing reads the open buffers: not while they may be stale or incomplete (a rebuild is due)
+      if (!(await sliceTrusted(this.redis, this.cluster, this.layout.slices, slice))) continue;
       const r = await this.lock.runExclusive(`close:${period}:${slice}`, async (signal) => {
         // another node may have closed it between the check and the lock
         if (await this.redis.sismember(this.keys.closedSlices(period), String(slice))) return 0;
@@ -154,39 +156,60 @@ export class PeriodCloser {
     return found.length > 0;
   }
 
+  /** Each slice's closing mark moves to `period`: from now on the apply step refuses its samples as late. */
+  private async raiseClosing(period: number): Promise<void> {
+    await Promise.all(
+      Array.from({ length: this.layout.slices }, (_, slice) =>
+        raiseMark(this.redis, this.sliceKeys(slice).marks, period, SLICE_MARKS.closing),
+      ),
+    );
+  }
+
+  private sliceKeys(slice: number): SliceKeys {
+    return sliceKeys(this.cluster, this.layout.slices, slice);
+  }
+
   /**
-   * Applies, in log order, every log document of the period that no node applied. Stops when the
-   * lock is lost: another node reconciles then, and may close the slices before this one would
-   * have applied a document it saw.
+   * Applies, in log order, every log document of the period that no node applied, each slice's part
+   * to its slice. Stops when the lock is lost: another node reconciles then, and may close the
+   * slices before this one would have applied a document it saw. Resolves false (the period is not
+   * marked reconciled) when a slice's totals were gone: it is reconciled again once they are rebuilt.
    */
-  private async reconcile(period: number, signal: AbortSignal): Promise<void> {
+  private async reconcile(period: number, signal: AbortSignal): Promise<boolean> {
     const started = performance.now();
     const log = this.db.collection<LogDoc>(collectionNames.log(period));
+    const done = await this.totals.appliedTokens(period);
     let docs = 0;
     let applied = 0;
+    let waiting = false;
     for await (const doc of log.find({})) {
       if (signal.aborted) throw new Error("the reconcile's lock was lost; another node reconciles");
       docs++;
-      const samples = decodeLog(period, doc.b.buffer).map((s) => ({
-        pk: s.pk,
-        at: s.at,
-        followerCount: s.f,
-        followingCount: s.g,
-        username: s.username,
-      }));
-      const r = await this.totals.applyLog(String(doc._id), period, samples, 'reconcile', (pk) =>
-        this.layout.slice(pk),
+      const token = String(doc._id);
+      if (done.has(token)) continue;
+      const samples = logSamples(period, doc.b.buffer);
+      const outcomes = await Promise.all(
+        [...this.totals.bySlice(samples)].map(([slice, list]) =>
+          this.totals.applySlice(period, slice, list, 'reconcile'),
+        ),
       );
-      if (r.kind === 'applied') applied++;
+      if (outcomes.some((o) => o.kind === 'rebuild' || o.kind === 'rebuilding')) {
+        waiting = true;
+        continue;
+      }
+      await this.totals.markApplied(period, token);
+      if (outcomes.some((o) => o.kind === 'applied' && o.stored > 0)) applied++;
     }
+    if (waiting) return false;
     await this.redis.set(this.keys.reconciled(period), '1', 'EX', MARK_TTL_S);
     if (applied > 0) {
       const ms = Math.round(performance.now() - started);
       this.log.info(
         { period: iso(period), docs, applied, ms },
-        'log documents no node had applied were applied before the close',
+        'log documents with samples no node had applied were applied before the close',
       );
     }
+    return true;
   }
 
   /**
@@ -195,7 +218,8 @@ export class PeriodCloser {
    */
   private async closeSlice(period: number, slice: number, signal: AbortSignal): Promise<number> {
     const { bucketMs } = this.layout;
-    const pks = (await this.redis.smembers(this.keys.openPks(period, slice))).map(Number).sort((a, b) => a - b);
+    const k = this.sliceKeys(slice);
+    const pks = (await this.redis.smembers(k.openPks(period))).map(Number).sort((a, b) => a - b);
     const rollupEnd = period + bucketMs === this.layout.rollup(period) + this.layout.rollupMs;
     if (pks.length === 0) {
       // no points in this bucket: the checkpoint stays the previous one; the day's rollups still go out
@@ -204,8 +228,8 @@ export class PeriodCloser {
     }
     // a rebuild wipes the buffers, an eviction removes some: if either happens while this slice
     // reads them, nothing is written
-    const since = await this.redis.get(this.keys.since);
-    const identity = await redisIdentity(this.redis);
+    const since = await this.redis.hget(k.marks, SLICE_MARKS.since);
+    const identity = await redisIdentity(this.redis, k.marks);
     const totals = new Map((await this.previousCheckpoint(period, slice)).map((t) => [t.pk, t]));
     const summaries = new Map<number, BucketSummary>();
     let points = 0;
@@ -213,8 +237,7 @@ export class PeriodCloser {
       if (signal.aborted) throw new Error("the slice's lock was lost; another node redoes it");
       const chunk = pks.slice(i, i + CHUNK);
       const pipeline = this.redis.pipeline();
-      for (const pk of chunk)
-        pipeline.getBuffer(this.keys.open(period, pk)).hget(this.keys.influencer(pk), INFLUENCER_FIELDS.username);
+      for (const pk of chunk) pipeline.getBuffer(k.open(period, pk)).hget(k.usernames, String(pk));
       const replies = (await pipeline.exec()) ?? [];
       const lists: Array<[number, Point[]]> = [];
       chunk.forEach((pk, k) => {
@@ -237,7 +260,8 @@ export class PeriodCloser {
         totals.set(pk, addPoints(totals.get(pk), pk, username, list));
         summaries.set(pk, summarize(list));
       });
-      if ((await this.redis.get(this.keys.since)) !== since || (await redisIdentity(this.redis)) !== identity) {
+      const now = [await this.redis.hget(k.marks, SLICE_MARKS.since), await redisIdentity(this.redis, k.marks)];
+      if (now[0] !== since || now[1] !== identity) {
         throw new Error(
           'a totals rebuild began, or Redis evicted keys, while the slice was read; it is closed again later',
         );
@@ -246,10 +270,10 @@ export class PeriodCloser {
     }
     await this.slices.checkpoint(period, slice, totals, summaries);
     if (rollupEnd) await this.slices.rollups(period, slice, summaries);
-    await this.redis.hset(this.keys.checkpoints, String(slice), String(period));
+    await raiseMark(this.redis, k.marks, period, SLICE_MARKS.checkpoint);
     for (let i = 0; i < pks.length; i += CHUNK)
-      await this.redis.unlink(...pks.slice(i, i + CHUNK).map((pk) => this.keys.open(period, pk)));
-    await this.redis.unlink(this.keys.openPks(period, slice));
+      await this.redis.unlink(...pks.slice(i, i + CHUNK).map((pk) => k.open(period, pk)));
+    await this.redis.unlink(k.openPks(period));
     return points;
   }
 
@@ -259,7 +283,7 @@ export class PeriodCloser {
       this.redis,
       this.db,
       this.layout,
-      this.keys,
+      this.sliceKeys(slice),
       slice,
       period - this.layout.bucketMs,
     );
@@ -268,15 +292,14 @@ export class PeriodCloser {
 
   /** The period is closed in every slice: move the marks (Redis, then MongoDB's durable copy), drop its sets. */
   private async finish(period: number, points: number): Promise<void> {
-    await raiseMark(this.redis, this.keys.closing, period);
+    await this.raiseClosing(period);
     await raiseMark(this.redis, this.keys.closed, period);
     const meta = this.db.collection<{ _id: string; p: number }>(collectionNames.meta);
     if (!(await insertOnce(meta, { _id: 'closed', p: period })))
       await meta.updateOne({ _id: 'closed', p: { $lt: period } }, { $set: { p: period } });
     // kept a little longer, so that a node's pass that read the old mark finds the period done
-    for (const key of [this.keys.applied(period), this.keys.rebuilt(period), this.keys.reconciled(period)]) {
+    for (const key of [this.keys.applied(period), this.keys.reconciled(period)])
       await this.redis.pexpire(key, 2 * this.layout.bucketMs);
-    }
     if (points > 0) this.log.info({ period: iso(period), points }, 'period closed');
   }
 }
@@ -284,15 +307,6 @@ export class PeriodCloser {
 /** Defensive: the script stores an interval once per buffer; were it twice, the first record wins. */
 function dedupeByTime(points: Point[]): Point[] {
   return points.filter((p, i) => i === 0 || p.at !== points[i - 1]!.at);
-}
-
-function shuffled(n: number): number[] {
-  const a = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
 }
 
 function iso(t: number): string {

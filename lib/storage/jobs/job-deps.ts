@@ -1,13 +1,13 @@
 // What every job of the storage works with: the rebuild of the totals, the close of a period and
 // retention are each given one of these, built once by node.ts.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../shared/redis.js';
 import type { Db } from 'mongodb';
 import type { ClusterLock } from '../../cluster/locks.js';
 import type { Logger } from '../../ops/log.js';
 import type { StorageLayout } from '../format/layout.js';
 
 export interface StorageJobDeps {
-  redis: Redis;
+  redis: RedisClient;
   db: Db;
   /** the cluster's lock: one node at a time runs a singleton job */
   lock: ClusterLock;

@@ -2,33 +2,21 @@ import { randomBytes } from 'node:crypto';
 import { PeriodicJob } from '../../shared/periodic.js';
 import { everyMemberLogged } from '../../cluster/member-view.js';
 import { answerPeriods, collections, collectionNames, type LogDoc } from '../format/documents.js';
-import { redisIdentity, totalsState } from '../state/totals-state.js';
-import { clusterKeys, type ClusterKeys } from '../../shared/keys.js';
-import { addPoint, decodeCheckpoint, decodeLog, emptyTotals, type PkTotals } from '../format/codec.js';
+import { redisIdentity } from '../state/totals-state.js';
+import { formatAnswer, logSamples, type Totals } from '../state/totals.js';
+import { clusterKeys, SLICE_MARKS, sliceKeys, sliceTags, type SliceKeys } from '../../shared/keys.js';
+import { scanKeys, serverOf, type RedisClient } from '../../shared/redis.js';
+import { addPoint, decodeCheckpoint, decodeLog, emptyTotals, packTotals, type PkTotals } from '../format/codec.js';
 import { type StorageLayout } from '../format/layout.js';
 import type { StorageJobDeps } from './job-deps.js';
 import { sleep } from '../../shared/util.js';
-import { mergeTotals } from '../../lua/scripts.js';
+import { mergeSlice, raiseMark } from '../../lua/scripts.js';
 import { newestCheckpoint, legacyTotals } from './checkpoints.js';
 
+/** pks per merge call */
 const MERGE_BATCH = 500;
-
-/** Keys of the totals and open buffers (not membership, locks or the rebuild's own progress). */
-function isDataKey(keys: ClusterKeys, cluster: string, key: string): boolean {
-  const rest = key.slice(cluster.length + 1);
-  const single = [
-    keys.rank,
-    keys.growth,
-    keys.stats,
-    keys.since,
-    keys.closing,
-    keys.closed,
-    keys.checkpoints,
-    keys.builtOn,
-  ];
-  if (single.includes(key)) return true;
-  return /^(inf|open|pks|applied|rebuilt|closed|reconciled):/.test(rest);
-}
+/** keys deleted per call while wiping */
+const UNLINK_BATCH = 1000;
 
 export interface RebuilderOptions {
   /** how long after the cutoff every sample before it is logged (flush age, fetch deadlines, a margin) */
@@ -37,28 +25,30 @@ export interface RebuilderOptions {
   now?: () => number;
 }
 
+/** What the rebuild read of the log: per period, the tokens of the documents it counted. */
+type ReadLog = Map<number, Set<string>>;
+
 /**
- * Restores the running totals, rank and growth after Redis lost them, or when Redis is not the
- * server they were built on (a restart from an older snapshot keeps stale keys), as a singleton
- * job. First every data key of the cluster is deleted (a rebuild never adds onto survivors), then a
- * cutoff T a little in the future splits the samples: the Lua script counts every sample from T on,
- * and this job, once every live member has logged its samples before T, adds up the points before
- * T (per slice the newest checkpoint, plus the log of every later period, repeats dropped in log
- * order) and merges them in batches fenced by its token. A job whose node died is resumed by
- * another node after the last pk merged. The open buffers of unclosed periods are refilled by
- * their reconcile when they close.
+ * Restores the running totals of the slices Redis lost, or of the slices whose Redis is not the
+ * server they were built on (a restart from an older snapshot, an eviction, a failover to a
+ * replica), as a singleton job; the other slices go on as they are. First every key of those
+ * slices is deleted (a rebuild never adds onto survivors), then a cutoff T a little in the future
+ * splits their samples: the Lua script counts every sample from T on, and this job, once every live
+ * member has logged its samples before T, adds up the points before T (per slice the newest
+ * checkpoint, plus the log of every later period, repeats dropped in log order), merges them in
+ * batches fenced by its token, and puts the points it read back in the open buffers (a refill: the
+ * open hour reads whole again). A job whose node died is started again by another node with a new
+ * cutoff: the slices are wiped again, so nothing is counted twice.
  */
 export class TotalsRebuilder {
-  private readonly keys: ClusterKeys;
   private readonly now: () => number;
   private readonly job: PeriodicJob;
   private abort?: AbortController;
 
   constructor(
-    private readonly d: StorageJobDeps,
+    private readonly d: StorageJobDeps & { totals: Totals },
     private readonly opts: RebuilderOptions,
   ) {
-    this.keys = clusterKeys(d.cluster);
     this.now = opts.now ?? Date.now;
     this.job = new PeriodicJob(() => this.runOnce(), d.log, 'totals rebuild check failed; retrying');
   }
@@ -73,19 +63,22 @@ export class TotalsRebuilder {
     await this.job.stop();
   }
 
+  private keys(slice: number): SliceKeys {
+    return sliceKeys(this.d.cluster, this.d.layout.slices, slice);
+  }
+
   /**
-   * Resolves once the running totals count new samples (`since` is set: a new cluster's totals
-   * start at 0, or a rebuild has set its cutoff), or when `signal` aborts. A node polls only after
-   * this: a sample logged before a new cluster's totals start would make the cluster look old and
-   * trigger a whole rebuild, whose points before its cutoff reach the open buffers only when their
-   * period closes.
+   * Resolves once every slice's running totals count new samples (`since` is set: a new cluster's
+   * totals start at 0, or a rebuild has set its cutoff), or when `signal` aborts. A node polls only
+   * after this: a sample logged before a new cluster's totals start would make the cluster look old
+   * and trigger a whole rebuild.
    */
   async counting(signal: AbortSignal): Promise<void> {
     const started = this.now();
     let said = false;
     while (!signal.aborted) {
       try {
-        if (await this.d.redis.exists(this.keys.since)) return;
+        if ((await this.slicesCounting()) === this.d.layout.slices) return;
       } catch {
         // Redis unreachable: the connection's own state log says so; ask again
       }
@@ -98,78 +91,116 @@ export class TotalsRebuilder {
     }
   }
 
+  private async slicesCounting(): Promise<number> {
+    const since = await Promise.all(
+      Array.from({ length: this.d.layout.slices }, (_, s) => this.d.redis.hget(this.keys(s).marks, SLICE_MARKS.since)),
+    );
+    return since.filter((v) => v !== null).length;
+  }
+
   /** One check: nothing to do, another node is at it, or this node rebuilt. */
   async runOnce(): Promise<'ready' | 'busy' | 'rebuilt'> {
-    if ((await totalsState(this.d.redis, this.d.cluster)) === 'ready' && (await this.builtHere())) return 'ready';
+    if ((await this.slicesDue()).length === 0) return 'ready';
     const outcome = await this.d.lock.runExclusive('rebuild-totals', (signal) => this.rebuild(signal));
     return outcome.ran ? outcome.result : 'busy';
   }
 
-  /** Whether this Redis is the server the totals were built on (an older version never said: adopt it). */
-  private async builtHere(): Promise<boolean> {
-    const [stored, runId] = await Promise.all([this.d.redis.get(this.keys.builtOn), redisIdentity(this.d.redis)]);
-    if (stored === runId) return true;
-    if (stored === null) {
-      await this.d.redis.set(this.keys.builtOn, runId, 'NX');
-      return true;
+  /**
+   * The slices to rebuild: totals gone, a rebuild whose node stopped, or built on another Redis than
+   * the one serving the slice now (one whose marks never named their Redis adopts it).
+   */
+  private async slicesDue(): Promise<number[]> {
+    const { redis, layout } = this.d;
+    const due: number[] = [];
+    const identities = new Map<string, Promise<string>>();
+    for (let slice = 0; slice < layout.slices; slice++) {
+      const k = this.keys(slice);
+      const [since, cutoff, built] = await redis.hmget(
+        k.marks,
+        SLICE_MARKS.since,
+        SLICE_MARKS.rebuildCutoff,
+        SLICE_MARKS.builtOn,
+      );
+      if (since === null || cutoff !== null) {
+        due.push(slice);
+        continue;
+      }
+      const server = serverName(redis, k.marks);
+      if (!identities.has(server)) identities.set(server, redisIdentity(redis, k.marks));
+      const identity = await identities.get(server)!;
+      if (built === null) await redis.hsetnx(k.marks, SLICE_MARKS.builtOn, identity);
+      else if (built !== identity) due.push(slice);
     }
-    return false;
+    return due;
   }
 
   private async rebuild(lockSignal: AbortSignal): Promise<'ready' | 'rebuilt'> {
-    const { redis, log } = this.d;
+    const { redis, log, layout } = this.d;
     this.abort = new AbortController();
     const signal = AbortSignal.any([lockSignal, this.abort.signal]);
-    const owner = randomBytes(8).toString('hex');
-    let cutoff = await redis.hget(this.keys.rebuild, 'T');
-    if (cutoff === null) {
-      const stale = (await redis.get(this.keys.since)) !== null;
-      if (stale && (await this.builtHere())) return 'ready';
-      await this.wipe();
-      const runId = await redisIdentity(redis);
-      if (!(await this.anythingStored())) {
-        // a new cluster: nothing to add up; samples waiting for this are counted from 0 on
-        await redis.multi().set(this.keys.since, '0').set(this.keys.builtOn, runId).exec();
-        log.info('running totals start empty (nothing stored yet)');
-        return 'ready';
-      }
-      const T = (Math.floor(this.now() / this.d.layout.intervalMs) + 2) * this.d.layout.intervalMs;
-      await redis
-        .multi()
-        .hset(this.keys.rebuild, 'T', String(T), 'owner', owner)
-        .set(this.keys.since, String(T))
-        .set(this.keys.builtOn, runId)
-        .exec();
-      cutoff = String(T);
-      const reason = stale
-        ? 'Redis restarted (maybe from an older snapshot) or evicted keys (use maxmemory-policy noeviction)'
-        : 'the totals are missing';
-      log.warn({ cutoff: new Date(T).toISOString(), reason }, 'rebuilding the running totals and rank from MongoDB');
-    } else {
-      // resuming a job whose node stopped: from now on only this token's merges count
-      await redis.hset(this.keys.rebuild, 'owner', owner);
+    // another node may have rebuilt them between the check and the lock
+    const due = await this.slicesDue();
+    if (due.length === 0) return 'ready';
+    const stale = await Promise.all(
+      due.map(async (s) => (await redis.hget(this.keys(s).marks, SLICE_MARKS.since)) !== null),
+    );
+    const closed = Number((await redis.get(clusterKeys(this.d.cluster).closed)) ?? -Infinity);
+    await this.wipe(new Set(due));
+    if (!(await this.anythingStored())) {
+      // a new cluster: nothing to add up; samples waiting for this are counted from 0 on
+      await this.setMarks(due, { since: '0' }, closed);
+      log.info({ slices: due.length }, 'running totals start empty (nothing stored yet)');
+      return 'ready';
     }
-    const T = Number(cutoff);
+    const owner = randomBytes(8).toString('hex');
+    const T = (Math.floor(this.now() / layout.intervalMs) + 2) * layout.intervalMs;
+    await this.setMarks(due, { since: String(T), rb: String(T), owner }, closed);
+    const reason = stale.some(Boolean)
+      ? 'Redis restarted (maybe from an older snapshot), failed over, or evicted keys (use maxmemory-policy noeviction)'
+      : 'the totals are missing';
+    const slices = due.length === layout.slices ? 'all' : due.join(',');
+    log.warn({ cutoff: new Date(T).toISOString(), slices, reason }, 'rebuilding the running totals from MongoDB');
     await this.waitForLogs(T, signal);
-    if (signal.aborted) throw new Error('totals rebuild interrupted; it resumes where it stopped');
-    const merged = await this.computeAndMerge(T, owner, signal);
-    if (signal.aborted) throw new Error('totals rebuild interrupted; it resumes where it stopped');
-    await redis.del(this.keys.rebuild);
-    log.info({ pks: merged, cutoff: new Date(T).toISOString() }, 'running totals and rank rebuilt');
+    if (signal.aborted) throw new Error('totals rebuild interrupted; another node starts it again');
+    const { totals, read } = await this.totalsBefore(T, new Set(due), signal);
+    const merged = await this.merge(T, owner, due, totals, signal);
+    await this.refill(read, new Set(due), signal);
+    if (signal.aborted) throw new Error('totals rebuild interrupted; another node starts it again');
+    for (const s of due) {
+      const k = this.keys(s);
+      if ((await redis.hget(k.marks, SLICE_MARKS.rebuildOwner)) !== owner)
+        throw new Error('another totals rebuild took over');
+      await redis.hdel(k.marks, SLICE_MARKS.rebuildCutoff, SLICE_MARKS.rebuildOwner, SLICE_MARKS.rebuildLast);
+    }
+    log.info({ pks: merged, slices, cutoff: new Date(T).toISOString() }, 'running totals rebuilt');
     return 'rebuilt';
   }
 
-  /** Deletes every data key of the cluster: applies stop first (no `since`), so nothing is half-counted. */
-  private async wipe(): Promise<void> {
-    const { redis, cluster } = this.d;
-    await redis.del(this.keys.since);
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', `${cluster}:*`, 'COUNT', 1000);
-      cursor = next;
-      const doomed = batch.filter((k) => isDataKey(this.keys, cluster, k));
-      if (doomed.length > 0) await redis.unlink(...doomed);
-    } while (cursor !== '0');
+  /** The marks of freshly wiped slices: the Redis they are built on, and the newest period closed as their closing mark. */
+  private async setMarks(slices: number[], marks: Record<string, string>, closed: number): Promise<void> {
+    for (const s of slices) {
+      const k = this.keys(s);
+      const identity = await redisIdentity(this.d.redis, k.marks);
+      await this.d.redis.hset(k.marks, { ...marks, [SLICE_MARKS.builtOn]: identity });
+      if (Number.isFinite(closed)) await raiseMark(this.d.redis, k.marks, closed, SLICE_MARKS.closing);
+    }
+  }
+
+  /** Deletes every key of the slices, their marks first: applies stop (no `since`), so nothing is half-counted. */
+  private async wipe(slices: Set<number>): Promise<void> {
+    const { redis, cluster, layout } = this.d;
+    for (const s of slices) await redis.del(this.keys(s).marks);
+    const sliceOfTag = new Map(sliceTags(layout.slices).map((tag, s) => [tag, s]));
+    for await (const batch of scanKeys(redis, `${cluster}:{*`)) {
+      const doomed = batch.filter((key) => {
+        const tag = /^[^{]*\{([^}]*)\}/.exec(key)?.[1];
+        const slice = tag === undefined ? undefined : sliceOfTag.get(tag);
+        return slice !== undefined && slices.has(slice);
+      });
+      // one key at a time on a cluster: the keys of one call must share a slot
+      for (let i = 0; i < doomed.length; i += UNLINK_BATCH)
+        await Promise.all(doomed.slice(i, i + UNLINK_BATCH).map((key) => redis.unlink(key)));
+    }
   }
 
   private async anythingStored(): Promise<boolean> {
@@ -192,91 +223,129 @@ export class TotalsRebuilder {
     }
   }
 
-  /** The totals of every sample before T, then merged into Redis in pk order after the last merged. */
-  private async computeAndMerge(T: number, owner: string, signal: AbortSignal): Promise<number> {
-    const totals = await this.totalsBefore(T, signal);
+  /** The totals of every sample before T merged into each slice's, in pk order, fenced by the owner's token. */
+  private async merge(
+    T: number,
+    owner: string,
+    slices: number[],
+    totals: Map<number, PkTotals>,
+    signal: AbortSignal,
+  ): Promise<number> {
     const answers = await this.latestAnswers();
-    const last = Number((await this.d.redis.hget(this.keys.rebuild, 'last')) ?? -1);
-    const pks = [...totals.keys()].filter((pk) => pk > last).sort((a, b) => a - b);
+    const bySlice = new Map<number, PkTotals[]>(slices.map((s) => [s, []]));
+    for (const t of totals.values()) bySlice.get(t.pk % this.d.layout.slices)?.push(t);
     let merged = 0;
-    for (let i = 0; i < pks.length; i += MERGE_BATCH) {
-      if (signal.aborted) return merged;
-      const chunk = pks.slice(i, i + MERGE_BATCH);
-      const args: (string | number)[] = [];
-      for (const pk of chunk) {
-        const t = totals.get(pk)!;
-        const flag = answers.get(pk);
-        const suspicious = flag ? (flag.suspicious ? '1' : '0') : '0';
-        args.push(
-          pk,
-          t.n,
-          t.sum,
-          t.min,
-          t.max,
-          t.at,
-          t.f,
-          t.g,
-          t.pat,
-          t.pat < 0 ? 0 : t.pf,
-          t.username,
-          suspicious,
-          flag ? flag.at : -1,
+    for (const [slice, list] of bySlice) {
+      list.sort((a, b) => a.pk - b.pk);
+      const k = this.keys(slice);
+      for (let i = 0; i < list.length; i += MERGE_BATCH) {
+        if (signal.aborted) return merged;
+        const chunk = list.slice(i, i + MERGE_BATCH);
+        const packed = Buffer.concat(
+          chunk.map((t) => {
+            const pk = Buffer.alloc(8);
+            pk.writeDoubleBE(t.pk);
+            return Buffer.concat([pk, packTotals({ ...t, pf: t.pat < 0 ? 0 : t.pf })]);
+          }),
         );
+        const extras: (string | number)[] = [];
+        chunk.forEach((t, j) => {
+          const flag = answers.get(t.pk);
+          if (t.username || flag) extras.push(j + 1, t.username, flag ? formatAnswer(flag.suspicious, flag.at) : '');
+        });
+        const r = await mergeSlice(
+          this.d.redis,
+          [k.marks, k.totals, k.usernames, k.suspicious],
+          [T, owner, packed, ...extras],
+        );
+        if (r === -1) throw new Error('another totals rebuild took over');
+        merged += chunk.length;
       }
-      const keys = [
-        this.keys.rank,
-        this.keys.stats,
-        this.keys.rebuild,
-        this.keys.growth,
-        ...chunk.map((pk) => this.keys.influencer(pk)),
-      ];
-      const r = await mergeTotals(this.d.redis, keys, [String(T), owner, ...args]);
-      if (r === -1) throw new Error('another totals rebuild took over');
-      merged += chunk.length;
     }
     return merged;
   }
 
   /**
-   * Per pk, the totals of its points before T: the newest checkpoint of its slice (and the base the
-   * migration wrote for the previous layout), plus every later logged sample before T.
+   * Per pk of the slices, the totals of its points before T: the newest checkpoint of its slice
+   * (and the base the migration wrote for the previous layout), plus every later logged sample
+   * before T. Also says which log documents it read, per period.
    */
-  private async totalsBefore(T: number, signal: AbortSignal): Promise<Map<number, PkTotals>> {
+  private async totalsBefore(
+    T: number,
+    slices: Set<number>,
+    signal: AbortSignal,
+  ): Promise<{ totals: Map<number, PkTotals>; read: ReadLog }> {
     const { redis, db, layout } = this.d;
     const totals = new Map<number, PkTotals>();
     const covered = new Array<number>(layout.slices).fill(-Infinity);
-    for (let slice = 0; slice < layout.slices; slice++) {
+    for (const slice of slices) {
       // a checkpoint of period P holds the points before P + B: those wholly before T
-      const doc = await newestCheckpoint(redis, db, layout, this.keys, slice, layout.period(T) - layout.bucketMs);
+      const k = this.keys(slice);
+      const doc = await newestCheckpoint(redis, db, layout, k, slice, layout.period(T) - layout.bucketMs);
       if (!doc) continue;
       covered[slice] = doc.p;
       for (const t of decodeCheckpoint(doc.p + layout.bucketMs, doc.b.buffer).totals) totals.set(t.pk, t);
-      await redis.hset(this.keys.checkpoints, String(slice), String(doc.p));
+      await raiseMark(redis, k.marks, doc.p, SLICE_MARKS.checkpoint);
     }
     for (const base of await legacyTotals(db, this.d.log)) {
+      if (!slices.has(base.pk % layout.slices)) continue;
       const t = totals.get(base.pk);
       totals.set(base.pk, t ? mergeOlder(base, t) : base);
     }
-    const from = Math.min(...covered.map((p) => (p === -Infinity ? layout.firstPeriod : p + layout.bucketMs)));
-    for (let period = from; period < T && !signal.aborted; period += layout.bucketMs) {
+    const read: ReadLog = new Map();
+    const starts = [...slices].map((s) =>
+      covered[s] === -Infinity ? layout.firstPeriod : covered[s]! + layout.bucketMs,
+    );
+    for (let period = Math.min(...starts); period < T && !signal.aborted; period += layout.bucketMs) {
       const seen = new IntervalSet(period, layout);
-      // the documents counted here: a document that reaches the log later is counted by its reconcile
-      const tokens: string[] = [];
+      const tokens = new Set<string>();
       for await (const doc of db.collection<LogDoc>(collectionNames.log(period)).find({})) {
-        tokens.push(String(doc._id));
+        tokens.add(String(doc._id));
         for (const s of decodeLog(period, doc.b.buffer)) {
-          if (s.at >= T || period <= covered[layout.slice(s.pk)]! || !seen.add(s.pk, s.at)) continue;
+          const slice = s.pk % layout.slices;
+          if (s.at >= T || !slices.has(slice) || period <= covered[slice]! || !seen.add(s.pk, s.at)) continue;
           let t = totals.get(s.pk);
           if (!t) totals.set(s.pk, (t = emptyTotals(s.pk)));
           if (s.username) t.username = s.username;
           addPoint(t, s);
         }
       }
-      for (let i = 0; i < tokens.length; i += 10_000)
-        await redis.sadd(this.keys.rebuilt(period), ...tokens.slice(i, i + 10_000));
-      if (tokens.length > 0) await redis.expire(this.keys.rebuilt(period), 7 * 86_400);
+      if (tokens.size > 0) read.set(period, tokens);
     }
-    return totals;
+    return { totals, read };
+  }
+
+  /**
+   * The documents the rebuild read, applied again: the rebuilt slices' parts as a refill (into the
+   * open buffers, counting only samples at or after the cutoff: the merge counted the rest), the
+   * other slices' parts as a reconcile where the document was not yet applied to every slice.
+   * Periods the slice's checkpoint holds are left out (their points are in buckets already).
+   */
+  private async refill(read: ReadLog, slices: Set<number>, signal: AbortSignal): Promise<void> {
+    const { db, redis } = this.d;
+    const writer = this.d.totals;
+    const checkpoint = new Map<number, number>();
+    for (const s of slices)
+      checkpoint.set(s, Number((await redis.hget(this.keys(s).marks, SLICE_MARKS.checkpoint)) ?? -Infinity));
+    for (const [period, tokens] of read) {
+      const applied = await writer.appliedTokens(period);
+      for await (const doc of db.collection<LogDoc>(collectionNames.log(period)).find({})) {
+        if (signal.aborted) return;
+        const token = String(doc._id);
+        if (!tokens.has(token)) continue;
+        const samples = logSamples(period, doc.b.buffer);
+        const outcomes = await Promise.all(
+          [...writer.bySlice(samples)].map(([slice, list]) => {
+            if (slices.has(slice)) {
+              if (period <= checkpoint.get(slice)!) return null;
+              return writer.applySlice(period, slice, list, 'refill');
+            }
+            return applied.has(token) ? null : writer.applySlice(period, slice, list, 'reconcile');
+          }),
+        );
+        if (outcomes.every((o) => o === null || o.kind === 'applied')) await writer.markApplied(period, token);
+      }
+    }
   }
 
   /**
@@ -296,6 +365,12 @@ export class TotalsRebuilder {
     }
     return out;
   }
+}
+
+/** The server holding `key`, named, so slices on one server share one identity lookup. */
+function serverName(redis: RedisClient, key: string): string {
+  const s = serverOf(redis, key);
+  return `${s.options.host}:${s.options.port}`;
 }
 
 /** Which (pk, interval) of one period were seen: a slot bitmap per pk (8 bytes for an hour of minutes). */

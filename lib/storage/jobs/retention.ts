@@ -1,10 +1,10 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../shared/redis.js';
 import type { Db } from 'mongodb';
 import type { ClusterLock } from '../../cluster/locks.js';
 import type { Logger } from '../../ops/log.js';
 import { PeriodicJob } from '../../shared/periodic.js';
 import { answerPeriods, collectionNames, docIds, parseCollectionName } from '../format/documents.js';
-import { clusterKeys, type ClusterKeys } from '../../shared/keys.js';
+import { clusterKeys, SLICE_MARKS, sliceKeys, type ClusterKeys } from '../../shared/keys.js';
 import { DAY_MS, BUCKETS_PER_ROLLUP, type StorageLayout } from '../format/layout.js';
 import type { StorageJobDeps } from './job-deps.js';
 
@@ -42,13 +42,14 @@ export interface RetentionReport {
  * checkpoints are deleted by exact `_id`, period by period up to what each slice still needs.
  */
 export class RetentionJob {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly db: Db;
   private readonly lock: ClusterLock;
   private readonly layout: StorageLayout;
   private readonly log: Logger;
   private readonly settings: RetentionSettings;
   private readonly keys: ClusterKeys;
+  private readonly cluster: string;
   private readonly now: () => number;
   private readonly job: PeriodicJob;
 
@@ -56,6 +57,7 @@ export class RetentionJob {
     ({ redis: this.redis, db: this.db, lock: this.lock, layout: this.layout, log: this.log } = deps);
     this.settings = opts.settings;
     this.keys = clusterKeys(deps.cluster);
+    this.cluster = deps.cluster;
     this.now = opts.now ?? Date.now;
     this.job = new PeriodicJob(() => this.runOnce(), this.log, 'retention pass failed; retrying later');
   }
@@ -110,10 +112,17 @@ export class RetentionJob {
   /** Deletes, by `_id`, every checkpoint older than what its slice still needs. */
   private async deleteCheckpoints(): Promise<number> {
     const { bucketMs, slices, firstPeriod } = this.layout;
-    const newest = await this.redis.hgetall(this.keys.checkpoints);
-    if (Object.keys(newest).length < slices) return 0;
-    // a slice with no recent data keeps its newest checkpoint, however old
-    const keepFrom = Math.min(...Object.values(newest).map(Number)) - CHECKPOINTS_KEPT * bucketMs;
+    const marks = await Promise.all(
+      Array.from({ length: slices }, (_, s) =>
+        this.redis.hmget(sliceKeys(this.cluster, slices, s).marks, SLICE_MARKS.since, SLICE_MARKS.checkpoint),
+      ),
+    );
+    // a slice whose totals are gone does not know its newest checkpoint until it is rebuilt
+    if (marks.some(([since]) => since === null)) return 0;
+    // a slice that never had a checkpoint has none to keep; one with no recent data keeps its newest, however old
+    const newest = marks.flatMap(([, checkpoint]) => (checkpoint === null ? [] : [Number(checkpoint)]));
+    if (newest.length === 0) return 0;
+    const keepFrom = Math.min(...newest) - CHECKPOINTS_KEPT * bucketMs;
     const meta = this.db.collection<RetentionMark>(collectionNames.meta);
     const mark = await meta.findOne({ _id: 'retention' });
     let from = mark?.checkpointsBefore ?? firstPeriod;

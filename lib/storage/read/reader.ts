@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../shared/redis.js';
 import type { Db } from 'mongodb';
-import { clusterKeys, type ClusterKeys } from '../../shared/keys.js';
+import { sliceKeys } from '../../shared/keys.js';
 import { decodeBucket, decodeOpen, decodeRollup, summarize, type BucketSummary, type Point } from '../format/codec.js';
 import { type StorageLayout } from '../format/layout.js';
 import { type PayloadDoc, collectionNames, docIds, type LayoutDoc, type LegacyPoint } from '../format/documents.js';
@@ -18,18 +18,15 @@ const LEGACY_CHECK_MS = 60_000;
  * converts it).
  */
 export class TimelineReader {
-  private readonly keys: ClusterKeys;
   /** where the previous layout's data is: converted to buckets from a period, or still in `timeline` */
   private legacy?: { at: number; where: Promise<{ convertedFrom: number | null; timeline: boolean }> };
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly db: Db,
     readonly layout: StorageLayout,
-    cluster: string,
-  ) {
-    this.keys = clusterKeys(cluster);
-  }
+    private readonly cluster: string,
+  ) {}
 
   /** Every point of the pk in [from, to), in time order. */
   async points(pk: number, from: number, to: number): Promise<Point[]> {
@@ -82,7 +79,8 @@ export class TimelineReader {
   private async periodPoints(pk: number, periods: number[]): Promise<Point[][]> {
     if (periods.length === 0) return [];
     const pipeline = this.redis.pipeline();
-    for (const p of periods) pipeline.getBuffer(this.keys.open(p, pk));
+    const keys = sliceKeys(this.cluster, this.layout.slices, this.layout.slice(pk));
+    for (const p of periods) pipeline.getBuffer(keys.open(p, pk));
     const replies = (await pipeline.exec()) ?? [];
     return mapLimit(periods, FINDS_IN_FLIGHT, async (p, i) => {
       const [err, open] = replies[i] ?? [null, null];

@@ -1,15 +1,13 @@
-// The running totals in Redis: per-influencer figures, rank and growth, written by the apply script
-// and read by the read API. Whether they can be trusted right now is totals-state.ts's question.
-import type { Redis } from 'ioredis';
-import { applyLog } from '../../lua/scripts.js';
-import { clusterKeys, INFLUENCER_FIELDS } from '../../shared/keys.js';
+// The running totals in Redis, per layout slice: per-influencer figures written by the apply script
+// and read by the read API; rank, top lists and the all-influencer average come from the slices'
+// ranking snapshots (ranking.ts). Whether a slice's totals can be trusted is totals-state.ts's question.
+import { applySlice } from '../../lua/scripts.js';
+import type { RedisClient } from '../../shared/redis.js';
+import { clusterKeys, sliceKeys, type SliceKeys } from '../../shared/keys.js';
+import { decodeLog, PACKED_TOTALS_BYTES, packSamples, unpackTotals } from '../format/codec.js';
+import { Rankings, type TopEntry, type TopOrder } from './ranking.js';
 
-/** The running totals are missing (Redis lost them) and no rebuild has set their cutoff yet. */
-export class TotalsNotReady extends Error {
-  constructor() {
-    super('running totals are missing in Redis until a rebuild starts; the batch waits');
-  }
-}
+export type { TopEntry, TopOrder };
 
 export interface InfluencerTotals {
   samples: number;
@@ -29,31 +27,24 @@ export interface InfluencerTotals {
   suspiciousAt: number | null;
 }
 
-/** The two top lists: by latest followerCount, or by growth (latest minus previous followerCount). */
-export type TopOrder = 'followers' | 'growth';
-
-export interface TopEntry {
-  pk: number;
-  /** the sorted-set score: followerCount, or growth */
-  score: number;
-  username: string;
-  followerCount: number | null;
-  followingCount: number | null;
-  growth: number | null;
-}
-
 /** an applied set is deleted when its period closes; this only bounds what a stopped cluster leaves */
 const APPLIED_SET_TTL_S = 7 * 86_400;
 
-/** What applying one log document did. */
-export type ApplyOutcome =
-  | { kind: 'applied'; repeats: number; fresh: number[] }
-  /** applied before (a retry, or the period's reconcile got there first) */
-  | { kind: 'replayed' }
-  /** the period's close had begun: the samples stay in the log only */
-  | { kind: 'late' };
+/** How a slice's part of a log document is applied (apply.lua's header). */
+export type ApplyMode = 'live' | 'reconcile' | 'refill';
 
-/** A sample as the totals see it. */
+/** What applying one slice's part of a log document did. */
+export type ApplyOutcome =
+  /** stored: new points; repeats: (pk, interval) stored before; older: left to the rebuild (before its cutoff) */
+  | { kind: 'applied'; stored: number; repeats: number; older: number; fresh: number[] }
+  /** the period's close had begun: the samples stay in the log only */
+  | { kind: 'late' }
+  /** the slice's totals are missing until a rebuild sets their cutoff: the rebuild counts them */
+  | { kind: 'rebuild' }
+  /** a reconcile while the slice is rebuilt: the rebuild's refill applies the document */
+  | { kind: 'rebuilding' };
+
+/** A sample as the totals see it; `username` only when the writer sends it (new or changed). */
 export interface TotalsSample {
   pk: number;
   at: number;
@@ -62,138 +53,169 @@ export interface TotalsSample {
   username?: string;
 }
 
+/** A log document's samples as the apply step takes them (a reconcile, a rebuild's refill). */
+export function logSamples(period: number, payload: Uint8Array): TotalsSample[] {
+  return decodeLog(period, payload).map((s) => ({
+    pk: s.pk,
+    at: s.at,
+    followerCount: s.f,
+    followingCount: s.g,
+    username: s.username,
+  }));
+}
+
 /**
- * Per-influencer running totals (samples, followerSum, min, max, latest counts), the rank index
- * (sorted set of latest followerCount), the growth index (sorted set of latest minus previous
- * followerCount) and the all-influencer total, kept in Redis and updated by one Lua script per
- * batch: O(1) per sample, exact, and a replayed batch changes nothing.
+ * Per-influencer running totals (samples, followerSum, min, max, latest and previous counts) and the
+ * open buffers, kept in Redis per layout slice and updated by one Lua call per slice and log
+ * document: O(1) per sample, exact, and a replayed document changes nothing.
  */
 export class Totals {
-  private readonly keys: ReturnType<typeof clusterKeys>;
+  private readonly rankings: Rankings;
 
   constructor(
-    private readonly redis: Redis,
-    cluster: string,
+    private readonly redis: RedisClient,
+    private readonly cluster: string,
+    readonly slices: number,
+    /** how long the ranking snapshots a reader holds serve before it asks for newer ones */
+    rankingsRecheckMs?: number,
   ) {
-    this.keys = clusterKeys(cluster);
+    this.rankings = new Rankings(redis, cluster, slices, rankingsRecheckMs);
+  }
+
+  /** The keys of the slice holding `pk`. */
+  keysOf(pk: number): SliceKeys {
+    return sliceKeys(this.cluster, this.slices, pk % this.slices);
+  }
+
+  /** The samples grouped by slice, in their order. */
+  bySlice<T extends { pk: number }>(samples: readonly T[]): Map<number, T[]> {
+    const out = new Map<number, T[]>();
+    for (const s of samples) {
+      const slice = s.pk % this.slices;
+      let list = out.get(slice);
+      if (!list) out.set(slice, (list = []));
+      list.push(s);
+    }
+    return out;
   }
 
   /**
-   * Applies one log document (samples of period `period`, already durable in MongoDB) to the
-   * totals and the open buffers, once per token: 'live' from the node that wrote it, 'reconcile'
-   * from the period's close. Throws TotalsNotReady while the totals wait for a rebuild.
+   * Applies one slice's part of a log document (samples of period `period`, already durable in
+   * MongoDB) to the totals and the open buffers, once per token: 'live' from the node that wrote it,
+   * 'reconcile' from the period's close.
    */
-  async applyLog(
-    token: string,
+  async applySlice(
     period: number,
-    samples: TotalsSample[],
-    mode: 'live' | 'reconcile',
-    slice: (pk: number) => number,
+    slice: number,
+    samples: readonly TotalsSample[],
+    mode: ApplyMode,
   ): Promise<ApplyOutcome> {
-    if (samples.length === 0) return { kind: 'applied', repeats: 0, fresh: [] };
-    const k = this.keys;
-    const keys = [k.applied(period), k.rank, k.stats, k.growth, k.since, k.closing, k.rebuilt(period)];
-    const args: (string | number)[] = [token, period, mode, APPLIED_SET_TTL_S];
-    for (const s of samples) {
-      keys.push(this.keys.influencer(s.pk), this.keys.open(period, s.pk), this.keys.openPks(period, slice(s.pk)));
-      args.push(s.pk, s.at, s.followerCount, s.followingCount, s.username ?? '');
-    }
-    const result = await applyLog(this.redis, keys, args);
-    if (result === -2) throw new TotalsNotReady();
+    if (samples.length === 0) return { kind: 'applied', stored: 0, repeats: 0, older: 0, fresh: [] };
+    const k = sliceKeys(this.cluster, this.slices, slice);
+    const keys = [k.marks, k.totals, k.usernames, k.openPks(period)];
+    const names: (string | number)[] = [];
+    samples.forEach((s, i) => {
+      keys.push(k.open(period, s.pk));
+      if (s.username) names.push(i + 1, s.username);
+    });
+    const packed = packSamples(
+      period,
+      samples.map((s) => ({ pk: s.pk, at: s.at, f: s.followerCount, g: s.followingCount })),
+    );
+    const result = await applySlice(this.redis, keys, [period, mode, packed, ...names]);
+    if (result === -2) return { kind: 'rebuild' };
     if (result === -3) return { kind: 'late' };
-    if (result === -1) return { kind: 'replayed' };
-    const [repeats, ...fresh] = result as Array<string | number>;
-    return { kind: 'applied', repeats: Number(repeats), fresh: fresh.map(Number) };
+    if (result === -4) return { kind: 'rebuilding' };
+    const [stored, repeats, older, ...fresh] = (result as Array<string | number>).map(Number);
+    return { kind: 'applied', stored: stored!, repeats: repeats!, older: older!, fresh };
+  }
+
+  /**
+   * Records that every slice of a log document has been applied, so its period's reconcile skips
+   * it (applying it again would change nothing, but costs Redis a look at every sample).
+   */
+  async markApplied(period: number, token: string): Promise<void> {
+    const key = clusterKeys(this.cluster).applied(period);
+    await this.redis.multi().sadd(key, token).expire(key, APPLIED_SET_TTL_S).exec();
+  }
+
+  /** The tokens of the period's log documents applied to every slice. */
+  async appliedTokens(period: number): Promise<Set<string>> {
+    return new Set(await this.redis.smembers(clusterKeys(this.cluster).applied(period)));
   }
 
   async read(pk: number): Promise<InfluencerTotals | null> {
-    const h = await this.redis.hgetall(this.keys.influencer(pk));
-    const F = INFLUENCER_FIELDS;
-    if (!h[F.samples]) return null;
-    const optional = (v: string | undefined): number | null => (v === undefined ? null : Number(v));
+    const k = this.keysOf(pk);
+    const field = String(pk);
+    const replies =
+      (await this.redis
+        .pipeline()
+        .hgetBuffer(k.totals, field)
+        .hget(k.usernames, field)
+        .hget(k.suspicious, field)
+        .exec()) ?? [];
+    for (const [err] of replies) if (err) throw err;
+    const [packed, username, flag] = replies.map((r) => r[1]) as [Buffer | null, string | null, string | null];
+    // a value of another length is garbage (or another version's): no data, as the apply step sees it
+    if (!packed || packed.length !== PACKED_TOTALS_BYTES) return null;
+    const t = unpackTotals(pk, packed);
+    const answer = parseAnswer(flag);
     return {
-      samples: Number(h[F.samples]),
-      followerSum: Number(h[F.followerSum]),
-      followerMin: Number(h[F.followerMin]),
-      followerMax: Number(h[F.followerMax]),
-      latestAt: Number(h[F.latestAt]),
-      followerCount: Number(h[F.followerCount]),
-      followingCount: Number(h[F.followingCount]),
-      username: h[F.username] ?? '',
-      previousFollowerCount: optional(h[F.previousFollowerCount]),
-      previousAt: optional(h[F.previousAt]),
-      suspicious: h[F.suspicious] === undefined ? null : h[F.suspicious] === '1',
-      suspiciousAt: optional(h[F.suspiciousAt]),
+      samples: t.n,
+      followerSum: t.sum,
+      followerMin: t.min,
+      followerMax: t.max,
+      latestAt: t.at,
+      followerCount: t.f,
+      followingCount: t.g,
+      username: username ?? '',
+      previousFollowerCount: t.pat < 0 ? null : t.pf,
+      previousAt: t.pat < 0 ? null : t.pat,
+      suspicious: answer?.suspicious ?? null,
+      suspiciousAt: answer?.at ?? null,
     };
   }
 
   /**
-   * Stores the daily is_suspicious answer next to the totals (its durable copy is on the influencer
-   * document), so a page view reads one hash and no MongoDB document.
+   * Stores the daily is_suspicious answer next to the totals (its durable copy is in MongoDB), so a
+   * page view reads the pk's slice and no MongoDB document.
    */
   async setSuspicious(pk: number, suspicious: boolean, at: number): Promise<void> {
-    const fields = [INFLUENCER_FIELDS.suspicious, suspicious ? '1' : '0', INFLUENCER_FIELDS.suspiciousAt, String(at)];
-    await this.redis.hset(this.keys.influencer(pk), ...fields);
+    await this.redis.hset(this.keysOf(pk).suspicious, String(pk), formatAnswer(suspicious, at));
   }
 
   /** Whether the pk has at least one sample. */
   async exists(pk: number): Promise<boolean> {
-    return (await this.redis.hexists(this.keys.influencer(pk), INFLUENCER_FIELDS.samples)) === 1;
+    return (await this.redis.hexists(this.keysOf(pk).totals, String(pk))) === 1;
   }
 
-  /** The first `limit` pks by descending score, with their latest counts: one ZREVRANGE and one pipelined HMGET per pk. */
-  async top(order: TopOrder, limit: number): Promise<TopEntry[]> {
-    const flat = await this.redis.zrevrange(
-      order === 'growth' ? this.keys.growth : this.keys.rank,
-      0,
-      limit - 1,
-      'WITHSCORES',
-    );
-    const pks: number[] = [];
-    const scores: number[] = [];
-    for (let i = 0; i < flat.length; i += 2) {
-      pks.push(Number(flat[i]));
-      scores.push(Number(flat[i + 1]));
-    }
-    if (pks.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    const F = INFLUENCER_FIELDS;
-    for (const pk of pks)
-      pipeline.hmget(this.keys.influencer(pk), F.username, F.followerCount, F.followingCount, F.previousFollowerCount);
-    const rows = (await pipeline.exec()) ?? [];
-    return pks.map((pk, i) => {
-      const [err, values] = rows[i] ?? [null, []];
-      const [u, f, g, pf] = (err ? [] : values) as (string | null)[];
-      const num = (v: string | null | undefined): number | null => (v === null || v === undefined ? null : Number(v));
-      const followerCount = num(f);
-      const previous = num(pf);
-      return {
-        pk,
-        score: scores[i],
-        username: u ?? '',
-        followerCount,
-        followingCount: num(g),
-        growth: followerCount !== null && previous !== null ? followerCount - previous : null,
-      };
-    });
+  /** The first `limit` pks by descending followerCount or growth, as of the slices' ranking snapshots. */
+  top(order: TopOrder, limit: number): Promise<TopEntry[]> {
+    return this.rankings.top(order, limit);
   }
 
-  /** Rank by latest followerCount: number of strictly higher counts + 1 (ties share a rank). */
-  async rank(pk: number): Promise<number | null> {
-    const score = await this.redis.zscore(this.keys.rank, String(pk));
-    if (score === null) return null;
-    return (await this.redis.zcount(this.keys.rank, `(${score}`, '+inf')) + 1;
+  /** Rank by latest followerCount as of the ranking snapshots: number of strictly higher counts + 1 (ties share a rank). */
+  rank(pk: number): Promise<number | null> {
+    return this.rankings.rank(pk);
   }
 
-  /** Tracked influencers and the average of their latest follower counts. */
-  async summary(): Promise<{ influencers: number; averageFollowers: number | null }> {
-    const [count, total] = await Promise.all([
-      this.redis.zcard(this.keys.rank),
-      this.redis.hget(this.keys.stats, 'total'),
-    ]);
-    return {
-      influencers: count,
-      averageFollowers: count > 0 ? Math.round((Number(total ?? 0) / count) * 100) / 100 : null,
-    };
+  /** The ranking snapshots are read again at the next question (after a snapshot was taken by hand). */
+  reloadRankings(): void {
+    this.rankings.reload();
   }
+
+  /** Tracked influencers and the average of their latest follower counts, as of the ranking snapshots. */
+  summary(): Promise<{ influencers: number; averageFollowers: number | null; rankedAt: number | null }> {
+    return this.rankings.summary();
+  }
+}
+
+/** The stored form of a daily answer: '<1|0>:<epoch ms>'. */
+export function formatAnswer(suspicious: boolean, at: number): string {
+  return `${suspicious ? 1 : 0}:${at}`;
+}
+
+function parseAnswer(raw: string | null): { suspicious: boolean; at: number } | null {
+  const m = raw === null ? null : /^([01]):(\d+)$/.exec(raw);
+  return m ? { suspicious: m[1] === '1', at: Number(m[2]) } : null;
 }

@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import { Binary, type Collection, type Db } from 'mongodb';
 import { insertIgnoringDuplicates, insertOnce } from '../../shared/mongo-errors.js';
 import { collections, type InfluencerDoc, type Sample, collectionNames } from '../format/documents.js';
-import { TotalsNotReady, type Totals } from '../state/totals.js';
+import type { ApplyOutcome, Totals } from '../state/totals.js';
 import { encodeLog, type LogSample } from '../format/codec.js';
 import { type StorageLayout } from '../format/layout.js';
 import type { LogDoc } from '../format/documents.js';
@@ -12,8 +12,12 @@ export interface LogPart {
   period: number;
   samples: Sample[];
   logged?: boolean;
-  /** what applying it did; unset until applied (or given up to the period's reconcile) */
-  outcome?: 'applied' | 'replayed' | 'late' | 'rebuild';
+  /** per sample: whether its username travels with it (the first time, or changed, for this process) */
+  named?: boolean[];
+  /** per slice of the part, what applying it did; a slice without one is still to apply */
+  outcomes: Map<number, ApplyOutcome['kind']>;
+  /** recorded as applied in every slice (its period's reconcile skips it) */
+  marked?: boolean;
 }
 
 /** A batch in flight; each step is remembered so a retry resumes where the last attempt failed. */
@@ -28,6 +32,8 @@ export interface PendingBatch {
   registered?: boolean;
   /** samples left out: older than the layout's first period (no timeline reads them) */
   beforeLayout: number;
+  /** the layout's slice count: a sample's slice is its pk modulo this */
+  slices: number;
 }
 
 /**
@@ -42,8 +48,8 @@ export interface PendingBatch {
  */
 export class LogWriter {
   private readonly influencers: Collection<InfluencerDoc>;
-  /** pks whose username this process has logged: a name travels in the log once per pk and process */
-  private readonly named = new Set<number>();
+  /** per pk, a hash of the username this process last logged: a name travels only when new or changed */
+  private readonly named = new Map<number, number>();
 
   constructor(
     private readonly db: Db,
@@ -72,11 +78,14 @@ export class LogWriter {
     return {
       token: String(randomInt(1, 2 ** 47) * 2 + 1),
       samples: kept,
-      parts: [...parts].sort((a, b) => a[0] - b[0]).map(([period, list]) => ({ period, samples: list })),
+      parts: [...parts]
+        .sort((a, b) => a[0] - b[0])
+        .map(([period, list]) => ({ period, samples: list, outcomes: new Map() })),
       attempts: 0,
       repeats: 0,
       fresh: [],
       beforeLayout: samples.length - kept.length,
+      slices: this.layout.slices,
     };
   }
 
@@ -85,12 +94,14 @@ export class LogWriter {
     batch.attempts++;
     for (const part of batch.parts) {
       if (part.logged) continue;
-      const samples: LogSample[] = part.samples.map((s) => ({
+      part.named ??= part.samples.map((s) => this.named.get(s.pk) !== nameHash(s.username));
+      const named = part.named;
+      const samples: LogSample[] = part.samples.map((s, i) => ({
         pk: s.pk,
         at: s.at,
         f: s.followerCount,
         g: s.followingCount,
-        ...(this.named.has(s.pk) ? {} : { username: s.username }),
+        ...(named[i] ? { username: s.username } : {}),
       }));
       const doc: LogDoc = {
         _id: batch.token,
@@ -101,29 +112,61 @@ export class LogWriter {
       // a duplicate: an earlier attempt stored it and lost the answer
       await insertOnce(this.db.collection<LogDoc>(collectionNames.log(part.period)), doc);
       part.logged = true;
-      for (const s of part.samples) this.named.add(s.pk);
+      for (const s of part.samples) this.named.set(s.pk, nameHash(s.username));
     }
   }
 
-  /** Step 2: every logged part through the Lua script; throws if Redis failed (call again to retry). */
+  /**
+   * Step 2: every logged part through the Lua script, one call per slice (in parallel: on a Redis
+   * Cluster each goes to its slice's master); throws if Redis failed for a slice (call again to
+   * retry: the slices done are not applied again).
+   */
   async apply(batch: PendingBatch): Promise<void> {
+    let failure: unknown;
     for (const part of batch.parts) {
-      if (part.outcome || !part.logged) continue;
-      try {
-        const r = await this.totals.applyLog(batch.token, part.period, part.samples, 'live', (pk) =>
-          this.layout.slice(pk),
-        );
-        part.outcome = r.kind;
-        if (r.kind === 'applied') {
-          batch.repeats += r.repeats;
-          batch.fresh.push(...r.fresh);
+      if (!part.logged) continue;
+      const named = part.named ?? [];
+      const indexed = part.samples.map((s, i) => ({ s, i, pk: s.pk }));
+      const pending = [...this.totals.bySlice(indexed)].filter(([slice]) => !part.outcomes.has(slice));
+      const results = await Promise.allSettled(
+        pending.map(([slice, list]) =>
+          this.totals.applySlice(
+            part.period,
+            slice,
+            list.map(({ s, i }) => ({
+              pk: s.pk,
+              at: s.at,
+              followerCount: s.followerCount,
+              followingCount: s.followingCount,
+              ...(named[i] ? { username: s.username } : {}),
+            })),
+            'live',
+          ),
+        ),
+      );
+      results.forEach((r, k) => {
+        if (r.status === 'rejected') {
+          failure ??= r.reason;
+          return;
         }
-      } catch (err) {
-        // Redis lost the totals: the rebuild counts these samples from the log
-        if (!(err instanceof TotalsNotReady)) throw err;
-        part.outcome = 'rebuild';
+        const outcome = r.value;
+        // samples left to a rebuild: its period's reconcile (or the rebuild's refill) applies the document
+        part.outcomes.set(pending[k]![0], outcome.kind === 'applied' && outcome.older > 0 ? 'rebuild' : outcome.kind);
+        if (outcome.kind === 'applied') {
+          batch.repeats += outcome.repeats;
+          batch.fresh.push(...outcome.fresh);
+        }
+      });
+      if (
+        failure === undefined &&
+        !part.marked &&
+        !part.samples.some((s) => part.outcomes.get(s.pk % batch.slices) === 'rebuild')
+      ) {
+        await this.totals.markApplied(part.period, batch.token);
+        part.marked = true;
       }
     }
+    if (failure !== undefined) throw failure;
   }
 
   /** Step 3: an influencer document for each pk seen for the first time; throws if MongoDB failed. */
@@ -141,8 +184,26 @@ export class LogWriter {
     batch.registered = true;
   }
 
-  /** Samples of a batch that ended in the timeline's totals, late, or left to the rebuild. */
-  static count(batch: PendingBatch, outcome: LogPart['outcome']): number {
-    return batch.parts.reduce((n, p) => n + (p.outcome === outcome ? p.samples.length : 0), 0);
+  /** Samples of a batch whose slice ended in the timeline's totals, late, or left to the rebuild. */
+  static count(batch: PendingBatch, outcome: ApplyOutcome['kind']): number {
+    let n = 0;
+    for (const part of batch.parts)
+      for (const s of part.samples) if (part.outcomes.get(s.pk % batch.slices) === outcome) n++;
+    return n;
   }
+
+  /** What applying a part did: the one outcome of all its slices, 'mixed', or undefined while one is still to apply. */
+  static outcome(batch: PendingBatch, part: LogPart): ApplyOutcome['kind'] | 'mixed' | undefined {
+    const slices = new Set(part.samples.map((s) => s.pk % batch.slices));
+    const kinds = new Set([...slices].map((slice) => part.outcomes.get(slice)));
+    if (kinds.has(undefined)) return undefined;
+    return kinds.size === 1 ? [...kinds][0] : 'mixed';
+  }
+}
+
+/** FNV-1a of a username: what the writer remembers per pk to send a name again only when it changed. */
+function nameHash(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
