@@ -7,8 +7,8 @@ import { untilSignal } from '../../ops/signals.js';
 
 /** `influencer-node serve`: the read API and the dashboard until SIGINT/SIGTERM. */
 export async function serveCommand(config: Config, opts: Record<string, unknown>): Promise<number> {
-  const host = String(opts.host);
-  const port = numberFlag('port', opts.port, 0, 65535, true);
+  const host = opts.host === undefined ? config.serveHost : String(opts.host);
+  const port = opts.port === undefined ? config.servePort : numberFlag('port', opts.port, 0, 65535, true);
   const log = createLogger(config.logLevel, 'serve');
   const down = await unreachableServers(config);
   if (down.length > 0) {
@@ -17,7 +17,7 @@ export async function serveCommand(config: Config, opts: Record<string, unknown>
   }
   const api = await openApi(config, log, { host, port });
   log.info({ url: api.url, cluster: config.cluster }, 'API listening');
-  process.stdout.write(`dashboard ${api.url}/  API ${api.url}/api/stats\n`);
+  process.stdout.write(`dashboard ${api.url}/  API ${api.url}/api/v1/stats\n`);
   await untilSignal(log);
   await api.close();
   return 0;
