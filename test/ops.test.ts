@@ -79,6 +79,21 @@ t.test('systemd units: systemd-analyze verify passes, hardening in place, the us
   const one = (key: string): string | undefined => d.get(key)?.at(-1);
   t.ok(d.get('Environment')?.includes('NODE_ID=%H-%i'), 'NODE_ID from host and instance');
   t.ok(d.get('EnvironmentFile')?.includes('/etc/influencer-node/env'), 'shared EnvironmentFile');
+  t.equal(
+    one('Type'),
+    'notify',
+    'systemd waits for READY=1: systemctl start and restart return once the node is active',
+  );
+  t.equal(one('NotifyAccess'), 'main');
+  t.ok(parseInt(one('WatchdogSec') ?? '0', 10) > 0, 'a watchdog the node feeds with WATCHDOG=1');
+  t.ok(parseInt(one('TimeoutStartSec') ?? '0', 10) > 0, 'a bound on the wait for READY=1');
+  const serve = directives(readFileSync(join(DEPLOY, 'systemd', 'influencer-node-serve.service'), 'utf8'));
+  t.equal(serve.get('Type')?.at(-1), 'notify', 'serve too: READY=1 once it listens');
+  t.match(
+    serve.get('ExecStart')?.at(-1) ?? '',
+    / serve$/,
+    'serve takes SERVE_HOST and SERVE_PORT from its environment',
+  );
   t.equal(one('User'), 'influencer');
   t.equal(one('Restart'), 'on-failure');
   t.equal(one('RestartPreventExitStatus'), '2', 'a config error is not restarted in a loop');
