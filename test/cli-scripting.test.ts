@@ -1,0 +1,104 @@
+// The CLI in scripts: --watch --json is NDJSON, escapes only reach a terminal (and not with NO_COLOR),
+// a reader that goes away ends the command quietly, setup --check --json.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { BIN, ROOT, cleanEnv, runCli } from './helpers/cli.js';
+import { services } from './helpers/servers.js';
+
+/** Runs `influencer-node args` under a pseudo-terminal (util-linux `script`) for `ms`, then stops it. */
+function inTerminal(args: string[], env: Record<string, string>, ms: number): Promise<string> {
+  const command = [process.execPath, BIN, ...args].map((a) => `'${a}'`).join(' ');
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qfec', command, '/dev/null'], { env: cleanEnv(env), cwd: ROOT });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.on('error', reject);
+    setTimeout(() => child.kill('SIGINT'), ms);
+    child.on('exit', () => resolve(out));
+  });
+}
+
+/** Runs a shell pipeline from the checkout; resolves to its exit status and output. */
+function shell(
+  command: string,
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('bash', ['-o', 'pipefail', '-c', command], { env: cleanEnv({ ...env, BIN }), cwd: ROOT });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+t.test('status --watch --json: one JSON document per line, no escapes; | head ends it quietly', async (t) => {
+  const svc = await services(t);
+  const env = { REDIS_URL: svc.redisUrl, CLUSTER: svc.cluster };
+  const r = await shell(`node "$BIN" status --watch --json | head -n 2`, env);
+  t.equal(r.code, 0, 'the pipeline exits 0 once head has its two lines');
+  t.equal(r.stderr, '', 'no EPIPE stack: nothing on stderr');
+  const lines = r.stdout.split('\n').filter(Boolean);
+  t.equal(lines.length, 2);
+  for (const line of lines)
+    t.match(JSON.parse(line), { cluster: svc.cluster, members: [] }, 'each line a whole document');
+  t.notMatch(r.stdout, /\x1b/, 'no escape sequence');
+});
+
+t.test('a closed pipe ends any command quietly: help piped into head', async (t) => {
+  for (const command of [
+    'node "$BIN" setup --help | head -c 10',
+    'node "$BIN" start --help | head -n 1',
+    'node "$BIN" --help | true',
+  ]) {
+    const r = await shell(command, {});
+    t.equal(r.code, 0, command);
+    t.equal(r.stderr, '', `${command}: nothing on stderr`);
+  }
+});
+
+t.test('escapes only on a terminal, and never with NO_COLOR', async (t) => {
+  const svc = await services(t);
+  const env = { REDIS_URL: svc.redisUrl, CLUSTER: svc.cluster, LOG_LEVEL: 'info' };
+  const tty = await inTerminal(['status', '--watch'], env, 2500);
+  t.match(tty, /\x1b\[H\x1b\[2J/, 'on a terminal --watch clears the screen between views');
+  t.match(tty, /no members/);
+  const plain = await inTerminal(['status', '--watch'], { ...env, NO_COLOR: '1' }, 2500);
+  t.match(plain, /no members/);
+  t.notMatch(plain, /\x1b\[/, 'NO_COLOR: no escape at all, on a terminal too');
+  // the logger: coloured text on a terminal, plain text with NO_COLOR, JSON lines into a pipe
+  const mockArgs = ['mock', '--port', '0'];
+  t.match(
+    await inTerminal(mockArgs, env, 2000),
+    /\x1b\[\d+m.*Mockstagram mock listening/,
+    'coloured log on a terminal',
+  );
+  const noColour = await inTerminal(mockArgs, { ...env, NO_COLOR: '1' }, 2000);
+  t.match(noColour, /Mockstagram mock listening/);
+  t.notMatch(noColour, /\x1b\[/, 'NO_COLOR: the log without colour');
+});
+
+t.test('setup --check --json: the servers found, as one JSON document', async (t) => {
+  const r = await runCli(['setup', '--check', '--json'], {}, 60_000);
+  const report = JSON.parse(r.stdout);
+  t.same(
+    report.servers.map((s: { name: string }) => s.name),
+    ['redis-server', 'ferretdb'],
+  );
+  for (const s of report.servers) {
+    t.equal(typeof s.found, 'boolean');
+    if (s.found) t.match(s, { version: String, path: /^\// });
+    else t.match(s, { missing: String });
+  }
+  t.equal(r.code, report.servers.every((s: { found: boolean }) => s.found) ? 0 : 1, 'exit 0 only when both are there');
+  const usage = await runCli(['setup', '--json']);
+  t.equal(usage.code, 2, '--json without --check is a usage error');
+  t.match(usage.stderr, /--json goes with --check/);
+});
