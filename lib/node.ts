@@ -24,6 +24,7 @@ import { ClusterLock } from './cluster/locks.js';
 import type { Ring } from './ring/ring.js';
 import { VERSION } from './ops/version.js';
 import { ServiceNotifier } from './ops/notify.js';
+import { probeStorage } from './ops/storage-probe.js';
 
 /** Redis and MongoDB, connected. */
 interface Connections {
@@ -160,6 +161,7 @@ export class InfluencerNode {
     this.closer.start();
     this.retention = new RetentionJob(deps, { settings: c, now });
     this.retention.start();
+    if (this.metrics) this.metrics.storageProbe = () => probeStorage(redis, c.cluster, layout, now());
     return { db, layout, totals };
   }
 
