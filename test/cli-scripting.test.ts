@@ -102,3 +102,32 @@ t.test('setup --check --json: the servers found, as one JSON document', async (t
   t.equal(usage.code, 2, '--json without --check is a usage error');
   t.match(usage.stderr, /--json goes with --check/);
 });
+
+t.test('the benchmark, soak and chaos entry points answer --help with their flags and scenarios', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const { join } = await import('node:path');
+  const entry = (file: string, args: string[]) =>
+    spawnSync(process.execPath, [join(ROOT, 'dist', file), ...args], { cwd: ROOT, env: cleanEnv(), encoding: 'utf8' });
+  const bench = entry('bench/run.js', ['--help']);
+  t.equal(bench.status, 0, 'bench --help exits 0');
+  t.match(bench.stdout, /--quick[\s\S]*--only[\s\S]*--node-env/, 'its flags');
+  t.match(bench.stdout, /^ {2}10 {2}The mission/m, 'its scenarios, by number');
+  const soak = entry('chaos/soak.js', ['--help']);
+  t.equal(soak.status, 0, 'soak --help exits 0');
+  t.match(soak.stdout, /--minutes N[\s\S]*--interval-ms N/);
+  t.match(soak.stdout, /^ {2}sigkill$/m, 'the faults it picks from');
+  t.match(soak.stdout, /^ {2}clockSkew\(-?\d+\)$/m);
+  const chaos = entry('chaos/run.js', ['--help']);
+  t.equal(chaos.status, 0, 'chaos --help exits 0');
+  t.match(chaos.stdout, /^ {2}nodes +Nodes killed and restarted$/m, 'the suites');
+  for (const [file, args, message] of [
+    ['bench/run.js', ['--frob'], /^bench: Unknown option '--frob'/],
+    ['chaos/soak.js', ['--frob'], /^soak: unknown argument --frob/],
+    ['chaos/run.js', ['--only', 'nope'], /^chaos: no suite nope: expected some of /],
+  ] as const) {
+    const r = entry(file, [...args]);
+    t.equal(r.status, 2, `${file} ${args.join(' ')}: exit 2`);
+    t.match(r.stderr, message);
+    t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+});
