@@ -182,6 +182,39 @@ async function startInfra(): Promise<Infra> {
 /** A bad flag: said in one line, without a stack. */
 class UsageError extends Error {}
 
+/** Every scenario by its number, as --only takes it and --help lists it. */
+const SCENARIOS: Record<number, string> = {
+  1: 'Single node, rising pks',
+  2: 'Scale-out',
+  3: 'Rebalancing (ring)',
+  4: 'Failover (SIGKILL of one of three nodes)',
+  5: 'The mock alone',
+  6: 'Read side (serve)',
+  7: 'On time with and without the daily is_suspicious check',
+  8: 'Profile of one node under load',
+  9: 'Storage: disk, store CPU, timeline reads, rebuild',
+  10: 'The mission: 1,000,000 pks every minute on this machine',
+};
+
+const USAGE = `usage: npm run bench -- [--quick] [--only N,N,...] [--pks N] [--node-env NAME=value ...]
+   or: node dist/bench/run.js [same flags]
+
+Starts its own mock, redis-server and FerretDB, runs the scenarios, prints a table per scenario,
+writes bench/results/<date>.json and appends a section to BENCHMARKS.md.
+
+Flags:
+  --quick               under 2 minutes: scenarios 1-5 with time compressed 6x (default: 1-8, about 20 minutes)
+  --only N,N,...        only these scenarios (9 and 10 alone take 25 and 5 minutes)
+  --pks N               the mission's pk count, 1 to 1,000,000 (with --only 10)
+  --node-env NAME=value a setting for the mission's nodes, repeatable (with --only 10)
+  -h, --help            this text
+
+Scenarios:
+${Object.entries(SCENARIOS)
+  .map(([id, name]) => `  ${id.padStart(2)}  ${name}`)
+  .join('\n')}
+`;
+
 /** `--node-env NAME=value` (repeatable): settings for the mission's nodes, so a change can be measured against the default. */
 function settingsOf(pairs: string[]): Record<string, string> {
   const env: Record<string, string> = {};
@@ -198,17 +231,31 @@ function commandLine(argv: string[]): string {
   return `node dist/bench/run.js${argv.length ? ` ${argv.join(' ')}` : ''}`;
 }
 
+/** The flags, or a UsageError naming the bad one (an unknown flag, a missing value). */
+function parseFlags(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      options: {
+        quick: { type: 'boolean', default: false },
+        only: { type: 'string' },
+        'node-env': { type: 'string', multiple: true },
+        pks: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      quick: { type: 'boolean', default: false },
-      only: { type: 'string' },
-      'node-env': { type: 'string', multiple: true },
-      pks: { type: 'string' },
-    },
-  });
+  const { values } = parseFlags(argv);
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   const quick = values.quick ?? false;
   const only = values.only ? new Set(values.only.split(',').map(Number)) : undefined;
   const p = plan(quick);
@@ -259,7 +306,7 @@ async function main(): Promise<number> {
   const scenarios: Array<{ id: number; name: string; run: () => Promise<{ result: unknown; tables: Table[] }> }> = [
     {
       id: 3,
-      name: 'Rebalancing (ring)',
+      name: SCENARIOS[3],
       run: async () => {
         const r = (await benchRing()) as unknown as RingResult;
         return { result: r, tables: ringTables(r) };
@@ -267,7 +314,7 @@ async function main(): Promise<number> {
     },
     {
       id: 5,
-      name: 'The mock alone',
+      name: SCENARIOS[5],
       run: async () => {
         const cpu0 = process.cpuUsage();
         const t0 = performance.now();
@@ -280,7 +327,7 @@ async function main(): Promise<number> {
     },
     {
       id: 2,
-      name: 'Scale-out',
+      name: SCENARIOS[2],
       run: async () => {
         const r = await scaleOut(servers(), { ...p.scaleOut, cores: machine.cores, deadline }, progress);
         return { result: r, tables: scaleOutTables(r) };
@@ -288,7 +335,7 @@ async function main(): Promise<number> {
     },
     {
       id: 4,
-      name: 'Failover (SIGKILL of one of three nodes)',
+      name: SCENARIOS[4],
       run: async () => {
         const r = await failover(servers(), { ...p.failover, deadline }, progress);
         return { result: r, tables: failoverTables(r) };
@@ -296,7 +343,7 @@ async function main(): Promise<number> {
     },
     {
       id: 6,
-      name: 'Read side (serve)',
+      name: SCENARIOS[6],
       run: async () => {
         const r = await readSide(servers(), { ...p.readSide, deadline, cores: machine.cores }, progress);
         return { result: r, tables: readSideTables(r, READ_SIDE_PKS) };
@@ -304,7 +351,7 @@ async function main(): Promise<number> {
     },
     {
       id: 1,
-      name: 'Single node, rising pks',
+      name: SCENARIOS[1],
       run: async () => {
         const r = await singleNode(servers(), { ...p.single, deadline, cores: machine.cores }, progress);
         return { result: { ...r, timeCompressed: p.scale }, tables: singleNodeTables(r, p.scale) };
@@ -312,7 +359,7 @@ async function main(): Promise<number> {
     },
     {
       id: 7,
-      name: 'On time with and without the daily is_suspicious check',
+      name: SCENARIOS[7],
       run: async () => {
         const r = await suspiciousImpact(servers(), { ...p.suspicious, deadline, cores: machine.cores }, progress);
         return { result: r, tables: suspiciousTables(r, MINUTE / p.suspicious.intervalMs) };
@@ -320,7 +367,7 @@ async function main(): Promise<number> {
     },
     {
       id: 9,
-      name: 'Storage: disk, store CPU, timeline reads, rebuild',
+      name: SCENARIOS[9],
       run: async () => {
         const r = await storage(servers().redis.url, { ...p.storage, deadline }, progress);
         return { result: r, tables: storageTables(r) };
@@ -328,7 +375,7 @@ async function main(): Promise<number> {
     },
     {
       id: 10,
-      name: 'The mission: 1,000,000 pks every minute on this machine',
+      name: SCENARIOS[10],
       run: async () => {
         const r = await mission(servers(), { ...p.mission, deadline, cores: machine.cores, env: nodeEnv }, progress);
         return { result: r, tables: missionTables(r) };
@@ -336,7 +383,7 @@ async function main(): Promise<number> {
     },
     {
       id: 8,
-      name: 'Profile of one node under load',
+      name: SCENARIOS[8],
       run: async () => {
         const r = await profileNode(servers(), p.profile, progress);
         return { result: r, tables: profileTables(r) };
@@ -392,9 +439,12 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof UsageError) console.error(`bench: ${err.message}`);
-    else console.error(err instanceof Error ? (err.stack ?? err.message) : err);
     killAll();
+    if (err instanceof UsageError) {
+      console.error(`bench: ${err.message} (npm run bench -- --help lists the flags)`);
+      process.exit(2);
+    }
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
     process.exit(1);
   },
 );

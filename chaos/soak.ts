@@ -27,8 +27,57 @@ import { format, save } from './report.js';
 
 const USAGE = 'usage: npm run soak -- [--minutes N] [--pks N] [--interval-ms N]';
 
+/** Every fault the soak picks from, at random; the clock skews are a third of an interval. */
+function faultList(intervalMs: number): Fault[] {
+  const skew = Math.round(intervalMs / 3);
+  return [
+    sigkill,
+    nodePause,
+    rollingRestart,
+    redisRestart,
+    redisFreeze,
+    mongoOutage,
+    mockFaults,
+    mockRestart,
+    clockSkew(skew),
+    clockSkew(-skew),
+    garbageMembers,
+    badInput,
+    killMidPeriod,
+    handoverMidPeriod,
+    mongoDownAtClose,
+    redisOlderSnapshot,
+    redisEviction,
+    redisDownDuringStop,
+    mongoDownDuringRebuild,
+  ];
+}
+
+function help(defaults: { minutes: number; pks: number; intervalMs: number }): string {
+  return `${USAGE}
+
+Random faults against one cluster of 3 nodes (its own redis-server, FerretDB and mock) for the given
+time, every invariant checked after each, then a summary. Exit 1 when an invariant was violated.
+
+Flags:
+  --minutes N       how long (default ${defaults.minutes})
+  --pks N           pks tracked (default ${defaults.pks})
+  --interval-ms N   INTERVAL_MS of the nodes (default ${defaults.intervalMs})
+  -h, --help        this text
+
+Faults, one at a time, chosen at random:
+${faultList(defaults.intervalMs)
+  .map((f) => `  ${f.name}`)
+  .join('\n')}
+`;
+}
+
 function parseArgs(argv: string[]): { minutes: number; pks: number; intervalMs: number } {
   const out = { minutes: 30, pks: 400, intervalMs: suiteOptions([]).intervalMs };
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(help(out));
+    process.exit(0);
+  }
   const names: Record<string, keyof typeof out> = {
     '--minutes': 'minutes',
     '--pks': 'pks',
@@ -60,29 +109,7 @@ class Scope {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
-  // a third of an interval: within the catch-up window at this short interval, as a few seconds are at 60 s
-  const skew = Math.round(args.intervalMs / 3);
-  const faults: Fault[] = [
-    sigkill,
-    nodePause,
-    rollingRestart,
-    redisRestart,
-    redisFreeze,
-    mongoOutage,
-    mockFaults,
-    mockRestart,
-    clockSkew(skew),
-    clockSkew(-skew),
-    garbageMembers,
-    badInput,
-    killMidPeriod,
-    handoverMidPeriod,
-    mongoDownAtClose,
-    redisOlderSnapshot,
-    redisEviction,
-    redisDownDuringStop,
-    mongoDownDuringRebuild,
-  ];
+  const faults = faultList(args.intervalMs);
   const scope = new Scope();
   process.once('SIGINT', () => {
     void scope.close().then(() => process.exit(130));

@@ -24,6 +24,8 @@ import { Totals } from './storage/state/totals.js';
 import { ClusterLock } from './cluster/locks.js';
 import type { Ring } from './ring/ring.js';
 import { VERSION } from './ops/version.js';
+import { ServiceNotifier } from './ops/notify.js';
+import { probeStorage } from './ops/storage-probe.js';
 
 /** Redis and MongoDB, connected. */
 interface Connections {
@@ -63,6 +65,8 @@ export class InfluencerNode {
   private leaving = false;
   private stopping?: Promise<void>;
   private readonly abort = new AbortController();
+  /** systemd's Type=notify: READY=1 once active, STOPPING=1 on leave, WATCHDOG=1 while healthy */
+  private readonly notifier: ServiceNotifier;
 
   /** The clock that schedules and stamps samples: Date.now(), unless the test hook skews it. */
   private readonly now: () => number;
@@ -73,6 +77,7 @@ export class InfluencerNode {
   ) {
     const skew = config.clockSkewMs;
     this.now = skew === 0 ? Date.now : () => Date.now() + skew;
+    this.notifier = new ServiceNotifier(log);
   }
 
   /** Connects (retrying while Redis or Mongo is down), joins the cluster and starts polling. */
@@ -90,7 +95,9 @@ export class InfluencerNode {
       },
       'node starting',
     );
+    this.notifier.startWatchdog(() => this.healthy());
     await this.serveMetrics();
+    this.notifier.status('connecting to Redis and MongoDB');
     const conn = await this.connect();
     if (!conn) return;
     const storage = await this.startStorage(conn);
@@ -169,6 +176,7 @@ export class InfluencerNode {
     const rankingOpts = { cluster: c.cluster, slices: layout.slices, intervalMs: c.intervalMs, lagMs: rankingLag, now };
     this.ranking = new RankingJob(redis, rankingOpts, this.log);
     this.ranking.start();
+    if (this.metrics) this.metrics.storageProbe = () => probeStorage(redis, c.cluster, layout, now());
     return { db, layout, totals };
   }
 
@@ -235,7 +243,40 @@ export class InfluencerNode {
     });
     scheduler.start();
     await this.membership.start();
-    this.log.info({ node: c.nodeId }, 'node active');
+    await this.onRing(tracker);
+    const owned = tracker.owned().pks.length;
+    this.log.info({ node: c.nodeId, owned }, 'node active');
+    if (!this.leaving) this.notifier.ready(`active: owns ${owned} pks, ${tracker.ring().members.length} members`);
+  }
+
+  /**
+   * Resolves once this node's ring holds it (its share computed, handed to the scheduler), on stop,
+   * or after 10 s (a full ring leaves it off: it is active all the same, owning nothing).
+   */
+  private onRing(tracker: OwnershipTracker): Promise<void> {
+    const id = this.config.nodeId;
+    const onIt = (): boolean => this.leaving || tracker.ring().members.some((m) => m.id === id);
+    if (onIt()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        tracker.off('ring', check);
+        this.abort.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const check = (): void => {
+        if (onIt()) done();
+      };
+      const timer = setTimeout(done, 10_000);
+      tracker.on('ring', check);
+      this.abort.signal.addEventListener('abort', done);
+    });
+  }
+
+  /** The health the watchdog reports: the membership heartbeat loop keeps running (Redis calls time out after 10 s). */
+  private healthy(): boolean {
+    const m = this.membership;
+    return !m || m.heartbeatAgeMs < this.config.heartbeatTtlMs + 20_000;
   }
 
   /** The daily is_suspicious check: low priority, off the polling path (its own client, concurrency and timeout). */
@@ -306,8 +347,9 @@ export class InfluencerNode {
   }
 
   private async leave(): Promise<void> {
-    this.abort.abort();
     this.leaving = true;
+    this.abort.abort();
+    this.notifier.stopping();
     await this.suspicious?.stop();
     const ttl = this.config.heartbeatTtlMs;
     if (this.membership) {
@@ -338,5 +380,6 @@ export class InfluencerNode {
     await this.redis?.quit().catch(() => this.redis?.disconnect());
     this.log.info({ ...this.stats() }, 'node stopped');
     await this.metrics?.close();
+    this.notifier.close();
   }
 }

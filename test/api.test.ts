@@ -163,18 +163,21 @@ t.test('routes', async (t) => {
     t.equal(last.status, 200);
     t.equal(last.headers.get('cache-control'), 'no-store');
     t.equal(last.body.resolution, 'interval');
+    t.equal(last.body.stepMs, MIN, 'one point per interval');
+    const point = (at: number, followerCount: number, followingCount: number) => ({
+      at: new Date(at).toISOString(),
+      followerCount,
+      followingCount,
+      followerRatio: ratio(followerCount, followingCount),
+      // one interval holds one sample: the same shape as a bucket's point
+      minFollowers: followerCount,
+      maxFollowers: followerCount,
+      meanFollowers: followerCount,
+      samples: 1,
+    });
     t.same(
       last.body.points,
-      [
-        { at: new Date(now - 2 * MIN).toISOString(), followerCount: 100_000, followingCount: 1000, followerRatio: 100 },
-        {
-          at: new Date(now - MIN).toISOString(),
-          followerCount: 100_300,
-          followingCount: 1003,
-          followerRatio: ratio(100_300, 1003),
-        },
-        { at: new Date(now).toISOString(), followerCount: 100_600, followingCount: 1000, followerRatio: 100.6 },
-      ],
+      [point(now - 2 * MIN, 100_000, 1000), point(now - MIN, 100_300, 1003), point(now, 100_600, 1000)],
       'default: the last hour',
     );
     const iso = await get(
@@ -265,7 +268,7 @@ t.test('routes', async (t) => {
 
   t.test('GET /api/stats and /api/cluster', async (t) => {
     const stats = await get('/api/stats');
-    t.ok(Math.abs(stats.body.rankedAt - Date.now()) < 60_000, 'the ranking snapshots it is as of');
+    t.ok(Math.abs(Date.parse(stats.body.rankedAt) - Date.now()) < 60_000, 'the ranking snapshots it is as of');
     t.same(stats.body, {
       rankedAt: stats.body.rankedAt,
       cluster: svc.cluster,

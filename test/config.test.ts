@@ -114,7 +114,7 @@ t.test('--help and --version', async (t) => {
   t.equal(help.code, 0);
   t.match(help.stdout, /start/);
   t.match(help.stdout, /status/);
-  t.match(help.stdout, /Exit codes: 0 ok, 1 runtime failure, 2 usage/);
+  t.match(help.stdout, /Exit codes: 0 ok, 1 runtime failure .*, 2 usage or configuration error, 3 show: no data yet/);
   const version = await runCli(['--version']);
   t.equal(version.code, 0);
   t.match(version.stdout.trim(), /^\d+\.\d+\.\d+$/);
@@ -136,19 +136,86 @@ t.test('--help and --version', async (t) => {
     t.equal(bad.stderr.trim().split('\n').length, 1, `${cmd}: one line: ${bad.stderr}`);
   }
   t.match(
-    (await runCli(['start', '--help'])).stdout,
-    /--metrics-port <value>.*\[env METRICS_PORT\]/s,
-    'the metrics settings are flags too',
+    (await runCli(['start', '--help'])).stdout.replace(/\s+/g, ' '),
+    /--metrics-port <value> port of the HTTP server for Prometheus .*\(default: 0, env: METRICS_PORT\)/,
+    'the metrics settings are flags too, with their default and variable',
   );
 });
 
-t.test('.env.example and the README table list every setting', async (t) => {
-  const { readFileSync } = await import('node:fs');
-  const { SETTINGS } = await import('../lib/ops/config.js');
-  const envExample = readFileSync(new URL('../.env.example', import.meta.url), 'utf8');
-  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+t.test("help: the command's own flags first, then every setting with its variable and default", async (t) => {
+  const { SETTINGS, shownDefault } = await import('../lib/ops/config.js');
+  const help = (await runCli(['status', '--help'])).stdout;
+  const own = help.indexOf('--json');
+  const settings = help.indexOf('Settings (a flag wins over its environment variable');
+  t.ok(own > 0 && settings > own, 'status --help: --json, --watch, --pk before the settings');
+  t.ok(help.indexOf('--redis-url') > settings, 'the settings under their own heading');
+  const flat = help.replace(/\s+/g, ' ');
   for (const s of Object.values(SETTINGS)) {
-    t.match(envExample, new RegExp(`^#? ?${s.env}=`, 'm'), `${s.env} in .env.example`);
-    t.match(readme, new RegExp(`^\\| \`${s.env}\` \\| \`--${s.flag}\` \\|`, 'm'), `${s.env} in the README table`);
+    const shown = shownDefault(s);
+    const def = shown === '' ? '(empty)' : shown;
+    t.ok(flat.includes(`(default: ${def}, env: ${s.env})`), `${s.env}: default ${def} and variable in the help`);
   }
 });
+
+t.test('a setting given by flag, environment and .env: the flag wins, then the environment, then .env', async (t) => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { spawnSync } = await import('node:child_process');
+  const { BIN } = await import('./helpers/cli.js');
+  const dir = mkdtempSync(join(tmpdir(), 'dotenv-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, '.env'), 'HEARTBEAT_TTL_MS=1\n');
+  const run = (args: string[], env: Record<string, string>) =>
+    spawnSync(process.execPath, [BIN, 'status', ...args], {
+      cwd: dir,
+      env: { PATH: process.env.PATH, ...env },
+      encoding: 'utf8',
+    });
+  t.match(run([], {}).stderr, /^influencer-node: HEARTBEAT_TTL_MS="1" is not valid/, '.env is read');
+  t.match(
+    run([], { HEARTBEAT_TTL_MS: '2' }).stderr,
+    /HEARTBEAT_TTL_MS="2" is not valid/,
+    'the environment wins over .env',
+  );
+  t.match(
+    run(['--heartbeat-ttl-ms', '3'], { HEARTBEAT_TTL_MS: '2' }).stderr,
+    /--heartbeat-ttl-ms="3" is not valid/,
+    'the flag wins over the environment, and the error names the flag',
+  );
+});
+
+t.test(
+  '.env.example: every setting commented out with its default, in step with the table; copying it changes nothing',
+  async (t) => {
+    const { readFileSync } = await import('node:fs');
+    const dotenv = (await import('dotenv')).default;
+    const { SETTINGS, shownDefault } = await import('../lib/ops/config.js');
+    const { renderEnvExample } = await import('../lib/ops/env-example.js');
+    const envExample = readFileSync(new URL('../.env.example', import.meta.url), 'utf8');
+    t.equal(envExample, renderEnvExample(), '.env.example is what the settings table makes (npm run env-example)');
+    t.same(
+      dotenv.parse(envExample),
+      {},
+      'no line sets anything: a copy of it as .env or /etc/influencer-node/env is inert',
+    );
+    const { nodeId: _copied, ...copied } = loadConfig({}, dotenv.parse(envExample));
+    const { nodeId: _none, ...none } = loadConfig({}, {});
+    t.same(copied, none, 'the defaults apply');
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    for (const s of Object.values(SETTINGS)) {
+      t.match(
+        envExample,
+        new RegExp(`^# ${s.help.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\n# ${s.env}=`, 'm'),
+        `${s.env}: meaning and default`,
+      );
+      const row = new RegExp(`^\\| \`${s.env}\` \\| \`--${s.flag}\` \\| ([^|]*) \\|`, 'm').exec(readme);
+      t.ok(row, `${s.env} in the README table`);
+      const shown = shownDefault(s);
+      t.ok(
+        row?.[1].includes(shown === '' ? '(empty)' : `\`${shown}\``),
+        `${s.env}: the README shows its default ${shown}`,
+      );
+    }
+  },
+);

@@ -338,7 +338,7 @@ t.test(
 );
 
 t.test(
-  "duplicate NODE_ID as processes: the second `start` exits 1 while the SIGKILLed first's key lives, and starts after its TTL",
+  "duplicate NODE_ID as processes: a SIGKILLed first's card from another host keeps a second `start` out (exit 1) until its TTL",
   async (t) => {
     const ttl = 8000; // the second process must get as far as Redis while the key lives (1-4 s here)
     const t0 = Date.now();
@@ -361,6 +361,10 @@ t.test(
     first.kill('SIGKILL');
     await waitExit(first);
     const killedAt = Date.now();
+    // as if it ran on another host: only a card of this host's own dead process may be taken over
+    // (test/systemd-notify.test.ts has that case)
+    const card = JSON.parse((await c.redis.get(key))!);
+    await c.redis.set(key, JSON.stringify({ ...card, host: 'another-host' }), 'KEEPTTL');
 
     const second = c.spawnNode('dup');
     let tookOver = false;

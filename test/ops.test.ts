@@ -9,6 +9,8 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readiness, type NodeProbe } from '../lib/ops/metrics.js';
+import { closeLagS } from '../lib/ops/storage-probe.js';
+import type { StorageLayout } from '../lib/storage/format/layout.js';
 import { ROOT, runCli, spawnCli, waitExit } from './helpers/cli.js';
 import { sleep, startCluster, stopChild, until } from './helpers/cluster.js';
 import { freePort, startFerret } from './helpers/servers.js';
@@ -79,6 +81,21 @@ t.test('systemd units: systemd-analyze verify passes, hardening in place, the us
   const one = (key: string): string | undefined => d.get(key)?.at(-1);
   t.ok(d.get('Environment')?.includes('NODE_ID=%H-%i'), 'NODE_ID from host and instance');
   t.ok(d.get('EnvironmentFile')?.includes('/etc/influencer-node/env'), 'shared EnvironmentFile');
+  t.equal(
+    one('Type'),
+    'notify',
+    'systemd waits for READY=1: systemctl start and restart return once the node is active',
+  );
+  t.equal(one('NotifyAccess'), 'main');
+  t.ok(parseInt(one('WatchdogSec') ?? '0', 10) > 0, 'a watchdog the node feeds with WATCHDOG=1');
+  t.ok(parseInt(one('TimeoutStartSec') ?? '0', 10) > 0, 'a bound on the wait for READY=1');
+  const serve = directives(readFileSync(join(DEPLOY, 'systemd', 'influencer-node-serve.service'), 'utf8'));
+  t.equal(serve.get('Type')?.at(-1), 'notify', 'serve too: READY=1 once it listens');
+  t.match(
+    serve.get('ExecStart')?.at(-1) ?? '',
+    / serve$/,
+    'serve takes SERVE_HOST and SERVE_PORT from its environment',
+  );
   t.equal(one('User'), 'influencer');
   t.equal(one('Restart'), 'on-failure');
   t.equal(one('RestartPreventExitStatus'), '2', 'a config error is not restarted in a loop');
@@ -239,6 +256,9 @@ t.test('metrics: Prometheus text from a running node, with the named figures mov
   t.equal(s.get('influencer_member_state{state="active"}'), 1);
   t.equal(s.get('influencer_member_state{state="leaving"}'), 0);
   t.equal(s.get('influencer_fetch_errors_total{kind="timeout"}'), 0, 'fetch errors by kind, zero included');
+  t.equal(s.get('influencer_totals_state{state="ready"}'), 1, 'the running totals are ready');
+  t.equal(s.get('influencer_totals_state{state="rebuilding"}'), 0);
+  t.ok(Number.isFinite(s.get('influencer_period_close_lag_seconds')), 'the close lag is read from Redis');
   t.ok((s.get('influencer_write_batches_total') ?? 0) > 0, 'batches written');
   t.equal(
     s.get('influencer_sample_lateness_seconds_count'),
@@ -255,6 +275,13 @@ t.test('metrics: Prometheus text from a running node, with the named figures mov
     'info metric names the node',
   );
 
+  await until(
+    async () => (await scrape(base)).samples.get('influencer_last_interval_due_pks') === 200,
+    30_000,
+    'an interval in which every owned pk was due',
+  );
+  const complete = (await scrape(base)).samples;
+  t.ok(complete.get('influencer_last_interval_on_time_pks')! <= 200, 'on time: at most the due ones');
   const stored = s.get('influencer_samples_stored_total')!;
   await until(
     async () => ((await scrape(base)).samples.get('influencer_samples_stored_total') ?? 0) > stored,
@@ -323,6 +350,18 @@ t.test(
 
     t.equal(await stopChild(node), 0, 'SIGTERM: exit 0');
     t.ok(await portClosed(port), 'the port is closed after SIGTERM');
+  },
+);
+
+t.test(
+  'period close lag: 0 while every ended period is closed, else the time since the oldest open one ended',
+  async (t) => {
+    const hour = 3_600_000;
+    const layout = { bucketMs: hour, firstPeriod: 10 * hour } as StorageLayout;
+    const now = 13 * hour + 120_000; // periods 10, 11 and 12 have ended
+    t.equal(closeLagS(12 * hour, layout, now), 0, 'the newest ended period is closed');
+    t.equal(closeLagS(11 * hour, layout, now), 120, 'period 12 ended 2 minutes ago, open');
+    t.equal(closeLagS(null, layout, now), 2 * 3600 + 120, 'none closed: since the end of the first period');
   },
 );
 

@@ -56,16 +56,41 @@ t.test('show', async (t) => {
   );
   t.equal(v.points[0].followerRatio, Math.round((100_300 / 1003) * 10000) / 10000, 'ratio per point');
 
+  // scripts tell the cases apart by the exit code: 3 tracked but no sample yet, 1 not tracked, 2 not a pk
   const none = await runCli(['show', '1000500'], env);
-  t.equal(none.code, 0);
-  t.match(none.stdout, /pk 1000500: no data yet/);
+  t.equal(none.code, 3, 'no data yet: exit 3');
+  t.equal(none.stdout, '');
+  t.equal(none.stderr, 'influencer-node: pk 1000500: no data yet: no node has stored a sample for it\n');
   const noneJson = await runCli(['show', '1000500', '--json'], env);
-  t.same(JSON.parse(noneJson.stdout), { pk: 1_000_500, found: false });
+  t.equal(noneJson.code, 3);
+  t.same(JSON.parse(noneJson.stdout), {
+    pk: 1_000_500,
+    found: false,
+    reason: 'no_data',
+    message: 'no data yet: no node has stored a sample for it',
+  });
 
-  const invalid = await runCli(['show', '12'], env);
-  t.equal(invalid.code, 2);
-  t.match(invalid.stderr, /pk "12" is not valid: expected an integer from 1000000 to 1999999/);
-  const backwards = await runCli(['show', String(pk), '--from', '2026-01-02', '--to', '2026-01-01'], env);
+  const outside = await runCli(['show', '12'], env);
+  t.equal(outside.code, 1, 'a pk the cluster does not track: exit 1');
+  t.match(
+    outside.stderr,
+    /^influencer-node: pk 12: not tracked by cluster \S+ \(PK_MIN\.\.PK_MAX is 1000000\.\.1999999\)\n$/,
+  );
+  t.match(JSON.parse((await runCli(['show', '12', '--json'], env)).stdout), {
+    pk: 12,
+    found: false,
+    reason: 'not_found',
+  });
+  const invalid = await runCli(['show', 'abc'], env);
+  t.equal(invalid.code, 2, 'not a pk: exit 2');
+  t.match(invalid.stderr, /pk "abc" is not valid: expected an integer from 1000000 to 1999999/);
+  const local = await runCli(['show', String(pk), '--from', '2026-11-27T10:00'], env);
+  t.equal(local.code, 2, 'a time without an offset is refused');
+  t.match(
+    local.stderr,
+    /--from="2026-11-27T10:00" is not valid: expected an ISO time with an offset .*: this one has no offset/,
+  );
+  const backwards = await runCli(['show', String(pk), '--from', '2026-01-02T00:00Z', '--to', '2026-01-01T00:00Z'], env);
   t.equal(backwards.code, 2);
   t.match(backwards.stderr, /--from is after --to/);
   const down = await runCli(['show', String(pk)], { ...env, MONGO_URL: 'mongodb://127.0.0.1:1' });

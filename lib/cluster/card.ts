@@ -29,6 +29,9 @@ export interface MemberCard {
   view: string;
   /** random per process: a node refreshes or deletes only a card that holds its own token */
   token?: string;
+  /** the host's boot id and the systemd unit: a restarted node recognises a card its previous run left */
+  boot?: string;
+  unit?: string;
   stats: Record<string, unknown>;
 }
 

@@ -2,7 +2,6 @@
 // published, and deleted on leave. The cluster as read from Redis is member-view.ts's job.
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { hostname } from 'node:os';
 import type { RedisClient } from '../shared/redis.js';
 import {
   CARD_FORMAT,
@@ -19,6 +18,7 @@ import type { Logger } from '../ops/log.js';
 import { VERSION } from '../ops/version.js';
 import { sleep } from '../shared/util.js';
 import { heartbeat, release } from '../lua/scripts.js';
+import { staleOwnCard, thisProcess, type ProcessPlace } from './own-card.js';
 
 export interface MembershipOptions {
   cluster: string;
@@ -55,6 +55,9 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
   private readonly token = randomBytes(8).toString('hex');
   /** another process holds our id (we were gone past the TTL): logged once per episode */
   private displaced = false;
+  /** when the heartbeat loop last ran (the node's health check reads it) */
+  private lastBeat = Date.now();
+  private readonly place: ProcessPlace = thisProcess();
 
   constructor(
     private readonly redis: RedisClient,
@@ -87,23 +90,18 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
     return this.members.cards;
   }
 
-  /** Claims the id (refusing a live duplicate), subscribes, scans, and becomes active. */
+  /** ms since the heartbeat loop last ran: a stuck loop is a reason for systemd's watchdog to restart the node */
+  get heartbeatAgeMs(): number {
+    return Date.now() - this.lastBeat;
+  }
+
+  /**
+   * Claims the id (taking over a stale card of this node's previous run, refusing any other
+   * holder), subscribes, scans, and becomes active.
+   */
   async start(): Promise<void> {
-    const claimed = await this.redis.set(this.key, this.cardJson(), 'PX', this.opts.ttlMs, 'NX');
-    if (claimed === 'OK') await this.redis.sadd(memberIndexKey(this.opts.cluster), this.opts.id);
-    if (claimed !== 'OK') {
-      const [raw, pttl] = await Promise.all([this.redis.get(this.key), this.redis.pttl(this.key)]);
-      const holder = parseCard(this.opts.id, raw);
-      const who = holder.ok
-        ? `${holder.card.host} pid ${holder.card.pid}, heartbeat ${Math.round((Date.now() - holder.card.heartbeat) / 1000)} s ago`
-        : 'an unreadable card';
-      const expires =
-        pttl > 0
-          ? `its key expires in ${(pttl / 1000).toFixed(1)} s unless that process is still alive`
-          : 'its key has no TTL: delete it if no process runs with this id';
-      const inUse = `NODE_ID ${this.opts.id} is already in use in cluster ${this.opts.cluster} (${who})`;
-      throw new DuplicateNodeError(`${inUse}; choose another NODE_ID or wait: ${expires}`);
-    }
+    if (!(await this.claim()) && !(await this.takeOverStaleCard())) await this.refuseDuplicate();
+    await this.redis.sadd(memberIndexKey(this.opts.cluster), this.opts.id);
     this.claimed = true;
     await this.members.listen();
     // after a reconnect (Redis restarted) announce and look around at once
@@ -116,6 +114,41 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
     await this.members.scan();
     await this.setState('active');
     this.members.scanEverySecond();
+  }
+
+  private async claim(): Promise<boolean> {
+    return (await this.redis.set(this.key, this.cardJson(), 'PX', this.opts.ttlMs, 'NX')) === 'OK';
+  }
+
+  /** The card holding this id was left by this node's previous run (same host and unit, process gone): replace it. */
+  private async takeOverStaleCard(): Promise<boolean> {
+    const holder = parseCard(this.opts.id, await this.redis.get(this.key));
+    if (!holder.ok || !holder.card.token) return false;
+    const why = staleOwnCard(holder.card, this.place);
+    if (!why) return false;
+    // deleted only if it still holds the stale card's token, then claimed as a new one would be
+    await release(this.redis, [this.key, memberIndexKey(this.opts.cluster)], [holder.card.token, this.opts.id]);
+    if (!(await this.claim())) return false;
+    const age = Math.round((Date.now() - holder.card.heartbeat) / 100) / 10;
+    this.log.warn(
+      { node: this.opts.id, previousPid: holder.card.pid, heartbeatAgeS: age },
+      `took over this node's stale member card: ${why}`,
+    );
+    return true;
+  }
+
+  private async refuseDuplicate(): Promise<never> {
+    const [raw, pttl] = await Promise.all([this.redis.get(this.key), this.redis.pttl(this.key)]);
+    const holder = parseCard(this.opts.id, raw);
+    const who = holder.ok
+      ? `${holder.card.host} pid ${holder.card.pid}, heartbeat ${Math.round((Date.now() - holder.card.heartbeat) / 1000)} s ago`
+      : 'an unreadable card';
+    const expires =
+      pttl > 0
+        ? `its key expires in ${(pttl / 1000).toFixed(1)} s unless that process is still alive`
+        : 'its key has no TTL: delete it if no process runs with this id';
+    const inUse = `NODE_ID ${this.opts.id} is already in use in cluster ${this.opts.cluster} (${who})`;
+    throw new DuplicateNodeError(`${inUse}; choose another NODE_ID or wait: ${expires}`);
   }
 
   /** Publishes the state change and rewrites the card at once. */
@@ -180,8 +213,10 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
     const card: MemberCard = {
       format: CARD_FORMAT,
       id: this.opts.id,
-      host: hostname(),
+      host: this.place.host,
       pid: process.pid,
+      ...(this.place.boot ? { boot: this.place.boot } : {}),
+      ...(this.place.unit ? { unit: this.place.unit } : {}),
       version: VERSION,
       weight: this.opts.weight,
       state: this.state,
@@ -209,6 +244,7 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
    */
   private async heartbeat(): Promise<void> {
     if (this.closing || !this.claimed) return;
+    this.lastBeat = Date.now();
     let result: number;
     try {
       const keys = [this.key, memberIndexKey(this.opts.cluster)];

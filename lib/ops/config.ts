@@ -10,13 +10,15 @@ export class ConfigError extends Error {
   readonly exitCode = 2;
 }
 
-type Kind = 'url' | 'int' | 'number' | 'name' | 'level' | 'host' | 'bool' | 'string' | 'path';
+type Kind = 'url' | 'int' | 'number' | 'name' | 'level' | 'host' | 'bool' | 'string' | 'path' | 'origins';
 
-interface Setting {
+export interface Setting {
   env: string;
   flag: string;
   kind: Kind;
   def: (env: NodeJS.ProcessEnv) => string | undefined;
+  /** the default as help, .env.example and the README show it, where it depends on the machine */
+  shown?: string;
   help: string;
   min?: number;
   max?: number;
@@ -67,7 +69,8 @@ export const SETTINGS = {
     flag: 'node-id',
     kind: 'name',
     def: () => `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`,
-    help: "this node's id, unique in the cluster (default hostname-pid-random)",
+    shown: '<hostname>-<pid>-<random>',
+    help: "this node's id, unique in the cluster (the systemd unit sets <hostname>-<instance>)",
   },
   // the ring's bounds too (lib/ring/ring.ts): a member card outside them is unreadable
   nodeWeight: {
@@ -204,7 +207,7 @@ export const SETTINGS = {
     min: 0,
     max: 65535,
     def: () => '0',
-    help: 'port of the HTTP server for Prometheus /metrics, /healthz and /readyz (0 = off)',
+    help: 'port of the HTTP server for Prometheus /metrics, /healthz and /readyz (0 = off; the systemd unit sets 960<instance>)',
   },
   metricsHost: {
     env: 'METRICS_HOST',
@@ -258,9 +261,33 @@ export const SETTINGS = {
     flag: 'data-dir',
     kind: 'path',
     def: defaultDataDir,
+    shown: '~/.local/share/influencer-node',
     help:
       'where the servers `demo` starts itself keep their data (redis/, ferretdb/); ' +
       'default: $XDG_DATA_HOME/influencer-node, else ~/.local/share/influencer-node',
+  },
+  serveHost: {
+    env: 'SERVE_HOST',
+    flag: 'serve-host',
+    kind: 'host',
+    def: () => '127.0.0.1',
+    help: 'address `serve` (the read API and dashboard) listens on (0.0.0.0 or :: for every interface)',
+  },
+  servePort: {
+    env: 'SERVE_PORT',
+    flag: 'serve-port',
+    kind: 'int',
+    min: 0,
+    max: 65535,
+    def: () => '8080',
+    help: 'port of `serve`: the read API, the dashboard, /healthz, /readyz and /metrics',
+  },
+  corsOrigin: {
+    env: 'CORS_ORIGIN',
+    flag: 'cors-origin',
+    kind: 'origins',
+    def: () => '',
+    help: 'origins whose pages may read the API (comma-separated, e.g. https://grafana.example.com, or *; empty = CORS off)',
   },
   logLevel: {
     env: 'LOG_LEVEL',
@@ -303,6 +330,10 @@ export interface Config {
   suspiciousPost: boolean;
   clockSkewMs: number;
   dataDir: string;
+  serveHost: string;
+  servePort: number;
+  /** origins allowed to read the API from a browser; empty: no CORS headers */
+  corsOrigin: string[];
   logLevel: string;
 }
 
@@ -352,7 +383,15 @@ function defaultDataDir(env: NodeJS.ProcessEnv): string {
 /** A DNS host name: labels of letters, digits and '-', at most 253 characters in all. */
 const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/;
 
-function parseSetting(label: string, raw: string, s: Setting): string | number | boolean {
+/** The default of a setting as people read it: `shown` where it depends on the machine, else its value. */
+export function shownDefault(s: Setting): string {
+  return s.shown ?? s.def({}) ?? '';
+}
+
+/** An origin as browsers send it: scheme, host and an optional port, nothing after. */
+const ORIGIN = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$|^https?:\/\/\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
+
+function parseSetting(label: string, raw: string, s: Setting): string | number | boolean | string[] {
   const bad = (allowed: string): never => {
     const shown = s.kind === 'url' ? maskUrl(raw) : raw;
     throw new ConfigError(`${label}=${JSON.stringify(shown)} is not valid: expected ${allowed}`);
@@ -402,6 +441,13 @@ function parseSetting(label: string, raw: string, s: Setting): string | number |
     case 'path':
       if (value === '' || value.includes('\0')) return bad('a directory path');
       return resolve(value);
+    case 'origins': {
+      const origins = value === '' ? [] : value.split(',').map((o) => o.trim().replace(/\/$/, ''));
+      if (origins.some((o) => o !== '*' && !ORIGIN.test(o))) {
+        return bad('origins such as https://grafana.example.com (scheme://host[:port], comma-separated), or *');
+      }
+      return origins;
+    }
   }
 }
 

@@ -1,16 +1,18 @@
 import { pino, destination, stdTimeFunctions, type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { escapesAllowed } from './terminal.js';
 
 export type { Logger };
 
 /**
- * Structured JSON lines on stderr (stdout stays for command output); readable colours when
- * stderr is a terminal. One line per state change, never one per sample.
+ * Structured JSON lines on stderr (stdout stays for command output); readable text when stderr is
+ * a terminal, coloured unless NO_COLOR is set. One line per state change, never one per sample.
  */
 export function createLogger(level: string, name = 'influencer-node'): Logger {
   const options = { level, name, base: { pid: process.pid }, timestamp: stdTimeFunctions.isoTime };
   if (process.stderr.isTTY) {
-    return pino(options, pretty({ destination: 2, colorize: true, sync: true, ignore: 'pid,name' }));
+    const colorize = escapesAllowed(process.stderr);
+    return pino(options, pretty({ destination: 2, colorize, sync: true, ignore: 'pid,name' }));
   }
   return pino(options, destination({ dest: 2, sync: true }));
 }

@@ -5,6 +5,8 @@ import type { Logger } from './log.js';
 import type { StoredBatch, WriterCounters } from '../storage/write/sample-writer.js';
 import type { SchedulerStats } from '../polling/scheduler.js';
 import type { FetchErrorKind } from '../polling/source.js';
+import type { StorageProbe } from './storage-probe.js';
+import type { TotalsState } from '../storage/state/totals-state.js';
 
 /** What a node shows at scrape time; the parts built by `start()` are missing until then. */
 export interface NodeProbe {
@@ -55,9 +57,14 @@ export interface MetricsInfo {
  * are read from the node's own figures when scraped; only the two histograms are fed, once per
  * written batch, off the fetch path.
  */
+const TOTALS_STATES: readonly TotalsState[] = ['ready', 'rebuilding', 'missing'];
+
 export class NodeMetrics {
   readonly registry = new Registry();
   private snapshot: NodeProbe;
+  private storage: StorageProbe = {};
+  /** set by the node once its storage is up: read at scrape time, bounded in time */
+  storageProbe?: () => Promise<StorageProbe>;
   private server?: Server;
   private closing?: Promise<void>;
   private readonly lateness: Histogram;
@@ -175,6 +182,44 @@ export class NodeMetrics {
       },
     });
 
+    // the last complete interval's share on time, as counts so a cluster's share is sum(on time) / sum(due)
+    const last = (p: NodeProbe): { due: number; onTime: number } => {
+      const s = p.scheduler;
+      if (!s || s.onTimePct === null) return { due: 0, onTime: 0 };
+      const due = s.samplesLastInterval + s.missedLastInterval;
+      return { due, onTime: Math.round((s.onTimePct / 100) * due) };
+    };
+    gauge(
+      'influencer_last_interval_due_pks',
+      'Owned pks due in the last complete interval (stored or missed)',
+      (p) => last(p).due,
+    );
+    gauge(
+      'influencer_last_interval_on_time_pks',
+      'Of those, the pks stored before they were due again',
+      (p) => last(p).onTime,
+    );
+    const storage = (): StorageProbe => this.storage;
+    new Gauge({
+      name: 'influencer_totals_state',
+      help: 'Running totals in Redis: 1 for the current of ready / rebuilding / missing (none while Redis does not answer)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        const state = storage().totals;
+        if (state) for (const s of TOTALS_STATES) this.set({ state: s }, Number(state === s));
+      },
+    });
+    new Gauge({
+      name: 'influencer_period_close_lag_seconds',
+      help: 'Seconds since the end of the oldest period not closed yet (0: all ended periods closed; NaN: unknown)',
+      registers,
+      collect() {
+        this.set(storage().closeLagS ?? NaN);
+      },
+    });
+
     this.lateness = new Histogram({
       name: 'influencer_sample_lateness_seconds',
       help: "Time from a sample's due time to its storage (done - due)",
@@ -198,6 +243,7 @@ export class NodeMetrics {
   /** The Prometheus text of the node's figures now. */
   async metrics(): Promise<string> {
     this.snapshot = this.probe();
+    this.storage = (await this.storageProbe?.()) ?? {};
     return this.registry.metrics();
   }
 
@@ -256,7 +302,9 @@ export class NodeMetrics {
           return send(404, 'not found: try /metrics, /healthz or /readyz\n');
       }
     } catch (err) {
-      send(500, `error: ${(err as Error).message}\n`);
+      // the cause goes to the log, not to whoever scrapes
+      this.log.error({ err: (err as Error).message, path }, 'metrics request failed');
+      send(500, 'internal error: see the node log\n');
     }
   }
 }

@@ -7,15 +7,16 @@ export const INTERVAL_RESOLUTION_MAX_MS = 86_400_000;
 /** Most points of a timeline answered one per interval (about 1 MB of JSON): more intervals are answered per bucket. */
 export const MAX_POINTS = 10_000;
 
+/**
+ * One point of a timeline, the same shape at every resolution: the last counts of its step (an
+ * interval, or a bucket of them) and their ratio, with min, max and mean followerCount over the step
+ * and the samples in it (one interval: one sample, min = max = mean = followerCount).
+ */
 export interface TimelinePoint {
   at: string;
   followerCount: number;
   followingCount: number;
   followerRatio: number | null;
-}
-
-/** One bucket (a UTC hour by default) of points: the last counts (and their ratio) plus min, max and mean of followerCount. */
-export interface BucketPoint extends TimelinePoint {
   minFollowers: number;
   maxFollowers: number;
   meanFollowers: number;
@@ -47,7 +48,7 @@ export interface InfluencerSummary {
 export interface Timeline {
   range: { from: string; to: string };
   resolution: 'interval' | 'bucket';
-  points: TimelinePoint[] | BucketPoint[];
+  points: TimelinePoint[];
 }
 
 export interface InfluencerView extends InfluencerSummary, Timeline {}
@@ -85,10 +86,19 @@ export async function readSummary(totals: Totals, pk: number): Promise<Influence
 }
 
 export function intervalPoint(p: Point): TimelinePoint {
-  return { at: new Date(p.at).toISOString(), followerCount: p.f, followingCount: p.g, followerRatio: ratio(p.f, p.g) };
+  return {
+    at: new Date(p.at).toISOString(),
+    followerCount: p.f,
+    followingCount: p.g,
+    followerRatio: ratio(p.f, p.g),
+    minFollowers: p.f,
+    maxFollowers: p.f,
+    meanFollowers: p.f,
+    samples: 1,
+  };
 }
 
-export function bucketPoint(b: { at: number; s: BucketSummary }): BucketPoint {
+export function bucketPoint(b: { at: number; s: BucketSummary }): TimelinePoint {
   const { s } = b;
   return {
     at: new Date(b.at).toISOString(),

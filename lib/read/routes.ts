@@ -4,13 +4,15 @@ import type { RedisClient } from '../shared/redis.js';
 import { readStatus } from '../cluster/status.js';
 import type { Config } from '../ops/config.js';
 import type { Logger } from '../ops/log.js';
-import { parsePk } from '../ring/pk-universe.js';
 import type { TimelineReader } from '../storage/read/reader.js';
 import type { Totals, TopEntry, TopOrder } from '../storage/state/totals.js';
 import { totalsState } from '../storage/state/totals-state.js';
 import { RANKINGS_RECHECK_MS } from '../storage/state/ranking.js';
-import { MAX_DATE_MS, parseTime } from '../shared/util.js';
 import { ratio, readSummary, readTimeline } from './influencer.js';
+import { openApiDocument } from './openapi.js';
+import { HttpError, pkParam, rangeParams, topParams } from './params.js';
+
+export { HttpError };
 
 /** What the read API needs: open connections and the cluster's config (name, pk universe). */
 export interface ApiDeps {
@@ -18,25 +20,22 @@ export interface ApiDeps {
   redis: RedisClient;
   reader: TimelineReader;
   log: Logger;
+  /** whether the MongoDB driver reaches a server (serve's /readyz); reachable when not given */
+  mongoUp?: () => boolean;
 }
 
-/** Longest timeline range one request may read. */
-export const MAX_RANGE_MS = 31 * 86_400_000;
-export const MAX_LIMIT = 1000;
-const DEFAULT_LIMIT = 10;
-const DEFAULT_RANGE_MS = 3_600_000;
 /** How long one read of the cluster status serves every request (member cards change every TTL/3 anyway). */
 const CLUSTER_STATUS_SHARED_MS = 1000;
 
-/** A request the API refuses: answered with `status` and `{"error": message}`. */
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
+/** A matched route: its name as the OpenAPI document has it (the metrics' label), and its answer. */
+export interface Route {
+  name: string;
+  answer: () => Promise<unknown>;
 }
+
+const ROUTES =
+  '/api/v1/influencers/{pk}, /api/v1/influencers/{pk}/timeline, /api/v1/influencers, /api/v1/stats, ' +
+  '/api/v1/cluster, /api/openapi.json (the same without /v1 too)';
 
 /** The JSON routes; each validates its input (400), then reads. */
 export class ApiRoutes {
@@ -47,6 +46,8 @@ export class ApiRoutes {
 
   // one shared read per sort, of the largest limit asked: two lists of at most MAX_LIMIT entries
   private readonly topLists: Record<TopOrder, (limit: number) => Promise<TopEntry[]>>;
+
+  private readonly document = openApiDocument();
 
   /** `topSharedMs`: a top list changes with the ranking snapshots only: the viewers of that long share one read */
   constructor(
@@ -60,18 +61,32 @@ export class ApiRoutes {
     };
   }
 
-  dispatch(url: URL): Promise<unknown> {
+  /** The route of a path (`/api/v1/...`, or its alias without `/v1`), or undefined when none. */
+  match(url: URL): Route | undefined {
     const path = url.pathname;
-    if (path === '/api/stats') return this.stats();
-    if (path === '/api/cluster') return this.clusterStatus();
-    if (path === '/api/influencers') return this.top(url.searchParams);
-    const m = /^\/api\/influencers\/([^/]+)(\/timeline)?$/.exec(path);
-    if (m) {
-      const pk = this.parsePk(m[1]);
-      return m[2] ? this.timeline(pk, url.searchParams) : this.influencer(pk);
+    if (path === '/api/openapi.json') return { name: path, answer: async () => this.document };
+    const m = /^\/api(?:\/v1)?(\/.*)$/.exec(path);
+    if (!m) return undefined;
+    const rest = m[1];
+    const q = url.searchParams;
+    if (rest === '/stats') return { name: '/api/v1/stats', answer: () => this.stats() };
+    if (rest === '/cluster') return { name: '/api/v1/cluster', answer: () => this.clusterStatus() };
+    if (rest === '/influencers') return { name: '/api/v1/influencers', answer: () => this.top(q) };
+    const inf = /^\/influencers\/([^/]+)(\/timeline)?$/.exec(rest);
+    if (!inf) return undefined;
+    const { pkMin, pkMax } = this.deps.config;
+    if (inf[2]) {
+      const answer = () => this.timeline(pkParam(inf[1], pkMin, pkMax), q);
+      return { name: '/api/v1/influencers/{pk}/timeline', answer };
     }
-    const routes = '/api/influencers/:pk, /api/influencers/:pk/timeline, /api/influencers, /api/stats, /api/cluster';
-    throw new HttpError(404, `no route ${path}: see ${routes}`);
+    return { name: '/api/v1/influencers/{pk}', answer: () => this.influencer(pkParam(inf[1], pkMin, pkMax)) };
+  }
+
+  /** The answer of an API path; a 404 naming the routes when there is none. */
+  dispatch(url: URL): Promise<unknown> {
+    const route = this.match(url);
+    if (!route) throw new HttpError(404, `no route ${url.pathname}: see ${ROUTES}`);
+    return route.answer();
   }
 
   private async influencer(pk: number): Promise<unknown> {
@@ -86,43 +101,25 @@ export class ApiRoutes {
   }
 
   private async timeline(pk: number, q: URLSearchParams): Promise<unknown> {
-    const toRaw = q.get('to');
-    const fromRaw = q.get('from');
-    const to = toRaw === null ? Date.now() : timeParam('to', toRaw);
-    const from = fromRaw === null ? Math.max(-MAX_DATE_MS, to - DEFAULT_RANGE_MS) : timeParam('from', fromRaw);
-    if (from > to)
-      throw new HttpError(400, `from is after to: ${new Date(from).toISOString()} > ${new Date(to).toISOString()}`);
-    if (to - from > MAX_RANGE_MS) {
-      const days = Math.ceil((to - from) / 86_400_000);
-      throw new HttpError(400, `range of ${days} days is too long: at most ${MAX_RANGE_MS / 86_400_000} days`);
-    }
+    const { from, to } = rangeParams(q, Date.now());
     const [exists, timeline] = await Promise.all([
       this.totals.exists(pk),
       readTimeline(this.deps.reader, pk, from, to),
     ]);
     if (!exists && timeline.points.length === 0) throw noData(pk);
+    const { intervalMs, bucketMs } = this.deps.reader.layout;
     return {
       pk,
       ...timeline.range,
       resolution: timeline.resolution,
-      bucketMs: this.deps.reader.layout.bucketMs,
+      stepMs: timeline.resolution === 'interval' ? intervalMs : bucketMs,
+      bucketMs,
       points: timeline.points,
     };
   }
 
   private async top(q: URLSearchParams): Promise<unknown> {
-    const sort = q.get('sort') ?? 'followers';
-    if (sort !== 'followers' && sort !== 'growth') {
-      throw new HttpError(400, `sort=${JSON.stringify(sort)} is not valid: expected followers or growth`);
-    }
-    const limitRaw = q.get('limit');
-    const limit = limitRaw === null ? DEFAULT_LIMIT : Number(limitRaw);
-    if (limitRaw !== null && (!/^\d+$/.test(limitRaw) || limit < 1 || limit > MAX_LIMIT)) {
-      throw new HttpError(
-        400,
-        `limit=${JSON.stringify(limitRaw)} is not valid: expected an integer from 1 to ${MAX_LIMIT}`,
-      );
-    }
+    const { sort, limit } = topParams(q);
     const entries = (await this.topLists[sort](limit)).slice(0, limit);
     let rank = 0;
     const influencers = entries.map((e, i) => {
@@ -149,20 +146,9 @@ export class ApiRoutes {
       totalsState(this.deps.redis, config.cluster, this.totals.slices),
     ]);
     const universe = { pkMin: config.pkMin, pkMax: config.pkMax, size: config.pkMax - config.pkMin + 1 };
-    return { cluster: config.cluster, ...summary, totals, universe };
-  }
-
-  private parsePk(encoded: string): number {
-    const { pkMin, pkMax } = this.deps.config;
-    let raw = encoded;
-    try {
-      raw = decodeURIComponent(encoded);
-    } catch {
-      /* shown as sent */
-    }
-    const parsed = parsePk(raw, pkMin, pkMax);
-    if ('error' in parsed) throw new HttpError(400, parsed.error);
-    return parsed.pk;
+    const { influencers, averageFollowers } = summary;
+    const rankedAt = summary.rankedAt === null ? null : new Date(summary.rankedAt).toISOString();
+    return { cluster: config.cluster, influencers, averageFollowers, rankedAt, totals, universe };
   }
 }
 
@@ -191,13 +177,4 @@ function shared<T>(ms: number, read: (size: number) => Promise<T>): (size?: numb
 
 function noData(pk: number): HttpError {
   return new HttpError(404, `pk ${pk} has no data yet (no node has stored a sample for it)`);
-}
-
-/** A time parameter: an ISO time or epoch milliseconds, else a 400 naming it. */
-function timeParam(name: string, raw: string): number {
-  try {
-    return parseTime(raw);
-  } catch (err) {
-    throw new HttpError(400, `${name}=${JSON.stringify(raw)} is not valid: ${(err as Error).message}`);
-  }
 }

@@ -41,14 +41,29 @@ export function upperBound(sorted: ArrayLike<number>, value: number, lo = 0, hi 
 export const MAX_DATE_MS = 8.64e15;
 
 /**
- * An ISO time or epoch milliseconds, within the times a Date holds; otherwise a RangeError saying
- * what was expected (the caller names the flag or parameter).
+ * What a time may be (parseTime, and the read API's contract): an ISO 8601 date-time with an offset
+ * (Z or ±hh:mm), or epoch milliseconds of 12 digits or more (from 1973 on: fewer digits are a year,
+ * 2026, or epoch seconds, not the time meant).
+ */
+export const TIME_PATTERN =
+  '^(\\d{12,}|\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|z|[+-]\\d{2}:?\\d{2}))$';
+const TIME = new RegExp(TIME_PATTERN);
+
+/**
+ * A time that says which instant it is: an ISO time with an offset or epoch milliseconds, within
+ * the times a Date holds; otherwise a RangeError saying what was expected (the caller names the flag
+ * or parameter). A time without an offset would be read in the reader's time zone: refused.
  */
 export function parseTime(raw: string): number {
   const text = raw.trim();
+  const expected =
+    'expected an ISO time with an offset (2026-11-27T10:00Z, 2026-11-27T11:00+01:00) or epoch milliseconds';
+  if (/^\d{1,11}$/.test(text)) {
+    throw new RangeError(`${expected} (12 digits or more: ${text} would be ${new Date(Number(text)).toISOString()})`);
+  }
+  if (/^\d{4}-\d{2}-\d{2}(T[\d:.]+)?$/.test(text)) throw new RangeError(`${expected}: this one has no offset`);
   const t = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-  if (text === '' || !Number.isFinite(t))
-    throw new RangeError('expected an ISO time (2026-11-27T10:00Z) or epoch milliseconds');
+  if (!TIME.test(text) || !Number.isFinite(t)) throw new RangeError(expected);
   if (Math.abs(t) > MAX_DATE_MS) {
     throw new RangeError(
       `expected a time from ${new Date(-MAX_DATE_MS).toISOString()} to ${new Date(MAX_DATE_MS).toISOString()}`,

@@ -24,9 +24,9 @@ const SUMMARY_EVERY_MS = 3000;
 export async function demoCommand(config: Config, opts: Record<string, unknown>): Promise<number> {
   const nodeCount = numberFlag('nodes', opts.nodes, 1, 64, true);
   const pks = numberFlag('pks', opts.pks, 1, MAX_UNIVERSE, true);
-  const port = numberFlag('port', opts.port, 0, 65535, true);
+  const port = opts.port === undefined ? config.servePort : numberFlag('port', opts.port, 0, 65535, true);
   const mockPort = numberFlag('mock-port', opts.mockPort, 0, 65535, true);
-  const host = String(opts.host);
+  const host = opts.host === undefined ? config.serveHost : String(opts.host);
   // the summary lines tell the story; logs only for warnings (LOG_LEVEL=debug shows everything)
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'demo');
   const write = (text: string): void => {

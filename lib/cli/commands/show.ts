@@ -1,10 +1,11 @@
 import { UsageError } from './flags.js';
+import { EXIT } from '../exit.js';
 import type { Config } from '../../ops/config.js';
 import { reached } from './reach.js';
 import { createOneShotRedis } from '../../shared/redis.js';
 import { createMongo } from '../../shared/mongo.js';
 import { Totals } from '../../storage/state/totals.js';
-import { readInfluencer, type BucketPoint, type InfluencerView } from '../../read/influencer.js';
+import { readInfluencer, type InfluencerView, type TimelinePoint } from '../../read/influencer.js';
 import { loadLayout } from '../../storage/format/layout.js';
 import { TimelineReader } from '../../storage/read/reader.js';
 import { parseTime } from '../../shared/util.js';
@@ -19,9 +20,18 @@ function timeFlag(flag: string, raw: unknown): number {
   }
 }
 
+/**
+ * `influencer-node show <pk>`: exit 0 with its figures and timeline; 1 when the cluster does not track
+ * the pk (outside PK_MIN..PK_MAX) or a server is unreachable; 2 when it is not a pk; 3 when it is
+ * tracked but has no sample stored yet (try again later).
+ */
 export async function showCommand(config: Config, opts: Record<string, unknown>, args: string[]): Promise<number> {
   const parsed = parsePk(args[0], config.pkMin, config.pkMax);
-  if ('error' in parsed) throw new UsageError(parsed.error);
+  if ('error' in parsed) {
+    if (!/^\d{1,16}$/.test(args[0] ?? '')) throw new UsageError(parsed.error);
+    const why = `not tracked by cluster ${config.cluster} (PK_MIN..PK_MAX is ${config.pkMin}..${config.pkMax})`;
+    return notShown(Number(args[0]), 'not_found', why, EXIT.failure, Boolean(opts.json));
+  }
   const { pk } = parsed;
   const to = opts.to === undefined ? Date.now() : timeFlag('to', opts.to);
   const from = opts.from === undefined ? to - 3_600_000 : timeFlag('from', opts.from);
@@ -37,21 +47,25 @@ export async function showCommand(config: Config, opts: Record<string, unknown>,
     const reader = new TimelineReader(redis, db, layout, config.cluster);
     const view = await readInfluencer(reader, new Totals(redis, config.cluster, layout.slices), pk, from, to);
     if (!view) {
-      if (opts.json) process.stdout.write(`${JSON.stringify({ pk, found: false })}\n`);
-      else process.stdout.write(`pk ${pk}: no data yet (no node has stored a sample for it)\n`);
-      return 0;
+      const why = 'no data yet: no node has stored a sample for it';
+      return notShown(pk, 'no_data', why, EXIT.noData, Boolean(opts.json));
     }
     process.stdout.write(opts.json ? `${JSON.stringify(view, null, 2)}\n` : renderInfluencer(view));
-    return 0;
+    return EXIT.ok;
   } finally {
     redis.disconnect();
     await client.close().catch(() => undefined);
   }
 }
 
-function bucketFigures(p: object): string {
-  if (!('samples' in p)) return '';
-  const b = p as BucketPoint;
+/** A pk show cannot show: the reason on stderr (or as JSON on stdout with --json), and its exit code. */
+function notShown(pk: number, reason: 'not_found' | 'no_data', why: string, code: number, json: boolean): number {
+  if (json) process.stdout.write(`${JSON.stringify({ pk, found: false, reason, message: why })}\n`);
+  else process.stderr.write(`influencer-node: pk ${pk}: ${why}\n`);
+  return code;
+}
+
+function bucketFigures(b: TimelinePoint): string {
   return `  min ${b.minFollowers}  max ${b.maxFollowers}  mean ${b.meanFollowers}  (${b.samples} samples)`;
 }
 
@@ -66,7 +80,8 @@ export function renderInfluencer(v: InfluencerView): string {
       (v.resolution === 'bucket' ? ' (one per bucket: last, min, max, mean followers)' : ''),
     ...v.points.map((p) => {
       const counts = `${String(p.followerCount).padStart(9)}  ${String(p.followingCount).padStart(7)}`;
-      return `  ${p.at}  ${counts}  ${p.followerRatio ?? '-'}${bucketFigures(p)}`;
+      const bucket = v.resolution === 'bucket' ? bucketFigures(p) : '';
+      return `  ${p.at}  ${counts}  ${p.followerRatio ?? '-'}${bucket}`;
     }),
     '',
   ];

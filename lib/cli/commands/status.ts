@@ -4,6 +4,7 @@ import type { Config } from '../../ops/config.js';
 import { reached } from './reach.js';
 import { ownerOfPk, readStatus, type ClusterStatus, type MemberRow } from '../../cluster/status.js';
 import { sleep } from '../../shared/util.js';
+import { escapesAllowed } from '../../ops/terminal.js';
 
 export async function statusCommand(config: Config, opts: Record<string, unknown>): Promise<number> {
   const pk = opts.pk === undefined ? undefined : numberFlag('pk', opts.pk, 0, Number.MAX_SAFE_INTEGER, true);
@@ -36,9 +37,12 @@ export async function statusCommand(config: Config, opts: Record<string, unknown
     process.once('SIGTERM', () => {
       stop = true;
     });
-    while (!stop) {
+    // NDJSON for --json; the screen cleared only on a terminal (and not with NO_COLOR), else one view after another
+    const clear = !opts.json && escapesAllowed(process.stdout) ? '\x1b[H\x1b[2J' : '';
+    for (let first = true; !stop; first = false) {
       const status = await readStatus(redis, config);
-      process.stdout.write(`\x1b[H\x1b[2J${opts.json ? `${JSON.stringify(status)}\n` : renderStatus(status)}`);
+      if (opts.json) process.stdout.write(`${JSON.stringify(status)}\n`);
+      else process.stdout.write(`${clear || (first ? '' : '\n')}${renderStatus(status)}`);
       await sleep(1000);
     }
     return 0;

@@ -70,8 +70,8 @@
     document.body.dataset.state = 'loading';
     try {
       const [summary, timeline] = await Promise.all([
-        api(`/api/influencers/${encodeURIComponent(pk)}`),
-        api(`/api/influencers/${encodeURIComponent(pk)}/timeline?from=${from}&to=${to}`),
+        api(`/api/v1/influencers/${encodeURIComponent(pk)}`),
+        api(`/api/v1/influencers/${encodeURIComponent(pk)}/timeline?from=${from}&to=${to}`),
       ]);
       if (seq !== state.loading) return; // a newer search has started
       showMessage('');
@@ -229,7 +229,7 @@
 
   async function loadStats() {
     try {
-      const s = await api('/api/stats');
+      const s = await api('/api/v1/stats');
       $('tracked').textContent = fmt(s.influencers);
       $('all-average').textContent = fmt(s.averageFollowers, dec);
     } catch {
@@ -241,7 +241,7 @@
     pressed('[data-sort]', 'sort', state.sort);
     const list = $('top-list');
     try {
-      const { influencers } = await api(`/api/influencers?sort=${state.sort}&limit=10`);
+      const { influencers } = await api(`/api/v1/influencers?sort=${state.sort}&limit=10`);
       list.textContent = '';
       for (const row of influencers) {
         const li = document.createElement('li');
@@ -275,7 +275,7 @@
   async function loadCluster() {
     const body = $('members');
     try {
-      const c = await api('/api/cluster');
+      const c = await api('/api/v1/cluster');
       $('cluster-summary').textContent =
         `${c.summary.active} active of ${c.summary.members}${c.summary.balance ? ` · balance ${c.summary.balance}` : ''}`;
       body.textContent = '';
