@@ -299,7 +299,7 @@ export const garbageMembers: Fault = async (h) => {
     status.code === 0 ? (JSON.parse(status.stdout) as { summary: { unreadable: string[] } }).summary.unreadable : [];
   if (status.code !== 0 || Object.keys(garbage).some((id) => !unreadable.includes(id)))
     problems.push(`status does not show the garbage as unreadable (exit ${status.code}: ${unreadable.join(', ')})`);
-  await redis.del(...Object.keys(garbage).map((id) => nodeKey(svc.cluster, id)));
+  for (const id of Object.keys(garbage)) await redis.del(nodeKey(svc.cluster, id));
   const to = await intervalsPass(h, 1);
   return {
     fault: 'garbage member keys',

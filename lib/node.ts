@@ -7,7 +7,7 @@ import { connectMongo, createMongo, watchReachable } from './shared/mongo.js';
 import { NodeMetrics, type NodeProbe } from './ops/metrics.js';
 import { OwnershipTracker, type OwnershipChange } from './ring/ownership.js';
 import { PkUniverse } from './ring/pk-universe.js';
-import { connectRedis, createRedis } from './shared/redis.js';
+import { connectRedis, createRedis, describeTarget, redisTarget } from './shared/redis.js';
 import { SampleWriter } from './storage/write/sample-writer.js';
 import { Scheduler } from './polling/scheduler.js';
 import { MockstagramClient } from './polling/source.js';
@@ -87,7 +87,7 @@ export class InfluencerNode {
       {
         node: c.nodeId,
         cluster: c.cluster,
-        redis: maskUrl(c.redisUrl),
+        redis: describeTarget(redisTarget(c)),
         mongo: maskUrl(c.mongoUrl),
         mockstagram: maskUrl(c.mockstagramUrl),
         intervalMs: c.intervalMs,
@@ -124,8 +124,9 @@ export class InfluencerNode {
     const c = this.config;
     // one state log for both connections: an outage is one line, not one per connection
     const redisState = new StateLog(this.log, 'redis');
-    const redis = createRedis(c.redisUrl, this.log, `${c.cluster}:${c.nodeId}`, {}, redisState);
-    const sub = createRedis(c.redisUrl, this.log, `${c.cluster}:${c.nodeId}:sub`, {}, redisState);
+    const target = redisTarget(c);
+    const redis = createRedis(target, this.log, `${c.cluster}:${c.nodeId}`, {}, redisState);
+    const sub = createRedis(target, this.log, `${c.cluster}:${c.nodeId}:sub`, {}, redisState);
     this.redis = redis;
     this.sub = sub;
     this.mongo = createMongo(c.mongoUrl);
@@ -134,7 +135,7 @@ export class InfluencerNode {
     const [db] = await Promise.all([
       connectMongo(this.mongo, c.mongoUrl, c.mongoDb, this.log, signal),
       // one after the other, so a Redis outage at start is reported once
-      connectRedis(redis, c.redisUrl, this.log, signal).then(() => connectRedis(sub, c.redisUrl, this.log, signal)),
+      connectRedis(redis, target, this.log, signal).then(() => connectRedis(sub, target, this.log, signal)),
     ]);
     return signal.aborted ? undefined : { redis, sub, db };
   }

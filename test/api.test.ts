@@ -44,8 +44,8 @@ async function setup(
   limits: ApiLimits = {},
 ): Promise<Setup> {
   const svc = await services(t);
-  const redis = createRedis(svc.redisUrl, log, 'api-test');
-  await connectRedis(redis, svc.redisUrl, log);
+  const redis = createRedis(svc.redisTarget, log, 'api-test');
+  await connectRedis(redis, svc.redisTarget, log);
   const mongo = createMongo(svc.mongoUrl);
   // every command the API sends to MongoDB, to show which routes read it
   const mongoCommands: string[] = [];

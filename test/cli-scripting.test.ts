@@ -46,7 +46,7 @@ function shell(
 
 t.test('status --watch --json: one JSON document per line, no escapes; | head ends it quietly', async (t) => {
   const svc = await services(t);
-  const env = { REDIS_URL: svc.redisUrl, CLUSTER: svc.cluster };
+  const env = { ...svc.redisEnv, CLUSTER: svc.cluster };
   const r = await shell(`node "$BIN" status --watch --json | head -n 2`, env);
   t.equal(r.code, 0, 'the pipeline exits 0 once head has its two lines');
   t.equal(r.stderr, '', 'no EPIPE stack: nothing on stderr');
@@ -71,7 +71,7 @@ t.test('a closed pipe ends any command quietly: help piped into head', async (t)
 
 t.test('escapes only on a terminal, and never with NO_COLOR', async (t) => {
   const svc = await services(t);
-  const env = { REDIS_URL: svc.redisUrl, CLUSTER: svc.cluster, LOG_LEVEL: 'info' };
+  const env = { ...svc.redisEnv, CLUSTER: svc.cluster, LOG_LEVEL: 'info' };
   const tty = await inTerminal(['status', '--watch'], env, 2500);
   t.ok(tty.includes(CLEAR_SCREEN), 'on a terminal --watch clears the screen between views');
   t.match(tty, /no members/);

@@ -140,7 +140,7 @@ t.test('two nodes closing at once, and a close repeated, write each document onc
   );
   // as if the marks had been lost after the documents were written: the close runs again
   const keys = clusterKeys(k.cluster);
-  await k.redis.del(keys.closed, keys.closedSlices(T0));
+  for (const key of [keys.closed, keys.closedSlices(T0)]) await k.redis.del(key);
   for (let s = 0; s < k.layout.slices; s++)
     await k.redis.hdel(sliceKeys(k.cluster, k.layout.slices, s).marks, SLICE_MARKS.closing);
   await k.db.collection(collectionNames.meta).deleteOne({ _id: 'closed' as never });

@@ -10,6 +10,7 @@ import { packTotals } from '../lib/storage/format/codec.js';
 import { LogWriter } from '../lib/storage/write/log-writer.js';
 import { redisIdentity, totalsState } from '../lib/storage/state/totals-state.js';
 import { mergeSlice } from '../lib/lua/scripts.js';
+import { scanKeys } from '../lib/shared/redis.js';
 import { rebuildCutoff, rebuildNow, sample, storageKit, MIN, type StorageKit } from './helpers/storage.js';
 
 const T0 = 1_764_576_000_000;
@@ -42,8 +43,7 @@ const marksOf = (k: StorageKit, slice: number): string => sliceKeys(k.cluster, k
 
 /** Deletes every key of the cluster, as a Redis restarted without its data would have none. */
 async function loseRedis(k: StorageKit): Promise<void> {
-  const keys = await k.redis.keys(`${k.cluster}:*`);
-  if (keys.length) await k.redis.del(...keys);
+  for await (const batch of scanKeys(k.redis, `${k.cluster}:*`)) for (const key of batch) await k.redis.del(key);
 }
 
 t.test('rebuild after the totals are lost: checkpoints plus the log give the same answers', async (t) => {

@@ -25,7 +25,7 @@ t.test('show', async (t) => {
     { pk: pk + 1, at: now, username: 'influencer-1000043', followerCount: 200_000, followingCount: 10 },
   ]);
   await takeRankings(redis, svc.cluster, totals);
-  const env = { REDIS_URL: svc.redisUrl, MONGO_URL: svc.mongoUrl, MONGO_DB: svc.mongoDb, CLUSTER: svc.cluster };
+  const env = { ...svc.redisEnv, MONGO_URL: svc.mongoUrl, MONGO_DB: svc.mongoDb, CLUSTER: svc.cluster };
 
   const text = await runCli(['show', String(pk)], env);
   t.equal(text.code, 0, text.stderr);

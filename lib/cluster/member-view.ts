@@ -1,7 +1,7 @@
 // The cluster as read from Redis (like dskit's ReadRing): every member's card, and the active
 // members this process puts on its ring. Writing this process's own card is membership.ts's job.
 import { EventEmitter } from 'node:events';
-import type { RedisClient } from '../shared/redis.js';
+import { scanKeys, type RedisClient } from '../shared/redis.js';
 import { activeMembers, parseCard, viewHash, type ParsedCard, type RingMember } from './card.js';
 import { eventsChannel, memberIndexKey, nodeKey } from '../shared/keys.js';
 import type { Logger } from '../ops/log.js';
@@ -23,17 +23,18 @@ export async function readMembers(
     ids = await redis.smembers(memberIndexKey(cluster));
   } else {
     const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 1000);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
+    for await (const batch of scanKeys(redis, `${escapeGlob(prefix)}*`)) keys.push(...batch);
     ids = keys.map((k) => k.slice(prefix.length));
   }
   if (ids.length === 0) return [];
   const unique = [...new Set(ids)].sort();
-  const values = await redis.mget(...unique.map((id) => prefix + id));
+  // one GET each: on a Redis Cluster the cards live in different slots (one connection pipelines them)
+  // (a key of another type answers WRONGTYPE: no card, as MGET said before)
+  const values = await Promise.all(
+    unique.map((id) =>
+      redis.get(prefix + id).catch((err: Error) => (/^WRONGTYPE/.test(err.message) ? null : Promise.reject(err))),
+    ),
+  );
   const gone = unique.filter((_, i) => values[i] === null);
   // a member that re-announces between the MGET and the SREM adds itself again at its next heartbeat
   if (mode === 'index' && gone.length > 0) await redis.srem(memberIndexKey(cluster), ...gone);

@@ -127,7 +127,7 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
     const why = staleOwnCard(holder.card, this.place);
     if (!why) return false;
     // deleted only if it still holds the stale card's token, then claimed as a new one would be
-    await release(this.redis, [this.key, memberIndexKey(this.opts.cluster)], [holder.card.token, this.opts.id]);
+    await this.release(holder.card.token);
     if (!(await this.claim())) return false;
     const age = Math.round((Date.now() - holder.card.heartbeat) / 100) / 10;
     this.log.warn(
@@ -191,7 +191,7 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
       this.removeAllListeners('members');
       if (!this.claimed) return;
       try {
-        await release(this.redis, [this.key, memberIndexKey(this.opts.cluster)], [this.token, this.opts.id]);
+        await this.release(this.token);
         await this.publish('leave');
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'could not delete the member key; it expires with its TTL');
@@ -247,8 +247,9 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
     this.lastBeat = Date.now();
     let result: number;
     try {
-      const keys = [this.key, memberIndexKey(this.opts.cluster)];
-      result = Number(await heartbeat(this.redis, keys, [this.cardJson(), this.opts.ttlMs, this.token, this.opts.id]));
+      result = Number(await heartbeat(this.redis, [this.key], [this.cardJson(), this.opts.ttlMs, this.token]));
+      // the index is one more key (another slot on a Redis Cluster): kept by its own command
+      if (result >= 0) await this.redis.sadd(memberIndexKey(this.opts.cluster), this.opts.id);
     } catch {
       return; // Redis down: the connection logs it once; keep working on the last view
     }
@@ -265,6 +266,12 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
       await this.publish('join');
       this.members.requestScan();
     }
+  }
+
+  /** Deletes the card if it holds `token`, then the id from the member index. */
+  private async release(token: string): Promise<void> {
+    if ((await release(this.redis, [this.key], [token])) === 1)
+      await this.redis.srem(memberIndexKey(this.opts.cluster), this.opts.id);
   }
 
   private scheduleHeartbeat(): void {

@@ -10,7 +10,8 @@ export class ConfigError extends Error {
   readonly exitCode = 2;
 }
 
-type Kind = 'url' | 'int' | 'number' | 'name' | 'level' | 'host' | 'bool' | 'string' | 'path' | 'origins';
+type Kind =
+  'url' | 'int' | 'number' | 'name' | 'level' | 'host' | 'bool' | 'string' | 'path' | 'origins' | 'redisNodes';
 
 export interface Setting {
   env: string;
@@ -39,6 +40,13 @@ export const SETTINGS = {
     protocols: ['redis:', 'rediss:'],
     def: () => 'redis://127.0.0.1:6379',
     help: 'Redis holding membership, events, locks (rediss:// for TLS; a password may be in the URL)',
+  },
+  redisClusterNodes: {
+    env: 'REDIS_CLUSTER_NODES',
+    flag: 'redis-cluster-nodes',
+    kind: 'redisNodes',
+    def: () => '',
+    help: 'seed nodes of a Redis Cluster (host:port or redis[s]://[:password@]host:port, comma-separated); when set, REDIS_URL is not used',
   },
   mongoUrl: {
     env: 'MONGO_URL',
@@ -302,6 +310,8 @@ export type SettingName = keyof typeof SETTINGS;
 
 export interface Config {
   redisUrl: string;
+  /** seed nodes of a Redis Cluster; empty: one Redis at redisUrl */
+  redisClusterNodes: string[];
   mongoUrl: string;
   mongoDb: string;
   mockstagramUrl: string;
@@ -393,7 +403,7 @@ const ORIGIN = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$|^https?:\/\/\[[0-9A-Fa-f:
 
 function parseSetting(label: string, raw: string, s: Setting): string | number | boolean | string[] {
   const bad = (allowed: string): never => {
-    const shown = s.kind === 'url' ? maskUrl(raw) : raw;
+    const shown = s.kind === 'url' || s.kind === 'redisNodes' ? raw.split(',').map(maskUrl).join(',') : raw;
     throw new ConfigError(`${label}=${JSON.stringify(shown)} is not valid: expected ${allowed}`);
   };
   const value = raw.trim();
@@ -441,6 +451,23 @@ function parseSetting(label: string, raw: string, s: Setting): string | number |
     case 'path':
       if (value === '' || value.includes('\0')) return bad('a directory path');
       return resolve(value);
+    case 'redisNodes': {
+      const nodes = value === '' ? [] : value.split(',').map((n) => n.trim());
+      const expected = 'host:port or redis[s]://[:password@]host:port entries, comma-separated';
+      for (const node of nodes) {
+        const url = /^rediss?:\/\//.test(node) ? node : `redis://${node}`;
+        let parsed: URL;
+        try {
+          parsed = new URL(url);
+        } catch {
+          return bad(expected);
+        }
+        const port = Number(parsed.port);
+        if (!parsed.hostname || !Number.isInteger(port) || port < 1 || port > 65535 || parsed.pathname.length > 1)
+          return bad(expected);
+      }
+      return nodes;
+    }
     case 'origins': {
       const origins = value === '' ? [] : value.split(',').map((o) => o.trim().replace(/\/$/, ''));
       if (origins.some((o) => o !== '*' && !ORIGIN.test(o))) {

@@ -1,4 +1,4 @@
-import { createOneShotRedis } from '../shared/redis.js';
+import { createOneShotRedis, describeTarget, redisTarget, servers, type RedisTarget } from '../shared/redis.js';
 import { MongoClient } from 'mongodb';
 import { maskUrl, type Config } from './config.js';
 
@@ -19,11 +19,11 @@ const HINTS = {
 /** Tries Redis and MongoDB once each (in parallel, `timeoutMs` each); resolves to the ones that did not answer. */
 export async function unreachableServers(config: Config, timeoutMs = 3000): Promise<Unreachable[]> {
   const [redis, mongo] = await Promise.all([
-    pingRedis(config.redisUrl, timeoutMs),
+    pingRedis(redisTarget(config), timeoutMs),
     pingMongo(config.mongoUrl, timeoutMs),
   ]);
   const out: Unreachable[] = [];
-  if (redis) out.push({ server: 'Redis', url: maskUrl(config.redisUrl), error: redis, hint: HINTS.Redis });
+  if (redis) out.push({ server: 'Redis', url: describeTarget(redisTarget(config)), error: redis, hint: HINTS.Redis });
   if (mongo) out.push({ server: 'MongoDB', url: maskUrl(config.mongoUrl), error: mongo, hint: HINTS.MongoDB });
   return out;
 }
@@ -33,12 +33,12 @@ export function describeUnreachable(u: Unreachable): string {
   return `${u.server} unreachable at ${u.url} (${u.error}): ${u.hint}`;
 }
 
-/** null when Redis answers PING at `url`, else why not. */
-export async function pingRedis(url: string, timeoutMs: number): Promise<string | null> {
-  const redis = createOneShotRedis(url, timeoutMs);
+/** null when Redis (one server, or every master of a cluster) answers PING at `target`, else why not. */
+export async function pingRedis(target: RedisTarget, timeoutMs: number): Promise<string | null> {
+  const redis = createOneShotRedis(target, timeoutMs);
   try {
     await redis.connect();
-    await redis.ping();
+    await Promise.all(servers(redis).map((server) => server.ping()));
     return null;
   } catch (err) {
     return (redis.cause() ?? (err as Error)).message;

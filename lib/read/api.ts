@@ -9,7 +9,7 @@ import type { Config } from '../ops/config.js';
 import type { Logger } from '../ops/log.js';
 import { VERSION } from '../ops/version.js';
 import { connectMongo, createMongo, watchReachable } from '../shared/mongo.js';
-import { connectRedis, createRedis } from '../shared/redis.js';
+import { connectRedis, createRedis, redisTarget } from '../shared/redis.js';
 import { loadLayout } from '../storage/format/layout.js';
 import { TimelineReader } from '../storage/read/reader.js';
 import { Totals } from '../storage/state/totals.js';
@@ -183,7 +183,8 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 
 /** The API with its own connections (reconnecting for ever, failing requests at once while down); close() closes them too. */
 export async function openApi(config: Config, log: Logger, opts: { host: string; port: number }): Promise<ApiServer> {
-  const redis = createRedis(config.redisUrl, log, `${config.cluster}:api`);
+  const target = redisTarget(config);
+  const redis = createRedis(target, log, `${config.cluster}:api`);
   const mongo: MongoClient = createMongo(config.mongoUrl);
   // watched from the start: the driver reports reachability as topology changes
   const mongoUp = watchReachable(mongo);
@@ -195,7 +196,7 @@ export async function openApi(config: Config, log: Logger, opts: { host: string;
   try {
     const [db] = await Promise.all([
       connectMongo(mongo, config.mongoUrl, config.mongoDb, log),
-      connectRedis(redis, config.redisUrl, log),
+      connectRedis(redis, target, log),
     ]);
     const reader = new TimelineReader(redis, db, await loadLayout(db, config), config.cluster);
     api = await startApi({ config, redis, reader, log, mongoUp }, opts);

@@ -1,5 +1,5 @@
 import calculateSlot from 'cluster-key-slot';
-import { Redis, type Cluster, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { maskUrl } from '../ops/config.js';
 import { StateLog, type Logger } from '../ops/log.js';
 import { sleep } from './util.js';
@@ -7,38 +7,100 @@ import { sleep } from './util.js';
 /** A connection to one Redis or to a Redis Cluster: every part of the product works on either. */
 export type RedisClient = Redis | Cluster;
 
+/** A Redis Cluster by its seed nodes: host:port or redis[s]://[user:password@]host:port each. */
+export interface ClusterTarget {
+  clusterNodes: readonly string[];
+}
+
+/** Where Redis is: one server's URL, or a Redis Cluster. */
+export type RedisTarget = string | ClusterTarget;
+
+/** The target a config names: its Redis Cluster when REDIS_CLUSTER_NODES is set, else REDIS_URL. */
+export function redisTarget(c: { redisUrl: string; redisClusterNodes: readonly string[] }): RedisTarget {
+  return c.redisClusterNodes.length > 0 ? { clusterNodes: c.redisClusterNodes } : c.redisUrl;
+}
+
+/** The target for logs and messages: passwords masked. */
+export function describeTarget(target: RedisTarget): string {
+  return typeof target === 'string'
+    ? maskUrl(target)
+    : `Redis Cluster ${target.clusterNodes.map((n) => maskUrl(n)).join(',')}`;
+}
+
+/** The seed nodes as ioredis takes them, with the credentials and TLS of the first entry that names them. */
+function clusterSeeds(target: ClusterTarget): { nodes: { host: string; port: number }[]; options: RedisOptions } {
+  const urls = target.clusterNodes.map((n) => new URL(/^rediss?:\/\//.test(n) ? n : `redis://${n}`));
+  const withAuth = urls.find((u) => u.password || u.username);
+  const options: RedisOptions = {};
+  if (withAuth?.password) options.password = decodeURIComponent(withAuth.password);
+  if (withAuth?.username) options.username = decodeURIComponent(withAuth.username);
+  if (urls.some((u) => u.protocol === 'rediss:')) options.tls = {};
+  return { nodes: urls.map((u) => ({ host: u.hostname, port: Number(u.port) })), options };
+}
+
+function clusterClient(target: ClusterTarget, redisOptions: RedisOptions, options: ClusterOptions): Cluster {
+  const seeds = clusterSeeds(target);
+  return new Cluster(seeds.nodes, { ...options, redisOptions: { ...seeds.options, ...redisOptions } });
+}
+
 /**
  * A Redis connection that reconnects for ever with capped backoff and fails commands at once
  * while disconnected (callers keep working on their last view instead of queueing).
  * rediss:// URLs get TLS; passwords in the URL are used and never logged. Connections given one
  * `state` log an outage once between them; failures before the first connect are left to
- * `connectRedis`, which says once that it waits.
+ * `connectRedis`, which says once that it waits. On a Redis Cluster the client follows slot moves
+ * and failovers (MOVED, ASK, TRYAGAIN are retried by ioredis) and fails a command that finds no
+ * master for its slot.
  */
+export function createRedis(target: string, log: Logger, name: string, extra?: RedisOptions, state?: StateLog): Redis;
 export function createRedis(
-  url: string,
+  target: RedisTarget,
+  log: Logger,
+  name: string,
+  extra?: RedisOptions,
+  state?: StateLog,
+): RedisClient;
+export function createRedis(
+  target: RedisTarget,
   log: Logger,
   name: string,
   extra: RedisOptions = {},
   state = new StateLog(log, 'redis'),
-): Redis {
+): RedisClient {
   let connected = false;
-  const redis = new Redis(url, {
-    lazyConnect: true,
+  const options: RedisOptions = {
     connectionName: name,
-    enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 3000,
     // a Redis that stops answering (frozen, a black-holed connection) fails commands instead of hanging them
     commandTimeout: 10_000,
     retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
-    ...extra,
-  });
+  };
+  const redis: RedisClient =
+    typeof target === 'string'
+      ? new Redis(target, { ...options, lazyConnect: true, enableOfflineQueue: false, ...extra })
+      : clusterClient(
+          target,
+          { ...options, ...extra },
+          {
+            lazyConnect: true,
+            enableOfflineQueue: false,
+            clusterRetryStrategy: options.retryStrategy,
+            // a failover or a slot move: ask again shortly rather than fail the command at once
+            retryDelayOnFailover: 200,
+            retryDelayOnClusterDown: 300,
+            retryDelayOnTryAgain: 100,
+            maxRedirections: 16,
+            slotsRefreshTimeout: 2000,
+          },
+        );
+  const where = describeTarget(target);
   redis.on('ready', () => {
     connected = true;
-    state.set('up', { url: maskUrl(url), conn: name });
+    state.set('up', { url: where, conn: name });
   });
   redis.on('error', (err: Error) => {
-    if (connected) state.set('down', { url: maskUrl(url), conn: name, err: err.message }, 'warn');
+    if (connected) state.set('down', { url: where, conn: name, err: err.message }, 'warn');
   });
   redis.on('end', () => state.set('closed', { conn: name }));
   return redis;
@@ -49,14 +111,25 @@ export function createRedis(
  * reconnect and fails commands at once. Its error events are swallowed; `cause()` gives the first
  * one, which names the real reason (ECONNREFUSED, …) where connect() only says "Connection is closed.".
  */
-export function createOneShotRedis(url: string, timeoutMs = 3000): Redis & { cause: () => Error | undefined } {
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    connectTimeout: timeoutMs,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
-  });
+export function createOneShotRedis(target: string, timeoutMs?: number): Redis & { cause: () => Error | undefined };
+export function createOneShotRedis(
+  target: RedisTarget,
+  timeoutMs?: number,
+): RedisClient & { cause: () => Error | undefined };
+export function createOneShotRedis(
+  target: RedisTarget,
+  timeoutMs = 3000,
+): RedisClient & { cause: () => Error | undefined } {
+  const options: RedisOptions = { connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null };
+  const redis: RedisClient =
+    typeof target === 'string'
+      ? new Redis(target, { ...options, lazyConnect: true, enableOfflineQueue: false })
+      : clusterClient(target, options, {
+          lazyConnect: true,
+          enableOfflineQueue: false,
+          clusterRetryStrategy: () => null,
+          slotsRefreshTimeout: timeoutMs,
+        });
   let first: Error | undefined;
   redis.on('error', (err: Error) => {
     first ??= err;
@@ -65,7 +138,12 @@ export function createOneShotRedis(url: string, timeoutMs = 3000): Redis & { cau
 }
 
 /** Connects, retrying every second while `signal` is not aborted; logs once that it waits. */
-export async function connectRedis(redis: Redis, url: string, log: Logger, signal?: AbortSignal): Promise<void> {
+export async function connectRedis(
+  redis: RedisClient,
+  target: RedisTarget,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<void> {
   let warned = false;
   // connect() only says "Connection is closed."; the error event carries the cause (ECONNREFUSED, ...)
   let cause: Error | undefined;
@@ -90,13 +168,13 @@ export async function connectRedis(redis: Redis, url: string, log: Logger, signa
             redis.once('ready', onReady);
             redis.once('error', onError);
           });
-        if (warned) log.info({ url: maskUrl(url) }, 'Redis reachable');
+        if (warned) log.info({ url: describeTarget(target) }, 'Redis reachable');
         return;
       } catch (err) {
         if (signal?.aborted) throw err;
         if (!warned)
           log.warn(
-            { url: maskUrl(url), err: (cause ?? (err as Error)).message },
+            { url: describeTarget(target), err: (cause ?? (err as Error)).message },
             'Redis unreachable; retrying every second',
           );
         warned = true;

@@ -1,7 +1,8 @@
 // A real cluster for tests: the bundled mock, nodes in-process or as child processes
 // (`influencer-node start`), and a checker that reads back what was stored, interval by interval.
 import type { ChildProcess } from 'node:child_process';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import type { ClusterTarget, RedisClient } from '../../lib/shared/redis.js';
 import { MongoClient, type Db } from 'mongodb';
 import { loadConfig, type Config } from '../../lib/ops/config.js';
 import { createLogger } from '../../lib/ops/log.js';
@@ -35,9 +36,14 @@ export interface TestCluster {
   spawnNode: (id: string, env?: Record<string, string>) => ChildProcess & { output: () => string };
   /** a node in this process */
   startNode: (id: string) => Promise<InfluencerNode>;
-  redis: Redis;
+  redis: RedisClient;
   db: Db;
   totals: Totals;
+}
+
+/** A Redis Cluster's seed nodes as ioredis's Cluster takes them. */
+function seeds(target: ClusterTarget): { host: string; port: number }[] {
+  return target.clusterNodes.map((n) => ({ host: n.split(':')[0]!, port: Number(n.split(':')[1]) }));
 }
 
 export async function startCluster(t: Owner, opts: ClusterOptions): Promise<TestCluster> {
@@ -51,7 +57,7 @@ export async function startCluster(t: Owner, opts: ClusterOptions): Promise<Test
     ...opts.mock,
   });
   const env: Record<string, string> = {
-    REDIS_URL: svc.redisUrl,
+    ...svc.redisEnv,
     MONGO_URL: svc.mongoUrl,
     MONGO_DB: svc.mongoDb,
     CLUSTER: svc.cluster,
@@ -68,8 +74,8 @@ export async function startCluster(t: Owner, opts: ClusterOptions): Promise<Test
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     ...opts.extraEnv,
   };
-  const redis = new Redis(svc.redisUrl);
   // fault tests stop and restart Redis: the client reconnects; its errors are the commands' own
+  const redis = typeof svc.redisTarget === 'string' ? new Redis(svc.redisTarget) : new Cluster(seeds(svc.redisTarget));
   redis.on('error', () => undefined);
   const mongo = new MongoClient(env.MONGO_URL, { serverSelectionTimeoutMS: 60_000 });
   const children: ChildProcess[] = [];

@@ -7,7 +7,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { Db, MongoClient } from 'mongodb';
 import type { Binary } from '../../lib/ops/embedded/binaries.js';
 import { launch, serverUrl, type ServerProcess } from '../../lib/ops/embedded/launch.js';
@@ -15,10 +14,16 @@ import { ensureServers } from '../../lib/ops/embedded/setup.js';
 import { createLogger } from '../../lib/ops/log.js';
 import { connectMongo, createMongo } from '../../lib/shared/mongo.js';
 import { freePort } from '../../lib/ops/ports.js';
-import { connectRedis, createRedis } from '../../lib/shared/redis.js';
+import { connectRedis, createRedis, type RedisClient, type RedisTarget } from '../../lib/shared/redis.js';
+import { launchRedisCluster, type RedisClusterProcess } from '../../lib/ops/embedded/redis-cluster.js';
 
 export interface Services {
+  /** one Redis's URL; on a Redis Cluster (TEST_REDIS=cluster) the URL of one of its masters */
   redisUrl: string;
+  /** where the product connects: redisUrl, or the Redis Cluster */
+  redisTarget: RedisTarget;
+  /** the environment that names it to a node or a command: REDIS_URL or REDIS_CLUSTER_NODES */
+  redisEnv: Record<string, string>;
   mongoUrl: string;
   /** unique per call: use as CLUSTER (Redis key prefix) */
   cluster: string;
@@ -46,26 +51,37 @@ export interface Owner {
 
 const started: Server[] = [];
 let redisServer: Promise<Server> | undefined;
+let redisCluster: Promise<RedisClusterProcess> | undefined;
+
+/** Whether this run's tests use a Redis Cluster of 3 masters instead of one Redis (TEST_REDIS=cluster). */
+export const ON_REDIS_CLUSTER = process.env.TEST_REDIS === 'cluster' || Boolean(process.env.REDIS_CLUSTER_NODES);
 let mongoServer: Promise<Server> | undefined;
 
 /** Servers for a test: `given` URLs (fault tests bring servers they restart), else shared ones. */
 export async function services(t: Owner, given: { redisUrl?: string; mongoUrl?: string } = {}): Promise<Services> {
   registerTeardown(t);
-  const redisUrl = given.redisUrl || process.env.REDIS_URL || (await (redisServer ??= startRedis())).url;
   const mongoUrl = given.mongoUrl || process.env.MONGO_URL || (await (mongoServer ??= startFerret())).url;
   const id = randomBytes(4).toString('hex');
-  return { redisUrl, mongoUrl, cluster: `t${id}`, mongoDb: `t_${id}` };
+  const names = { cluster: `t${id}`, mongoDb: `t_${id}` };
+  if (ON_REDIS_CLUSTER && !given.redisUrl) {
+    const seeds = process.env.REDIS_CLUSTER_NODES?.split(',') ?? (await (redisCluster ??= startRedisCluster())).seeds;
+    const redisTarget = { clusterNodes: seeds };
+    const redisEnv = { REDIS_CLUSTER_NODES: seeds.join(',') };
+    return { redisUrl: `redis://${seeds[0]}`, redisTarget, redisEnv, mongoUrl, ...names };
+  }
+  const redisUrl = given.redisUrl || process.env.REDIS_URL || (await (redisServer ??= startRedis())).url;
+  return { redisUrl, redisTarget: redisUrl, redisEnv: { REDIS_URL: redisUrl }, mongoUrl, ...names };
 }
 
 /** `services(t)` with clients connected by the product's own connection code, closed when `t` ends. */
 export async function connected(
   t: Owner,
   name: string,
-): Promise<Services & { redis: Redis; mongo: MongoClient; db: Db }> {
+): Promise<Services & { redis: RedisClient; mongo: MongoClient; db: Db }> {
   const svc = await services(t);
   const log = createLogger('silent');
-  const redis = createRedis(svc.redisUrl, log, name);
-  await connectRedis(redis, svc.redisUrl, log);
+  const redis = createRedis(svc.redisTarget, log, name);
+  await connectRedis(redis, svc.redisTarget, log);
   const mongo = createMongo(svc.mongoUrl);
   t.teardown(async () => {
     redis.disconnect();
@@ -84,6 +100,7 @@ function registerTeardown(t: Owner): void {
   while (root.parent) root = root.parent as Owner;
   root.teardown(async () => {
     await Promise.all(started.map((s) => s.stop()));
+    if (redisCluster) await (await redisCluster).stop('SIGKILL');
   });
 }
 
@@ -111,6 +128,20 @@ function binary(name: 'redis' | 'ferret'): Promise<Binary> {
 /** Starts redis-server on a free port (or `port`), without persistence. */
 export async function startRedis(port?: number): Promise<Server> {
   return start(await binary('redis'), port, 'inode-redis-');
+}
+
+/** A Redis Cluster of `masters` masters (and `replicas` replicas each) on free ports, its data in a temp dir, stopped with the file's tests. */
+export async function startRedisCluster(masters = 3, replicas = 0): Promise<RedisClusterProcess> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'inode-redis-cluster-'));
+  const cluster = await launchRedisCluster(await binary('redis'), { masters, replicas, dataDir, nodeTimeoutMs: 1000 });
+  const stop = cluster.stop;
+  return {
+    ...cluster,
+    async stop(signal) {
+      await stop(signal);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Starts FerretDB 1.24 with its SQLite backend on a free port (or `port`); its data lives in a temp dir. */

@@ -2,7 +2,7 @@ import { UsageError } from './flags.js';
 import { EXIT } from '../exit.js';
 import type { Config } from '../../ops/config.js';
 import { reached } from './reach.js';
-import { createOneShotRedis } from '../../shared/redis.js';
+import { createOneShotRedis, describeTarget, redisTarget } from '../../shared/redis.js';
 import { createMongo } from '../../shared/mongo.js';
 import { Totals } from '../../storage/state/totals.js';
 import { readInfluencer, type InfluencerView, type TimelinePoint } from '../../read/influencer.js';
@@ -38,10 +38,11 @@ export async function showCommand(config: Config, opts: Record<string, unknown>,
   if (from > to)
     throw new UsageError(`--from is after --to: ${new Date(from).toISOString()} > ${new Date(to).toISOString()}`);
   const client = createMongo(config.mongoUrl);
-  const redis = createOneShotRedis(config.redisUrl);
+  const target = redisTarget(config);
+  const redis = createOneShotRedis(target);
   try {
     if (!(await reached('MongoDB', config.mongoUrl, () => client.connect()))) return 1;
-    if (!(await reached('Redis', config.redisUrl, () => redis.connect(), redis.cause))) return 1;
+    if (!(await reached('Redis', describeTarget(target), () => redis.connect(), redis.cause))) return 1;
     const db = client.db(config.mongoDb);
     const layout = await loadLayout(db, config);
     const reader = new TimelineReader(redis, db, layout, config.cluster);

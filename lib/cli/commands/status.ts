@@ -1,4 +1,4 @@
-import { createOneShotRedis } from '../../shared/redis.js';
+import { createOneShotRedis, describeTarget, redisTarget } from '../../shared/redis.js';
 import { numberFlag, UsageError } from './flags.js';
 import type { Config } from '../../ops/config.js';
 import { reached } from './reach.js';
@@ -11,9 +11,10 @@ export async function statusCommand(config: Config, opts: Record<string, unknown
   if (pk !== undefined && (pk < config.pkMin || pk > config.pkMax)) {
     throw new UsageError(`--pk=${pk} is outside the pk universe ${config.pkMin}..${config.pkMax}`);
   }
-  const redis = createOneShotRedis(config.redisUrl);
+  const target = redisTarget(config);
+  const redis = createOneShotRedis(target);
   try {
-    if (!(await reached('Redis', config.redisUrl, () => redis.connect(), redis.cause))) return 1;
+    if (!(await reached('Redis', describeTarget(target), () => redis.connect(), redis.cause))) return 1;
     if (pk !== undefined) {
       const owner = await ownerOfPk(redis, config, pk);
       if (opts.json) process.stdout.write(`${JSON.stringify(owner, null, 2)}\n`);

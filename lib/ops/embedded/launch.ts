@@ -15,6 +15,8 @@ export interface LaunchOptions {
   persist?: boolean;
   /** its own process group, so that a terminal's Ctrl-C reaches the parent only, which stops it when it is done with it */
   detached?: boolean;
+  /** more arguments for the server (a Redis Cluster node's) */
+  extraArgs?: string[];
 }
 
 export interface ServerProcess {
@@ -38,7 +40,16 @@ export function serverUrl(name: ServerName, port: number): string {
 export function serverArgs(name: ServerName, o: LaunchOptions): string[] {
   if (name === 'redis-server') {
     const persistence = o.persist ? ['--appendonly', 'yes', '--save', ''] : ['--appendonly', 'no', '--save', ''];
-    return ['--port', String(o.port), '--bind', '127.0.0.1', '--dir', o.dataDir, ...persistence];
+    return [
+      '--port',
+      String(o.port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      o.dataDir,
+      ...persistence,
+      ...(o.extraArgs ?? []),
+    ];
   }
   return [
     '--handler=sqlite',
