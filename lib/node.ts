@@ -174,6 +174,7 @@ export class InfluencerNode {
       connections: c.concurrency,
       timeoutMs: c.requestTimeoutMs,
       now,
+      log: this.log,
     });
     this.source = source;
     const scheduler = new Scheduler(source, (s) => writer.add(s), {

@@ -1,5 +1,7 @@
 import { Pool } from 'undici';
+import type { Logger } from '../ops/log.js';
 import { sleep } from '../shared/util.js';
+import { RefusalLog } from './refusals.js';
 
 export interface Influencer {
   pk: number;
@@ -24,11 +26,16 @@ export interface SourceOptions {
   maxAttempts?: number;
   /** the clock deadlines are given in */
   now?: () => number;
+  /** where refused answers are reported (rate-limited) */
+  log?: Logger;
 }
 
+/** The largest count a stored point holds: buckets and open buffers keep each count in 32 bits. */
+export const MAX_COUNT = 2 ** 32 - 1;
+
 /**
- * Validates a Mockstagram payload: the pk asked for, a username, non-negative integer counts.
- * Returns the influencer or the reason it is refused.
+ * Validates a Mockstagram payload: the pk asked for, a username, integer counts from 0 to MAX_COUNT
+ * (a larger one would wrap in the buckets). Returns the influencer or the reason it is refused.
  */
 export function validateInfluencer(pk: number, body: unknown): Influencer | string {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'not an object';
@@ -37,14 +44,24 @@ export function validateInfluencer(pk: number, body: unknown): Influencer | stri
   if (typeof b.username !== 'string' || b.username.length === 0 || b.username.length > 256) return 'bad username';
   for (const k of ['followerCount', 'followingCount'] as const) {
     const v = b[k];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return `bad ${k}`;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_COUNT) {
+      return `bad ${k} (${describe(v)}: not an integer in 0..${MAX_COUNT})`;
+    }
   }
+  // + 0 turns a -0 into 0
   return {
     pk,
     username: b.username,
-    followerCount: b.followerCount as number,
-    followingCount: b.followingCount as number,
+    followerCount: (b.followerCount as number) + 0,
+    followingCount: (b.followingCount as number) + 0,
   };
+}
+
+/** A refused value, short enough for a log line. */
+function describe(v: unknown): string {
+  if (v === undefined) return 'missing';
+  const text = typeof v === 'number' ? String(v) : `${typeof v} ${JSON.stringify(v)}`;
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
 }
 
 const NOT_FOUND = 'InfluencerNotFoundError';
@@ -88,10 +105,11 @@ export async function readBodyUpTo(res: Response, maxBytes = MAX_BODY_BYTES): Pr
 
 class BodyTooLarge extends Error {}
 
+/** A failed attempt; `refused` says why an answer that arrived was not taken (logged, rate-limited). */
 type Attempt =
   | { kind: 'ok'; influencer: Influencer }
   | { kind: 'not_found' }
-  | { kind: 'failed'; error: FetchErrorKind; retryAfterMs?: number };
+  | { kind: 'failed'; error: FetchErrorKind; retryAfterMs?: number; refused?: string };
 
 /** What one answer means: a valid influencer, an unknown pk, or a failure of some kind (429 with its Retry-After). */
 function answer(pk: number, status: number, text: string, retryAfter: string | string[] | undefined): Attempt {
@@ -100,10 +118,12 @@ function answer(pk: number, status: number, text: string, retryAfter: string | s
     try {
       body = JSON.parse(text);
     } catch {
-      return { kind: 'failed', error: 'malformed_json' };
+      return { kind: 'failed', error: 'malformed_json', refused: `not JSON: ${JSON.stringify(text.slice(0, 40))}` };
     }
     const v = validateInfluencer(pk, body);
-    return typeof v === 'string' ? { kind: 'failed', error: 'invalid_payload' } : { kind: 'ok', influencer: v };
+    return typeof v === 'string'
+      ? { kind: 'failed', error: 'invalid_payload', refused: v }
+      : { kind: 'ok', influencer: v };
   }
   if (isNotFound(status, text)) return { kind: 'not_found' };
   if (status === 429) {
@@ -145,6 +165,7 @@ export class MockstagramClient {
   private readonly maxAttempts: number;
   private readonly basePath: string;
   private readonly now: () => number;
+  private readonly refusals: RefusalLog;
 
   constructor(baseUrl: string, opts: SourceOptions) {
     const { url, authorization } = apiAddress(baseUrl);
@@ -160,6 +181,7 @@ export class MockstagramClient {
     });
     this.maxAttempts = opts.maxAttempts ?? 4;
     this.now = opts.now ?? Date.now;
+    this.refusals = new RefusalLog(opts.log);
   }
 
   /** Fetches one influencer, retrying until `deadline` (epoch ms) or the attempt limit. */
@@ -173,6 +195,7 @@ export class MockstagramClient {
       if (r.kind === 'not_found') return r;
       last = r.error;
       onError?.(r.error);
+      if (r.refused) this.refusals.note(pk, r.error, r.refused);
       const wait = r.retryAfterMs ?? Math.min(2000, 100 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
       if (this.now() + wait + 50 >= deadline) break;
       await sleep(wait);
@@ -207,7 +230,10 @@ export class MockstagramClient {
             resolve(answer(pk, status, text, retryAfter));
           },
           onResponseError(_controller, err) {
-            if (err instanceof BodyTooLarge) return resolve({ kind: 'failed', error: 'invalid_payload' });
+            if (err instanceof BodyTooLarge) {
+              const refused = `a body over ${MAX_BODY_BYTES} bytes`;
+              return resolve({ kind: 'failed', error: 'invalid_payload', refused });
+            }
             const code = (err as { code?: string }).code ?? '';
             resolve({ kind: 'failed', error: /TIMEOUT/.test(code) ? 'timeout' : 'connect' });
           },
