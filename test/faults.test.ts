@@ -7,7 +7,8 @@ import t from 'tap';
 import { pino } from 'pino';
 import { checkStore, intervalStart, range, sleep, startCluster, PK_MIN } from './helpers/cluster.js';
 import type { SchedulerStats } from '../lib/polling/scheduler.js';
-import { MockstagramClient, validateInfluencer } from '../lib/polling/source.js';
+import { MockstagramClient } from '../lib/polling/source.js';
+import { validateInfluencer } from '../lib/polling/answer.js';
 import { startMock } from '../lib/mock/mockstagram.js';
 
 const INTERVAL = 2000;

@@ -3,7 +3,8 @@ import type { Collection } from 'mongodb';
 import type { Logger } from '../ops/log.js';
 import type { OwnedSet } from '../ring/ownership.js';
 import { SlotWalk } from './slots.js';
-import { apiAddress, isNotFound, readBodyUpTo } from './source.js';
+import { isNotFound } from './answer.js';
+import { apiAddress, readBodyUpTo } from './source.js';
 import { answerId, DUPLICATE_KEY, type SuspiciousDoc } from '../storage/store.js';
 import type { InfluencerTotals } from '../storage/totals.js';
 
