@@ -11,6 +11,7 @@ import { connectRedis, createRedis } from './shared/redis.js';
 import { SampleWriter } from './storage/sample-writer.js';
 import { Scheduler } from './polling/scheduler.js';
 import { MockstagramClient } from './polling/source.js';
+import { storedIn } from './polling/stored.js';
 import { collections } from './storage/store.js';
 import { PeriodCloser } from './storage/closer.js';
 import { loadLayout, type StorageLayout } from './storage/layout.js';
@@ -94,7 +95,7 @@ export class InfluencerNode {
     const storage = await this.startStorage(conn);
     if (!storage) return;
     const universe = this.hashUniverse();
-    const scheduler = this.startPolling(storage);
+    const scheduler = this.startPolling(storage, conn.redis);
     const tracker = this.trackOwnership(universe, scheduler);
     await this.join(conn, tracker, scheduler);
     this.startSuspicious(storage, tracker);
@@ -165,7 +166,7 @@ export class InfluencerNode {
   }
 
   /** The poller and the writer behind it; the scheduler is started once the node joins. */
-  private startPolling({ db, layout, totals }: Storage): Scheduler {
+  private startPolling({ db, layout, totals }: Storage, redis: Redis): Scheduler {
     const c = this.config;
     const now = this.now;
     const writer = new SampleWriter(new LogWriter(db, totals, layout, c.nodeId), { ...c, now }, this.log);
@@ -180,6 +181,9 @@ export class InfluencerNode {
     const scheduler = new Scheduler(source, (s) => writer.add(s), {
       intervalMs: c.intervalMs,
       concurrency: c.concurrency,
+      stored: storedIn(redis, c.cluster),
+      // a handed-over pk's last sample is in the store within the flush age and the ring's lag (≤ 2 s)
+      settleMs: c.flushMaxAgeMs + 2000,
       now,
     });
     this.scheduler = scheduler;
@@ -194,11 +198,12 @@ export class InfluencerNode {
     const tracker = new OwnershipTracker(universe, this.config.nodeId, { now: this.now });
     this.tracker = tracker;
     tracker.on('change', (change: OwnershipChange) => {
-      scheduler.setOwned(change.owned, change.gained);
+      scheduler.setOwned(change.owned, change.gained, change.orphaned);
       this.log.info(
         {
           owned: change.owned.pks.length,
           gained: change.gained.length,
+          orphaned: change.orphaned.length,
           lost: change.lost.length,
           members: change.members.length,
           ms: Math.round(change.ms),
