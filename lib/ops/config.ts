@@ -10,7 +10,7 @@ export class ConfigError extends Error {
   readonly exitCode = 2;
 }
 
-type Kind = 'url' | 'int' | 'number' | 'name' | 'level' | 'host' | 'bool' | 'string' | 'path';
+type Kind = 'url' | 'int' | 'number' | 'name' | 'level' | 'host' | 'bool' | 'string' | 'path' | 'choice';
 
 interface Setting {
   env: string;
@@ -21,6 +21,7 @@ interface Setting {
   min?: number;
   max?: number;
   protocols?: string[];
+  choices?: readonly string[];
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -262,6 +263,16 @@ export const SETTINGS = {
       'where the servers `demo` starts itself keep their data (redis/, ferretdb/); ' +
       'default: $XDG_DATA_HOME/influencer-node, else ~/.local/share/influencer-node',
   },
+  aptInstall: {
+    env: 'APT_INSTALL',
+    flag: 'apt-install',
+    kind: 'choice',
+    choices: ['auto', 'yes', 'no'],
+    def: () => 'auto',
+    help:
+      'whether a missing redis-server is installed with apt-get (as root), after saying what: auto = by ' +
+      '`setup` and `demo`, by `npm test` only when CI is set; yes = by `npm test` too; no = never',
+  },
   logLevel: {
     env: 'LOG_LEVEL',
     flag: 'log-level',
@@ -303,8 +314,11 @@ export interface Config {
   suspiciousPost: boolean;
   clockSkewMs: number;
   dataDir: string;
+  aptInstall: AptInstall;
   logLevel: string;
 }
+
+export type AptInstall = 'auto' | 'yes' | 'no';
 
 export { MAX_UNIVERSE };
 
@@ -334,6 +348,13 @@ export function loadConfig(flags: Record<string, unknown> = {}, env: NodeJS.Proc
     throw new ConfigError(`PK_MAX=${config.pkMax} makes ${pks} pks: ${allowed}`);
   }
   return config;
+}
+
+/** One setting from the environment alone, checked as loadConfig checks it (for scripts that take no flags). */
+export function readSetting<K extends SettingName>(key: K, env: NodeJS.ProcessEnv = process.env): Config[K] {
+  const setting: Setting = SETTINGS[key];
+  const raw = env[setting.env] !== undefined && env[setting.env] !== '' ? env[setting.env]! : setting.def(env);
+  return parseSetting(setting.env, String(raw), setting) as Config[K];
 }
 
 /** Whether a setting was given (flag, environment or .env) rather than left to its default. */
@@ -398,6 +419,9 @@ function parseSetting(label: string, raw: string, s: Setting): string | number |
       if (/^(false|0|no|off)$/i.test(value)) return false;
       return bad('true or false');
     case 'string':
+      return value;
+    case 'choice':
+      if (!s.choices!.includes(value)) return bad(`one of ${s.choices!.join(', ')}`);
       return value;
     case 'path':
       if (value === '' || value.includes('\0')) return bad('a directory path');

@@ -1,5 +1,6 @@
 import type { Config } from '../../ops/config.js';
 import { describe, ensureServers, survey } from '../../ops/embedded/setup.js';
+import { aptPolicy } from '../../ops/embedded/install.js';
 
 /**
  * `influencer-node setup [--check]`: finds redis-server and FerretDB, and installs the missing ones
@@ -10,13 +11,14 @@ export async function setupCommand(config: Config, opts: Record<string, unknown>
     process.stdout.write(text);
   };
   const dataLine = `${'data'.padEnd(13)} ${config.dataDir}  (where the servers demo starts keep their data)\n`;
+  const apt = aptPolicy(config.aptInstall, 'command');
   if (opts.check) {
-    const found = await survey();
+    const found = await survey(process.env, undefined, apt);
     for (const s of found) out(`${describe(s, 'check')}\n`);
     out(dataLine);
     return found.every((s) => s.lookup.found) ? 0 : 1;
   }
-  const { installed } = await ensureServers(out);
+  const { installed } = await ensureServers(out, process.env, undefined, apt);
   out(dataLine);
   if (installed.length === 0) out('nothing to install\n');
   return 0;
