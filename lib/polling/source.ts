@@ -25,25 +25,46 @@ export interface SourceOptions {
 /** An influencer answer is about 100 bytes, an is_suspicious one less: a body past this is refused unread. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
-/** A fetch Response's body as text, or null (and the rest left unread) when it passes `maxBytes`. */
-export async function readBodyUpTo(res: Response, maxBytes = MAX_BODY_BYTES): Promise<string | null> {
+/** A body still arriving at its deadline (a trickle of bytes keeps any idle timeout from firing). */
+export class BodyTimeout extends Error {}
+
+/**
+ * A fetch Response's body as text, or null (and the rest left unread) when it passes `maxBytes`;
+ * throws BodyTimeout (the rest cancelled) when it is not all there by `deadline` (epoch ms).
+ */
+export async function readBodyUpTo(
+  res: Response,
+  maxBytes = MAX_BODY_BYTES,
+  deadline = Infinity,
+): Promise<string | null> {
   if (Number(res.headers.get('content-length') ?? 0) > maxBytes) {
     await res.body?.cancel();
     return null;
   }
   if (!res.body) return '';
   const reader = res.body.getReader();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    if (deadline !== Infinity) timer = setTimeout(() => reject(new BodyTimeout()), Math.max(0, deadline - Date.now()));
+  });
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return Buffer.concat(chunks).toString('utf8');
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel();
-      return null;
+  try {
+    for (;;) {
+      const { done, value } = await Promise.race([reader.read(), late]);
+      if (done) return Buffer.concat(chunks).toString('utf8');
+      size += value.byteLength;
+      if (size > maxBytes) {
+        await reader.cancel();
+        return null;
+      }
+      chunks.push(value);
     }
-    chunks.push(value);
+  } catch (err) {
+    if (err instanceof BodyTimeout) await reader.cancel().catch(() => undefined);
+    throw err;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
