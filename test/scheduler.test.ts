@@ -207,3 +207,39 @@ t.test('a held catch-up whose deadline would pass before the check is fetched at
   t.same(await settle(), [[1, 20_000]]);
   await scheduler.stop();
 });
+
+t.test('a new cluster of a million pks, started late in an interval, queues its catch-ups', async (t) => {
+  const n = 1_000_000;
+  const big = {
+    pks: Int32Array.from({ length: n }, (_, i) => i + 1),
+    hashes: Uint32Array.from({ length: n }, (_, i) => Math.floor((i / n) * TWO_32)),
+  };
+  const { scheduler, clock } = onClock({ concurrency: 1, fetch: () => new Promise(() => undefined) });
+  clock.now = 29_000; // 90 % of the slots have passed
+  t.doesNotThrow(() => scheduler.setOwned(big, big.pks, big.pks), 'no stack overflow');
+  t.doesNotThrow(() => scheduler.setOwned(big, [], []));
+  t.equal(scheduler.stats().inFlight, 1, 'the first catch-up is in flight');
+  void scheduler.stop();
+
+  let asked = 0;
+  const stored: StoredCheck = async (pks) => ((asked += pks.length), pks.map((pk) => pk % 2 === 0));
+  const held = onClock({
+    concurrency: 1,
+    catchUpMs: 0,
+    stored,
+    settleMs: 2000,
+    fetch: () => new Promise(() => undefined),
+  });
+  held.clock.now = 25_000; // half the slots have passed: half a million catch-ups held, then checked
+  held.scheduler.setOwned(big, big.pks, []);
+  held.clock.now = 27_100;
+  await held.settle();
+  const passed = big.pks.filter((_, i) => big.hashes[i]! <= TWO_32 / 2);
+  t.equal(asked, passed.length, `all ${passed.length} of them asked about`);
+  t.equal(
+    held.scheduler.stats().handoverStored,
+    passed.filter((pk) => pk % 2 === 0).length,
+    'the stored half left out',
+  );
+  void held.scheduler.stop();
+});

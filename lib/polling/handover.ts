@@ -69,14 +69,19 @@ export class HandoverHold {
   private async check(entries: Late[]): Promise<void> {
     const missing: Late[] = [];
     const byInterval = new Map<number, Late[]>();
-    for (const l of entries) byInterval.set(l.at, [...(byInterval.get(l.at) ?? []), l]);
+    for (const l of entries) {
+      const list = byInterval.get(l.at);
+      if (list) list.push(l);
+      else byInterval.set(l.at, [l]);
+    }
     for (const [at, list] of byInterval) {
       try {
         const pks = list.map((l) => l.pk);
         const stored = await this.stored!(pks, at);
         list.forEach((l, i) => (stored[i] ? this.skipped++ : missing.push(l)));
       } catch {
-        missing.push(...list); // the store cannot say: fetch (a repeat is harmless, a gap is not)
+        // the store cannot say: fetch (a repeat is harmless, a gap is not)
+        for (const l of list) missing.push(l);
       }
     }
     if (missing.length > 0) this.release(missing);

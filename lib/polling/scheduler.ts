@@ -95,7 +95,7 @@ export class Scheduler {
     this.catchUpMs = opts.catchUpMs ?? Math.min(opts.intervalMs, 5000);
     this.walk = new SlotWalk(opts.intervalMs);
     const release = (entries: Late[]): void => {
-      this.late.push(...entries);
+      this.queue(entries);
       this.tick();
     };
     this.handover = new HandoverHold(opts.stored, opts.settleMs ?? 0, release, (l) => this.nextSlot(l));
@@ -114,10 +114,11 @@ export class Scheduler {
     walk.follow(owned);
     if (walk.interval >= 0 && gained.length > 0) {
       const catchUp = this.catchUps(owned, new Set(gained), now);
-      if (orphaned === undefined) this.late.push(...catchUp);
+      // orphaned is a subset of gained: the same length is the same pks (a new cluster's million)
+      if (orphaned === undefined || orphaned.length === gained.length) this.queue(catchUp);
       else {
         const orphans = new Set(orphaned);
-        this.late.push(...catchUp.filter((l) => orphans.has(l.pk)));
+        this.queue(catchUp.filter((l) => orphans.has(l.pk)));
         this.handover.hold(
           catchUp.filter((l) => !orphans.has(l.pk)),
           now,
@@ -125,6 +126,11 @@ export class Scheduler {
       }
     }
     this.tick();
+  }
+
+  /** Appends to the late queue one by one: a spread of a new cluster's million would overflow the stack. */
+  private queue(entries: Late[]): void {
+    for (const l of entries) this.late.push(l);
   }
 
   /** The gained pks' missed slots: in this interval, and in the previous one less than catchUpMs ago. */
