@@ -2,6 +2,7 @@
 // the scenarios, prints a table per scenario, writes bench/results/<date>.json and appends a
 // section to BENCHMARKS.md. A scenario that throws is reported as failed; the others still run.
 // Every child process is killed at the end, on an error and on Ctrl-C.
+import { maskUrl } from '../lib/ops/config.js';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
@@ -292,7 +293,8 @@ async function main(): Promise<number> {
   let infraError = '';
   try {
     infra = await startInfra();
-    console.log(`servers: redis ${infra.redis.url}, ferretdb ${infra.ferret.url}, mock ${infra.mock.url}\n`);
+    const [redis, ferret] = [maskUrl(infra.redis.url), maskUrl(infra.ferret.url)];
+    console.log(`servers: redis ${redis}, ferretdb ${ferret}, mock ${infra.mock.url}\n`);
   } catch (err) {
     infraError = `servers did not start: ${err instanceof Error ? err.message : String(err)}`;
     console.log(`${infraError}\n`);

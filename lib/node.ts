@@ -19,6 +19,7 @@ import { LogWriter } from './storage/write/log-writer.js';
 import { TotalsRebuilder } from './storage/jobs/rebuild.js';
 import { RetentionJob } from './storage/jobs/retention.js';
 import { RankingJob } from './storage/state/ranking.js';
+import { storedIn } from './polling/stored.js';
 import { SuspiciousChecker } from './polling/suspicious.js';
 import { Totals } from './storage/state/totals.js';
 import { ClusterLock } from './cluster/locks.js';
@@ -198,11 +199,15 @@ export class InfluencerNode {
       connections: c.concurrency,
       timeoutMs: c.requestTimeoutMs,
       now,
+      log: this.log,
     });
     this.source = source;
     const scheduler = new Scheduler(source, (s) => writer.add(s), {
       intervalMs: c.intervalMs,
       concurrency: c.concurrency,
+      stored: storedIn(totals),
+      // a handed-over pk's last sample is in the store within the flush age and the ring's lag (≤ 2 s)
+      settleMs: c.flushMaxAgeMs + 2000,
       now,
     });
     this.scheduler = scheduler;
@@ -217,11 +222,12 @@ export class InfluencerNode {
     const tracker = new OwnershipTracker(universe, this.config.nodeId, { now: this.now });
     this.tracker = tracker;
     tracker.on('change', (change: OwnershipChange) => {
-      scheduler.setOwned(change.owned, change.gained);
+      scheduler.setOwned(change.owned, change.gained, change.orphaned);
       this.log.info(
         {
           owned: change.owned.pks.length,
           gained: change.gained.length,
+          orphaned: change.orphaned.length,
           lost: change.lost.length,
           members: change.members.length,
           ms: Math.round(change.ms),

@@ -4,9 +4,10 @@
 // Also: a server answering at the default address is used, and the bad cases give one line.
 import t from 'tap';
 import { createServer } from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { answers } from '../lib/ops/ports.js';
+import { maskUrl } from '../lib/ops/config.js';
 import { runCli, spawnCli, waitExit } from './helpers/cli.js';
 import { until } from './helpers/cluster.js';
 import { sandbox } from './helpers/sandbox.js';
@@ -33,6 +34,11 @@ function demo(t: Owner, env: Record<string, string>): ReturnType<typeof spawnCli
       }
   });
   return child;
+}
+
+/** `text` as a regular expression that matches it literally. */
+function literal(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** The pids of the servers a demo says it started. */
@@ -86,19 +92,24 @@ t.test(
     t.match(
       out,
       new RegExp(
-        `^redis +redis://127\\.0\\.0\\.1:\\d+ +redis-server [\\d.]+ started by the demo \\(pid \\d+\\), data in ${dataDir}/redis$`,
+        `^redis +redis://:\\*\\*\\*@127\\.0\\.0\\.1:\\d+ +redis-server [\\d.]+ started by the demo \\(pid \\d+\\), data in ${dataDir}/redis$`,
         'm',
       ),
     );
     t.match(
       out,
       new RegExp(
-        `^mongodb +mongodb://127\\.0\\.0\\.1:\\d+ +ferretdb v1\\.24\\.2 started by the demo \\(pid \\d+\\), data in ${dataDir}/ferretdb$`,
+        `^mongodb +mongodb://influencer:\\*\\*\\*@127\\.0\\.0\\.1:\\d+ +ferretdb v1\\.24\\.2 started by the demo \\(pid \\d+\\), data in ${dataDir}/ferretdb$`,
         'm',
       ),
     );
     await until(async () => (await samples(url)) >= 4, 60_000, 'four samples of pk 1000000');
     await active(first);
+    for (const dir of ['redis', 'ferretdb'].map((d) => join(dataDir, d))) {
+      t.equal(statSync(dir).mode & 0o777, 0o700, `${dir}: 0700`);
+      t.equal(statSync(join(dir, 'password')).mode & 0o777, 0o600, `${dir}/password: 0600`);
+      t.notOk(out.includes(readFileSync(join(dir, 'password'), 'utf8').trim()), 'its password is not printed');
+    }
 
     const busy = await runCli(DEMO, env);
     t.equal(busy.code, 1, 'a second demo on the same data directory: exit 1');
@@ -165,8 +176,12 @@ t.test('a URL set: that server is used and none is started', async (t) => {
     CLUSTER: svc.cluster,
   });
   await dashboard(run);
-  t.match(run.output(), new RegExp(`^redis +${svc.redisUrl} +\\(REDIS_URL\\)$`, 'm'));
-  t.match(run.output(), new RegExp(`^mongodb +${svc.mongoUrl} +\\(MONGO_URL\\)$`, 'm'));
+  t.match(run.output(), new RegExp(`^redis +${literal(maskUrl(svc.redisUrl))} +\\(REDIS_URL\\)$`, 'm'));
+  t.match(run.output(), new RegExp(`^mongodb +${literal(maskUrl(svc.mongoUrl))} +\\(MONGO_URL\\)$`, 'm'));
+  for (const url of [svc.redisUrl, svc.mongoUrl]) {
+    const secret = new URL(url).password;
+    if (secret) t.notOk(run.output().includes(secret), 'the password is not printed');
+  }
   t.notMatch(run.output(), /started by the demo|redis-server|ferretdb/, 'nothing looked for, nothing started');
   await active(run);
   run.kill('SIGINT');
@@ -179,7 +194,8 @@ t.test(
   { skip: (await answers(6379)) ? 'something answers at 127.0.0.1:6379' : false },
   async (t) => {
     const svc = await services(t);
-    const redis = await startRedis(6379);
+    // a stand-in for a Redis someone runs at the default address (Debian's, without a password)
+    const redis = await startRedis(6379, { auth: false });
     // the tests after this one need the default address free again
     t.teardown(() => redis.stop());
     const run = demo(t, { MONGO_URL: svc.mongoUrl, MONGO_DB: svc.mongoDb, CLUSTER: svc.cluster });

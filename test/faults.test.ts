@@ -4,9 +4,11 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
+import { pino } from 'pino';
 import { checkStore, intervalStart, range, sleep, startCluster, PK_MIN } from './helpers/cluster.js';
 import type { SchedulerStats } from '../lib/polling/scheduler.js';
-import { MockstagramClient, validateInfluencer } from '../lib/polling/source.js';
+import { MockstagramClient } from '../lib/polling/source.js';
+import { validateInfluencer } from '../lib/polling/answer.js';
 import { startMock } from '../lib/mock/mockstagram.js';
 
 const INTERVAL = 2000;
@@ -22,6 +24,49 @@ t.test('payload validation', async (t) => {
   t.match(validateInfluencer(5, [ok]), /not an object/);
   t.match(validateInfluencer(5, null), /not an object/);
 });
+
+t.test(
+  'counts a bucket cannot hold (2^32 and up) are refused at the source, counted, logged once a minute',
+  async (t) => {
+    const ok = { pk: 5, username: 'a', followerCount: 10, followingCount: 0 };
+    const top = 2 ** 32 - 1;
+    t.same(validateInfluencer(5, { ...ok, followerCount: top, followingCount: top }), {
+      ...ok,
+      followerCount: top,
+      followingCount: top,
+    });
+    t.match(validateInfluencer(5, { ...ok, followerCount: 2 ** 32 }), /bad followerCount/);
+    t.match(validateInfluencer(5, { ...ok, followingCount: 2 ** 40 }), /bad followingCount/);
+
+    const server = createServer((req, res) => {
+      const pk = Number(req.url!.split('/').pop());
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ pk, username: `u${pk}`, followerCount: 2 ** 32 + pk, followingCount: 1 }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const client = new MockstagramClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, {
+      connections: 2,
+      timeoutMs: 1000,
+      maxAttempts: 1,
+      log,
+    });
+    t.teardown(() => client.close());
+    const errors: string[] = [];
+    for (let pk = 1; pk <= 20; pk++) {
+      t.match(await client.fetch(pk, Date.now() + 2000, (k) => errors.push(k)), {
+        kind: 'failed',
+        error: 'invalid_payload',
+      });
+    }
+    t.equal(errors.length, 20, 'each refused answer is a counted fetch error');
+    t.equal(lines.length, 1, `one log line for 20 refused answers, not one each: ${JSON.stringify(lines)}`);
+    t.match(lines[0], { level: 40, pk: 1, reason: /followerCount \(4294967297: .*0\.\.4294967295/ });
+    t.match(lines[0]!.msg, /Mockstagram answers refused/);
+  },
+);
 
 t.test('client: not found, retries, Retry-After, timeouts', async (t) => {
   const mock = await startMock({ port: 0, count: 10, seed: 1, suspiciousDelayScale: 0 });

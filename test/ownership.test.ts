@@ -334,3 +334,26 @@ t.test('OwnershipTracker: real timers by default', async (t) => {
   t.ok(change.lost.length > 0 && change.gained.length === 0);
   tracker.close();
 });
+
+t.test('OwnershipTracker: orphaned = the gained pks whose last owner is no longer a member', async (t) => {
+  const small = new PkUniverse(1, 5_000);
+  const time = fakeTime();
+  const tracker = new OwnershipTracker(small, 'a', { minIntervalMs: 1000, ...time });
+  const changes: OwnershipChange[] = [];
+  tracker.on('change', (c) => changes.push(c));
+  tracker.setMembers(equal(['a']));
+  t.ok(sameArray(changes[0]!.orphaned, changes[0]!.gained), 'alone on an empty ring: everything is orphaned');
+
+  const joining = new OwnershipTracker(small, 'b', { minIntervalMs: 1000, ...time });
+  joining.on('change', (c) => changes.push(c));
+  joining.setMembers(equal(['a', 'b']));
+  t.ok(changes[1]!.gained.length > 0, 'a node joining a live member gains pks');
+  t.equal(changes[1]!.orphaned.length, 0, 'none orphaned: their owner is still a member');
+
+  time.advance(1000);
+  joining.setMembers(equal(['b']));
+  const leave = changes[2]!;
+  t.ok(leave.gained.length > 0 && sameArray(leave.orphaned, leave.gained), "the leaver's pks are orphaned");
+  tracker.close();
+  joining.close();
+});

@@ -6,6 +6,7 @@ import t from 'tap';
 import { Scheduler, type Fetcher } from '../lib/polling/scheduler.js';
 import type { FetchResult } from '../lib/polling/source.js';
 import type { Sample } from '../lib/storage/format/documents.js';
+import type { StoredCheck } from '../lib/polling/stored.js';
 
 const TWO_32 = 2 ** 32;
 const I = 10_000;
@@ -17,7 +18,15 @@ const answer = (pk: number): FetchResult => ({
 });
 
 /** A scheduler on a clock the test moves (starting at 20,500 ms: 0.5 s into [20,000, 30,000)). */
-function onClock(opts: { catchUpMs?: number; concurrency?: number; fetch?: Fetcher['fetch'] } = {}) {
+function onClock(
+  opts: {
+    catchUpMs?: number;
+    concurrency?: number;
+    fetch?: Fetcher['fetch'];
+    stored?: StoredCheck;
+    settleMs?: number;
+  } = {},
+) {
   const clock = { now: 20_500 };
   const fetcher: Fetcher = {
     fetch: opts.fetch ?? (async (pk) => answer(pk)),
@@ -28,6 +37,8 @@ function onClock(opts: { catchUpMs?: number; concurrency?: number; fetch?: Fetch
     concurrency: opts.concurrency ?? 8,
     now: () => clock.now,
     catchUpMs: opts.catchUpMs,
+    stored: opts.stored,
+    settleMs: opts.settleMs,
   });
   scheduler.start();
   /** lets the scheduler's timers run, then returns what it stored, sorted */
@@ -141,4 +152,94 @@ t.test('a pk lost while waiting in the late queue is not fetched', async (t) => 
   }
   t.same(await settle(), [[2, 20_000]], 'pk 1 is left to its new owner');
   await scheduler.stop();
+});
+
+t.test('pks handed over by a live member: held settleMs, then fetched only if the store lacks them', async (t) => {
+  const asked: Array<[number[], number]> = [];
+  const stored: StoredCheck = async (pks, at) => {
+    asked.push([[...pks], at]);
+    return pks.map((pk) => pk === 1); // the last owner stored pk 1 of this interval, not pk 2
+  };
+  const { scheduler, clock, settle } = onClock({ catchUpMs: 0, stored, settleMs: 2000 });
+  await settle();
+  clock.now = 25_000; // the slots of pks 1 (20,100) and 2 (22,000) have passed
+  scheduler.setOwned(owned, owned.pks, []);
+  t.same(await settle(), [], 'nothing fetched while the last owner may still be storing them');
+  clock.now = 27_100;
+  t.same(await settle(), [[2, 20_000]], 'after settleMs: only the pk the store lacks');
+  t.same(asked, [[[1, 2], 20_000]], 'one question for both');
+  t.equal(scheduler.stats().handoverStored, 1, 'the skipped catch-up is counted');
+  clock.now = 29_100;
+  t.same(await settle(), [
+    [2, 20_000],
+    [3, 20_000],
+  ]);
+  await scheduler.stop();
+});
+
+t.test('orphaned pks are caught up at once; a store that cannot answer means fetch', async (t) => {
+  const failing: StoredCheck = async () => {
+    throw new Error('redis down');
+  };
+  const { scheduler, clock, settle } = onClock({ catchUpMs: 0, stored: failing, settleMs: 2000 });
+  await settle();
+  clock.now = 25_000;
+  scheduler.setOwned(owned, owned.pks, [1]);
+  t.same(await settle(), [[1, 20_000]], 'pk 1 had no live owner: fetched at once');
+  clock.now = 27_100;
+  t.same(
+    await settle(),
+    [
+      [1, 20_000],
+      [2, 20_000],
+    ],
+    'pk 2 fetched once the store failed to answer',
+  );
+  await scheduler.stop();
+});
+
+t.test('a held catch-up whose deadline would pass before the check is fetched at once', async (t) => {
+  const stored: StoredCheck = async (pks) => pks.map(() => true);
+  const { scheduler, clock, settle } = onClock({ catchUpMs: 0, stored, settleMs: 2000 });
+  await settle();
+  clock.now = 29_500; // pk 1's next slot (30,100) comes before the check (31,500)
+  scheduler.setOwned({ pks: owned.pks.slice(0, 1), hashes: owned.hashes.slice(0, 1) }, [1], []);
+  t.same(await settle(), [[1, 20_000]]);
+  await scheduler.stop();
+});
+
+t.test('a new cluster of a million pks, started late in an interval, queues its catch-ups', async (t) => {
+  const n = 1_000_000;
+  const big = {
+    pks: Int32Array.from({ length: n }, (_, i) => i + 1),
+    hashes: Uint32Array.from({ length: n }, (_, i) => Math.floor((i / n) * TWO_32)),
+  };
+  const { scheduler, clock } = onClock({ concurrency: 1, fetch: () => new Promise(() => undefined) });
+  clock.now = 29_000; // 90 % of the slots have passed
+  t.doesNotThrow(() => scheduler.setOwned(big, big.pks, big.pks), 'no stack overflow');
+  t.doesNotThrow(() => scheduler.setOwned(big, [], []));
+  t.equal(scheduler.stats().inFlight, 1, 'the first catch-up is in flight');
+  void scheduler.stop();
+
+  let asked = 0;
+  const stored: StoredCheck = async (pks) => ((asked += pks.length), pks.map((pk) => pk % 2 === 0));
+  const held = onClock({
+    concurrency: 1,
+    catchUpMs: 0,
+    stored,
+    settleMs: 2000,
+    fetch: () => new Promise(() => undefined),
+  });
+  held.clock.now = 25_000; // half the slots have passed: half a million catch-ups held, then checked
+  held.scheduler.setOwned(big, big.pks, []);
+  held.clock.now = 27_100;
+  await held.settle();
+  const passed = big.pks.filter((_, i) => big.hashes[i]! <= TWO_32 / 2);
+  t.equal(asked, passed.length, `all ${passed.length} of them asked about`);
+  t.equal(
+    held.scheduler.stats().handoverStored,
+    passed.filter((pk) => pk % 2 === 0).length,
+    'the stored half left out',
+  );
+  void held.scheduler.stop();
 });

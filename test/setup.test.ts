@@ -2,10 +2,12 @@
 // PATH whose apt-get and go stand in for the real installers), the cases where it cannot install,
 // and once, when the cache lacks it, the real FerretDB build.
 import t, { type Test } from 'tap';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FERRET_PACKAGE, FERRET_VERSION, ferretCachePath, findFerret } from '../lib/ops/embedded/binaries.js';
 import { installFerret } from '../lib/ops/embedded/install.js';
+import { ensureServers } from '../lib/ops/embedded/setup.js';
+import { testsApt } from './helpers/servers.js';
 import { runCli, type CliResult } from './helpers/cli.js';
 import { sandbox } from './helpers/sandbox.js';
 
@@ -49,7 +51,7 @@ t.test(
     t.equal(check.code, 1, '--check: exit 1 while one is missing');
     t.match(
       check.stdout,
-      /^redis-server +missing: `influencer-node setup` installs Debian's redis-server with apt-get$/m,
+      /^redis-server +missing: `influencer-node setup` installs the Debian package redis-server with apt-get \(apt-get update, then apt-get install -y redis-server\)$/m,
     );
     t.match(
       check.stdout,
@@ -96,6 +98,57 @@ t.test(
     t.equal(box.calls().length, calls, 'no installer ran the second time');
   },
 );
+
+t.test('setup says what apt-get will install before it runs it; APT_INSTALL=no runs none', async (t) => {
+  const box = await sandbox(t, { apt: true, present: ['ferretdb'] });
+  const no = await runCli(['setup'], { ...box.env, APT_INSTALL: 'no' });
+  clearFailure(t, no, 'APT_INSTALL=no');
+  t.match(
+    no.stderr,
+    /^influencer-node: redis-server is missing and APT_INSTALL=no: install it with `apt-get install redis-server`, then run this again$/m,
+  );
+  t.same(box.calls(), [], 'apt-get did not run');
+  const setup = await runCli(['setup'], box.env, 60_000);
+  t.equal(setup.code, 0);
+  const said = setup.stdout.indexOf('installing the Debian package redis-server with apt-get');
+  t.ok(said >= 0 && said < setup.stdout.indexOf('apt-get update …'), 'what it installs is said first');
+});
+
+t.test('npm test runs apt-get only when CI is set or APT_INSTALL=yes', async (t) => {
+  const box = await sandbox(t, { apt: true, present: ['ferretdb'] });
+  const env = { ...box.env, CI: '' };
+  const wanted = { redis: true, ferret: false };
+  const write = (): void => undefined;
+  await t.rejects(
+    ensureServers(write, env, wanted, testsApt(env)),
+    {
+      lines: [
+        /^redis-server is missing and npm test runs apt-get only when CI is set or APT_INSTALL=yes: .*APT_INSTALL=yes/,
+      ],
+    },
+    'no CI, no setting: refused in one line',
+  );
+  t.same(box.calls(), [], 'apt-get did not run');
+  const ci = { ...box.env, CI: 'true' };
+  t.ok((await ensureServers(write, ci, wanted, testsApt(ci))).redis, 'CI=true: installed');
+  t.same(box.calls(), ['apt-get update', 'apt-get install -y redis-server']);
+});
+
+t.test('installers are found by absolute path, never in node_modules/.bin or a relative PATH entry', async (t) => {
+  const box = await sandbox(t, { apt: true, present: ['ferretdb'] });
+  const shadow = join(box.root, 'node_modules', '.bin');
+  mkdirSync(shadow, { recursive: true });
+  for (const tool of ['apt-get', 'redis-server', 'bash']) {
+    writeFileSync(join(shadow, tool), `#!/bin/sh\necho "shadow ${tool}" >> ${join(box.root, 'calls')}\n`, {
+      mode: 0o755,
+    });
+  }
+  const env = { ...box.env, PATH: `${shadow}:node_modules/.bin:.:${box.env.PATH}` };
+  const setup = await runCli(['setup'], env, 60_000);
+  t.equal(setup.code, 0, setup.stderr);
+  t.same(box.calls(), ['apt-get update', 'apt-get install -y redis-server'], 'the real apt-get, not the shadow');
+  t.match(setup.stdout, new RegExp(`^redis-server +[\\d.]+ +${box.root}/bin/redis-server `, 'm'));
+});
 
 t.test('two setups at once: one builds FerretDB, the other waits for it and uses its binary', async (t) => {
   const box = await sandbox(t, { present: ['redis-server'], go: 'builds', buildSeconds: 2 });

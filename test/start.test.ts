@@ -2,18 +2,18 @@
 // joins once they are up; SIGTERM stops it with exit 0.
 import t from 'tap';
 import { readMembers } from '../lib/cluster/member-view.js';
-import { freePort, services, startFerret, startRedis } from './helpers/servers.js';
+import { freePort, plan, services, startFerret, startRedis } from './helpers/servers.js';
 import { spawnCli, waitExit } from './helpers/cli.js';
 import { sleep, until } from './helpers/cluster.js';
 import { Redis } from 'ioredis';
 
 t.test('Mongo and Redis unreachable at start: named, retried, then joined', async (t) => {
   const svc = await services(t);
-  const mongoPort = await freePort();
-  const redisPort = await freePort();
+  // the servers' ports and passwords are chosen first, so the node can be given their URLs
+  const [mongoAt, redisAt] = await Promise.all([plan('ferret'), plan('redis')]);
   const env = {
-    REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-    MONGO_URL: `mongodb://127.0.0.1:${mongoPort}`,
+    REDIS_URL: redisAt.url,
+    MONGO_URL: mongoAt.url,
     MONGO_DB: svc.mongoDb,
     CLUSTER: svc.cluster,
     MOCKSTAGRAM_URL: 'http://127.0.0.1:9',
@@ -42,8 +42,8 @@ t.test('Mongo and Redis unreachable at start: named, retried, then joined', asyn
     1,
     'said once, not per retry',
   );
-  const ferret = await startFerret(mongoPort);
-  const redisServer = await startRedis(redisPort);
+  const ferret = await startFerret(mongoAt);
+  const redisServer = await startRedis(redisAt);
   const redis = new Redis(redisServer.url);
   t.teardown(() => redis.disconnect());
   await until(

@@ -254,6 +254,66 @@ t.test('an is_suspicious answer far larger than one is refused unread', async (t
   t.same([...totals.flags.keys()], [], 'nothing next to the totals');
 });
 
+t.test('an is_suspicious answer that redirects or trickles in is an error, never stored', async (t) => {
+  const answers = await answersOf(t);
+  const totals = fakeTotals();
+  const REDIRECT = PK_MIN;
+  let followed = 0;
+  const timers = new Set<NodeJS.Timeout>();
+  const server = createServer((req, res) => {
+    res.on('error', () => undefined);
+    const pk = Number(/\/(\d+)\/is_suspicious$/.exec(req.url ?? '')?.[1]);
+    if (req.url?.startsWith('/elsewhere')) {
+      followed++;
+      return void res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ pk, suspicious: true }));
+    }
+    if (pk === REDIRECT) return void res.writeHead(302, { location: `/elsewhere${req.url}` }).end();
+    // a valid answer, one byte a second: never idle long, never done within the timeout
+    const body = Buffer.from(JSON.stringify({ pk, suspicious: true }));
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+    let i = 0;
+    const drip = (): void => {
+      if (res.destroyed) return;
+      res.write(body.subarray(i, ++i));
+      if (i < body.length) timers.add(setTimeout(drip, 1000));
+      else res.end();
+    };
+    drip();
+  });
+  server.on('connection', (socket) => socket.on('error', () => undefined));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const timer of timers) clearTimeout(timer);
+    server.closeAllConnections();
+    server.close();
+  });
+  const checker = new SuspiciousChecker(
+    {
+      mockstagramUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      intervalMs: 2000,
+      concurrency: 2,
+      timeoutMs: 1500,
+      post: false,
+      retryMs: 60_000,
+      maxTries: 1,
+    },
+    { owned: () => owned([PK_MIN, PK_MIN + 1]), answers, totals, log },
+  );
+  checker.start();
+  t.teardown(() => checker.stop());
+  await until(
+    () => (checker.stats().errors.http_other ?? 0) >= 1 && (checker.stats().errors.timeout ?? 0) >= 1,
+    20_000,
+    'the redirect and the trickle counted',
+  );
+  await checker.stop();
+  t.equal(followed, 0, 'the redirect is not followed');
+  t.same([...totals.flags.keys()], [], 'nothing next to the totals');
+  t.same([...(await latestAnswers(answers)).keys()], [], 'nothing stored');
+});
+
 t.test('SUSPICIOUS_POST: the older POST form with the latest counts as body', async (t) => {
   const pks = range(PK_MIN, 4);
   const answers = await answersOf(t);

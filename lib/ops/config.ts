@@ -11,7 +11,18 @@ export class ConfigError extends Error {
 }
 
 type Kind =
-  'url' | 'int' | 'number' | 'name' | 'level' | 'host' | 'bool' | 'string' | 'path' | 'origins' | 'redisNodes';
+  | 'url'
+  | 'int'
+  | 'number'
+  | 'name'
+  | 'level'
+  | 'host'
+  | 'bool'
+  | 'string'
+  | 'path'
+  | 'origins'
+  | 'redisNodes'
+  | 'choice';
 
 export interface Setting {
   env: string;
@@ -24,6 +35,7 @@ export interface Setting {
   min?: number;
   max?: number;
   protocols?: string[];
+  choices?: readonly string[];
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -297,6 +309,16 @@ export const SETTINGS = {
     def: () => '',
     help: 'origins whose pages may read the API (comma-separated, e.g. https://grafana.example.com, or *; empty = CORS off)',
   },
+  aptInstall: {
+    env: 'APT_INSTALL',
+    flag: 'apt-install',
+    kind: 'choice',
+    choices: ['auto', 'yes', 'no'],
+    def: () => 'auto',
+    help:
+      'whether a missing redis-server is installed with apt-get (as root), after saying what: auto = by ' +
+      '`setup` and `demo`, by `npm test` only when CI is set; yes = by `npm test` too; no = never',
+  },
   logLevel: {
     env: 'LOG_LEVEL',
     flag: 'log-level',
@@ -344,8 +366,11 @@ export interface Config {
   servePort: number;
   /** origins allowed to read the API from a browser; empty: no CORS headers */
   corsOrigin: string[];
+  aptInstall: AptInstall;
   logLevel: string;
 }
+
+export type AptInstall = 'auto' | 'yes' | 'no';
 
 export { MAX_UNIVERSE };
 
@@ -375,6 +400,13 @@ export function loadConfig(flags: Record<string, unknown> = {}, env: NodeJS.Proc
     throw new ConfigError(`PK_MAX=${config.pkMax} makes ${pks} pks: ${allowed}`);
   }
   return config;
+}
+
+/** One setting from the environment alone, checked as loadConfig checks it (for scripts that take no flags). */
+export function readSetting<K extends SettingName>(key: K, env: NodeJS.ProcessEnv = process.env): Config[K] {
+  const setting: Setting = SETTINGS[key];
+  const raw = env[setting.env] !== undefined && env[setting.env] !== '' ? env[setting.env]! : setting.def(env);
+  return parseSetting(setting.env, String(raw), setting) as Config[K];
 }
 
 /** Whether a setting was given (flag, environment or .env) rather than left to its default. */
@@ -448,6 +480,9 @@ function parseSetting(label: string, raw: string, s: Setting): string | number |
       return bad('true or false');
     case 'string':
       return value;
+    case 'choice':
+      if (!s.choices!.includes(value)) return bad(`one of ${s.choices!.join(', ')}`);
+      return value;
     case 'path':
       if (value === '' || value.includes('\0')) return bad('a directory path');
       return resolve(value);
@@ -478,7 +513,23 @@ function parseSetting(label: string, raw: string, s: Setting): string | number |
   }
 }
 
-/** The URL with any password replaced by `***`, for logs and output; the rest is kept as given. */
+/** Query parameters whose value is a secret: a password (tlsCertificateKeyFilePassword), a token, a signature. */
+const SECRET_PARAM = /([?&;][^=&#;]*(?:pass|pwd|secret|token|signature|credential)[^=&#;]*=)[^&#;]*/gi;
+
+/**
+ * The URL with every credential replaced by `***`, for logs and output: the password of
+ * `user:password@host` (one holding `@`, `:` or `/` too: the credentials end at the last `@`), a
+ * username-only token (`token@host`), and query parameters that hold a secret. The rest is kept as
+ * given; when in doubt more is masked, never less.
+ */
 export function maskUrl(raw: string): string {
-  return raw.replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1***@');
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)([\s\S]*)$/i.exec(raw);
+  if (!m) return raw.replace(SECRET_PARAM, '$1***');
+  const [, scheme, rest] = m as unknown as [string, string, string];
+  const at = rest.lastIndexOf('@');
+  if (at < 0) return scheme + rest.replace(SECRET_PARAM, '$1***');
+  const credentials = rest.slice(0, at);
+  const colon = credentials.indexOf(':');
+  const shown = colon < 0 ? '***' : `${credentials.slice(0, colon)}:***`;
+  return `${scheme}${shown}${rest.slice(at).replace(SECRET_PARAM, '$1***')}`;
 }

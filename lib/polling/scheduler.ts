@@ -2,6 +2,8 @@ import type { FetchErrorKind, FetchResult } from './source.js';
 import type { OwnedSet } from '../ring/ownership.js';
 import type { Sample } from '../storage/format/documents.js';
 import { SlotWalk } from './slots.js';
+import { HandoverHold, type Late } from './handover.js';
+import type { StoredCheck } from './stored.js';
 import { upperBound } from '../shared/util.js';
 
 export interface SchedulerOptions {
@@ -15,6 +17,13 @@ export interface SchedulerOptions {
    * or its clock is behind). Default min(interval, 5 s); a repeat is a harmless duplicate.
    */
   catchUpMs?: number;
+  /**
+   * Asks the store which pks have a point of an interval: catch-ups of pks a live member handed over
+   * are held `settleMs`, then fetched only if that member did not store them. Without it, every
+   * catch-up is fetched at once.
+   */
+  stored?: StoredCheck;
+  settleMs?: number;
   now?: () => number;
 }
 
@@ -35,17 +44,11 @@ export interface SchedulerStats {
   fetchErrors: Partial<Record<FetchErrorKind, number>>;
   notFound: number;
   inFlight: number;
+  /** catch-ups of handed-over pks not fetched: their last owner had stored them */
+  handoverStored: number;
 }
 
 const LATENESS_SAMPLE = 10_000;
-
-/** A due pk not dispatched yet: `at` the interval its sample is stamped with, `due` when it became due. */
-interface Late {
-  pk: number;
-  hash: number;
-  at: number;
-  due: number;
-}
 
 function newFigures(): { stored: number; onTime: number; seen: number; lateness: number[]; missed: number } {
   return { stored: 0, onTime: 0, seen: 0, lateness: [], missed: 0 };
@@ -81,6 +84,7 @@ export class Scheduler {
   private missedTotal = 0;
   private notFoundTotal = 0;
   private readonly fetchErrors: Partial<Record<FetchErrorKind, number>> = {};
+  private readonly handover: HandoverHold;
 
   constructor(
     private readonly fetcher: Fetcher,
@@ -90,33 +94,61 @@ export class Scheduler {
     this.now = opts.now ?? Date.now;
     this.catchUpMs = opts.catchUpMs ?? Math.min(opts.intervalMs, 5000);
     this.walk = new SlotWalk(opts.intervalMs);
+    const release = (entries: Late[]): void => {
+      this.queue(entries);
+      this.tick();
+    };
+    this.handover = new HandoverHold(opts.stored, opts.settleMs ?? 0, release, (l) => this.nextSlot(l));
   }
 
-  /** Replaces the owned set; the caller passes what it gained so late slots are caught up. */
-  setOwned(owned: OwnedSet, gained: Int32Array | number[] = []): void {
+  /**
+   * Replaces the owned set; the caller passes what it gained so late slots are caught up, and which
+   * of those had no live owner before (`orphaned`; all of them when not given): those are fetched
+   * at once, the others once the store says their last owner did not store them.
+   */
+  setOwned(owned: OwnedSet, gained: Int32Array | number[] = [], orphaned?: Int32Array | number[]): void {
     const walk = this.walk;
+    const now = this.now();
     // continue after the last pk dispatched in this interval; gained pks before it are caught up
+    if (walk.interval >= 0 && gained.length > 0) walk.reach(walk.dueHash(now, walk.interval));
     walk.follow(owned);
     if (walk.interval >= 0 && gained.length > 0) {
-      const fresh = new Set(gained);
-      const now = this.now();
-      const I = this.opts.intervalMs;
-      const previous = walk.interval - I;
-      // gained pks whose slot in the previous interval came less than catchUpMs ago
-      const since = now - this.catchUpMs;
-      if (this.catchUpMs > 0 && since < walk.interval) {
-        const fromHash = Math.ceil(walk.dueHash(Math.max(previous, since), previous));
-        for (let i = upperBound(owned.hashes, fromHash - 1); i < owned.pks.length; i++) {
-          if (fresh.has(owned.pks[i]))
-            this.late.push({ pk: owned.pks[i], hash: owned.hashes[i], at: previous, due: now });
-        }
-      }
-      for (let i = 0; i < walk.cursor; i++) {
-        if (fresh.has(owned.pks[i]))
-          this.late.push({ pk: owned.pks[i], hash: owned.hashes[i], at: walk.interval, due: now });
+      const catchUp = this.catchUps(owned, new Set(gained), now);
+      // orphaned is a subset of gained: the same length is the same pks (a new cluster's million)
+      if (orphaned === undefined || orphaned.length === gained.length) this.queue(catchUp);
+      else {
+        const orphans = new Set(orphaned);
+        this.queue(catchUp.filter((l) => orphans.has(l.pk)));
+        this.handover.hold(
+          catchUp.filter((l) => !orphans.has(l.pk)),
+          now,
+        );
       }
     }
     this.tick();
+  }
+
+  /** Appends to the late queue one by one: a spread of a new cluster's million would overflow the stack. */
+  private queue(entries: Late[]): void {
+    for (const l of entries) this.late.push(l);
+  }
+
+  /** The gained pks' missed slots: in this interval, and in the previous one less than catchUpMs ago. */
+  private catchUps(owned: OwnedSet, fresh: Set<number>, now: number): Late[] {
+    const walk = this.walk;
+    const out: Late[] = [];
+    const previous = walk.interval - this.opts.intervalMs;
+    const since = now - this.catchUpMs;
+    if (this.catchUpMs > 0 && since < walk.interval) {
+      const fromHash = Math.ceil(walk.dueHash(Math.max(previous, since), previous));
+      for (let i = upperBound(owned.hashes, fromHash - 1); i < owned.pks.length; i++) {
+        if (fresh.has(owned.pks[i])) out.push({ pk: owned.pks[i], hash: owned.hashes[i], at: previous, due: now });
+      }
+    }
+    for (let i = 0; i < walk.cursor; i++) {
+      if (fresh.has(owned.pks[i])) out.push({ pk: owned.pks[i], hash: owned.hashes[i], at: walk.interval, due: now });
+    }
+    return out;
   }
 
   start(): void {
@@ -127,6 +159,7 @@ export class Scheduler {
   /** Stops dispatching; resolves when every request in flight has finished and been handed on. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.handover.clear();
     clearTimeout(this.timer);
     if (this.inFlight > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
   }
@@ -172,6 +205,7 @@ export class Scheduler {
       fetchErrors: { ...this.fetchErrors },
       notFound: this.notFoundTotal,
       inFlight: this.inFlight,
+      handoverStored: this.handover.skipped,
     };
   }
 
@@ -180,8 +214,8 @@ export class Scheduler {
     this.timer = undefined;
     if (this.stopped) return;
     const now = this.pump();
-    // next pk's due time, but look again at least every 50 ms (new interval, freed slots)
-    const wait = Math.max(1, Math.min(50, this.walk.nextDue() - now));
+    // next pk's due time, but look again at least every 50 ms (new interval, freed slots, held catch-ups)
+    const wait = Math.max(1, Math.min(50, this.walk.nextDue() - now, this.handover.nextCheck() - now));
     this.timer = setTimeout(() => this.tick(), wait);
   }
 
@@ -192,6 +226,7 @@ export class Scheduler {
     const start = walk.startOf(now);
     if (this.stopped) return now;
     if (start !== walk.interval) this.rollOver(start, now);
+    this.handover.poll(now, (l) => this.owns(l));
     const { pks, hashes } = walk.owned;
     const dueUpTo = walk.dueHash(now, start);
     while (this.inFlight < this.opts.concurrency && this.lateHead < this.late.length) {

@@ -46,6 +46,17 @@ export class SlotWalk {
     this.cursor = upperBound(owned.hashes, this.lastHash);
   }
 
+  /**
+   * Marks the slots up to `dueHash` as walked when every owned pk due by then has been dispatched, so
+   * that pks gained before it are caught up (and can be held for a check) rather than walked; a walk
+   * that is behind stays where it is.
+   */
+  reach(dueHash: number): void {
+    const hashes = this.owned.hashes;
+    if (this.cursor < hashes.length && hashes[this.cursor]! <= dueHash) return;
+    this.lastHash = Math.max(this.lastHash, Math.min(TWO_32 - 1, Math.floor(dueHash)));
+  }
+
   /** The index in `owned` of the next pk due by `dueHash`, the walk moved past it; -1 when none is due. */
   take(dueHash: number): number {
     const hashes = this.owned.hashes;

@@ -1,16 +1,10 @@
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
+import type { Logger } from '../ops/log.js';
 import { sleep } from '../shared/util.js';
+import { RefusalLog } from './refusals.js';
+import { answer, type Attempt, type FetchErrorKind, type Influencer } from './answer.js';
 
-export interface Influencer {
-  pk: number;
-  username: string;
-  followerCount: number;
-  followingCount: number;
-}
-
-/** Why a fetch produced no sample; each kind is counted separately. */
-export type FetchErrorKind =
-  'timeout' | 'connect' | 'http_5xx' | 'http_429' | 'http_other' | 'malformed_json' | 'invalid_payload';
+export type { FetchErrorKind, Influencer };
 
 export type FetchResult =
   | { kind: 'ok'; influencer: Influencer; attempts: number }
@@ -24,98 +18,58 @@ export interface SourceOptions {
   maxAttempts?: number;
   /** the clock deadlines are given in */
   now?: () => number;
+  /** where refused answers are reported (rate-limited) */
+  log?: Logger;
 }
 
-/**
- * Validates a Mockstagram payload: the pk asked for, a username, non-negative integer counts.
- * Returns the influencer or the reason it is refused.
- */
-export function validateInfluencer(pk: number, body: unknown): Influencer | string {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'not an object';
-  const b = body as Record<string, unknown>;
-  if (b.pk !== pk) return `pk ${JSON.stringify(b.pk)} is not ${pk}`;
-  if (typeof b.username !== 'string' || b.username.length === 0 || b.username.length > 256) return 'bad username';
-  for (const k of ['followerCount', 'followingCount'] as const) {
-    const v = b[k];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return `bad ${k}`;
-  }
-  return {
-    pk,
-    username: b.username,
-    followerCount: b.followerCount as number,
-    followingCount: b.followingCount as number,
-  };
-}
-
-const NOT_FOUND = 'InfluencerNotFoundError';
-
-/**
- * Whether an error answer says the pk is unknown: Mockstagram answers 400, 404 or 500 with a body
- * `{"error":{"name":"InfluencerNotFoundError"}}`. Anything else (a broken body too) is a failure.
- */
-export function isNotFound(status: number, text: string): boolean {
-  if ((status !== 400 && status !== 404 && status !== 500) || !text.includes(NOT_FOUND)) return false;
-  try {
-    return (JSON.parse(text) as { error?: { name?: string } }).error?.name === NOT_FOUND;
-  } catch {
-    return false;
-  }
-}
 /** An influencer answer is about 100 bytes, an is_suspicious one less: a body past this is refused unread. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
-/** A fetch Response's body as text, or null (and the rest left unread) when it passes `maxBytes`. */
-export async function readBodyUpTo(res: Response, maxBytes = MAX_BODY_BYTES): Promise<string | null> {
+/** A body still arriving at its deadline (a trickle of bytes keeps any idle timeout from firing). */
+export class BodyTimeout extends Error {}
+
+/**
+ * A fetch Response's body as text, or null (and the rest left unread) when it passes `maxBytes`;
+ * throws BodyTimeout (the rest cancelled) when it is not all there by `deadline` (epoch ms).
+ */
+export async function readBodyUpTo(
+  res: Response,
+  maxBytes = MAX_BODY_BYTES,
+  deadline = Infinity,
+): Promise<string | null> {
   if (Number(res.headers.get('content-length') ?? 0) > maxBytes) {
     await res.body?.cancel();
     return null;
   }
   if (!res.body) return '';
   const reader = res.body.getReader();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    if (deadline !== Infinity) timer = setTimeout(() => reject(new BodyTimeout()), Math.max(0, deadline - Date.now()));
+  });
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return Buffer.concat(chunks).toString('utf8');
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel();
-      return null;
+  try {
+    for (;;) {
+      const { done, value } = await Promise.race([reader.read(), late]);
+      if (done) return Buffer.concat(chunks).toString('utf8');
+      size += value.byteLength;
+      if (size > maxBytes) {
+        await reader.cancel();
+        return null;
+      }
+      chunks.push(value);
     }
-    chunks.push(value);
+  } catch (err) {
+    if (err instanceof BodyTimeout) await reader.cancel().catch(() => undefined);
+    throw err;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
 class BodyTooLarge extends Error {}
-
-type Attempt =
-  | { kind: 'ok'; influencer: Influencer }
-  | { kind: 'not_found' }
-  | { kind: 'failed'; error: FetchErrorKind; retryAfterMs?: number };
-
-/** What one answer means: a valid influencer, an unknown pk, or a failure of some kind (429 with its Retry-After). */
-function answer(pk: number, status: number, text: string, retryAfter: string | string[] | undefined): Attempt {
-  if (status === 200) {
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      return { kind: 'failed', error: 'malformed_json' };
-    }
-    const v = validateInfluencer(pk, body);
-    return typeof v === 'string' ? { kind: 'failed', error: 'invalid_payload' } : { kind: 'ok', influencer: v };
-  }
-  if (isNotFound(status, text)) return { kind: 'not_found' };
-  if (status === 429) {
-    const seconds = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
-    return {
-      kind: 'failed',
-      error: 'http_429',
-      retryAfterMs: Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 1000,
-    };
-  }
-  return { kind: 'failed', error: status >= 500 ? 'http_5xx' : 'http_other' };
-}
+class AttemptTimeout extends Error {}
 
 /**
  * A Mockstagram URL's credentials (`http://user:password@host`) as a basic Authorization header,
@@ -145,6 +99,8 @@ export class MockstagramClient {
   private readonly maxAttempts: number;
   private readonly basePath: string;
   private readonly now: () => number;
+  private readonly refusals: RefusalLog;
+  private readonly timeoutMs: number;
 
   constructor(baseUrl: string, opts: SourceOptions) {
     const { url, authorization } = apiAddress(baseUrl);
@@ -160,6 +116,8 @@ export class MockstagramClient {
     });
     this.maxAttempts = opts.maxAttempts ?? 4;
     this.now = opts.now ?? Date.now;
+    this.refusals = new RefusalLog(opts.log);
+    this.timeoutMs = opts.timeoutMs;
   }
 
   /** Fetches one influencer, retrying until `deadline` (epoch ms) or the attempt limit. */
@@ -173,25 +131,46 @@ export class MockstagramClient {
       if (r.kind === 'not_found') return r;
       last = r.error;
       onError?.(r.error);
+      if (r.refused) this.refusals.note(pk, r.error, r.refused);
+      // no backoff after the last attempt: it would only hold a polling slot
+      if (attempt === this.maxAttempts) return { kind: 'failed', error: last, attempts: attempt };
       const wait = r.retryAfterMs ?? Math.min(2000, 100 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-      if (this.now() + wait + 50 >= deadline) break;
+      if (this.now() + wait + 50 >= deadline) return { kind: 'failed', error: last, attempts: attempt };
       await sleep(wait);
     }
     return { kind: 'failed', error: last, attempts: this.maxAttempts };
   }
 
-  /** One request through `dispatch` with a handler that only keeps the body: no promise-wrapped body stream per response. */
+  /**
+   * One request through `dispatch` with a handler that only keeps the body: no promise-wrapped body
+   * stream per response. undici's headers and body timeouts bound each wait between bytes; the
+   * attempt's own timer bounds the whole answer, which a body trickling a byte a second never would.
+   */
   private once(pk: number): Promise<Attempt> {
-    return new Promise((resolve) => {
+    return new Promise((whenDone) => {
       let status = 0;
       let retryAfter: string | string[] | undefined;
       const chunks: Buffer[] = [];
       let size = 0;
+      let started: Dispatcher.DispatchController | undefined;
+      let done = false;
+      const resolve = (a: Attempt): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        whenDone(a);
+      };
+      const timer = setTimeout(() => {
+        resolve({ kind: 'failed', error: 'timeout' });
+        started?.abort(new AttemptTimeout());
+      }, this.timeoutMs);
       this.pool.dispatch(
         { method: 'GET', path: `${this.basePath}/api/v1/influencers/${pk}`, headers: this.headers },
         {
-          onRequestStart() {
-            /* nothing to set up */
+          onRequestStart(controller) {
+            started = controller;
+            // timed out while queued for a connection
+            if (done) controller.abort(new AttemptTimeout());
           },
           onResponseStart(_controller, statusCode, headers) {
             status = statusCode;
@@ -207,7 +186,10 @@ export class MockstagramClient {
             resolve(answer(pk, status, text, retryAfter));
           },
           onResponseError(_controller, err) {
-            if (err instanceof BodyTooLarge) return resolve({ kind: 'failed', error: 'invalid_payload' });
+            if (err instanceof BodyTooLarge) {
+              const refused = `a body over ${MAX_BODY_BYTES} bytes`;
+              return resolve({ kind: 'failed', error: 'invalid_payload', refused });
+            }
             const code = (err as { code?: string }).code ?? '';
             resolve({ kind: 'failed', error: /TIMEOUT/.test(code) ? 'timeout' : 'connect' });
           },

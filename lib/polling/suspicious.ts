@@ -3,7 +3,8 @@ import type { Collection } from 'mongodb';
 import type { Logger } from '../ops/log.js';
 import type { OwnedSet } from '../ring/ownership.js';
 import { SlotWalk } from './slots.js';
-import { apiAddress, isNotFound, readBodyUpTo } from './source.js';
+import { isNotFound } from './answer.js';
+import { apiAddress, BodyTimeout, readBodyUpTo } from './source.js';
 import { answerId, type SuspiciousDoc } from '../storage/format/documents.js';
 import { isDuplicateKey } from '../shared/mongo-errors.js';
 import type { InfluencerTotals } from '../storage/state/totals.js';
@@ -138,7 +139,16 @@ export class SuspiciousChecker {
     const { url, authorization } = apiAddress(opts.mockstagramUrl);
     const prefixUrl = url.href.endsWith('/') ? url.href : `${url.href}/`;
     const headers = authorization ? { authorization } : {};
-    this.http = ky.create({ prefixUrl, timeout: opts.timeoutMs, retry: 0, signal: this.abort.signal, headers });
+    // a redirect is not followed: Mockstagram never sends one, and it could point anywhere
+    const redirect = 'manual';
+    this.http = ky.create({
+      prefixUrl,
+      timeout: opts.timeoutMs,
+      retry: 0,
+      signal: this.abort.signal,
+      headers,
+      redirect,
+    });
   }
 
   start(): void {
@@ -277,6 +287,8 @@ export class SuspiciousChecker {
     }
     if (!totals) return { kind: 'no_data' };
     let body: unknown;
+    // ky's timeout ends with the headers: the body must be in by the same deadline
+    const deadline = Date.now() + this.opts.timeoutMs;
     try {
       const res = this.opts.post
         ? await this.http.post('api/v1/influencers/is_suspicious', {
@@ -288,7 +300,7 @@ export class SuspiciousChecker {
             },
           })
         : await this.http.get(`api/v1/influencers/${pk}/is_suspicious`);
-      const text = await readBodyUpTo(res);
+      const text = await readBodyUpTo(res, undefined, deadline);
       if (text === null) return { kind: 'error', error: 'invalid_payload' };
       try {
         body = JSON.parse(text);
@@ -297,7 +309,7 @@ export class SuspiciousChecker {
       }
     } catch (err) {
       if (this.abort.signal.aborted) return { kind: 'aborted' };
-      if (err instanceof TimeoutError) return { kind: 'error', error: 'timeout' };
+      if (err instanceof TimeoutError || err instanceof BodyTimeout) return { kind: 'error', error: 'timeout' };
       if (err instanceof HTTPError) return this.httpFailure(err);
       return { kind: 'error', error: 'connect' };
     }
@@ -316,7 +328,8 @@ export class SuspiciousChecker {
   private async httpFailure(err: HTTPError): Promise<Outcome> {
     const status = err.response.status;
     if (status === 400 || status === 404 || status === 500) {
-      const text = (await readBodyUpTo(err.response).catch(() => null)) ?? '';
+      const deadline = Date.now() + this.opts.timeoutMs;
+      const text = (await readBodyUpTo(err.response, undefined, deadline).catch(() => null)) ?? '';
       if (isNotFound(status, text)) return { kind: 'not_found' };
     }
     return { kind: 'error', error: status >= 500 ? 'http_5xx' : 'http_other' };

@@ -150,6 +150,11 @@ function sortedHas(sorted: Int32Array, pk: number): boolean {
 }
 
 export interface OwnershipChange extends OwnershipDiff {
+  /**
+   * The gained pks that had no live owner before this change: their owner has left the ring, or the
+   * ring was empty. The others' last owner is still a member and polled them until it saw the change.
+   */
+  orphaned: Int32Array;
   owned: OwnedSet;
   members: readonly RingMember[];
   /** Wall time of the recompute (ring build, extraction, diff). */
@@ -246,6 +251,9 @@ export class OwnershipTracker extends EventEmitter<{ change: [OwnershipChange]; 
     const ring = new Ring(members);
     const owned = ownedBy(this.universe, ring, this.selfId);
     const { gained, lost } = diff(this.#owned.pks, owned.pks);
+    // on the first recompute, the ring this node joins: every other member already polls its share
+    const before = this.recomputes === 0 ? new Ring(members.filter((m) => m.id !== this.selfId)) : this.#ring;
+    const orphaned = orphansOf(this.universe, before, members, gained);
     this.#ring = ring;
     this.#owned = owned;
     this.#key = key;
@@ -253,7 +261,26 @@ export class OwnershipTracker extends EventEmitter<{ change: [OwnershipChange]; 
     const ms = performance.now() - t0;
     this.emit('ring', ring);
     if (gained.length > 0 || lost.length > 0) {
-      this.emit('change', { gained, lost, owned, members: ring.members, ms });
+      this.emit('change', { gained, lost, orphaned, owned, members: ring.members, ms });
     }
   }
+}
+
+/** The `gained` pks whose owner on `before` is not among `members` (all of them when `before` is empty). */
+export function orphansOf(
+  universe: PkUniverse,
+  before: Ring,
+  members: readonly RingMember[],
+  gained: Int32Array,
+): Int32Array {
+  if (gained.length === 0 || before.points.length === 0) return gained.slice();
+  const live = new Set(members.map((m) => m.id));
+  const gone = before.members.filter((m) => !live.has(m.id));
+  if (gone.length === 0) return new Int32Array(0);
+  const parts = gone.map((m) => ownedBy(universe, before, m.id).pks);
+  const theirs = new Int32Array(parts.reduce((n, a) => n + a.length, 0));
+  parts.reduce((at, a) => (theirs.set(a, at), at + a.length), 0);
+  // gained ∩ theirs = gained − (gained − theirs), in gained's order
+  const liveOwned = diff(theirs, gained).gained;
+  return diff(liveOwned, gained).gained;
 }

@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Db, MongoClient } from 'mongodb';
 import type { Binary } from '../../lib/ops/embedded/binaries.js';
-import { launch, serverUrl, type ServerProcess } from '../../lib/ops/embedded/launch.js';
+import { launch, serverAddress, type ServerProcess } from '../../lib/ops/embedded/launch.js';
 import { ensureServers } from '../../lib/ops/embedded/setup.js';
+import { aptPolicy, type AptPolicy } from '../../lib/ops/embedded/install.js';
+import { readSetting } from '../../lib/ops/config.js';
 import { createLogger } from '../../lib/ops/log.js';
 import { connectMongo, createMongo } from '../../lib/shared/mongo.js';
 import { freePort } from '../../lib/ops/ports.js';
@@ -106,6 +108,11 @@ function registerTeardown(t: Owner): void {
 
 export { freePort };
 
+/** The tests install redis-server with apt-get only when CI is set or APT_INSTALL=yes (and never with APT_INSTALL=no). */
+export function testsApt(env: NodeJS.ProcessEnv = process.env): AptPolicy {
+  return aptPolicy(readSetting('aptInstall', env), 'tests', env);
+}
+
 const binaries = new Map<'redis' | 'ferret', Promise<Binary>>();
 
 /** redis-server or FerretDB, found or installed once per process (under tap, the `before` script installed them). */
@@ -120,14 +127,16 @@ function binary(name: 'redis' | 'ferret'): Promise<Binary> {
   if (!binaries.has(name))
     binaries.set(
       name,
-      ensureServers(write, process.env, wanted).then((s) => s[name]!),
+      ensureServers(write, process.env, wanted, testsApt()).then((s) => s[name]!),
     );
   return binaries.get(name)!;
 }
 
-/** Starts redis-server on a free port (or `port`), without persistence. */
-export async function startRedis(port?: number): Promise<Server> {
-  return start(await binary('redis'), port, 'inode-redis-');
+/** Where a server will listen and keep its data, and its URL (password included), before it starts. */
+export interface Planned {
+  port: number;
+  dataDir: string;
+  url: string;
 }
 
 /** A Redis Cluster of `masters` masters (and `replicas` replicas each) on free ports, its data in a temp dir, stopped with the file's tests. */
@@ -144,21 +153,36 @@ export async function startRedisCluster(masters = 3, replicas = 0): Promise<Redi
   };
 }
 
-/** Starts FerretDB 1.24 with its SQLite backend on a free port (or `port`); its data lives in a temp dir. */
-export async function startFerret(port?: number): Promise<Server> {
-  return start(await binary('ferret'), port, 'inode-ferret-');
+/** A port and a data dir for a server of this kind, and the URL it will answer at once started with them. */
+export async function plan(kind: 'redis' | 'ferret', port?: number, o: { auth?: boolean } = {}): Promise<Planned> {
+  const p = port ?? (await freePort());
+  const dataDir = mkdtempSync(join(tmpdir(), kind === 'redis' ? 'inode-redis-' : 'inode-ferret-'));
+  const name = kind === 'redis' ? 'redis-server' : 'ferretdb';
+  return { port: p, dataDir, url: serverAddress(name, { port: p, dataDir, auth: o.auth }) };
 }
 
-async function start(bin: Binary, port: number | undefined, prefix: string): Promise<Server> {
-  const p = port ?? (await freePort());
-  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+/**
+ * Starts redis-server on a free port (or `port`, or as `planned`), without persistence, with a
+ * password; `auth: false` for a stand-in of a server someone else runs at the default address.
+ */
+export async function startRedis(at?: number | Planned, o: { auth?: boolean } = {}): Promise<Server> {
+  return start(await binary('redis'), typeof at === 'object' ? at : await plan('redis', at, o), o);
+}
+
+/** Starts FerretDB 1.24 with its SQLite backend on a free port (or `port`, or as `planned`); its data lives in a temp dir. */
+export async function startFerret(at?: number | Planned): Promise<Server> {
+  return start(await binary('ferret'), typeof at === 'object' ? at : await plan('ferret', at));
+}
+
+async function start(bin: Binary, where: Planned, o: { auth?: boolean } = {}): Promise<Server> {
+  const { port: p, dataDir } = where;
   let current: ServerProcess | undefined;
   const run = async (): Promise<void> => {
-    current = await launch(bin, { port: p, dataDir });
+    current = await launch(bin, { port: p, dataDir, auth: o.auth });
     server.process = current.child;
   };
   const server: Server = {
-    url: serverUrl(bin.name, p),
+    url: where.url,
     port: p,
     async stop() {
       await current?.stop('SIGKILL');

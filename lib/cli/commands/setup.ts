@@ -1,5 +1,6 @@
 import type { Config } from '../../ops/config.js';
 import { describe, ensureServers, survey, type Survey } from '../../ops/embedded/setup.js';
+import { aptPolicy } from '../../ops/embedded/install.js';
 import { UsageError } from './flags.js';
 
 /**
@@ -13,8 +14,9 @@ export async function setupCommand(config: Config, opts: Record<string, unknown>
   };
   if (opts.json && !opts.check) throw new UsageError('--json goes with --check: an install prints its steps as text');
   const dataLine = `${'data'.padEnd(13)} ${config.dataDir}  (where the servers demo starts keep their data)\n`;
+  const apt = aptPolicy(config.aptInstall, 'command');
   if (opts.check) {
-    const found = await survey();
+    const found = await survey(process.env, undefined, apt);
     if (opts.json) out(`${JSON.stringify({ servers: found.map(checkRow), dataDir: config.dataDir })}\n`);
     else {
       for (const s of found) out(`${describe(s, 'check')}\n`);
@@ -22,7 +24,7 @@ export async function setupCommand(config: Config, opts: Record<string, unknown>
     }
     return found.every((s) => s.lookup.found) ? 0 : 1;
   }
-  const { installed } = await ensureServers(out);
+  const { installed } = await ensureServers(out, process.env, undefined, apt);
   out(dataLine);
   if (installed.length === 0) out('nothing to install\n');
   return 0;

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, isAbsolute, join } from 'node:path';
 
 export const FERRET_VERSION = 'v1.24.2';
 /** What our build of it says in `--version` (scripts/build-ferretdb.sh): lookups by `_id` use its index. */
@@ -42,10 +42,25 @@ export function home(env: Env = process.env): string {
   return env.HOME || homedir();
 }
 
-/** The first executable file called `name` in PATH. */
+/**
+ * PATH without the directories a tool must not come from: relative ones (they depend on the working
+ * directory) and node_modules/.bin (npm puts it first while it runs a script: any package could
+ * shadow apt-get or go there).
+ */
+export function toolPath(env: Env = process.env): string[] {
+  return (env.PATH ?? '')
+    .split(delimiter)
+    .filter((dir) => isAbsolute(dir) && !/node_modules[\\/]\.bin[\\/]?$/.test(dir));
+}
+
+/** `env` with PATH reduced to toolPath: what the installers and servers run with. */
+export function toolEnv(env: Env = process.env): Env {
+  return { ...env, PATH: toolPath(env).join(delimiter) };
+}
+
+/** The absolute path of the first executable file called `name` in toolPath. */
 export function onPath(name: string, env: Env = process.env): string | undefined {
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
+  for (const dir of toolPath(env)) {
     const path = join(dir, name);
     if (isExecutable(path)) return path;
   }
@@ -64,7 +79,9 @@ function isExecutable(path: string): boolean {
 /** What `path --version` prints, or undefined when it fails or takes over 10 s. */
 function versionOutput(path: string, env: Env): Promise<string | undefined> {
   return new Promise((resolve) => {
-    execFile(path, ['--version'], { env, timeout: 10_000 }, (err, stdout) => resolve(err ? undefined : stdout));
+    execFile(path, ['--version'], { env: toolEnv(env), timeout: 10_000 }, (err, stdout) =>
+      resolve(err ? undefined : stdout),
+    );
   });
 }
 

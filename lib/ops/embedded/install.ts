@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { sleep } from '../../shared/util.js';
 import { PACKAGE_ROOT } from '../version.js';
-import { FERRET_VERSION, ferretCachePath, findFerret, onPath, type Binary } from './binaries.js';
+import { FERRET_VERSION, ferretCachePath, findFerret, onPath, toolEnv, type Binary } from './binaries.js';
+import type { AptInstall } from '../config.js';
 import { claim, release } from './pid-lock.js';
 import { SetupError } from './setup-error.js';
 import { OutputTail } from './tail.js';
@@ -19,18 +20,48 @@ type Env = NodeJS.ProcessEnv;
 
 const GO_HOW = 'install Go ≥ 1.24 from https://go.dev/dl/ (and put its bin directory on PATH), then run this again';
 
+/** Whether apt-get may run here, and when not, why (the clause the refusal names). */
+export interface AptPolicy {
+  allowed: boolean;
+  why?: string;
+}
+
+/** Commands (setup, demo) may run apt-get after saying so; the tests only when CI is set; APT_INSTALL decides first. */
+export const COMMAND_APT: AptPolicy = { allowed: true };
+
+/** The policy for a command or for the test harness (npm test, the chaos suite), from APT_INSTALL. */
+export function aptPolicy(setting: AptInstall, caller: 'command' | 'tests', env: Env = process.env): AptPolicy {
+  if (setting === 'no') return { allowed: false, why: 'APT_INSTALL=no' };
+  const ci = Boolean(env.CI) && !/^(0|false|no)$/i.test(env.CI ?? '');
+  if (setting === 'yes' || caller === 'command' || ci) return COMMAND_APT;
+  return { allowed: false, why: 'npm test runs apt-get only when CI is set or APT_INSTALL=yes' };
+}
+
+/** The packages apt-get installs, and its steps: said before they run. */
+export const REDIS_PACKAGES = ['redis-server'];
+const APT_STEPS = [['update'], ['install', '-y', ...REDIS_PACKAGES]];
+
 /** What stops `installRedis` here, in one line; undefined when it can go ahead. */
-export function redisBlocker(env: Env = process.env): string | undefined {
+export function redisBlocker(env: Env = process.env, policy: AptPolicy = COMMAND_APT): string | undefined {
   if (!onPath('apt-get', env)) {
     return (
       'redis-server is missing and there is no apt-get here: ' +
       'install Redis ≥ 6 with your package manager (redis-server on PATH), then run this again'
     );
   }
+  if (!policy.allowed) {
+    const how = policy.why === 'APT_INSTALL=no' ? '' : ', or set APT_INSTALL=yes';
+    return `redis-server is missing and ${policy.why}: install it with \`apt-get install redis-server\`${how}, then run this again`;
+  }
   if (process.getuid?.() !== 0) {
     return 'redis-server is missing: install it with `sudo apt-get install redis-server`, then run this again';
   }
   return undefined;
+}
+
+/** The apt-get steps, as the line before them says them. */
+export function aptSteps(): string {
+  return APT_STEPS.map((a) => `apt-get ${a.join(' ')}`).join(', then ');
 }
 
 /** The Go toolchain's version (go1.26.8), or undefined without one on PATH. */
@@ -52,14 +83,19 @@ export async function ferretBlocker(env: Env = process.env): Promise<string | un
   return undefined;
 }
 
-/** `apt-get update`, then `apt-get install -y redis-server`. */
-export async function installRedis(write: Write, env: Env = process.env): Promise<void> {
-  const blocker = redisBlocker(env);
+/** `apt-get update`, then `apt-get install -y redis-server`, by apt-get's absolute path. */
+export async function installRedis(
+  write: Write,
+  env: Env = process.env,
+  policy: AptPolicy = COMMAND_APT,
+): Promise<void> {
+  const blocker = redisBlocker(env, policy);
   if (blocker) throw new SetupError([blocker]);
+  const aptGet = onPath('apt-get', env)!;
   const aptEnv = { ...env, DEBIAN_FRONTEND: 'noninteractive' };
-  for (const args of [['update'], ['install', '-y', 'redis-server']]) {
+  for (const args of APT_STEPS) {
     await step(write, `apt-get ${args.join(' ')}`, async () => {
-      const { ok, status, tail } = await run('apt-get', args, aptEnv);
+      const { ok, status, tail } = await run(aptGet, args, aptEnv);
       if (!ok) throw new SetupError([`apt-get ${args.join(' ')} failed (${status}); its last lines:`], tail.lines());
     });
   }
@@ -99,7 +135,8 @@ async function build(target: string, write: Write, env: Env): Promise<void> {
     if (started !== undefined) write(`${how} ${seconds(Date.now() - started)}\n`);
     started = undefined;
   };
-  const { ok, status, tail } = await run('bash', [script, FERRET_VERSION, target], env, (line) => {
+  const bash = onPath('bash', env) ?? '/bin/bash';
+  const { ok, status, tail } = await run(bash, [script, FERRET_VERSION, target], env, (line) => {
     const label = /^step: (.*)/.exec(line)?.[1];
     if (!label) return;
     close('');
@@ -150,11 +187,14 @@ interface Ran {
   tail: OutputTail;
 }
 
-/** Runs a command with stdin closed; resolves to whether it exited 0, how it ended and its last output. */
+/**
+ * Runs a command (an absolute path) with stdin closed and PATH without node_modules/.bin; resolves
+ * to whether it exited 0, how it ended and its last output.
+ */
 function run(cmd: string, args: string[], env: Env, onLine?: (line: string) => void): Promise<Ran> {
   return new Promise((resolve) => {
     const tail = new OutputTail(16_384);
-    const child = spawn(cmd, args, { env, cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env: toolEnv(env), cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
     tail.follow(child.stdout).follow(child.stderr);
     let partial = '';
     child.stdout.on('data', (chunk: Buffer) => {

@@ -1,9 +1,14 @@
 // Starts redis-server or FerretDB (SQLite backend) as a child process on a local port with its data
 // in a directory, and stops it: one code path for demo's servers, the tests' and the benchmark's.
+// Each listens on 127.0.0.1 only, with a password kept in its data directory (mode 0700): Redis's
+// `requirepass`, and for FerretDB its (experimental in 1.24) authentication with a user set up on
+// first start; clients get both in the URL.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { waitForPort } from '../ports.js';
 import type { Binary, ServerName } from './binaries.js';
+import { privateDir, serverSecret, SECRET_FILE } from './secret.js';
 import { SetupError } from './setup-error.js';
 import { OutputTail } from './tail.js';
 import { sleep } from '../../shared/util.js';
@@ -15,12 +20,17 @@ export interface LaunchOptions {
   persist?: boolean;
   /** its own process group, so that a terminal's Ctrl-C reaches the parent only, which stops it when it is done with it */
   detached?: boolean;
-  /** more arguments for the server (a Redis Cluster node's) */
-  extraArgs?: string[];
+  /** false: no password (a test's stand-in for a server someone else runs); default: the one kept in `dataDir` */
+  auth?: boolean;
+  /** where the password is kept when not in `dataDir` (the nodes of one Redis Cluster share theirs) */
+  secretDir?: string;
+  /** a node of a Redis Cluster: how long a master may be unreachable before its replica takes over */
+  cluster?: { nodeTimeoutMs: number };
 }
 
 export interface ServerProcess {
   binary: Binary;
+  /** with the password: what clients connect with (print it through maskUrl) */
   url: string;
   port: number;
   dataDir: string;
@@ -32,26 +42,41 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<void>;
 }
 
-/** The URL clients use for a server of this kind on a local port. */
-export function serverUrl(name: ServerName, port: number): string {
-  return `${name === 'redis-server' ? 'redis' : 'mongodb'}://127.0.0.1:${port}`;
+/** The user FerretDB is set up with (in its `admin` database, which the URL's default authSource names). */
+export const FERRET_USER = 'influencer';
+
+/** The URL clients use for a server of this kind on a local port, with its password when it has one. */
+export function serverUrl(name: ServerName, port: number, secret?: string): string {
+  if (name === 'redis-server') return `redis://${secret ? `:${secret}@` : ''}127.0.0.1:${port}`;
+  return `mongodb://${secret ? `${FERRET_USER}:${secret}@` : ''}127.0.0.1:${port}`;
 }
 
-export function serverArgs(name: ServerName, o: LaunchOptions): string[] {
+/** The data directory made private, the password, and the URL a server started with `o` will answer at. */
+export function serverAddress(
+  name: ServerName,
+  o: Pick<LaunchOptions, 'port' | 'dataDir' | 'auth' | 'secretDir'>,
+): string {
+  privateDir(o.dataDir);
+  return serverUrl(name, o.port, o.auth === false ? undefined : serverSecret(o.secretDir ?? o.dataDir).secret);
+}
+
+/** How to start the server: its arguments and environment (the password never on the command line, where `ps` shows it). */
+function invocation(name: ServerName, o: LaunchOptions): { args: string[]; env: NodeJS.ProcessEnv } {
+  privateDir(o.dataDir);
+  const secret = o.auth === false ? undefined : serverSecret(o.secretDir ?? o.dataDir);
   if (name === 'redis-server') {
-    const persistence = o.persist ? ['--appendonly', 'yes', '--save', ''] : ['--appendonly', 'no', '--save', ''];
-    return [
-      '--port',
-      String(o.port),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      o.dataDir,
-      ...persistence,
-      ...(o.extraArgs ?? []),
-    ];
+    const conf = join(o.dataDir, 'redis.conf');
+    writeFileSync(conf, redisConf(o, secret?.secret), { mode: 0o600 });
+    chmodSync(conf, 0o600);
+    return { args: [conf], env: process.env };
   }
-  return [
+  if (secret?.fresh && existsSync(join(o.dataDir, 'admin.sqlite'))) {
+    const why = `the FerretDB data in ${o.dataDir} has users, but its ${SECRET_FILE} file was made just now`;
+    throw new SetupError([
+      `${why}: restore that file, or remove ${join(o.dataDir, 'admin.sqlite')} to set up a new user`,
+    ]);
+  }
+  const args = [
     '--handler=sqlite',
     `--sqlite-url=file:${o.dataDir}/`,
     `--listen-addr=127.0.0.1:${o.port}`,
@@ -60,13 +85,37 @@ export function serverArgs(name: ServerName, o: LaunchOptions): string[] {
     `--state-dir=${o.dataDir}`,
     '--log-level=error',
   ];
+  if (!secret) return { args, env: process.env };
+  // on a first start (no admin database yet) FerretDB creates the user; from then on every command needs it
+  const auth = ['--test-enable-new-auth=true', `--setup-username=${FERRET_USER}`, '--setup-database=admin'];
+  return { args: [...args, ...auth], env: { ...process.env, FERRETDB_SETUP_PASSWORD: secret.secret } };
+}
+
+/** redis.conf: loopback only, the password, the data directory and whether the data is kept. */
+function redisConf(o: LaunchOptions, secret: string | undefined): string {
+  const quoted = (v: string): string => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  const lines = [
+    `port ${o.port}`,
+    'bind 127.0.0.1',
+    'protected-mode yes',
+    `dir ${quoted(o.dataDir)}`,
+    `appendonly ${o.persist ? 'yes' : 'no'}`,
+    'save ""',
+    ...(secret ? [`requirepass ${secret}`] : []),
+    // a replica of a cluster logs in to its master with the same password
+    ...(o.cluster
+      ? ['cluster-enabled yes', 'cluster-config-file nodes.conf', `cluster-node-timeout ${o.cluster.nodeTimeoutMs}`]
+      : []),
+    ...(o.cluster && secret ? [`masterauth ${secret}`] : []),
+  ];
+  return `${lines.join('\n')}\n`;
 }
 
 /** Starts the server and resolves once it listens; a SetupError with its last output if it exits first. */
 export async function launch(binary: Binary, o: LaunchOptions): Promise<ServerProcess> {
-  mkdirSync(o.dataDir, { recursive: true });
+  const { args, env } = invocation(binary.name, o);
   const stdio: ['ignore', 'pipe', 'pipe'] = ['ignore', 'pipe', 'pipe'];
-  const child = spawn(binary.path, serverArgs(binary.name, o), { stdio, detached: o.detached ?? false });
+  const child = spawn(binary.path, args, { stdio, env, detached: o.detached ?? false });
   const output = new OutputTail().follow(child.stdout).follow(child.stderr);
   let ended: string | undefined;
   const exited = new Promise<string>((resolve) => {
@@ -75,7 +124,7 @@ export async function launch(binary: Binary, o: LaunchOptions): Promise<ServerPr
   }).then((how) => (ended = how));
   const server: ServerProcess = {
     binary,
-    url: serverUrl(binary.name, o.port),
+    url: serverAddress(binary.name, o),
     port: o.port,
     dataDir: o.dataDir,
     child,

@@ -28,7 +28,7 @@ export interface RedisClusterOptions {
 export interface RedisClusterProcess {
   /** every node, masters first as created */
   nodes: ServerProcess[];
-  /** host:port of every node: what REDIS_CLUSTER_NODES takes */
+  /** every node's URL, with the cluster's password: what REDIS_CLUSTER_NODES takes */
   seeds: string[];
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -41,24 +41,22 @@ export async function launchRedisCluster(binary: Binary, o: RedisClusterOptions)
     await Promise.all(nodes.map((n) => n.stop(signal)));
   };
   try {
+    // one password for every node (in the cluster's directory), so replicas can log in to their masters
+    const secretDir = o.dataDir;
+    const cluster = { nodeTimeoutMs: o.nodeTimeoutMs ?? 2000 };
     for (let i = 0; i < count; i++) {
       const port = await freePort();
-      const extraArgs = [
-        '--cluster-enabled',
-        'yes',
-        '--cluster-config-file',
-        'nodes.conf',
-        '--cluster-node-timeout',
-        String(o.nodeTimeoutMs ?? 2000),
-      ];
       const dataDir = join(o.dataDir, `node-${i}`);
-      nodes.push(await launch(binary, { port, dataDir, persist: o.persist, detached: o.detached, extraArgs }));
+      nodes.push(await launch(binary, { port, dataDir, persist: o.persist, detached: o.detached, secretDir, cluster }));
     }
-    const seeds = nodes.map((n) => `127.0.0.1:${n.port}`);
+    const seeds = nodes.map((n) => n.url);
     const cli = join(dirname(binary.path), 'redis-cli');
-    const args = ['--cluster', 'create', ...seeds, '--cluster-replicas', String(o.replicas ?? 0), '--cluster-yes'];
+    const hosts = nodes.map((n) => `127.0.0.1:${n.port}`);
+    const args = ['--cluster', 'create', ...hosts, '--cluster-replicas', String(o.replicas ?? 0), '--cluster-yes'];
+    // the password in the environment, not on a command line that `ps` shows
+    const auth = new URL(seeds[0]!).password;
     try {
-      await run(cli, args, { timeout: 60_000 });
+      await run(cli, args, { timeout: 60_000, env: { ...process.env, REDISCLI_AUTH: decodeURIComponent(auth) } });
     } catch (err) {
       throw new SetupError([`redis-cli --cluster create failed: ${(err as Error).message.split('\n')[0]}`]);
     }
@@ -70,7 +68,7 @@ export async function launchRedisCluster(binary: Binary, o: RedisClusterOptions)
   }
 }
 
-/** Resolves once every node answers `cluster_state:ok` with every slot served. */
+/** Resolves once every node (its URL) answers `cluster_state:ok` with every slot served. */
 export async function clusterOk(seeds: string[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { maskUrl, type Config } from '../config.js';
 import { freePort } from '../ports.js';
 import { pingMongo, pingRedis } from '../preflight.js';
-import { shortError, type Write } from './install.js';
+import { aptPolicy, shortError, type Write } from './install.js';
 import { launch, type ServerProcess } from './launch.js';
 import { ensureServers } from './setup.js';
 import { claim, release } from './pid-lock.js';
+import { privateDir } from './secret.js';
 import { SetupError } from './setup-error.js';
 
 type Role = 'redis' | 'mongodb';
@@ -70,7 +71,8 @@ export class EmbeddedServers {
     const lockFile = lockDataDir(config.dataDir);
     const started: ServerProcess[] = [];
     try {
-      const binaries = await ensureServers(write, process.env, { redis: !redis, ferret: !mongo });
+      const apt = aptPolicy(config.aptInstall, 'command');
+      const binaries = await ensureServers(write, process.env, { redis: !redis, ferret: !mongo }, apt);
       const start = async (role: Role): Promise<ServerUse> => {
         const binary = role === 'redis' ? binaries.redis! : binaries.ferret!;
         const dataDir = join(config.dataDir, role === 'redis' ? 'redis' : 'ferretdb');
@@ -157,7 +159,9 @@ function lockDataDir(dir: string): string {
   const file = join(dir, 'demo.pid');
   let c;
   try {
-    for (const sub of ['redis', 'ferretdb']) mkdirSync(join(dir, sub), { recursive: true });
+    // the servers' data, and their passwords, for this user only
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    for (const sub of ['redis', 'ferretdb']) privateDir(join(dir, sub));
     c = claim(file);
   } catch (err) {
     const why = `the data directory ${dir} is not writable (${shortError(err)})`;

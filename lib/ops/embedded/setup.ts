@@ -4,7 +4,17 @@
 import { dirname } from 'node:path';
 import { FERRET_VERSION, ferretCachePath, findFerret, findRedis } from './binaries.js';
 import type { Binary, Lookup, ServerName } from './binaries.js';
-import { ferretBlocker, goVersion, installFerret, installRedis, redisBlocker, seconds, type Write } from './install.js';
+import {
+  aptSteps,
+  COMMAND_APT,
+  ferretBlocker,
+  goVersion,
+  installFerret,
+  installRedis,
+  redisBlocker,
+  seconds,
+} from './install.js';
+import type { AptPolicy, Write } from './install.js';
 import { SetupError } from './setup-error.js';
 
 export interface Servers {
@@ -34,15 +44,17 @@ type Env = NodeJS.ProcessEnv;
 const BOTH: Wanted = { redis: true, ferret: true };
 
 /** Looks for each wanted server; for a missing one, how `setup` would install it or why it cannot. */
-export async function survey(env: Env = process.env, wanted: Wanted = BOTH): Promise<Survey[]> {
-  return Promise.all([wanted.redis && surveyRedis(env), wanted.ferret && surveyFerret(env)].filter((s) => s !== false));
+export async function survey(env: Env = process.env, wanted: Wanted = BOTH, apt = COMMAND_APT): Promise<Survey[]> {
+  return Promise.all(
+    [wanted.redis && surveyRedis(env, apt), wanted.ferret && surveyFerret(env)].filter((s) => s !== false),
+  );
 }
 
-async function surveyRedis(env: Env): Promise<Survey> {
+async function surveyRedis(env: Env, apt: AptPolicy): Promise<Survey> {
   const lookup = await findRedis(env);
   if (lookup.found) return { name: 'redis-server', lookup };
-  const install = { verb: 'install', what: "Debian's redis-server with apt-get" } as const;
-  return { name: 'redis-server', lookup, blocker: redisBlocker(env), install };
+  const install = { verb: 'install', what: `the Debian package redis-server with apt-get (${aptSteps()})` } as const;
+  return { name: 'redis-server', lookup, blocker: redisBlocker(env, apt), install };
 }
 
 async function surveyFerret(env: Env): Promise<Survey> {
@@ -64,17 +76,23 @@ export function describe(s: Survey, missing: 'check' | 'install'): string {
 }
 
 /**
- * Finds the wanted servers and installs the missing ones, printing one line per server and one
- * per install step. Throws a SetupError, before installing anything, when one cannot be installed.
+ * Finds the wanted servers and installs the missing ones, printing one line per server (what it
+ * will install, before it does) and one per install step. Throws a SetupError, before installing
+ * anything, when one cannot be installed (apt-get only as `apt` allows).
  */
-export async function ensureServers(write: Write, env: Env = process.env, wanted: Wanted = BOTH): Promise<Servers> {
-  const found = await survey(env, wanted);
+export async function ensureServers(
+  write: Write,
+  env: Env = process.env,
+  wanted: Wanted = BOTH,
+  apt: AptPolicy = COMMAND_APT,
+): Promise<Servers> {
+  const found = await survey(env, wanted, apt);
   const blocked = found.filter((s) => s.blocker);
   if (blocked.length > 0) throw new SetupError(blocked.map((s) => s.blocker!));
   const servers: Servers = { installed: [] };
   for (const s of found) {
     write(`${describe(s, 'install')}\n`);
-    const binary = s.lookup.found ?? (await install(s.name, write, env));
+    const binary = s.lookup.found ?? (await install(s.name, write, env, apt));
     if (!s.lookup.found) servers.installed.push(s.name);
     servers[s.name === 'redis-server' ? 'redis' : 'ferret'] = binary;
   }
@@ -82,11 +100,11 @@ export async function ensureServers(write: Write, env: Env = process.env, wanted
 }
 
 /** Installs one server, then prints its line again with the time the install took. */
-async function install(name: ServerName, write: Write, env: Env): Promise<Binary> {
+async function install(name: ServerName, write: Write, env: Env, apt: AptPolicy): Promise<Binary> {
   const started = Date.now();
   const binary =
     name === 'redis-server'
-      ? await installRedis(write, env).then(async () => (await findRedis(env)).found)
+      ? await installRedis(write, env, apt).then(async () => (await findRedis(env)).found)
       : await installFerret(write, env);
   if (!binary) throw new SetupError([`${name} was installed but is still not on PATH, or its --version fails`]);
   const line = describe({ name, lookup: { found: binary, unusable: [] } }, 'install');

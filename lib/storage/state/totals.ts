@@ -184,6 +184,26 @@ export class Totals {
     await this.redis.hset(this.keysOf(pk).suspicious, String(pk), formatAnswer(suspicious, at));
   }
 
+  /**
+   * Per pk, whether its point of interval `at` is stored: its latest interval is `at`, or the one the
+   * latest replaced is. One HMGET per slice (its pks' packed totals).
+   */
+  async stored(pks: readonly number[], at: number): Promise<boolean[]> {
+    const found = new Map<number, boolean>();
+    await Promise.all(
+      [...this.bySlice(pks.map((pk) => ({ pk })))].map(async ([slice, list]) => {
+        const k = sliceKeys(this.cluster, this.slices, slice);
+        const values = await this.redis.hmgetBuffer(k.totals, ...list.map(({ pk }) => String(pk)));
+        list.forEach(({ pk }, i) => {
+          const packed = values[i];
+          const t = packed && packed.length === PACKED_TOTALS_BYTES ? unpackTotals(pk, packed) : null;
+          found.set(pk, t !== null && (t.at === at || t.pat === at));
+        });
+      }),
+    );
+    return pks.map((pk) => found.get(pk) ?? false);
+  }
+
   /** Whether the pk has at least one sample. */
   async exists(pk: number): Promise<boolean> {
     return (await this.redis.hexists(this.keysOf(pk).totals, String(pk))) === 1;
