@@ -74,21 +74,16 @@ export async function clusterOk(seeds: string[], timeoutMs: number): Promise<voi
   for (;;) {
     const states = await Promise.all(seeds.map((seed) => clusterInfo(seed)));
     if (states.every((s) => /cluster_state:ok/.test(s) && /cluster_slots_ok:16384/.test(s))) return;
-    if (Date.now() > deadline)
-      throw new SetupError([`the Redis Cluster on ${seeds.join(',')} is not ok after ${timeoutMs} ms`]);
+    if (Date.now() > deadline) {
+      const where = seeds.map((s) => new URL(s).host).join(',');
+      throw new SetupError([`the Redis Cluster on ${where} is not ok after ${timeoutMs} ms`]);
+    }
     await sleep(100);
   }
 }
 
 async function clusterInfo(seed: string): Promise<string> {
-  const [host, port] = seed.split(':');
-  const redis = new Redis({
-    host,
-    port: Number(port),
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
+  const redis = new Redis(seed, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   redis.on('error', () => undefined);
   try {
     await redis.connect();
