@@ -11,7 +11,7 @@ import { none, unbounded, type FaultRun, type Window } from './invariants.js';
 export type Fault = (h: Chaos) => Promise<FaultRun>;
 
 /** Waits for `n` more whole intervals; resolves to the start of the interval then in progress. */
-async function intervalsPass(h: Chaos, n: number): Promise<number> {
+export async function intervalsPass(h: Chaos, n: number): Promise<number> {
   await sleep(intervalStart(Date.now(), h.intervalMs) + (n + 1) * h.intervalMs + 50 - Date.now());
   return h.intervalNow();
 }

@@ -12,7 +12,8 @@ import { PkUniverse } from '../lib/ring/pk-universe.js';
 import { Ring } from '../lib/ring/ring.js';
 import { waitExit } from '../test/helpers/cli.js';
 import { intervalStart, sleep, startCluster, PK_MIN, type TestCluster } from '../test/helpers/cluster.js';
-import { startFerret, startRedis, type Owner, type Server } from '../test/helpers/servers.js';
+import { startFerret, startRedis, startRedisCluster, type Owner, type Server } from '../test/helpers/servers.js';
+import type { RedisClusterProcess } from '../lib/ops/embedded/redis-cluster.js';
 
 export interface ChaosOptions {
   pks: number;
@@ -21,6 +22,8 @@ export interface ChaosOptions {
   /** node ids started at once */
   nodes: string[];
   extraEnv?: Record<string, string>;
+  /** a Redis Cluster of this many masters, each with this many replicas, instead of one redis-server */
+  redisCluster?: { masters: number; replicas: number };
 }
 
 /** One `influencer-node start` process and whether the harness ended it on purpose. */
@@ -41,11 +44,13 @@ export class Chaos {
   kills = 0;
   /** end of the intervals already checked: the next fault's window starts here */
   checkedTo = 0;
+  /** ports of Redis Cluster nodes a fault stopped on purpose */
+  readonly redisNodesDown = new Set<number>();
 
   private constructor(
     readonly opts: ChaosOptions,
     readonly cluster: TestCluster,
-    readonly redisServer: Server,
+    private readonly redis: Server | RedisClusterProcess,
     readonly mongoServer: Server,
   ) {
     this.universe = new PkUniverse(PK_MIN, PK_MIN + opts.pks - 1);
@@ -53,17 +58,21 @@ export class Chaos {
 
   /** Starts the servers and the nodes, waits for a steady ring and records each node's memory. */
   static async start(owner: Owner, opts: ChaosOptions): Promise<Chaos> {
-    const [redisServer, mongoServer] = await Promise.all([startRedis(), startFerret()]);
-    owner.teardown(() => Promise.all([redisServer.stop(), mongoServer.stop()]));
+    const rc = opts.redisCluster;
+    const [redis, mongoServer] = await Promise.all([
+      rc ? startRedisCluster(rc.masters, rc.replicas) : startRedis(),
+      startFerret(),
+    ]);
+    owner.teardown(() => Promise.all([redis.stop(), mongoServer.stop()]));
     const cluster = await startCluster(owner, {
       pks: opts.pks,
       intervalMs: opts.intervalMs,
       ttlMs: opts.ttlMs,
-      redisUrl: redisServer.url,
+      ...('seeds' in redis ? { redisClusterNodes: redis.seeds } : { redisUrl: redis.url }),
       mongoUrl: mongoServer.url,
       extraEnv: { SUSPICIOUS_INTERVAL_MS: '0', ...opts.extraEnv },
     });
-    const chaos = new Chaos(opts, cluster, redisServer, mongoServer);
+    const chaos = new Chaos(opts, cluster, redis, mongoServer);
     for (const id of opts.nodes) chaos.spawn(id);
     await chaos.waitSteady(60_000);
     // a few intervals of polling before the memory baseline and the first checked interval
@@ -71,6 +80,30 @@ export class Chaos {
     for (const id of opts.nodes) chaos.baselineRss.set(id, chaos.rssKb(id) ?? 0);
     chaos.checkedTo = chaos.intervalNow() + opts.intervalMs;
     return chaos;
+  }
+
+  /** The one redis-server (faults that stop, freeze or restart it); not on a Redis Cluster. */
+  get redisServer(): Server {
+    if ('seeds' in this.redis) throw new Error('this fault needs one redis-server, not a Redis Cluster');
+    return this.redis;
+  }
+
+  /** The Redis Cluster (faults that kill a master or move slots). */
+  get redisCluster(): RedisClusterProcess {
+    if (!('seeds' in this.redis)) throw new Error('this fault needs a Redis Cluster');
+    return this.redis;
+  }
+
+  /** Servers that exited though no fault stopped them: redis-server (or a cluster node), FerretDB. */
+  serversExited(): string[] {
+    const exited = (child?: ChildProcess): boolean => !!child && !isRunning(child);
+    const out: string[] = [];
+    if ('seeds' in this.redis) {
+      for (const n of this.redis.nodes)
+        if (!this.redisNodesDown.has(n.port) && exited(n.child)) out.push(`redis-server :${n.port} exited`);
+    } else if (exited(this.redis.process)) out.push('redis-server exited');
+    if (exited(this.mongoServer.process)) out.push('ferretdb exited');
+    return out;
   }
 
   get intervalMs(): number {

@@ -155,13 +155,7 @@ export async function verify(h: Chaos, run: FaultRun): Promise<Verdict> {
 
   // 4. nothing died that was not killed, servers included
   violations.push(...h.crashed().map((c) => `crashed: ${c}`));
-  for (const [name, server] of [
-    ['redis-server', h.redisServer],
-    ['ferretdb', h.mongoServer],
-  ] as const) {
-    const child = server.process;
-    if (child && (child.exitCode !== null || child.signalCode !== null)) violations.push(`${name} exited`);
-  }
+  violations.push(...h.serversExited());
 
   // 5. memory of the survivors back near its steady state
   for (const id of h.running()) {

@@ -12,7 +12,7 @@ import { startApi, type ApiLimits, type ApiServer } from '../lib/read/api.js';
 import { loadConfig } from '../lib/ops/config.js';
 import { createLogger, type Logger } from '../lib/ops/log.js';
 import { connectMongo, createMongo } from '../lib/shared/mongo.js';
-import { connectRedis, createRedis } from '../lib/shared/redis.js';
+import { connectRedis, createRedis, servers } from '../lib/shared/redis.js';
 import { loadLayout } from '../lib/storage/format/layout.js';
 import { TimelineReader } from '../lib/storage/read/reader.js';
 import { Totals } from '../lib/storage/state/totals.js';
@@ -66,10 +66,10 @@ async function api(
 ): Promise<{ server: ApiServer; write: (s: Sample[]) => Promise<unknown>; pause: (ms: number) => Promise<unknown> }> {
   const svc = await services(t);
   const log = opts.log ?? createLogger('silent');
-  const redisUrl = opts.redisDown ? 'redis://127.0.0.1:1' : svc.redisUrl;
-  const redis = createRedis(redisUrl, log, 'contract', opts.redisDown ? { retryStrategy: () => null } : {});
+  const target = opts.redisDown ? 'redis://127.0.0.1:1' : svc.redisTarget;
+  const redis = createRedis(target, log, 'contract', opts.redisDown ? { retryStrategy: () => null } : {});
   redis.on('error', () => undefined);
-  if (!opts.redisDown) await connectRedis(redis, redisUrl, log);
+  if (!opts.redisDown) await connectRedis(redis, target, log);
   const mongo = createMongo(svc.mongoUrl);
   const db = await connectMongo(mongo, svc.mongoUrl, svc.mongoDb, log);
   const config = loadConfig(
@@ -97,7 +97,7 @@ async function api(
       return batch;
     },
     // every Redis read of the API hangs that long: requests pile up at the gate
-    pause: (ms) => redis.call('CLIENT', 'PAUSE', String(ms), 'ALL'),
+    pause: (ms) => Promise.all(servers(redis).map((server) => server.call('CLIENT', 'PAUSE', String(ms), 'ALL'))),
   };
 }
 

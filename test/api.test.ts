@@ -9,7 +9,7 @@ import { loadConfig } from '../lib/ops/config.js';
 import { createLogger } from '../lib/ops/log.js';
 import { connectMongo, createMongo } from '../lib/shared/mongo.js';
 import { MAX_POINTS, ratio } from '../lib/read/influencer.js';
-import { connectRedis, createRedis } from '../lib/shared/redis.js';
+import { connectRedis, createRedis, servers } from '../lib/shared/redis.js';
 import { readStatus } from '../lib/cluster/status.js';
 import { loadLayout } from '../lib/storage/format/layout.js';
 import type { PendingBatch } from '../lib/storage/write/log-writer.js';
@@ -461,7 +461,8 @@ t.test('read bounds: top lists shared per sort, a cap on requests at once, timel
   });
 
   t.test("more requests at once than the cap: the queue's worth wait, the rest get 503 with Retry-After", async (t) => {
-    await redis.call('CLIENT', 'PAUSE', '1500', 'ALL'); // every read of the API hangs until then
+    // every read of the API hangs until then (on a Redis Cluster: every master)
+    await Promise.all(servers(redis).map((server) => server.call('CLIENT', 'PAUSE', '1500', 'ALL')));
     const answers = await Promise.all(Array.from({ length: 6 }, () => fetch(`${api.url}/api/influencers/${A}`)));
     const codes = answers.map((r) => r.status).sort();
     t.same(codes, [200, 200, 200, 503, 503, 503], '2 running + 1 queued answered, 3 refused');

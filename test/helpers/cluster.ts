@@ -1,8 +1,8 @@
 // A real cluster for tests: the bundled mock, nodes in-process or as child processes
 // (`influencer-node start`), and a checker that reads back what was stored, interval by interval.
 import type { ChildProcess } from 'node:child_process';
-import { Cluster, Redis } from 'ioredis';
-import type { ClusterTarget, RedisClient } from '../../lib/shared/redis.js';
+import { Redis } from 'ioredis';
+import { createRedis, type RedisClient } from '../../lib/shared/redis.js';
 import { MongoClient, type Db } from 'mongodb';
 import { loadConfig, type Config } from '../../lib/ops/config.js';
 import { createLogger } from '../../lib/ops/log.js';
@@ -22,6 +22,8 @@ export interface ClusterOptions {
   extraEnv?: Record<string, string>;
   /** servers of the test's own (fault tests restart them); shared throwaway ones otherwise */
   redisUrl?: string;
+  /** a Redis Cluster of the test's own (its nodes' URLs) */
+  redisClusterNodes?: string[];
   mongoUrl?: string;
 }
 
@@ -41,13 +43,12 @@ export interface TestCluster {
   totals: Totals;
 }
 
-/** A Redis Cluster's seed nodes as ioredis's Cluster takes them. */
-function seeds(target: ClusterTarget): { host: string; port: number }[] {
-  return target.clusterNodes.map((n) => ({ host: n.split(':')[0]!, port: Number(n.split(':')[1]) }));
-}
-
 export async function startCluster(t: Owner, opts: ClusterOptions): Promise<TestCluster> {
-  const svc = await services(t, { redisUrl: opts.redisUrl, mongoUrl: opts.mongoUrl });
+  const svc = await services(t, {
+    redisUrl: opts.redisUrl,
+    redisClusterNodes: opts.redisClusterNodes,
+    mongoUrl: opts.mongoUrl,
+  });
   const mock = await startMock({
     port: 0,
     pkMin: PK_MIN,
@@ -74,9 +75,14 @@ export async function startCluster(t: Owner, opts: ClusterOptions): Promise<Test
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     ...opts.extraEnv,
   };
-  // fault tests stop and restart Redis: the client reconnects; its errors are the commands' own
-  const redis = typeof svc.redisTarget === 'string' ? new Redis(svc.redisTarget) : new Cluster(seeds(svc.redisTarget));
+  // fault tests stop and restart Redis: the client reconnects (with its offline queue, as a test's
+  // reads may come while it does); its errors are the commands' own
+  const redis =
+    typeof svc.redisTarget === 'string'
+      ? new Redis(svc.redisTarget)
+      : createRedis(svc.redisTarget, createLogger('silent'), 'test', { enableOfflineQueue: true });
   redis.on('error', () => undefined);
+  await redis.connect().catch(() => undefined);
   const mongo = new MongoClient(env.MONGO_URL, { serverSelectionTimeoutMS: 60_000 });
   const children: ChildProcess[] = [];
   const nodes: InfluencerNode[] = [];

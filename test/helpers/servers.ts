@@ -60,13 +60,19 @@ export const ON_REDIS_CLUSTER = process.env.TEST_REDIS === 'cluster' || Boolean(
 let mongoServer: Promise<Server> | undefined;
 
 /** Servers for a test: `given` URLs (fault tests bring servers they restart), else shared ones. */
-export async function services(t: Owner, given: { redisUrl?: string; mongoUrl?: string } = {}): Promise<Services> {
+export async function services(
+  t: Owner,
+  given: { redisUrl?: string; redisClusterNodes?: string[]; mongoUrl?: string } = {},
+): Promise<Services> {
   registerTeardown(t);
   const mongoUrl = given.mongoUrl || process.env.MONGO_URL || (await (mongoServer ??= startFerret())).url;
   const id = randomBytes(4).toString('hex');
   const names = { cluster: `t${id}`, mongoDb: `t_${id}` };
-  if (ON_REDIS_CLUSTER && !given.redisUrl) {
-    const seeds = process.env.REDIS_CLUSTER_NODES?.split(',') ?? (await (redisCluster ??= startRedisCluster())).seeds;
+  if (given.redisClusterNodes || (ON_REDIS_CLUSTER && !given.redisUrl)) {
+    const seeds =
+      given.redisClusterNodes ??
+      process.env.REDIS_CLUSTER_NODES?.split(',') ??
+      (await (redisCluster ??= startRedisCluster())).seeds;
     const redisTarget = { clusterNodes: seeds };
     const redisEnv = { REDIS_CLUSTER_NODES: seeds.join(',') };
     return { redisUrl: `redis://${seeds[0]}`, redisTarget, redisEnv, mongoUrl, ...names };

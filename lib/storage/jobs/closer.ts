@@ -5,7 +5,7 @@ import type { Logger } from '../../ops/log.js';
 import { PeriodicJob } from '../../shared/periodic.js';
 import { everyMemberLogged } from '../../cluster/member-view.js';
 import { logSamples, type Totals } from '../state/totals.js';
-import { redisIdentity, sliceTrusted } from '../state/totals-state.js';
+import { masterIdentities, redisIdentity, sliceTrusted } from '../state/totals-state.js';
 import type { RedisClient } from '../../shared/redis.js';
 import { shuffled } from '../../shared/util.js';
 import { raiseMark } from '../../lua/scripts.js';
@@ -120,10 +120,11 @@ export class PeriodCloser {
       if (!r.result) return 'idle';
     }
     let points = 0;
+    const masters = await masterIdentities(this.redis);
     for (const slice of shuffled(this.layout.slices)) {
       if (await this.redis.sismember(this.keys.closedSlices(period), String(slice))) continue;
       // closing reads the open buffers: not while they may be stale or incomplete (a rebuild is due)
-      if (!(await sliceTrusted(this.redis, this.cluster, this.layout.slices, slice))) continue;
+      if (!(await sliceTrusted(this.redis, this.cluster, this.layout.slices, slice, masters))) continue;
       const r = await this.lock.runExclusive(`close:${period}:${slice}`, async (signal) => {
         // another node may have closed it between the check and the lock
         if (await this.redis.sismember(this.keys.closedSlices(period), String(slice))) return 0;

@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { PeriodicJob } from '../../shared/periodic.js';
 import { everyMemberLogged } from '../../cluster/member-view.js';
 import { answerPeriods, collections, collectionNames, type LogDoc } from '../format/documents.js';
-import { redisIdentity } from '../state/totals-state.js';
+import { masterIdentities, redisIdentity, sliceTrusted } from '../state/totals-state.js';
 import { formatAnswer, logSamples, type Totals } from '../state/totals.js';
 import { clusterKeys, SLICE_MARKS, sliceKeys, sliceTags, type SliceKeys } from '../../shared/keys.js';
-import { scanKeys, serverOf, type RedisClient } from '../../shared/redis.js';
+import { scanKeys } from '../../shared/redis.js';
 import { addPoint, decodeCheckpoint, decodeLog, emptyTotals, packTotals, type PkTotals } from '../format/codec.js';
 import { type StorageLayout } from '../format/layout.js';
 import type { StorageJobDeps } from './job-deps.js';
@@ -106,31 +106,15 @@ export class TotalsRebuilder {
   }
 
   /**
-   * The slices to rebuild: totals gone, a rebuild whose node stopped, or built on another Redis than
-   * the one serving the slice now (one whose marks never named their Redis adopts it).
+   * The slices to rebuild: totals gone, a rebuild whose node stopped, or built on a Redis that no
+   * longer serves them as it did (sliceTrusted: restarted, failed over, evicted keys).
    */
   private async slicesDue(): Promise<number[]> {
-    const { redis, layout } = this.d;
+    const { redis, layout, cluster } = this.d;
+    const masters = await masterIdentities(redis);
     const due: number[] = [];
-    const identities = new Map<string, Promise<string>>();
-    for (let slice = 0; slice < layout.slices; slice++) {
-      const k = this.keys(slice);
-      const [since, cutoff, built] = await redis.hmget(
-        k.marks,
-        SLICE_MARKS.since,
-        SLICE_MARKS.rebuildCutoff,
-        SLICE_MARKS.builtOn,
-      );
-      if (since === null || cutoff !== null) {
-        due.push(slice);
-        continue;
-      }
-      const server = serverName(redis, k.marks);
-      if (!identities.has(server)) identities.set(server, redisIdentity(redis, k.marks));
-      const identity = await identities.get(server)!;
-      if (built === null) await redis.hsetnx(k.marks, SLICE_MARKS.builtOn, identity);
-      else if (built !== identity) due.push(slice);
-    }
+    for (let slice = 0; slice < layout.slices; slice++)
+      if (!(await sliceTrusted(redis, cluster, layout.slices, slice, masters))) due.push(slice);
     return due;
   }
 
@@ -365,12 +349,6 @@ export class TotalsRebuilder {
     }
     return out;
   }
-}
-
-/** The server holding `key`, named, so slices on one server share one identity lookup. */
-function serverName(redis: RedisClient, key: string): string {
-  const s = serverOf(redis, key);
-  return `${s.options.host}:${s.options.port}`;
 }
 
 /** Which (pk, interval) of one period were seen: a slot bitmap per pk (8 bytes for an hour of minutes). */

@@ -1,6 +1,6 @@
 // Whether a slice's running totals in Redis can be trusted, are being rebuilt, or are gone: what the
 // read API reports, a period's close checks per slice, and the rebuild decides on.
-import { serverOf, type RedisClient } from '../../shared/redis.js';
+import { serverOf, servers, type RedisClient } from '../../shared/redis.js';
 import { SLICE_MARKS, sliceKeys } from '../../shared/keys.js';
 
 export type TotalsState = 'ready' | 'rebuilding' | 'missing';
@@ -12,10 +12,18 @@ export type TotalsState = 'ready' | 'rebuilding' | 'missing';
  * removes keys without a trace. Either makes the totals on it untrustworthy.
  */
 export async function redisIdentity(redis: RedisClient, key: string): Promise<string> {
-  const info = await serverOf(redis, key).info();
+  return identity(await serverOf(redis, key).info());
+}
+
+function identity(info: string): string {
   const runId = /^run_id:(\w+)/m.exec(info)?.[1] ?? '';
   const evicted = /^evicted_keys:(\d+)/m.exec(info)?.[1] ?? '0';
   return `${runId}:${evicted}`;
+}
+
+/** The identity (`run id:evicted keys`) of every server holding keys now: one Redis, or each master. */
+export async function masterIdentities(redis: RedisClient): Promise<Set<string>> {
+  return new Set(await Promise.all(servers(redis).map(async (s) => identity(await s.info()))));
 }
 
 /** One slice's state from its marks: a rebuild in progress, counting, or gone. */
@@ -31,20 +39,33 @@ export async function sliceState(
   return since === null ? 'missing' : 'ready';
 }
 
-/** Ready, and on the Redis it was built on, with no key evicted since: what closing a slice needs. */
+/**
+ * Ready, and built on a server that still holds keys with none evicted since: what closing a slice
+ * needs. A slice built on a master that still serves with nothing evicted, now on another (its slot
+ * was moved: MIGRATE carries the keys whole), adopts its new master instead of being rebuilt; one
+ * whose master restarted, failed over to a replica or evicted keys is not trusted.
+ */
 export async function sliceTrusted(
   redis: RedisClient,
   cluster: string,
   slices: number,
   slice: number,
+  masters?: Set<string>,
 ): Promise<boolean> {
   const k = sliceKeys(cluster, slices, slice);
-  const [state, built, identity] = await Promise.all([
+  const [state, built] = await Promise.all([
     sliceState(redis, cluster, slices, slice),
     redis.hget(k.marks, SLICE_MARKS.builtOn),
-    redisIdentity(redis, k.marks),
   ]);
-  return state === 'ready' && built === identity;
+  if (state !== 'ready') return false;
+  const current = await redisIdentity(redis, k.marks);
+  if (built === current) return true;
+  // marks that never named their Redis adopt it, as do totals that moved from a master still serving
+  if (built === null || (masters ?? (await masterIdentities(redis))).has(built)) {
+    await redis.hset(k.marks, SLICE_MARKS.builtOn, current);
+    return true;
+  }
+  return false;
 }
 
 /** The cluster's totals: rebuilding if any slice is, missing if any slice is gone, else ready. */
@@ -58,6 +79,8 @@ export async function totalsState(redis: RedisClient, cluster: string, slices: n
 
 /** Every slice trusted: what a check after a restart or an eviction waits for. */
 export async function totalsTrusted(redis: RedisClient, cluster: string, slices: number): Promise<boolean> {
-  for (let slice = 0; slice < slices; slice++) if (!(await sliceTrusted(redis, cluster, slices, slice))) return false;
+  const masters = await masterIdentities(redis);
+  for (let slice = 0; slice < slices; slice++)
+    if (!(await sliceTrusted(redis, cluster, slices, slice, masters))) return false;
   return true;
 }
