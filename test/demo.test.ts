@@ -1,6 +1,9 @@
 // `influencer-node demo`: the mock, two node processes and the dashboard against the test servers;
 // SIGINT stops it all in order with exit code 0. A URL set where nothing answers: it says which.
 // (Its own servers, when no URL is set: demo-servers.test.ts.)
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { Redis } from 'ioredis';
 import { readMembers } from '../lib/cluster/member-view.js';
@@ -75,6 +78,39 @@ t.test('demo --nodes 2 --pks 500 --interval-ms 2000', async (t) => {
   t.same(await readMembers(redis, svc.cluster), [], 'the nodes left the cluster (their keys are gone)');
   await t.rejects(fetch(`${url}/api/stats`), 'the dashboard is closed');
   t.notMatch(demo.output(), /"level":(50|60)/, 'no error logged');
+});
+
+t.test('demo --redis-cluster 3: a Redis Cluster of its own under the nodes', async (t) => {
+  const svc = await services(t);
+  const dataDir = mkdtempSync(join(tmpdir(), 'inode-demo-cluster-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const env = { MONGO_URL: svc.mongoUrl, MONGO_DB: svc.mongoDb, CLUSTER: svc.cluster, HEARTBEAT_TTL_MS: '2000' };
+  const args = ['demo', '--redis-cluster', '3', '--nodes', '2', '--pks', '300', '--interval-ms', '2000', '--port', '0'];
+  const demo = spawnCli([...args, '--data-dir', dataDir], env);
+  t.teardown(() => {
+    if (demo.exitCode === null && demo.signalCode === null) demo.kill('SIGKILL');
+  });
+  await until(() => /dashboard http:\/\/\S+\//.test(demo.output()), 60_000, 'the dashboard URL');
+  t.match(
+    demo.output(),
+    /^redis +Redis Cluster redis:\/\/:\*\*\*@127\.0\.0\.1:\d+,.*a Redis Cluster of 3 masters started by the demo/m,
+    'its own cluster, the password masked',
+  );
+  await until(
+    () => /members 2\/2 active {2}owned 300\/300 {2}samples\/interval [1-9]\d*/.test(demo.output()),
+    60_000,
+    'a summary line with samples stored',
+  );
+  demo.kill('SIGINT');
+  t.equal(await waitExit(demo, 90_000), 0, 'SIGINT: exit 0');
+  t.match(demo.output(), /servers stopped \(redis-server, redis-server, redis-server\)/, 'its three masters stopped');
+  t.notMatch(demo.output(), /"level":(50|60)/, 'no error logged');
+  const both = await runCli(['demo', '--redis-cluster', '3', '--port', '0'], { ...env, REDIS_URL: svc.redisUrl });
+  t.equal(both.code, 2, 'with REDIS_URL set too: a usage error');
+  t.match(
+    both.stderr,
+    /--redis-cluster starts a Redis Cluster of its own: leave REDIS_URL and REDIS_CLUSTER_NODES unset/,
+  );
 });
 
 t.test('demo with a URL where nothing answers: names that server and what to do (exit 1)', async (t) => {

@@ -197,6 +197,7 @@ of the new version running or not. Until it has run, reads of that data scan the
       .option('--port <n>', 'dashboard port (default SERVE_PORT)')
       .option('--host <host>', 'dashboard address to bind (default SERVE_HOST)')
       .option('--mock-port <n>', 'port of the bundled mock (0 = a free one)', '0')
+      .option('--redis-cluster <masters>', 'start a Redis Cluster of this many masters instead of one redis-server')
       .addHelpText(
         'after',
         `
@@ -205,6 +206,7 @@ Examples:
   $ influencer-node demo --nodes 2 --pks 500 --interval-ms 2000
   $ influencer-node demo --data-dir /tmp/demo              # its servers' data there, not in ~/.local/share
   $ REDIS_URL=redis://10.0.0.5:6379 influencer-node demo --port 9090
+  $ influencer-node demo --redis-cluster 3                 # its own Redis Cluster of 3 masters
 
 Without REDIS_URL / MONGO_URL, and with nothing answering at their default addresses, it starts its
 own redis-server and FerretDB (installing them first if they are missing, as \`setup\` does).

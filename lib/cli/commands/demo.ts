@@ -1,5 +1,5 @@
 import { openApi, type ApiServer } from '../../read/api.js';
-import { numberFlag } from './flags.js';
+import { numberFlag, UsageError } from './flags.js';
 import { MAX_UNIVERSE, isGiven, type Config } from '../../ops/config.js';
 import { EmbeddedServers } from '../../ops/embedded/servers.js';
 import { SetupError } from '../../ops/embedded/setup-error.js';
@@ -7,7 +7,7 @@ import { createLogger } from '../../ops/log.js';
 import { startMock, type MockServer } from '../../mock/mockstagram.js';
 import { portFree } from '../../ops/ports.js';
 import { describeUnreachable, unreachableServers } from '../../ops/preflight.js';
-import { connectRedis, createRedis } from '../../shared/redis.js';
+import { connectRedis, createRedis, redisTarget } from '../../shared/redis.js';
 import { untilSignal } from '../../ops/signals.js';
 import { readStatus } from '../../cluster/status.js';
 import { killNodes, spawnNode, stopNodes, type DemoNode } from './demo-nodes.js';
@@ -37,10 +37,18 @@ export async function demoCommand(config: Config, opts: Record<string, unknown>)
   // before starting anything: a taken port would otherwise fail only after the servers started
   await mustBeFree(port, host, 'port');
   await mustBeFree(mockPort, '127.0.0.1', 'mock-port');
-  const given = { redis: isGiven('redisUrl', opts), mongo: isGiven('mongoUrl', opts) };
+  const redisCluster =
+    opts.redisCluster === undefined ? undefined : numberFlag('redis-cluster', opts.redisCluster, 1, 16, true);
+  const clusterGiven = config.redisClusterNodes.length > 0;
+  if (redisCluster !== undefined && (clusterGiven || isGiven('redisUrl', opts)))
+    throw new UsageError(
+      '--redis-cluster starts a Redis Cluster of its own: leave REDIS_URL and REDIS_CLUSTER_NODES unset',
+    );
+  const given = { redis: isGiven('redisUrl', opts) || clusterGiven, mongo: isGiven('mongoUrl', opts), redisCluster };
   const servers = await EmbeddedServers.open(config, given, write);
   const { redisUrl, mongoUrl } = servers;
-  const demo: Config = { ...config, pkMax: config.pkMin + pks - 1, redisUrl, mongoUrl };
+  const redisClusterNodes = clusterGiven ? config.redisClusterNodes : servers.redisClusterNodes;
+  const demo: Config = { ...config, pkMax: config.pkMin + pks - 1, redisUrl, redisClusterNodes, mongoUrl };
   const down = await unreachableServers(demo);
   if (down.length > 0) {
     for (const u of down) process.stderr.write(`influencer-node: ${describeUnreachable(u)}\n`);
@@ -55,13 +63,14 @@ export async function demoCommand(config: Config, opts: Record<string, unknown>)
   // a second Ctrl-C exits at once: take the nodes along rather than orphan them
   const killAll = (): void => killNodes(nodes);
   process.on('exit', killAll);
-  const redis = createRedis(demo.redisUrl, log, `${demo.cluster}:demo`);
+  const target = redisTarget(demo);
+  const redis = createRedis(target, log, `${demo.cluster}:demo`);
   let summaries: SummaryLines | undefined;
   try {
     mock = await startMock({ host: '127.0.0.1', port: mockPort, pkMin: demo.pkMin, count: pks });
     out(`mock      ${mock.url}  (${pks} influencers, pks ${demo.pkMin}..${demo.pkMax})`);
     api = await openApi(demo, log, { host, port });
-    await connectRedis(redis, demo.redisUrl, log);
+    await connectRedis(redis, target, log);
     for (let i = 1; i <= nodeCount; i++) nodes.push(spawnNode(`demo-${i}`, i - 1, demo, mock.url, log));
     out(
       `nodes     ${nodes.map((n) => n.id).join(', ')}  (cluster ${demo.cluster}, one sample per pk every ${demo.intervalMs} ms)`,

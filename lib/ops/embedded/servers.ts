@@ -1,13 +1,15 @@
 // The Redis and MongoDB a demo runs against: the one its URL names (REDIS_URL, MONGO_URL), else one
 // answering at the default address, else its own redis-server / FerretDB on free ports with their
 // data in DATA_DIR (installed first when missing), which the demo stops last.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { maskUrl, type Config } from '../config.js';
 import { freePort } from '../ports.js';
 import { pingMongo, pingRedis } from '../preflight.js';
 import { aptPolicy, shortError, type Write } from './install.js';
 import { launch, type ServerProcess } from './launch.js';
+import { launchRedisCluster } from './redis-cluster.js';
+import { describeTarget } from '../../shared/redis.js';
 import { ensureServers } from './setup.js';
 import { claim, release } from './pid-lock.js';
 import { privateDir } from './secret.js';
@@ -21,7 +23,17 @@ export interface ServerUse {
   url: string;
   /** why this one, after the URL: "(REDIS_URL)", "(answered at the default address)", "redis-server 7.0.15 started …" */
   how: string;
-  process?: ServerProcess;
+  /** the processes it started (a Redis Cluster: one per node) */
+  processes?: ServerProcess[];
+  /** a Redis Cluster's nodes (their URLs), for REDIS_CLUSTER_NODES */
+  clusterNodes?: string[];
+}
+
+/** What the demo is asked for: which servers were given, and a Redis Cluster of its own of this many masters. */
+export interface ServerWish {
+  redis: boolean;
+  mongo: boolean;
+  redisCluster?: number;
 }
 
 /** A started server that exited while it was needed: which, how, and its last output. */
@@ -62,9 +74,11 @@ export class EmbeddedServers {
    * Picks each server: a given URL as it is, else the default address if something answers there,
    * else one of its own (found or installed, then started). Throws a SetupError when that cannot be.
    */
-  static async open(config: Config, given: { redis: boolean; mongo: boolean }, write: Write): Promise<EmbeddedServers> {
+  static async open(config: Config, given: ServerWish, write: Write): Promise<EmbeddedServers> {
     const [redis, mongo] = await Promise.all([
-      existing('redis', config.redisUrl, given.redis ? 'REDIS_URL' : undefined, pingRedis),
+      given.redisCluster
+        ? undefined
+        : existing('redis', config.redisUrl, given.redis ? 'REDIS_URL' : undefined, pingRedis),
       existing('mongodb', config.mongoUrl, given.mongo ? 'MONGO_URL' : undefined, pingMongo),
     ]);
     if (redis && mongo) return new EmbeddedServers(redis, mongo, config.dataDir);
@@ -79,10 +93,20 @@ export class EmbeddedServers {
         const p = await launch(binary, { port: await freePort(), dataDir, persist: true, detached: true });
         started.push(p);
         const how = `${binary.name} ${binary.version} started by the demo (pid ${p.child.pid}), data in ${dataDir}`;
-        return { role, url: p.url, how, process: p };
+        return { role, url: p.url, how, processes: [p] };
+      };
+      // a new cluster each time (its nodes would find others on the ports of the last run): the totals are rebuilt from MongoDB
+      const startCluster = async (masters: number): Promise<ServerUse> => {
+        const dataDir = join(config.dataDir, 'redis-cluster');
+        rmSync(dataDir, { recursive: true, force: true });
+        const c = await launchRedisCluster(binaries.redis!, { masters, dataDir, detached: true });
+        started.push(...c.nodes);
+        const pids = c.nodes.map((n) => n.child.pid).join(', ');
+        const how = `a Redis Cluster of ${masters} masters started by the demo (redis-server ${binaries.redis!.version}, pids ${pids})`;
+        return { role: 'redis', url: c.seeds[0]!, how, processes: c.nodes, clusterNodes: c.seeds };
       };
       return new EmbeddedServers(
-        redis ?? (await start('redis')),
+        redis ?? (given.redisCluster ? await startCluster(given.redisCluster) : await start('redis')),
         mongo ?? (await start('mongodb')),
         config.dataDir,
         lockFile,
@@ -102,13 +126,20 @@ export class EmbeddedServers {
   get redisUrl(): string {
     return this.redis.url;
   }
+  /** the Redis Cluster it started (its nodes' URLs); empty when Redis is one server */
+  get redisClusterNodes(): string[] {
+    return this.redis.clusterNodes ?? [];
+  }
   get mongoUrl(): string {
     return this.mongo.url;
   }
 
   /** One line per server, for the demo's first lines. */
   lines(): string[] {
-    return [this.redis, this.mongo].map((u) => `${u.role.padEnd(9)} ${maskUrl(u.url)}  ${u.how}`);
+    return [this.redis, this.mongo].map((u) => {
+      const where = u.clusterNodes ? describeTarget({ clusterNodes: u.clusterNodes }) : maskUrl(u.url);
+      return `${u.role.padEnd(9)} ${where}  ${u.how}`;
+    });
   }
 
   /** Stops the servers it started (SIGTERM: Redis writes its file); a line saying so, or undefined if it started none. */
@@ -125,7 +156,7 @@ export class EmbeddedServers {
   }
 
   private processes(): ServerProcess[] {
-    return [this.redis.process, this.mongo.process].filter((p): p is ServerProcess => p !== undefined);
+    return [...(this.redis.processes ?? []), ...(this.mongo.processes ?? [])];
   }
 
   /** On an abrupt exit (a second Ctrl-C): SIGTERM, so the servers still close their files, and free the data dir. */
