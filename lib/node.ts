@@ -19,6 +19,7 @@ import { LogWriter } from './storage/write/log-writer.js';
 import { TotalsRebuilder } from './storage/jobs/rebuild.js';
 import { RetentionJob } from './storage/jobs/retention.js';
 import { RankingJob } from './storage/state/ranking.js';
+import { Keyspace } from './storage/state/keyspace.js';
 import { storedIn } from './polling/stored.js';
 import { SuspiciousChecker } from './polling/suspicious.js';
 import { Totals } from './storage/state/totals.js';
@@ -152,7 +153,8 @@ export class InfluencerNode {
       this.log.warn({ clockSkewMs: c.clockSkewMs }, 'clock skewed by CLOCK_SKEW_MS (a test hook)');
     }
     const layout = await loadLayout(db, c, now());
-    const totals = new Totals(redis, c.cluster, layout.slices);
+    const keyspace = new Keyspace(redis, c.cluster, this.log);
+    const totals = new Totals(redis, c.cluster, layout.slices, undefined, keyspace);
     const lock = new ClusterLock(redis, c.cluster, this.log);
     const deps: StorageJobDeps & { totals: Totals } = {
       redis,
@@ -162,12 +164,17 @@ export class InfluencerNode {
       cluster: c.cluster,
       log: this.log,
       totals,
+      keyspace,
     };
     // every sample of a time before T is in the log T + grace later: flush age, fetch deadlines, a margin
     const graceMs = c.flushMaxAgeMs + 5000;
     this.rebuilder = new TotalsRebuilder(deps, { graceMs, now });
     this.rebuilder.start();
-    await this.rebuilder.counting(this.abort.signal);
+    if ((await keyspace.check(now())) === 'current') await this.rebuilder.counting(this.abort.signal);
+    else
+      this.log.warn(
+        'nodes of the previous version run this cluster: this one logs its samples and leaves them to their period close until the last of them has gone',
+      );
     if (this.abort.signal.aborted) return undefined;
     this.closer = new PeriodCloser(deps, { graceMs, now });
     this.closer.start();
@@ -175,7 +182,14 @@ export class InfluencerNode {
     this.retention.start();
     // a snapshot of an interval is taken once its samples are stored: the flush age and a second after its end
     const rankingLag = c.flushMaxAgeMs + 1000;
-    const rankingOpts = { cluster: c.cluster, slices: layout.slices, intervalMs: c.intervalMs, lagMs: rankingLag, now };
+    const rankingOpts = {
+      cluster: c.cluster,
+      slices: layout.slices,
+      intervalMs: c.intervalMs,
+      lagMs: rankingLag,
+      keyspace,
+      now,
+    };
     this.ranking = new RankingJob(redis, rankingOpts, this.log);
     this.ranking.start();
     if (this.metrics) this.metrics.storageProbe = () => probeStorage(redis, c.cluster, layout, now());

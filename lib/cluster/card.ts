@@ -32,6 +32,8 @@ export interface MemberCard {
   /** the host's boot id and the systemd unit: a restarted node recognises a card its previous run left */
   boot?: string;
   unit?: string;
+  /** the Redis key layout this member writes (2: per slice); missing on a member of an older version */
+  keyspace?: number;
   stats: Record<string, unknown>;
 }
 

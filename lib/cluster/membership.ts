@@ -13,7 +13,7 @@ import {
   type RingMember,
 } from './card.js';
 import { MemberView, readMembers } from './member-view.js';
-import { eventsChannel, memberIndexKey, nodeKey } from '../shared/keys.js';
+import { eventsChannel, KEYSPACE_LAYOUT, memberIndexKey, nodeKey } from '../shared/keys.js';
 import type { Logger } from '../ops/log.js';
 import { VERSION } from '../ops/version.js';
 import { sleep } from '../shared/util.js';
@@ -225,6 +225,7 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
       ttlMs: this.opts.ttlMs,
       view: this.view,
       token: this.token,
+      keyspace: KEYSPACE_LAYOUT,
       stats: this.opts.stats?.() ?? {},
     };
     return JSON.stringify(card);

@@ -43,8 +43,8 @@ export const clusterKeys = (cluster: string) => ({
   reconciled: (period: number) => `${cluster}:reconciled:${period}`,
 });
 
-/** The key layout this version writes (`keyspace`). */
-export const KEYSPACE_VERSION = '2';
+/** The key layout this version writes: the value of `keyspace`, and what its member cards say. */
+export const KEYSPACE_LAYOUT = 2;
 
 /**
  * The previous version's data keys (one hash per pk, cluster-wide sorted sets): read to tell that a

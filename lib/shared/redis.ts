@@ -216,3 +216,16 @@ export async function* scanKeys(redis: RedisClient, pattern: string, count = 100
     } while (cursor !== '0');
   }
 }
+
+/** Deletes `keys` (UNLINK: freed in the background): a call per hash slot on a Redis Cluster, else per thousand. */
+export async function unlinkKeys(redis: RedisClient, keys: readonly string[]): Promise<number> {
+  const groups = new Map<number, string[]>();
+  keys.forEach((key, i) => {
+    const group = isCluster(redis) ? calculateSlot(key) : Math.floor(i / 1000);
+    let list = groups.get(group);
+    if (!list) groups.set(group, (list = []));
+    list.push(key);
+  });
+  const counts = await Promise.all([...groups.values()].map((list) => redis.unlink(...list)));
+  return counts.reduce((a, b) => a + b, 0);
+}

@@ -63,9 +63,13 @@ export function runCli(
   });
 }
 
-/** Starts a long-running CLI command (start, mock); the caller stops it. */
-export function spawnCli(args: string[], env: Record<string, string> = {}): ChildProcess & { output: () => string } {
-  const child = spawn(process.execPath, [BIN, ...args], {
+/** Starts a long-running CLI command (start, mock); the caller stops it. `bin`: another version's entry point. */
+export function spawnCli(
+  args: string[],
+  env: Record<string, string> = {},
+  bin = BIN,
+): ChildProcess & { output: () => string } {
+  const child = spawn(process.execPath, [bin, ...args], {
     env: cleanEnv(env),
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],

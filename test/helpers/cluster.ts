@@ -34,13 +34,16 @@ export interface TestCluster {
   mock: MockServer;
   env: Record<string, string>;
   config: (id: string) => Config;
-  /** a node as a child process running `influencer-node start`, with `env` added to the cluster's */
-  spawnNode: (id: string, env?: Record<string, string>) => ChildProcess & { output: () => string };
+  /** a node as a child process running `influencer-node start`, with `env` added to the cluster's (`bin`: another version's) */
+  spawnNode: (id: string, env?: Record<string, string>, bin?: string) => ChildProcess & { output: () => string };
   /** a node in this process */
   startNode: (id: string) => Promise<InfluencerNode>;
   redis: RedisClient;
   db: Db;
+  /** the totals as the layout a new database gets has them; `useStoredLayout` for one an older version made */
   totals: Totals;
+  /** `totals` made from the layout stored in the database (its slice count) */
+  useStoredLayout: () => Promise<void>;
 }
 
 export async function startCluster(t: Owner, opts: ClusterOptions): Promise<TestCluster> {
@@ -92,8 +95,8 @@ export async function startCluster(t: Owner, opts: ClusterOptions): Promise<Test
     mock,
     env,
     config,
-    spawnNode(id, extra = {}) {
-      const child = spawnCli(['start'], { ...env, ...extra, NODE_ID: id });
+    spawnNode(id, extra = {}, bin?: string) {
+      const child = spawnCli(['start'], { ...env, ...extra, NODE_ID: id }, bin);
       children.push(child);
       return child;
     },
@@ -106,6 +109,10 @@ export async function startCluster(t: Owner, opts: ClusterOptions): Promise<Test
     redis,
     db: mongo.db(svc.mongoDb),
     totals: new Totals(redis, svc.cluster, sliceCount(config('layout').pkMax - config('layout').pkMin + 1)),
+    async useStoredLayout() {
+      const layout = await loadLayout(cluster.db, config('layout'));
+      cluster.totals = new Totals(redis, svc.cluster, layout.slices);
+    },
   };
   t.teardown(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');

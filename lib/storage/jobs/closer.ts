@@ -22,6 +22,7 @@ import {
 import { type StorageLayout } from '../format/layout.js';
 import { SliceWriter } from '../write/slice-writer.js';
 import type { StorageJobDeps } from './job-deps.js';
+import type { Keyspace } from '../state/keyspace.js';
 import { newestCheckpoint } from './checkpoints.js';
 import { type LogDoc, collectionNames } from '../format/documents.js';
 
@@ -52,6 +53,7 @@ export class PeriodCloser {
   private readonly totals: Totals;
   private readonly lock: ClusterLock;
   private readonly layout: StorageLayout;
+  private readonly keyspace?: Keyspace;
   private readonly cluster: string;
   private readonly log: Logger;
   private readonly keys: ClusterKeys;
@@ -65,7 +67,7 @@ export class PeriodCloser {
     private readonly opts: CloserOptions,
   ) {
     ({ redis: this.redis, db: this.db, totals: this.totals, lock: this.lock } = deps);
-    ({ layout: this.layout, cluster: this.cluster, log: this.log } = deps);
+    ({ layout: this.layout, cluster: this.cluster, log: this.log, keyspace: this.keyspace } = deps);
     this.keys = clusterKeys(this.cluster);
     this.now = opts.now ?? Date.now;
     this.slices = new SliceWriter(this.db, this.layout);
@@ -95,6 +97,8 @@ export class PeriodCloser {
 
   /** One step on the oldest period not closed: nothing due, waiting for samples, another node at it, or closed. */
   async runOnce(): Promise<CloseOutcome> {
+    // the previous version's nodes close the periods until the keyspace switches
+    if (this.keyspace && !this.keyspace.current) return 'idle';
     const period = await this.nextPeriod();
     const { bucketMs, intervalMs } = this.layout;
     const now = this.now();

@@ -5,6 +5,7 @@ import type { Db } from 'mongodb';
 import type { ClusterLock } from '../../cluster/locks.js';
 import type { Logger } from '../../ops/log.js';
 import type { StorageLayout } from '../format/layout.js';
+import type { Keyspace } from '../state/keyspace.js';
 
 export interface StorageJobDeps {
   redis: RedisClient;
@@ -14,4 +15,6 @@ export interface StorageJobDeps {
   layout: StorageLayout;
   cluster: string;
   log: Logger;
+  /** which key layout is in force: while the previous version's, no job of this version writes Redis (current if not given) */
+  keyspace?: Keyspace;
 }

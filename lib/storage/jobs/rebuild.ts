@@ -5,7 +5,7 @@ import { answerPeriods, collections, collectionNames, type LogDoc } from '../for
 import { masterIdentities, redisIdentity, sliceTrusted } from '../state/totals-state.js';
 import { formatAnswer, logSamples, type Totals } from '../state/totals.js';
 import { clusterKeys, SLICE_MARKS, sliceKeys, sliceTags, type SliceKeys } from '../../shared/keys.js';
-import { scanKeys } from '../../shared/redis.js';
+import { scanKeys, unlinkKeys } from '../../shared/redis.js';
 import { addPoint, decodeCheckpoint, decodeLog, emptyTotals, packTotals, type PkTotals } from '../format/codec.js';
 import { type StorageLayout } from '../format/layout.js';
 import type { StorageJobDeps } from './job-deps.js';
@@ -15,8 +15,6 @@ import { newestCheckpoint, legacyTotals } from './checkpoints.js';
 
 /** pks per merge call */
 const MERGE_BATCH = 500;
-/** keys deleted per call while wiping */
-const UNLINK_BATCH = 1000;
 
 export interface RebuilderOptions {
   /** how long after the cutoff every sample before it is logged (flush age, fetch deadlines, a margin) */
@@ -99,7 +97,10 @@ export class TotalsRebuilder {
   }
 
   /** One check: nothing to do, another node is at it, or this node rebuilt. */
-  async runOnce(): Promise<'ready' | 'busy' | 'rebuilt'> {
+  async runOnce(): Promise<'ready' | 'busy' | 'rebuilt' | 'previous'> {
+    // nothing of this version's to rebuild while the previous version's nodes write theirs
+    const { keyspace, lock } = this.d;
+    if (keyspace && !(await keyspace.switchWhenDue(lock, this.now()))) return 'previous';
     if ((await this.slicesDue()).length === 0) return 'ready';
     const outcome = await this.d.lock.runExclusive('rebuild-totals', (signal) => this.rebuild(signal));
     return outcome.ran ? outcome.result : 'busy';
@@ -181,9 +182,7 @@ export class TotalsRebuilder {
         const slice = tag === undefined ? undefined : sliceOfTag.get(tag);
         return slice !== undefined && slices.has(slice);
       });
-      // one key at a time on a cluster: the keys of one call must share a slot
-      for (let i = 0; i < doomed.length; i += UNLINK_BATCH)
-        await Promise.all(doomed.slice(i, i + UNLINK_BATCH).map((key) => redis.unlink(key)));
+      await unlinkKeys(redis, doomed);
     }
   }
 

@@ -150,6 +150,8 @@ export interface RankingJobOptions {
   cluster: string;
   slices: number;
   intervalMs: number;
+  /** nothing of this version's to rank while the previous version's key layout is in force */
+  keyspace?: { current: boolean };
   /** how long after an interval's end its samples are stored (flush age and a margin) */
   lagMs: number;
   now?: () => number;
@@ -187,7 +189,7 @@ export class RankingJob {
     const { intervalMs, lagMs, slices, cluster } = this.opts;
     const now = this.now();
     const asOf = Math.floor((now - lagMs) / intervalMs) * intervalMs;
-    if (asOf <= this.done) return 0;
+    if (asOf <= this.done || (this.opts.keyspace && !this.opts.keyspace.current)) return 0;
     let taken = 0;
     for (const slice of shuffled(slices)) {
       const k = sliceKeys(cluster, slices, slice);

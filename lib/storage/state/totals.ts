@@ -78,6 +78,8 @@ export class Totals {
     readonly slices: number,
     /** how long the ranking snapshots a reader holds serve before it asks for newer ones */
     rankingsRecheckMs?: number,
+    /** while the previous version's key layout is in force, nothing is applied here (current if not given) */
+    private readonly keyspace?: { current: boolean },
   ) {
     this.rankings = new Rankings(redis, cluster, slices, rankingsRecheckMs);
   }
@@ -111,6 +113,8 @@ export class Totals {
     mode: ApplyMode,
   ): Promise<ApplyOutcome> {
     if (samples.length === 0) return { kind: 'applied', stored: 0, repeats: 0, older: 0, fresh: [] };
+    // the previous version's period close applies the document; after the switch, the rebuild counts it
+    if (this.keyspace && !this.keyspace.current) return { kind: 'rebuild' };
     const k = sliceKeys(this.cluster, this.slices, slice);
     const keys = [k.marks, k.totals, k.usernames, k.openPks(period)];
     const names: (string | number)[] = [];
