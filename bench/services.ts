@@ -1,16 +1,19 @@
 // The servers a benchmark run needs, each a child process on a free port: redis-server (no
 // persistence) and FerretDB (SQLite in a temp dir), found or installed and started by the
-// product's own code (lib/ops/embedded), and the bundled Mockstagram mock. Every child is SIGKILLed by
-// `killAll`, which run.ts calls on exit and on Ctrl-C.
+// product's own code (lib/ops/embedded), a Redis Cluster of such redis-servers, and the bundled
+// Mockstagram mock. Every child is SIGKILLed by `killAll`, which run.ts calls on exit and on Ctrl-C.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import type { Binary } from '../lib/ops/embedded/binaries.js';
 import { launch } from '../lib/ops/embedded/launch.js';
 import { ensureServers, type Servers } from '../lib/ops/embedded/setup.js';
 import { OutputTail } from '../lib/ops/embedded/tail.js';
 import { freePort, waitForPort } from '../lib/ops/ports.js';
 import { PACKAGE_ROOT } from '../lib/ops/version.js';
+import { sleep } from '../lib/shared/util.js';
 
 export const ROOT = PACKAGE_ROOT;
 export const BIN = join(ROOT, 'bin', 'influencer-node.js');
@@ -95,12 +98,17 @@ export function startFerret(): Promise<Service> {
   return startServer('ferret');
 }
 
-/** A server on a free port with its data in a temp dir, once it listens; found or installed first (progress on stdout). */
-async function startServer(name: 'redis' | 'ferret'): Promise<Service> {
+/** The redis-server or FerretDB binary, found or installed once per run (progress on stdout). */
+async function serverBinary(name: 'redis' | 'ferret'): Promise<Binary> {
   binaries ??= ensureServers((text) => {
     process.stdout.write(text);
   });
-  const binary = (await binaries)[name]!;
+  return (await binaries)[name]!;
+}
+
+/** A server on a free port with its data in a temp dir, once it listens; found or installed first (progress on stdout). */
+async function startServer(name: 'redis' | 'ferret'): Promise<Service> {
+  const binary = await serverBinary(name);
   const server = await launch(binary, { port: await freePort(), dataDir: tempDir(`bench-${name}-`) });
   children.add(server.child);
   return { name: name === 'redis' ? 'redis' : 'ferretdb', url: server.url, child: server.child };
@@ -119,4 +127,65 @@ export async function startMockProcess(pkMin: number, count: number): Promise<Se
   );
   await waitForChild(port, child, 'mock');
   return { name: 'mock', url: `http://127.0.0.1:${port}`, child };
+}
+
+/** A Redis Cluster's masters, and its seed list as REDIS_CLUSTER_NODES takes it (`host:port,host:port`). */
+export interface RedisClusterServers {
+  masters: Service[];
+  nodes: string;
+}
+
+export const CLUSTER_SLOTS = 16_384;
+
+/**
+ * A Redis Cluster of `count` masters without replicas, each a redis-server on free ports, the hash
+ * slots split into even ranges (slice s of the layout then lands on master ⌊s·count/S⌋); resolves
+ * once every master says cluster_state:ok. Slots are assigned and the masters introduced with
+ * CLUSTER ADDSLOTSRANGE and MEET, not `redis-cli --cluster create`, which refuses fewer than 3 masters.
+ */
+export async function startRedisCluster(count: number): Promise<RedisClusterServers> {
+  const binary = (await serverBinary('redis')).path;
+  const masters: Service[] = [];
+  const ports: Array<{ port: number; bus: number }> = [];
+  for (let i = 0; i < count; i++) {
+    // the cluster bus gets a port of its own: the default, port + 10,000, may be taken or past 65,535
+    const port = await freePort();
+    const bus = await freePort();
+    const dir = tempDir(`bench-redis-m${i + 1}-`);
+    const child = track(binary, [
+      ...['--port', String(port), '--cluster-port', String(bus), '--bind', '127.0.0.1', '--dir', dir],
+      ...['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--appendonly', 'no', '--save', ''],
+    ]);
+    await waitForChild(port, child, `redis master ${i + 1}`);
+    masters.push({ name: `redis${i + 1}`, url: `redis://127.0.0.1:${port}`, child });
+    ports.push({ port, bus });
+  }
+  const admins = ports.map(({ port }) => new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 2 }));
+  try {
+    await Promise.all(
+      admins.map((r, i) =>
+        r.call(
+          'CLUSTER',
+          'ADDSLOTSRANGE',
+          Math.floor((i * CLUSTER_SLOTS) / count),
+          Math.floor(((i + 1) * CLUSTER_SLOTS) / count) - 1,
+        ),
+      ),
+    );
+    for (const r of admins.slice(1)) await r.call('CLUSTER', 'MEET', '127.0.0.1', ports[0]!.port, ports[0]!.bus);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const infos = await Promise.all(admins.map((r) => r.call('CLUSTER', 'INFO') as Promise<string>));
+      const ok = infos.every(
+        (info) => /cluster_state:ok/.test(info) && new RegExp(`cluster_known_nodes:${count}\\b`).test(info),
+      );
+      if (ok) break;
+      if (Date.now() > deadline)
+        throw new Error(`the Redis Cluster of ${count} masters did not reach cluster_state:ok in 30 s`);
+      await sleep(100);
+    }
+  } finally {
+    for (const r of admins) r.disconnect();
+  }
+  return { masters, nodes: ports.map(({ port }) => `127.0.0.1:${port}`).join(',') };
 }
