@@ -106,11 +106,17 @@ function removeGroup(dir: string): void {
       /* gone meanwhile */
     }
   }
-  try {
-    rmdirSync(dir);
-  } catch {
-    /* already removed, or a process still exiting: the next run's sweep removes it */
+  // a process that is still exiting keeps its group busy for a few ms: wait for it, synchronously (exit handlers)
+  for (let attempt = 0; attempt < 50; attempt++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EBUSY') return;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
   }
+  // still busy after half a second: the next run's sweep removes it
 }
 
 let swept = false;
