@@ -188,11 +188,13 @@ function machineUse(
   };
 }
 
+/** A machine at its quota, the box when it was busy (both can hold: a quota is a ceiling, not a promise), or neither. */
 function limitOf(busiest: MachineUse, boxBusyPct: number): string {
   const top = `${busiest.name} ${busiest.loadPct}% of ${busiest.cores === null ? 'a core (no quota)' : 'its quota'}`;
-  if (busiest.loadPct >= AT_QUOTA_PCT) return top;
-  if (boxBusyPct >= BOX_BUSY_PCT) return `the box, ${boxBusyPct}% busy (top: ${top})`;
-  return `none at its quota (top: ${top}; box ${boxBusyPct}% busy)`;
+  const box = `the box ${boxBusyPct}% busy`;
+  if (busiest.loadPct >= AT_QUOTA_PCT) return boxBusyPct >= BOX_BUSY_PCT ? `${top}, and ${box}` : top;
+  if (boxBusyPct >= BOX_BUSY_PCT) return `${box} (top: ${top})`;
+  return `none at its quota (top: ${top}; ${box})`;
 }
 
 /** The mock's latency as a client outside every quota sees it: a request every 200 ms, never more than one at a time. */

@@ -600,10 +600,10 @@ export function machinesTables(r: MachinesResult): Table[] {
         `${x.trials.map((t) => `${t.pks}: ${t.onTimePct}`).join(', ')} (${x.stoppedBecause})`,
       ]),
       notes: [
-        `pks carried: the largest count the search found on time (≥ 99.9 % of every measured interval's samples stored within about a flush age of its end); the limit lies below the smallest late count, at most ${round(r.precision * 100)} % above it where the search bracketed it`,
+        `pks carried: the largest count the search found on time (≥ 99.9 % of every measured interval's samples stored within about a flush age of its end); the limit lies between it and the smallest late count, at most ${round(r.precision * 100)} % apart where the search bracketed it`,
         `≙ pks/min: time compressed ${perMinute}×, so N pks every ${s(r.intervalMs)} make the samples/s of ${perMinute}·N pks every minute`,
         "efficiency: pks carried over N × one node's (an on-time configuration's throughput is its demand); stored/s above demand/s: samples of the start-up's catch-up stored in the window too; µs/sample: CPU of each process's cgroup (cpuacct) over the window per stored sample, the nodes summed",
-        `busiest: the process with the highest CPU against its quota (the mock against one core); a limit at ≥ 90 % of a quota is that machine, else the box when it was ≥ 90 % busy`,
+        `busiest: the process with the highest CPU against its quota (the mock against one core); limit: a machine at ≥ 90 % of its quota, and the box when it was ≥ 90 % busy (other work included: a quota is a ceiling, not a promise)`,
         r.mock.verdict,
         ...r.steps.flatMap((x) =>
           x.carried && !x.late
