@@ -1,7 +1,7 @@
-// One trial of scenario 11: N node processes, each started in a CPU-limited machine of its own
-// (bench/cgroup.ts), polling P pks over servers that sit in machines too, measured over K whole
-// intervals. Every process's CPU comes from its machine's cgroup accounting, and the mock's
-// latency from a probe outside every quota.
+// One trial of scenario 11: N node processes, each in a machine of its own (bench/cgroup.ts) whose
+// quota holds from an interval before the window, polling P pks over servers that sit in machines
+// too, measured over K whole intervals. Every process's CPU comes from its machine's cgroup
+// accounting, and the mock's latency from a probe outside every quota.
 import { BenchCluster, PK_MIN, nextBoundary, sleep, sleepUntil, type ClusterOptions, type Infra } from './cluster.js';
 import { CpuMachine, type QuotaReading } from './cgroup.js';
 import { cardFigure, maxOf, measureWindow, onTimePct } from './measure.js';
@@ -122,12 +122,14 @@ export async function machineTrial(
     await sleepUntil(start - I);
     for (const id of ids) machines.byName.get(id)!.limit(o.nodeCores);
     await sleepUntil(start);
-    const probe = probeMock(infra.mock.url, pks);
+    let probe = probeMock(infra.mock.url, pks);
     let w = await measureWindow(c, start, o.k);
     // storing more than the demand, it is still working off its start-up catch-up: late then says
     // nothing of the steady state, so it gets up to two more windows (a saturated node stores less)
     for (let extra = 0; extra < 2; extra++) {
       if (onTimePct(w, pks) >= ON_TIME_PCT || w.samplesPerSec <= 1.02 * demandPerSec) break;
+      await probe.stop();
+      probe = probeMock(infra.mock.url, pks);
       w = await measureWindow(c, nextBoundary(Date.now(), I), o.k);
     }
     const latencies = await probe.stop();
