@@ -3,10 +3,11 @@
 // ring to settle, align to interval boundaries and sample CPU and RSS of every process involved.
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import { viewHash, type MemberCard } from '../lib/cluster/card.js';
 import { readMembers } from '../lib/cluster/member-view.js';
+import type { RedisClient } from '../lib/shared/redis.js';
 import { rssBytes, snapshot, type CpuSnapshot } from './proc.js';
 import { BIN, ROOT, isRunning, stopChild, track, type Service } from './services.js';
 
@@ -17,7 +18,7 @@ export interface Infra {
   redis: Service;
   ferret: Service;
   mock: Service;
-  redisClient: Redis;
+  redisClient: RedisClient;
   mongo: MongoClient;
 }
 
@@ -211,7 +212,10 @@ export class BenchCluster {
       .db(this.dbName)
       .dropDatabase()
       .catch(() => undefined);
-    await this.infra.redisClient.flushall().catch(() => undefined);
+    // a Redis Cluster's client sends FLUSHALL to one master: every master flushes its own slots
+    const client = this.infra.redisClient;
+    const servers = client instanceof Cluster ? client.nodes('master') : [client];
+    await Promise.all(servers.map((r) => r.flushall().catch(() => undefined)));
   }
 }
 

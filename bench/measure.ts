@@ -3,7 +3,7 @@
 // and from /proc (CPU of every process between the first and the last reading).
 import type { MemberCard } from '../lib/cluster/card.js';
 import { median, num, sleep, sleepUntil, type BenchCluster } from './cluster.js';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/shared/redis.js';
 import { cpuBetween, round, type CpuUse } from './proc.js';
 
 export interface Window {
@@ -137,8 +137,8 @@ export function checksPerSec(w: Window): number {
   return Number.isFinite(perSec) ? round(perSec, 1) : 0;
 }
 
-/** Redis's per-command totals: calls and µs spent inside the command (a script's calls count in its EVALSHA). */
-export async function commandStats(redis: Redis): Promise<Map<string, { calls: number; usec: number }>> {
+/** Redis's per-command totals: calls and µs spent inside the command (a script's calls count in its EVALSHA); one server's, so a Redis Cluster's would be one master's. */
+export async function commandStats(redis: RedisClient): Promise<Map<string, { calls: number; usec: number }>> {
   const out = new Map<string, { calls: number; usec: number }>();
   for (const line of (await redis.info('commandstats')).split('\n')) {
     const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());

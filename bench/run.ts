@@ -1,8 +1,10 @@
-// `npm run bench [-- --quick] [-- --only 1,4] [-- --only 10 --pks N --node-env NAME=value]`: starts its own mock, redis-server and FerretDB, runs
+// `npm run bench [-- --quick] [-- --only 1,4] [-- --only 10 --pks N --node-env NAME=value] [-- --only 11 --machines 1,2,4]`:
+// starts its own mock, redis-server and FerretDB, runs
 // the scenarios, prints a table per scenario, writes bench/results/<date>.json and appends a
 // section to BENCHMARKS.md. A scenario that throws is reported as failed; the others still run.
 // Every child process is killed at the end, on an error and on Ctrl-C.
 import { maskUrl } from '../lib/ops/config.js';
+import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
@@ -25,12 +27,15 @@ import { readSide } from './read-side.js';
 import { benchRing } from './ring.js';
 import { scaleOut } from './scale-out.js';
 import { killAll, startFerret, startMockProcess, startRedis } from './services.js';
+import { removeMachines } from './cgroup.js';
 import { singleNode } from './single-node.js';
 import { storage } from './storage.js';
 import { mission } from './mission.js';
+import { scaleOutOnMachines } from './machines.js';
 import { suspiciousImpact } from './suspicious.js';
 import {
   failoverTables,
+  machinesTables,
   mockTables,
   missionTables,
   profileTables,
@@ -44,6 +49,8 @@ import {
 } from './tables.js';
 
 const MINUTE = 60_000;
+/** Cores left outside every quota of scenario 11: the mock, the benchmark itself, the kernel. */
+const MOCK_RESERVE_CORES = 0.5;
 const READ_SIDE_PKS = 1_000_000;
 
 /** What each mode runs. Quick compresses time 6× (10 s intervals) and keeps the samples/s of the full run. */
@@ -165,12 +172,32 @@ function plan(quick: boolean) {
           concurrency: 512,
           flushMaxAgeMs: flush(MINUTE),
         },
+    // node-machines of 0.1 core: 8 of them, Redis, FerretDB and the mock fit in 2 cores; time compressed 6×
+    machines: {
+      nodeCounts: quick ? [1, 2, 4] : [1, 2, 4, 8],
+      nodeCores: 0.1,
+      redisCores: 0.25,
+      storeCores: 0.25,
+      redisMasters: 1,
+      firstPks: 8000,
+      maxTrials: quick ? 3 : 6,
+      precision: quick ? 0.25 : 0.1,
+      intervalMs: 10_000,
+      k: quick ? 1 : 2,
+      // unthrottled for ≥ 5 s (its start-up's catch-up), then an interval under its quota before the window
+      warmupMs: 15_000,
+      ttlMs: 3000,
+      concurrency: 256,
+      flushMaxAgeMs: flush(10_000),
+    },
     // 35 days of one-minute points (a month's read with days to spare) at 5, 50 and 500 million samples
     storage: quick
       ? { fills: [20], days: 35, reads: 50, rebuildPks: [10_000, 100_000], rebuildLogMinutes: 30 }
       : { fills: [100, 1000, 10_000], days: 35, reads: 200, rebuildPks: [100_000, 1_000_000], rebuildLogMinutes: 30 },
   };
 }
+
+type MachinePlan = ReturnType<typeof plan>['machines'];
 
 async function startInfra(): Promise<Infra> {
   const [redis, ferret, mock] = await Promise.all([startRedis(), startFerret(), startMockProcess(PK_MIN, 1_000_000)]);
@@ -195,9 +222,11 @@ const SCENARIOS: Record<number, string> = {
   8: 'Profile of one node under load',
   9: 'Storage: disk, store CPU, timeline reads, rebuild',
   10: 'The mission: 1,000,000 pks every minute on this machine',
+  11: 'Scale-out on machines: nodes, Redis and FerretDB in CPU quotas of their own',
 };
 
 const USAGE = `usage: npm run bench -- [--quick] [--only N,N,...] [--pks N] [--node-env NAME=value ...]
+                          [--machines N,N,...] [--node-cores C] [--redis-cores C] [--store-cores C] [--redis-masters M]
    or: node dist/bench/run.js [same flags]
 
 Starts its own mock, redis-server and FerretDB, runs the scenarios, prints a table per scenario,
@@ -205,9 +234,15 @@ writes bench/results/<date>.json and appends a section to BENCHMARKS.md.
 
 Flags:
   --quick               under 2 minutes: scenarios 1-5 with time compressed 6x (default: 1-8, about 20 minutes)
-  --only N,N,...        only these scenarios (9 and 10 alone take 25 and 5 minutes)
+  --only N,N,...        only these scenarios (9, 10 and 11 alone take 25, 5 and 20 minutes; 11 --quick 5)
   --pks N               the mission's pk count, 1 to 1,000,000 (with --only 10)
   --node-env NAME=value a setting for the mission's nodes, repeatable (with --only 10)
+  --machines N,N,...    node counts of scenario 11, each node a machine (default 1,2,4,8; quick 1,2,4)
+  --node-cores C        CPU quota of each node in cores (default 0.1), with --only 11
+  --redis-cores C       CPU quota of each Redis master (default 0.25), with --only 11
+  --store-cores C       CPU quota of FerretDB (default 0.25), with --only 11
+  --redis-masters M     1: one redis-server (default); 2 to 16: a Redis Cluster of M masters, each its own
+                        quota, for nodes that read REDIS_CLUSTER_NODES (with --only 11)
   -h, --help            this text
 
 Scenarios:
@@ -242,12 +277,59 @@ function parseFlags(argv: string[]) {
         only: { type: 'string' },
         'node-env': { type: 'string', multiple: true },
         pks: { type: 'string' },
+        machines: { type: 'string' },
+        'node-cores': { type: 'string' },
+        'redis-cores': { type: 'string' },
+        'store-cores': { type: 'string' },
+        'redis-masters': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+}
+
+/** A quota in cores from its flag: above 0 (at least the 1 ms per 100 ms CFS allows), at most the machine. */
+function coresOf(flag: string, value: string): number {
+  const c = Number(value);
+  if (!Number.isFinite(c) || c < 0.01 || c > cpus().length)
+    throw new UsageError(`--${flag} ${value}: expected cores from 0.01 to ${cpus().length}, e.g. 0.1`);
+  return c;
+}
+
+/** The flags of scenario 11 into its plan; quotas that leave the mock under half a core are refused. */
+function machineFlags(
+  values: ReturnType<typeof parseFlags>['values'],
+  m: MachinePlan,
+  only: Set<number> | undefined,
+): void {
+  const given = ['machines', 'node-cores', 'redis-cores', 'store-cores', 'redis-masters'] as const;
+  if (given.some((f) => values[f] !== undefined) && !only?.has(11))
+    throw new UsageError(
+      `--${given.find((f) => values[f] !== undefined)}: applies to scale-out on machines: run it with --only 11`,
+    );
+  if (values.machines !== undefined) {
+    const counts = values.machines.split(',').map(Number);
+    if (counts.some((n) => !Number.isInteger(n) || n < 1 || n > 32))
+      throw new UsageError(`--machines ${values.machines}: expected node counts from 1 to 32, e.g. 1,2,4,8`);
+    m.nodeCounts = [...new Set(counts)].sort((a, b) => a - b);
+  }
+  if (values['node-cores'] !== undefined) m.nodeCores = coresOf('node-cores', values['node-cores']);
+  if (values['redis-cores'] !== undefined) m.redisCores = coresOf('redis-cores', values['redis-cores']);
+  if (values['store-cores'] !== undefined) m.storeCores = coresOf('store-cores', values['store-cores']);
+  if (values['redis-masters'] !== undefined) {
+    const masters = Number(values['redis-masters']);
+    if (!Number.isInteger(masters) || masters < 1 || masters > 16)
+      throw new UsageError(`--redis-masters ${values['redis-masters']}: expected 1 (one redis-server) to 16`);
+    m.redisMasters = masters;
+  }
+  const quotas = Math.max(...m.nodeCounts) * m.nodeCores + m.redisMasters * m.redisCores + m.storeCores;
+  // quotas are ceilings, not guarantees: the mock, the benchmark and the kernel need the rest
+  if (only?.has(11) && quotas > cpus().length - MOCK_RESERVE_CORES)
+    throw new UsageError(
+      `the quotas add up to ${round(quotas, 2)} of this machine's ${cpus().length} cores, leaving under ${MOCK_RESERVE_CORES} for the mock and the benchmark: lower --node-cores, --redis-cores or --store-cores, or --machines`,
+    );
 }
 
 async function main(): Promise<number> {
@@ -271,10 +353,12 @@ async function main(): Promise<number> {
   if ((values.pks !== undefined || Object.keys(nodeEnv).length > 0) && !only?.has(10)) {
     throw new UsageError('--pks and --node-env apply to the mission: run them with --only 10');
   }
+  machineFlags(values, p.machines, only);
   const started = Date.now();
-  // the storage scenario alone fills half a billion samples, the mission runs minutes: budgets of their own
-  const alone = only?.size === 1 && !quick && (only.has(9) || only.has(10));
-  const deadline = started + (alone ? 45 * MINUTE : p.budgetMs);
+  // the storage scenario alone fills half a billion samples, the mission and the machines run minutes: budgets of their own
+  const alone = only?.size === 1 && !quick && (only.has(9) || only.has(10) || only.has(11));
+  const quickMachines = only?.size === 1 && quick && only.has(11);
+  const deadline = started + (alone ? 45 * MINUTE : quickMachines ? 12 * MINUTE : p.budgetMs);
   const machine = machineInfo();
   const info: RunInfo = {
     date: new Date(started).toISOString(),
@@ -384,6 +468,14 @@ async function main(): Promise<number> {
       },
     },
     {
+      id: 11,
+      name: SCENARIOS[11],
+      run: async () => {
+        const r = await scaleOutOnMachines(servers(), { ...p.machines, deadline }, progress);
+        return { result: r, tables: machinesTables(r) };
+      },
+    },
+    {
       id: 8,
       name: SCENARIOS[8],
       run: async () => {
@@ -429,11 +521,16 @@ async function main(): Promise<number> {
   return failed.length ? 1 : 0;
 }
 
-process.on('exit', killAll);
+// the CPU quotas first (moving a running process out always works, an exiting one's group stays busy a moment), then the children
+const stopEverything = (): void => {
+  removeMachines();
+  killAll();
+};
+process.on('exit', stopEverything);
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
     console.error(`\n${signal}: stopping every child process`);
-    killAll();
+    stopEverything();
     process.exit(130);
   });
 }
@@ -441,7 +538,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    killAll();
+    stopEverything();
     if (err instanceof UsageError) {
       console.error(`bench: ${err.message} (npm run bench -- --help lists the flags)`);
       process.exit(2);

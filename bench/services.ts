@@ -1,12 +1,14 @@
 // The servers a benchmark run needs, each a child process on a free port: redis-server (no
 // persistence) and FerretDB (SQLite in a temp dir), found or installed and started by the
-// product's own code (lib/ops/embedded), and the bundled Mockstagram mock. Every child is SIGKILLed by
-// `killAll`, which run.ts calls on exit and on Ctrl-C.
+// product's own code (lib/ops/embedded), a Redis Cluster of such redis-servers, and the bundled
+// Mockstagram mock. Every child is SIGKILLed by `killAll`, which run.ts calls on exit and on Ctrl-C.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Binary } from '../lib/ops/embedded/binaries.js';
 import { launch } from '../lib/ops/embedded/launch.js';
+import { launchRedisCluster } from '../lib/ops/embedded/redis-cluster.js';
 import { ensureServers, type Servers } from '../lib/ops/embedded/setup.js';
 import { OutputTail } from '../lib/ops/embedded/tail.js';
 import { freePort, waitForPort } from '../lib/ops/ports.js';
@@ -95,12 +97,17 @@ export function startFerret(): Promise<Service> {
   return startServer('ferret');
 }
 
-/** A server on a free port with its data in a temp dir, once it listens; found or installed first (progress on stdout). */
-async function startServer(name: 'redis' | 'ferret'): Promise<Service> {
+/** The redis-server or FerretDB binary, found or installed once per run (progress on stdout). */
+async function serverBinary(name: 'redis' | 'ferret'): Promise<Binary> {
   binaries ??= ensureServers((text) => {
     process.stdout.write(text);
   });
-  const binary = (await binaries)[name]!;
+  return (await binaries)[name]!;
+}
+
+/** A server on a free port with its data in a temp dir, once it listens; found or installed first (progress on stdout). */
+async function startServer(name: 'redis' | 'ferret'): Promise<Service> {
+  const binary = await serverBinary(name);
   const server = await launch(binary, { port: await freePort(), dataDir: tempDir(`bench-${name}-`) });
   children.add(server.child);
   return { name: name === 'redis' ? 'redis' : 'ferretdb', url: server.url, child: server.child };
@@ -119,4 +126,25 @@ export async function startMockProcess(pkMin: number, count: number): Promise<Se
   );
   await waitForChild(port, child, 'mock');
   return { name: 'mock', url: `http://127.0.0.1:${port}`, child };
+}
+
+/** A Redis Cluster's masters, and its seed list as REDIS_CLUSTER_NODES takes it (the nodes' URLs). */
+export interface RedisClusterServers {
+  masters: Service[];
+  nodes: string;
+}
+
+/**
+ * A Redis Cluster of `count` masters without replicas (lib/ops/embedded/redis-cluster.ts: the slots in
+ * even ranges, so slice s of the layout lands on master ⌊s·count/S⌋), on free ports with its data in
+ * a temp dir; resolves once every master says cluster_state:ok.
+ */
+export async function startRedisCluster(count: number): Promise<RedisClusterServers> {
+  const cluster = await launchRedisCluster(await serverBinary('redis'), {
+    masters: count,
+    dataDir: tempDir('bench-redis-cluster-'),
+  });
+  for (const n of cluster.nodes) children.add(n.child);
+  const masters = cluster.nodes.map((n, i) => ({ name: `redis${i + 1}`, url: n.url, child: n.child }));
+  return { masters, nodes: cluster.seeds.join(',') };
 }

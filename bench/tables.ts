@@ -8,6 +8,8 @@ import type { Cell, Table } from './report.js';
 import type { ScaleOutResult } from './scale-out.js';
 import type { SingleNodeResult } from './single-node.js';
 import type { StorageResult, StorageRow } from './storage.js';
+import type { MachinesResult } from './machines.js';
+import type { MachineUse, Trial } from './machine-trial.js';
 import { BUDGET_US, type MissionResult } from './mission.js';
 import type { SuspiciousImpactResult } from './suspicious.js';
 
@@ -541,6 +543,111 @@ export function missionTables(r: MissionResult): Table[] {
         'budget: the machine may stay below about 80 % busy, so 96 of the 120 µs a sample',
         `Redis by command (INFO commandstats, µs inside the command per stored sample; the rest of Redis's CPU is reading requests and writing replies): ${r.redisCommands.map((x) => `${x.command} ${x.usPerSample} (${x.calls.toLocaleString('en-US')} calls)`).join(', ')}`,
         ...(r.warnings.length ? [`node warnings: ${r.warnings.join('; ')}`] : []),
+      ],
+    },
+  ];
+}
+
+export function machinesTables(r: MachinesResult): Table[] {
+  const q = r.quotas;
+  const perMinute = 60_000 / r.intervalMs;
+  const redis = q.redisMasters === 1 ? 'one redis-server' : `a Redis Cluster of ${q.redisMasters} masters, each`;
+  // every machine of a kind (the nodes, the Redis masters) summed per sample, or its busiest
+  const kind = (t: Trial, name: string): MachineUse[] =>
+    t.machines.filter((m) => (name === 'node' ? /^n\d+$/.test(m.name) : m.name.replace(/\d+$/, '') === name));
+  const usSum = (t: Trial | null, name: string): number | null =>
+    t
+      ? round(
+          kind(t, name).reduce((sum, m) => sum + (m.usPerSample ?? 0), 0),
+          1,
+        )
+      : null;
+  const top = (t: Trial | null, name: string, pick: (m: MachineUse) => number): number | null =>
+    t && kind(t, name).length ? Math.max(...kind(t, name).map(pick)) : null;
+  const load = (m: MachineUse) => m.loadPct;
+  const throttled = (m: MachineUse) => m.throttledPct;
+  return [
+    {
+      title: `11. Scale-out on machines: each node ${q.node} core, Redis ${redis} ${q.redis} core, FerretDB ${q.store} core, the mock no quota (CFS period ${q.periodMs} ms); ${s(r.intervalMs)} intervals, ${r.k} measured per trial`,
+      columns: [
+        'nodes',
+        'pks carried',
+        `≙ pks/min`,
+        'demand/s',
+        'stored/s',
+        'efficiency',
+        'µs/sample nodes',
+        'redis',
+        'ferretdb',
+        'mock',
+        'busiest (% of its quota)',
+        'smallest late: pks, on time, limit',
+        'trials (pks: on time %)',
+      ],
+      rows: r.steps.map((x) => [
+        x.nodes,
+        x.carried?.pks,
+        x.carried ? x.carried.pks * perMinute : null,
+        x.carried?.demandPerSec,
+        x.carried?.samplesPerSec,
+        x.efficiency,
+        usSum(x.carried, 'node'),
+        usSum(x.carried, 'redis'),
+        usSum(x.carried, 'ferretdb'),
+        usSum(x.carried, 'mock'),
+        x.carried ? `${x.carried.busiest.name} ${x.carried.busiest.loadPct}%` : null,
+        x.late ? `${x.late.pks}: ${x.late.onTimePct}%, ${x.late.limit}` : null,
+        `${x.trials.map((t) => `${t.pks}: ${t.onTimePct}`).join(', ')} (${x.stoppedBecause})`,
+      ]),
+      notes: [
+        `pks carried: the largest count the search found on time (≥ 99.9 % of every measured interval's samples stored within about a flush age of its end); the limit lies between it and the smallest late count, at most ${round(r.precision * 100)} % apart where the search bracketed it`,
+        `≙ pks/min: time compressed ${perMinute}×, so N pks every ${s(r.intervalMs)} make the samples/s of ${perMinute}·N pks every minute`,
+        "efficiency: pks carried over N × one node's (an on-time configuration's throughput is its demand); stored/s above demand/s: samples of the start-up's catch-up stored in the window too; µs/sample: CPU of each process's cgroup (cpuacct) over the window per stored sample, the nodes summed",
+        `busiest: the process with the highest CPU against its quota (the mock against one core); limit: a machine at ≥ 90 % of its quota, and the box when it was ≥ 90 % busy (other work included: a quota is a ceiling, not a promise)`,
+        r.mock.verdict,
+        ...r.steps.flatMap((x) =>
+          x.carried && !x.late
+            ? [`${x.nodes} node(s): no count was late within the trials, so the limit is above the one carried`]
+            : [],
+        ),
+        ...r.steps.flatMap((x) =>
+          x.carried?.warnings.length ? [`node warnings at ${x.nodes} node(s): ${x.carried.warnings.join('; ')}`] : [],
+        ),
+      ],
+    },
+    {
+      title: '11. Scale-out on machines: each machine at the carried load',
+      columns: [
+        'nodes',
+        'node max % of quota',
+        'throttled %',
+        'redis % of quota',
+        'throttled %',
+        'ferretdb % of quota',
+        'throttled %',
+        'mock % of a core',
+        'mock p50 ms',
+        'mock p99 ms',
+        'box busy %',
+        'late p99 ms',
+      ],
+      rows: r.steps.map((x) => [
+        x.nodes,
+        top(x.carried, 'node', load),
+        top(x.carried, 'node', throttled),
+        top(x.carried, 'redis', load),
+        top(x.carried, 'redis', throttled),
+        top(x.carried, 'ferretdb', load),
+        top(x.carried, 'ferretdb', throttled),
+        top(x.carried, 'mock', load),
+        x.carried?.mockProbe.p50Ms,
+        x.carried?.mockProbe.p99Ms,
+        x.carried?.machineBusyPct,
+        x.carried && x.carried.latenessP99Ms !== null ? round(x.carried.latenessP99Ms) : null,
+      ]),
+      notes: [
+        'throttled %: of the CFS periods in which the process ran, those that stopped it at its quota (cpu.stat); the Redis and node columns show the busiest of their kind',
+        'mock p50/p99: a probe outside every quota, one request every 200 ms over the window; box busy %: the whole machine, other work included (100 % = every core)',
       ],
     },
   ];

@@ -24,8 +24,8 @@ export interface LaunchOptions {
   auth?: boolean;
   /** where the password is kept when not in `dataDir` (the nodes of one Redis Cluster share theirs) */
   secretDir?: string;
-  /** a node of a Redis Cluster: how long a master may be unreachable before its replica takes over */
-  cluster?: { nodeTimeoutMs: number };
+  /** a node of a Redis Cluster: how long a master may be unreachable before its replica takes over, and its bus port */
+  cluster?: { nodeTimeoutMs: number; busPort: number };
 }
 
 export interface ServerProcess {
@@ -104,7 +104,13 @@ function redisConf(o: LaunchOptions, secret: string | undefined): string {
     ...(secret ? [`requirepass ${secret}`] : []),
     // a replica of a cluster logs in to its master with the same password
     ...(o.cluster
-      ? ['cluster-enabled yes', 'cluster-config-file nodes.conf', `cluster-node-timeout ${o.cluster.nodeTimeoutMs}`]
+      ? [
+          'cluster-enabled yes',
+          'cluster-config-file nodes.conf',
+          `cluster-node-timeout ${o.cluster.nodeTimeoutMs}`,
+          // the default bus port (port + 10,000) may be taken, or past 65,535
+          `cluster-port ${o.cluster.busPort}`,
+        ]
       : []),
     ...(o.cluster && secret ? [`masterauth ${secret}`] : []),
   ];
