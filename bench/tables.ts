@@ -285,7 +285,7 @@ export function readSideTables(r: ReadSideResult, fullPks: number): Table[] {
     ]),
     notes: [
       `requests: ${r.routes.map((x) => `${x.route} ${x.path}`).join('; ')}; the page takes random tracked pks, the timeline the ${r.seed.timelinePks} pks with points (T: the end of their day)`,
-      'influencer page: one Redis hash (figures and suspicious flag) and a rank (ZSCORE + ZCOUNT); top lists: one ZREVRANGE and an HMGET per row, read at most once a second per list and shared; stats: ZCARD and HGET; timeline: one _id range of MongoDB',
+      "influencer page: three HGETs of its slice (figures, username, suspicious flag) in one round trip, and a rank from the ranking snapshots serve holds (a binary search in each slice's); top lists: the slices' top lists merged, an HMGET of usernames per slice, read at most once a second and shared; stats: the snapshots' counts and sums; the snapshots and the slices' totals state are read again at most once a second, shared by every request; timeline: one _id range of MongoDB",
       `timeline: FerretDB 1.24 does not push an _id range down to SQLite (nor use its _id index), so every request reads the whole timeline collection: ${r.seed.timelinePoints.toLocaleString('en-US')} points here, where nodes tracking 1M pks store 1.44 billion a day; on MongoDB it is an index range`,
       "serve one-core req/s: 1 s / serve's CPU per request, what it would answer with a core to itself (Redis and FerretDB apart); CPU at 100 clock ticks a second: rough for a few requests",
       'CPU% is of one core; autocannon runs in the bench process; machine is the whole machine (other processes included), 100 % = every core busy',
