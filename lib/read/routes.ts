@@ -97,10 +97,7 @@ export class ApiRoutes {
   }
 
   private async influencer(pk: number): Promise<unknown> {
-    const [summary, totals] = await Promise.all([
-      readSummary(this.totals, pk),
-      this.totalsState(),
-    ]);
+    const [summary, totals] = await Promise.all([readSummary(this.totals, pk), this.totalsState()]);
     if (!summary) throw noData(pk);
     // while Redis's totals are rebuilt the rank would be wrong: say so instead of giving one
     if (totals === 'ready') return { ...summary, totals };
@@ -148,10 +145,7 @@ export class ApiRoutes {
 
   private async stats(): Promise<unknown> {
     const { config } = this.deps;
-    const [summary, totals] = await Promise.all([
-      this.totals.summary(),
-      this.totalsState(),
-    ]);
+    const [summary, totals] = await Promise.all([this.totals.summary(), this.totalsState()]);
     const universe = { pkMin: config.pkMin, pkMax: config.pkMax, size: config.pkMax - config.pkMin + 1 };
     const { influencers, averageFollowers } = summary;
     const rankedAt = summary.rankedAt === null ? null : new Date(summary.rankedAt).toISOString();
