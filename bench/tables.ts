@@ -1,4 +1,5 @@
 // Each scenario's result as readable tables (the same ones go to stdout and BENCHMARKS.md).
+import type { CapacityResult } from './apply-capacity.js';
 import type { MockBenchResult } from './mock.js';
 import type { ReadSideResult } from './read-side.js';
 import type { FailoverResult } from './failover.js';
@@ -648,6 +649,42 @@ export function machinesTables(r: MachinesResult): Table[] {
       notes: [
         'throttled %: of the CFS periods in which the process ran, those that stopped it at its quota (cpu.stat); the Redis and node columns show the busiest of their kind',
         'mock p50/p99: a probe outside every quota, one request every 200 ms over the window; box busy %: the whole machine, other work included (100 % = every core)',
+      ],
+    },
+  ];
+}
+
+export function capacityTables(r: CapacityResult): Table[] {
+  const o = r.options;
+  const one = r.medians.find((m) => m.masters === 1);
+  return [
+    {
+      title: `12. Redis apply capacity: ${o.pks.toLocaleString('en-US')} pks in ${r.slices} slices, each master ${o.cores} core (a CPU quota), ${o.seconds} s a round, one master and ${o.masters} in turn`,
+      columns: [
+        'round',
+        'masters',
+        'samples/s',
+        'masters % of quota',
+        'Redis µs/sample',
+        'generator % of a core',
+        'machine busy %',
+      ],
+      rows: r.rounds.map((x) => [
+        x.round,
+        x.masters,
+        Math.round(x.samplesPerSec),
+        x.quotaPct.map((p) => round(p)).join(' / '),
+        round(x.usPerSample, 2),
+        round(x.generatorPct),
+        x.machineBusyPct,
+      ]),
+      notes: [
+        ...r.medians.map(
+          (m) =>
+            `median of ${o.rounds} round(s), ${m.masters} master(s): ${m.samplesPerSec.toLocaleString('en-US')} samples/s${one && m.masters !== 1 && r.ratio !== null ? `, ${r.ratio}× one master's` : ''}`,
+        ),
+        'samples/s: one-minute samples the masters absorbed through the apply step (batches of 1,000 pks, one call per slice, as a node sends them) while the generator kept them saturated; masters % of quota near 100 shows Redis, not the generator (% of a core, unlimited), was the limit',
+        "Redis µs/sample: the masters' CPU (cpuacct) over the window, added up, per sample; machine busy: the whole box, other work included (a quota is a ceiling, not a promise: masters under their quota while the box is near 100 % were starved by it)",
       ],
     },
   ];
