@@ -1,4 +1,4 @@
-// Each scenario's result as readable tables (the same ones go to stdout and BENCHMARKS.md).
+// Each scenario's result as readable tables (the same ones go to stdout and bench/results/RUNS.md).
 import type { CapacityResult } from './apply-capacity.js';
 import type { MockBenchResult } from './mock.js';
 import type { ReadSideResult } from './read-side.js';
