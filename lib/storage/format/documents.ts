@@ -166,6 +166,16 @@ export interface BaseDoc extends PayloadDoc {
   e: number;
 }
 
+/**
+ * Set in `meta` as `{_id: 'legacy-tail'}` once the previous layout's points of this layout's periods
+ * (written in the hour its first node started) are in the log (lib/storage/jobs/legacy-tail.ts).
+ */
+export interface LegacyTailDoc {
+  _id: 'legacy-tail';
+  points: number;
+  at: Date;
+}
+
 /** How far a migration got, in `meta` as `{_id: 'migrate'}`: updated once per base document. */
 export interface MigrateProgress {
   _id: 'migrate';

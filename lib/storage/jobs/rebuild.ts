@@ -189,7 +189,11 @@ export class TotalsRebuilder {
   private async anythingStored(): Promise<boolean> {
     const names = (await this.d.db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name);
     return names.some(
-      (n) => n.startsWith('log_') || n === collectionNames.checkpoints || n === collectionNames.legacyTimeline,
+      (n) =>
+        n.startsWith('log_') ||
+        n === collectionNames.checkpoints ||
+        n === collectionNames.legacyTimeline ||
+        n === collectionNames.migrationBase,
     );
   }
 
@@ -270,7 +274,7 @@ export class TotalsRebuilder {
       for (const t of decodeCheckpoint(doc.p + layout.bucketMs, doc.b.buffer).totals) totals.set(t.pk, t);
       await raiseMark(redis, k.marks, doc.p, SLICE_MARKS.checkpoint);
     }
-    for (const base of await legacyTotals(db, this.d.log)) {
+    for (const base of await legacyTotals(db, layout, this.d.log)) {
       if (!slices.has(base.pk % layout.slices)) continue;
       const t = totals.get(base.pk);
       totals.set(base.pk, t ? mergeOlder(base, t) : base);
