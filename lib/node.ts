@@ -152,7 +152,7 @@ export class InfluencerNode {
     if (c.clockSkewMs !== 0) {
       this.log.warn({ clockSkewMs: c.clockSkewMs }, 'clock skewed by CLOCK_SKEW_MS (a test hook)');
     }
-    const layout = await loadLayout(db, c, now());
+    const layout = await loadLayout(db, c, now(), { recordInterval: true });
     const keyspace = new Keyspace(redis, c.cluster, this.log);
     const totals = new Totals(redis, c.cluster, layout.slices, undefined, keyspace);
     const lock = new ClusterLock(redis, c.cluster, this.log);

@@ -6,6 +6,8 @@ import type { Binary, Collection, Db } from 'mongodb';
 export interface LayoutDoc {
   _id: 'layout';
   format: 2;
+  /** INTERVAL_MS of every node; missing in a layout written by a version that did not store it */
+  intervalMs?: number;
   bucketMs: number;
   slices: number;
   /** the first period written in this layout */
