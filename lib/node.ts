@@ -170,7 +170,7 @@ export class InfluencerNode {
     const graceMs = c.flushMaxAgeMs + 5000;
     this.rebuilder = new TotalsRebuilder(deps, { graceMs, now });
     this.rebuilder.start();
-    if ((await keyspace.check(now())) === 'current') await this.rebuilder.counting(this.abort.signal);
+    if ((await keyspace.check()) === 'current') await this.rebuilder.counting(this.abort.signal);
     else
       this.log.warn(
         'nodes of the previous version run this cluster: this one logs its samples and leaves them to their period close until the last of them has gone',
