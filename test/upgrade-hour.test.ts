@@ -48,6 +48,15 @@ async function writeTimeline(db: Db, until = UPGRADE): Promise<void> {
         g: 300,
         w: 1,
       });
+  // a document that holds no point: left out, never a crash
+  docs.push({
+    _id: `${String(PKS[0]).padStart(10, '0')}:garbage`,
+    pk: PKS[0]!,
+    t: 'yesterday' as never,
+    f: -1,
+    g: 1,
+    w: 1,
+  });
   for (let i = 0; i < docs.length; i += 1000)
     await db.collection(collectionNames.legacyTimeline).insertMany(docs.slice(i, i + 1000) as never[]);
 }
@@ -127,6 +136,7 @@ t.test('the upgrade hour: rebuilt from the unconverted timeline, then migrated a
   const r = await migrateLegacy(db, layout, log);
   await db.dropCollection(collectionNames.legacyTimeline);
   t.equal(r.points, PKS.length * ((FIRST - OLD_FROM) / MIN), 'migrate converts the points before the first period');
+  t.equal(r.unreadable, 1, 'and leaves out the document that holds none');
   await check(t, 'migrated, timeline dropped', redis, db, cluster, totals, EXPECTED);
 
   // Redis lost afterwards: the converted base and the log count each point once
