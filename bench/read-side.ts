@@ -45,8 +45,8 @@ export interface ReadSideOptions {
    */
   timelineConnections: number;
   timelineRequests: number;
-  /** the steady load at which each route's latency is measured again, requests a second */
-  paceRate: number;
+  /** the connections with which each route's latency is measured again, far from saturation */
+  lightConnections: number;
   deadline: number;
   cores: number;
 }
@@ -69,8 +69,8 @@ export interface RouteResult {
   requestsPerSec: number;
   p50Ms: number;
   p99Ms: number;
-  /** the same route at a steady `rate` a second (below saturation): what a reader waits at that load */
-  paced: { rate: number; requestsPerSec: number; p50Ms: number; p99Ms: number } | null;
+  /** the same route with `connections` (a few, far from saturation): what a reader waits at that load */
+  paced: { connections: number; requestsPerSec: number; p50Ms: number; p99Ms: number } | null;
   /** connection errors, timeouts included */
   errors: number;
   non2xx: number;
@@ -290,19 +290,12 @@ async function load(c: BenchCluster, url: string, r: Route, o: ReadSideOptions):
   const cpu = cpuBetween(cpu0, snapshot(pids));
   const p = (name: string): number => cpu.percent.get(name) ?? 0;
   const requests = result.requests.total;
-  // the same route at a steady load below what it answers saturated (the timeline: none)
-  const pacedRun =
-    r.amount || result.requests.total / result.duration < 2 * o.paceRate
-      ? null
-      : await autocannon({
-          url,
-          connections: r.connections,
-          duration: o.seconds,
-          overallRate: o.paceRate,
-          requests: r.requests,
-        });
+  // the same route with a few connections, below what it answers saturated (the timeline: none)
+  const pacedRun = r.amount
+    ? null
+    : await autocannon({ url, connections: o.lightConnections, duration: o.seconds, requests: r.requests });
   const paced = pacedRun && {
-    rate: o.paceRate,
+    connections: o.lightConnections,
     requestsPerSec: round(pacedRun.requests.total / pacedRun.duration),
     p50Ms: pacedRun.latency.p50,
     p99Ms: pacedRun.latency.p99,
@@ -323,7 +316,7 @@ async function load(c: BenchCluster, url: string, r: Route, o: ReadSideOptions):
     serveCpuUsPerRequest: requests > 0 && serveSeconds !== undefined ? round((serveSeconds * 1e6) / requests) : null,
     cpu: {
       serve: p('serve'),
-      redis: redisTotal(cpu.percent) ?? 0,
+      redis: round(redisTotal(cpu.percent) ?? 0, 1),
       ferretdb: p('ferretdb'),
       autocannon: p('autocannon'),
       machine: cpu.machineBusyPct,

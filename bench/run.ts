@@ -122,7 +122,7 @@ function plan(quick: boolean) {
           connections: 50,
           timelineConnections: 2,
           timelineRequests: 4,
-          paceRate: 1000,
+          lightConnections: 4,
         }
       : {
           pks: READ_SIDE_PKS,
@@ -132,7 +132,7 @@ function plan(quick: boolean) {
           connections: 50,
           timelineConnections: 2,
           timelineRequests: 8,
-          paceRate: 1000,
+          lightConnections: 4,
         },
     // time compressed 6× in both modes: the samples/s of 200k (full) or 60k (quick) pks at one minute
     suspicious: {
