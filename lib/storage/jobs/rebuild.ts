@@ -326,7 +326,9 @@ export class TotalsRebuilder {
             return applied.has(token) ? null : writer.applySlice(period, slice, list, 'reconcile');
           }),
         );
-        if (outcomes.every((o) => o === null || o.kind === 'applied')) await writer.markApplied(period, token);
+        // late: a slice whose checkpoint holds the period takes nothing more of it
+        if (outcomes.every((o) => o === null || o.kind === 'applied' || o.kind === 'late'))
+          await writer.markApplied(period, token);
       }
     }
   }
