@@ -3,11 +3,10 @@
 // ring to settle, align to interval boundaries and sample CPU and RSS of every process involved.
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { Cluster } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import { viewHash, type MemberCard } from '../lib/cluster/card.js';
 import { readMembers } from '../lib/cluster/member-view.js';
-import type { RedisClient } from '../lib/shared/redis.js';
+import { servers, type RedisClient } from '../lib/shared/redis.js';
 import { rssBytes, snapshot, type CpuSnapshot } from './proc.js';
 import { BIN, ROOT, isRunning, stopChild, track, type Service } from './services.js';
 
@@ -15,11 +14,22 @@ export const PK_MIN = 1_000_000;
 
 /** The servers every scenario shares, and clients to read what the nodes publish and store. */
 export interface Infra {
+  /** the one redis-server, or a Redis Cluster's first master */
   redis: Service;
+  /** every Redis master (one: the redis-server), named redis, redis2, ... */
+  redisMasters: Service[];
+  /** how the nodes find Redis: REDIS_URL, or REDIS_CLUSTER_NODES */
+  redisEnv: Record<string, string>;
   ferret: Service;
   mock: Service;
   redisClient: RedisClient;
   mongo: MongoClient;
+}
+
+/** The CPU of every Redis master together (their names redis, redis2, ...), from a per-process figure. */
+export function redisTotal(byName: ReadonlyMap<string, number>): number | undefined {
+  const values = [...byName].filter(([name]) => /^redis\d*$/.test(name)).map(([, v]) => v);
+  return values.length ? values.reduce((a, b) => a + b, 0) : undefined;
 }
 
 export interface ClusterOptions {
@@ -63,7 +73,7 @@ export class BenchCluster {
     return {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
-      REDIS_URL: this.infra.redis.url,
+      ...this.infra.redisEnv,
       MONGO_URL: this.infra.ferret.url,
       MONGO_DB: this.dbName,
       CLUSTER: this.cluster,
@@ -176,7 +186,7 @@ export class BenchCluster {
   pids(): Map<string, number> {
     const m = new Map<string, number>();
     for (const n of this.nodes.values()) if (isRunning(n.child)) m.set(n.id, n.pid);
-    for (const s of [this.infra.mock, this.infra.redis, this.infra.ferret]) m.set(s.name, s.child.pid!);
+    for (const s of [this.infra.mock, ...this.infra.redisMasters, this.infra.ferret]) m.set(s.name, s.child.pid!);
     return m;
   }
 
@@ -213,9 +223,7 @@ export class BenchCluster {
       .dropDatabase()
       .catch(() => undefined);
     // a Redis Cluster's client sends FLUSHALL to one master: every master flushes its own slots
-    const client = this.infra.redisClient;
-    const servers = client instanceof Cluster ? client.nodes('master') : [client];
-    await Promise.all(servers.map((r) => r.flushall().catch(() => undefined)));
+    await Promise.all(servers(this.infra.redisClient).map((r) => r.flushall().catch(() => undefined)));
   }
 }
 

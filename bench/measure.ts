@@ -2,8 +2,8 @@
 // come from the nodes' member cards (each card's stats describe the interval before its heartbeat)
 // and from /proc (CPU of every process between the first and the last reading).
 import type { MemberCard } from '../lib/cluster/card.js';
-import { median, num, sleep, sleepUntil, type BenchCluster } from './cluster.js';
-import type { RedisClient } from '../lib/shared/redis.js';
+import { median, num, redisTotal, sleep, sleepUntil, type BenchCluster } from './cluster.js';
+import { servers, type RedisClient } from '../lib/shared/redis.js';
 import { cpuBetween, round, type CpuUse } from './proc.js';
 
 export interface Window {
@@ -118,7 +118,7 @@ export function cpuColumns(
     ),
     nodeMax: nodes.length ? Math.max(...nodes) : 0,
     mock: p('mock'),
-    redis: p('redis'),
+    redis: redisTotal(cpu.percent) ?? 0,
     ferretdb: p('ferretdb'),
     machine: cpu.machineBusyPct,
   };
@@ -137,12 +137,15 @@ export function checksPerSec(w: Window): number {
   return Number.isFinite(perSec) ? round(perSec, 1) : 0;
 }
 
-/** Redis's per-command totals: calls and µs spent inside the command (a script's calls count in its EVALSHA); one server's, so a Redis Cluster's would be one master's. */
+/** Redis's per-command totals: calls and µs spent inside the command (a script's calls count in its EVALSHA), every master's added up. */
 export async function commandStats(redis: RedisClient): Promise<Map<string, { calls: number; usec: number }>> {
   const out = new Map<string, { calls: number; usec: number }>();
-  for (const line of (await redis.info('commandstats')).split('\n')) {
-    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
-    if (m) out.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
-  }
+  for (const server of servers(redis))
+    for (const line of (await server.info('commandstats')).split('\n')) {
+      const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
+      if (!m) continue;
+      const sum = out.get(m[1]!) ?? { calls: 0, usec: 0 };
+      out.set(m[1]!, { calls: sum.calls + Number(m[2]), usec: sum.usec + Number(m[3]) });
+    }
   return out;
 }

@@ -2,7 +2,7 @@
 // the full run; 166,667 every 10 s, the same samples/s, in the quick one) with the bundled mock,
 // Redis, the embedded FerretDB and 1 or 2 nodes, measured over K whole intervals after a warm-up:
 // samples/s, on time, lateness, each process's CPU per stored sample against its budget, RSS.
-import { BenchCluster, nextBoundary, sleepUntil, type Infra } from './cluster.js';
+import { BenchCluster, nextBoundary, redisTotal, sleepUntil, type Infra } from './cluster.js';
 import { bottleneck, cardFigure, commandStats, maxOf, measureWindow, median, onTimePct, settleMs } from './measure.js';
 import { freePort } from '../lib/ops/ports.js';
 import { round } from './proc.js';
@@ -21,7 +21,8 @@ export interface MissionOptions extends Pick<
 }
 
 /** CPU µs per stored sample each part of the machine may spend at 16,667 samples/s (DESIGN.md). */
-export const BUDGET_US = { node: 40, redis: 8, ferretdb: 10, mock: 20 } as const;
+// the design's budgets a stored sample (node 45, Redis 10, store 10, mock 25 µs): 90 of the 120 µs two cores have at 16,667/s
+export const BUDGET_US = { node: 45, redis: 10, ferretdb: 10, mock: 25 } as const;
 
 export interface MissionResult {
   pks: number;
@@ -90,7 +91,7 @@ export async function mission(
     const stats1 = await commandStats(infra.redisClient);
     const stored = [...w.stored.values()].reduce((a, b) => a + b, 0);
     const us = (name: string): number | null => {
-      const s = w.cpu.seconds.get(name);
+      const s = name === 'redis' ? redisTotal(w.cpu.seconds) : w.cpu.seconds.get(name);
       return s === undefined || stored === 0 ? null : round((s * 1e6) / stored, 1);
     };
     const nodeSeconds = ids.reduce((a, id) => a + (w.cpu.seconds.get(id) ?? 0), 0);

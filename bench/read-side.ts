@@ -14,7 +14,7 @@ import { Totals } from '../lib/storage/state/totals.js';
 import { takeRanking } from '../lib/storage/state/ranking.js';
 import { sliceKeys } from '../lib/shared/keys.js';
 import { autocannon, randomPkRequests, type AutocannonRequest } from './autocannon.js';
-import { BenchCluster, PK_MIN, type Infra } from './cluster.js';
+import { BenchCluster, PK_MIN, redisTotal, type Infra } from './cluster.js';
 import { bottleneck } from './measure.js';
 import { cpuBetween, round, snapshot } from './proc.js';
 import { freePort, stopChild, waitForChild } from './services.js';
@@ -301,7 +301,7 @@ async function load(c: BenchCluster, url: string, r: Route, o: ReadSideOptions):
     serveCpuUsPerRequest: requests > 0 && serveSeconds !== undefined ? round((serveSeconds * 1e6) / requests) : null,
     cpu: {
       serve: p('serve'),
-      redis: p('redis'),
+      redis: redisTotal(cpu.percent) ?? 0,
       ferretdb: p('ferretdb'),
       autocannon: p('autocannon'),
       machine: cpu.machineBusyPct,

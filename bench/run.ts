@@ -6,7 +6,8 @@
 import { maskUrl } from '../lib/ops/config.js';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
+import { createRedis, describeTarget } from '../lib/shared/redis.js';
+import { createLogger } from '../lib/ops/log.js';
 import { MongoClient } from 'mongodb';
 import { PK_MIN, type Infra } from './cluster.js';
 import { failover } from './failover.js';
@@ -26,7 +27,7 @@ import {
 import { readSide } from './read-side.js';
 import { benchRing } from './ring.js';
 import { scaleOut } from './scale-out.js';
-import { killAll, startFerret, startMockProcess, startRedis } from './services.js';
+import { killAll, startFerret, startMockProcess, startRedis, startRedisCluster } from './services.js';
 import { removeMachines } from './cgroup.js';
 import { singleNode } from './single-node.js';
 import { storage } from './storage.js';
@@ -166,7 +167,8 @@ function plan(quick: boolean) {
           pks: 1_000_000,
           intervalMs: MINUTE,
           nodes: 1,
-          k: 3,
+          // five whole minutes: the mission's on-time figure is over at least that
+          k: 5,
           warmupMs: 60_000,
           ttlMs: 3000,
           concurrency: 512,
@@ -199,12 +201,23 @@ function plan(quick: boolean) {
 
 type MachinePlan = ReturnType<typeof plan>['machines'];
 
-async function startInfra(): Promise<Infra> {
-  const [redis, ferret, mock] = await Promise.all([startRedis(), startFerret(), startMockProcess(PK_MIN, 1_000_000)]);
-  const redisClient = new Redis(redis.url, { maxRetriesPerRequest: 2 });
+/** The run's servers: one redis-server, or (`redisMasters` > 1) a Redis Cluster of that many masters. */
+async function startInfra(redisMasters: number): Promise<Infra> {
+  const [cluster, ferret, mock] = await Promise.all([
+    redisMasters > 1 ? startRedisCluster(redisMasters) : startRedis().then((r) => ({ masters: [r], nodes: '' })),
+    startFerret(),
+    startMockProcess(PK_MIN, 1_000_000),
+  ]);
+  const masters = cluster.masters.map((m, i) => ({ ...m, name: i === 0 ? 'redis' : `redis${i + 1}` }));
+  const target = cluster.nodes ? { clusterNodes: cluster.nodes.split(',') } : masters[0]!.url;
+  const redisClient = createRedis(target, createLogger('silent'), 'bench', { maxRetriesPerRequest: 2 });
   redisClient.on('error', () => undefined);
+  await redisClient.connect();
+  const redisEnv: Record<string, string> = cluster.nodes
+    ? { REDIS_CLUSTER_NODES: cluster.nodes }
+    : { REDIS_URL: masters[0]!.url };
   const mongo = new MongoClient(ferret.url, { serverSelectionTimeoutMS: 10_000 });
-  return { redis, ferret, mock, redisClient, mongo };
+  return { redis: masters[0]!, redisMasters: masters, redisEnv, ferret, mock, redisClient, mongo };
 }
 
 /** A bad flag: said in one line, without a stack. */
@@ -225,7 +238,7 @@ const SCENARIOS: Record<number, string> = {
   11: 'Scale-out on machines: nodes, Redis and FerretDB in CPU quotas of their own',
 };
 
-const USAGE = `usage: npm run bench -- [--quick] [--only N,N,...] [--pks N] [--node-env NAME=value ...]
+const USAGE = `usage: npm run bench -- [--quick] [--only N,N,...] [--pks N] [--nodes N] [--node-env NAME=value ...]
                           [--machines N,N,...] [--node-cores C] [--redis-cores C] [--store-cores C] [--redis-masters M]
    or: node dist/bench/run.js [same flags]
 
@@ -236,13 +249,14 @@ Flags:
   --quick               under 2 minutes: scenarios 1-5 with time compressed 6x (default: 1-8, about 20 minutes)
   --only N,N,...        only these scenarios (9, 10 and 11 alone take 25, 5 and 20 minutes; 11 --quick 5)
   --pks N               the mission's pk count, 1 to 1,000,000 (with --only 10)
+  --nodes N             the mission's nodes sharing the pks, 1 to 4 (default 1; with --only 10)
   --node-env NAME=value a setting for the mission's nodes, repeatable (with --only 10)
   --machines N,N,...    node counts of scenario 11, each node a machine (default 1,2,4,8; quick 1,2,4)
   --node-cores C        CPU quota of each node in cores (default 0.1), with --only 11
   --redis-cores C       CPU quota of each Redis master (default 0.25), with --only 11
   --store-cores C       CPU quota of FerretDB (default 0.25), with --only 11
-  --redis-masters M     1: one redis-server (default); 2 to 16: a Redis Cluster of M masters, each its own
-                        quota, for nodes that read REDIS_CLUSTER_NODES (with --only 11)
+  --redis-masters M     1: one redis-server (default); 2 to 16: a Redis Cluster of M masters (with --only 6
+                        or 10: the run's Redis; with --only 11: each step's, each master its own quota)
   -h, --help            this text
 
 Scenarios:
@@ -277,6 +291,7 @@ function parseFlags(argv: string[]) {
         only: { type: 'string' },
         'node-env': { type: 'string', multiple: true },
         pks: { type: 'string' },
+        nodes: { type: 'string' },
         machines: { type: 'string' },
         'node-cores': { type: 'string' },
         'redis-cores': { type: 'string' },
@@ -304,7 +319,7 @@ function machineFlags(
   m: MachinePlan,
   only: Set<number> | undefined,
 ): void {
-  const given = ['machines', 'node-cores', 'redis-cores', 'store-cores', 'redis-masters'] as const;
+  const given = ['machines', 'node-cores', 'redis-cores', 'store-cores'] as const;
   if (given.some((f) => values[f] !== undefined) && !only?.has(11))
     throw new UsageError(
       `--${given.find((f) => values[f] !== undefined)}: applies to scale-out on machines: run it with --only 11`,
@@ -323,6 +338,8 @@ function machineFlags(
     if (!Number.isInteger(masters) || masters < 1 || masters > 16)
       throw new UsageError(`--redis-masters ${values['redis-masters']}: expected 1 (one redis-server) to 16`);
     m.redisMasters = masters;
+    if (![6, 10, 11].some((id) => only?.has(id)))
+      throw new UsageError('--redis-masters: applies to scenarios 6, 10 and 11: run it with --only 6, 10 or 11');
   }
   const quotas = Math.max(...m.nodeCounts) * m.nodeCores + m.redisMasters * m.redisCores + m.storeCores;
   // quotas are ceilings, not guarantees: the mock, the benchmark and the kernel need the rest
@@ -349,9 +366,15 @@ async function main(): Promise<number> {
       throw new UsageError(`--pks ${values.pks}: expected an integer from 1 to 1,000,000`);
     p.mission.pks = pks;
   }
+  if (values.nodes !== undefined) {
+    const nodes = Number(values.nodes);
+    if (!Number.isInteger(nodes) || nodes < 1 || nodes > 4)
+      throw new UsageError(`--nodes ${values.nodes}: expected an integer from 1 to 4`);
+    p.mission.nodes = nodes;
+  }
   const nodeEnv = settingsOf(values['node-env'] ?? []);
-  if ((values.pks !== undefined || Object.keys(nodeEnv).length > 0) && !only?.has(10)) {
-    throw new UsageError('--pks and --node-env apply to the mission: run them with --only 10');
+  if ((values.pks !== undefined || values.nodes !== undefined || Object.keys(nodeEnv).length > 0) && !only?.has(10)) {
+    throw new UsageError('--pks, --nodes and --node-env apply to the mission: run them with --only 10');
   }
   machineFlags(values, p.machines, only);
   const started = Date.now();
@@ -376,9 +399,12 @@ async function main(): Promise<number> {
   let infra: Infra | undefined;
   let infraError = '';
   try {
-    infra = await startInfra();
-    const [redis, ferret] = [maskUrl(infra.redis.url), maskUrl(infra.ferret.url)];
-    console.log(`servers: redis ${redis}, ferretdb ${ferret}, mock ${infra.mock.url}\n`);
+    // scenario 11 starts its own Redis Cluster per step; 6 and 10 run on the run's
+    infra = await startInfra(only?.has(11) ? 1 : p.machines.redisMasters);
+    const redis = infra.redisEnv.REDIS_CLUSTER_NODES
+      ? describeTarget({ clusterNodes: infra.redisEnv.REDIS_CLUSTER_NODES.split(',') })
+      : maskUrl(infra.redis.url);
+    console.log(`servers: redis ${redis}, ferretdb ${maskUrl(infra.ferret.url)}, mock ${infra.mock.url}\n`);
   } catch (err) {
     infraError = `servers did not start: ${err instanceof Error ? err.message : String(err)}`;
     console.log(`${infraError}\n`);

@@ -541,7 +541,7 @@ export function missionTables(r: MissionResult): Table[] {
           .map(([id, b]) => `${id} ${round(b / MB)} MB`)
           .join(', ')}`,
         'budget: the machine may stay below about 80 % busy, so 96 of the 120 µs a sample',
-        `Redis by command (INFO commandstats, µs inside the command per stored sample; the rest of Redis's CPU is reading requests and writing replies): ${r.redisCommands.map((x) => `${x.command} ${x.usPerSample} (${x.calls.toLocaleString('en-US')} calls)`).join(', ')}`,
+        `Redis by command (INFO commandstats, µs inside the command per stored sample, by Redis's wall clock, so on a busy machine it can exceed the CPU column; the rest of Redis's CPU is reading requests and writing replies): ${r.redisCommands.map((x) => `${x.command} ${x.usPerSample} (${x.calls.toLocaleString('en-US')} calls)`).join(', ')}`,
         ...(r.warnings.length ? [`node warnings: ${r.warnings.join('; ')}`] : []),
       ],
     },
