@@ -23,7 +23,9 @@
             have been applied) or 'refill' (a rebuild puts the points it counted back in the buffers)
   ARGV[3]   the samples, 20 bytes each, big-endian: pk (double), offset of the interval in P,
             followerCount, followingCount (uint32)
-  ARGV[4..] pairs for the samples that carry a username: the sample's index (1-based), the username
+  ARGV[4]   how long (ms) an open buffer and the set of pks live from their creation: a bound on
+            what a period that never closes leaves behind (lib/shared/keys.ts PERIOD_KEYS_TTL_MS)
+  ARGV[5..] pairs for the samples that carry a username: the sample's index (1-based), the username
 
   Returns -2 (and changes nothing) while `since` is missing: the rebuild counts these samples.
   Returns -3 (and changes nothing) for a live call once P's close has begun, and for any call once
@@ -63,8 +65,9 @@ local TOTALS = '>dI4I4I4dI4I4dI4'
 local data = ARGV[3]
 local count = #data / SIZE
 
+local life = ARGV[4]
 local names = {}
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   names[tonumber(ARGV[i])] = ARGV[i + 1]
 end
 
@@ -140,7 +143,10 @@ for i = 0, count - 1 do
   end
   if new then
     stored = stored + 1
-    if redis.call('APPEND', open, struct.pack('>I4I4I4', offset, f, g)) == 12 then redis.call('SADD', KEYS[4], pk) end
+    if redis.call('APPEND', open, struct.pack('>I4I4I4', offset, f, g)) == 12 then
+      redis.call('PEXPIRE', open, life)
+      if redis.call('SADD', KEYS[4], pk) == 1 then redis.call('PEXPIRE', KEYS[4], life) end
+    end
     if at >= since or mode == 'reconcile' then add(pk, cur, at, f, g, names[i + 1]) end
   elseif new == false then
     repeats = repeats + 1

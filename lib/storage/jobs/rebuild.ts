@@ -155,7 +155,8 @@ export class TotalsRebuilder {
       const k = this.keys(s);
       if ((await redis.hget(k.marks, SLICE_MARKS.rebuildOwner)) !== owner)
         throw new Error('another totals rebuild took over');
-      await redis.hdel(k.marks, SLICE_MARKS.rebuildCutoff, SLICE_MARKS.rebuildOwner, SLICE_MARKS.rebuildLast);
+      // the owner's token stays: it names the totals' build, so a close that read the slice before a wipe sees another
+      await redis.hdel(k.marks, SLICE_MARKS.rebuildCutoff, SLICE_MARKS.rebuildLast);
     }
     log.info({ pks: merged, slices, cutoff: new Date(T).toISOString() }, 'running totals rebuilt');
     return 'rebuilt';

@@ -3,7 +3,7 @@
 // ranking snapshots (ranking.ts). Whether a slice's totals can be trusted is totals-state.ts's question.
 import { applySlice } from '../../lua/scripts.js';
 import type { RedisClient } from '../../shared/redis.js';
-import { clusterKeys, sliceKeys, type SliceKeys } from '../../shared/keys.js';
+import { clusterKeys, PERIOD_KEYS_TTL_MS, sliceKeys, type SliceKeys } from '../../shared/keys.js';
 import { decodeLog, PACKED_TOTALS_BYTES, packSamples, unpackTotals } from '../format/codec.js';
 import { Rankings, type TopEntry, type TopOrder } from './ranking.js';
 
@@ -26,9 +26,6 @@ export interface InfluencerTotals {
   suspicious: boolean | null;
   suspiciousAt: number | null;
 }
-
-/** an applied set is deleted when its period closes; this only bounds what a stopped cluster leaves */
-const APPLIED_SET_TTL_S = 7 * 86_400;
 
 /** How a slice's part of a log document is applied (apply.lua's header). */
 export type ApplyMode = 'live' | 'reconcile' | 'refill';
@@ -126,7 +123,7 @@ export class Totals {
       period,
       samples.map((s) => ({ pk: s.pk, at: s.at, f: s.followerCount, g: s.followingCount })),
     );
-    const result = await applySlice(this.redis, keys, [period, mode, packed, ...names]);
+    const result = await applySlice(this.redis, keys, [period, mode, packed, PERIOD_KEYS_TTL_MS, ...names]);
     if (result === -2) return { kind: 'rebuild' };
     if (result === -3) return { kind: 'late' };
     if (result === -4) return { kind: 'rebuilding' };
@@ -140,7 +137,8 @@ export class Totals {
    */
   async markApplied(period: number, token: string): Promise<void> {
     const key = clusterKeys(this.cluster).applied(period);
-    await this.redis.multi().sadd(key, token).expire(key, APPLIED_SET_TTL_S).exec();
+    // it expires two periods after its close; the bound is for a period whose close never comes
+    await this.redis.multi().sadd(key, token).pexpire(key, PERIOD_KEYS_TTL_MS).exec();
   }
 
   /** The tokens of the period's log documents applied to every slice. */
