@@ -4,6 +4,7 @@
 import { runCli } from '../test/helpers/cli.js';
 import { intervalStart, sleep, until } from '../test/helpers/cluster.js';
 import { totalsState, totalsTrusted } from '../lib/storage/state/totals-state.js';
+import { closeGraceMs } from '../lib/storage/jobs/closer.js';
 import { clusterKeys, memberIndexKey, nodeKey } from '../lib/shared/keys.js';
 import type { Chaos } from './harness.js';
 import { none, unbounded, type FaultRun, type Window } from './invariants.js';
@@ -406,7 +407,10 @@ export const mongoDownAtClose: Fault = async (h) => {
   const from = h.checkedTo;
   const { bucketMs, now } = periods(h);
   const period = now;
-  const graceMs = Number(h.cluster.env.FLUSH_MAX_AGE_MS) + 5000;
+  const graceMs = closeGraceMs({
+    flushMaxAgeMs: Number(h.cluster.env.FLUSH_MAX_AGE_MS),
+    requestTimeoutMs: Number(h.cluster.env.REQUEST_TIMEOUT_MS),
+  });
   await sleep(period + bucketMs - h.intervalMs - Date.now());
   await h.mongoServer.down();
   const upAt = period + bucketMs + h.intervalMs + graceMs + 3000;

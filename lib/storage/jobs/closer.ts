@@ -36,6 +36,16 @@ import { type LogDoc, collectionNames } from '../format/documents.js';
 /** pks read from Redis per round trip */
 const CHUNK = 1000;
 
+/**
+ * How long after the interval that follows a time T every sample before T is in the log: a pk's
+ * last interval is dispatched at the latest at its slot in the next one, its one attempt then ends
+ * within the request timeout (earlier attempts start before the deadline), and the sample is
+ * flushed within the flush age; 5 s of margin. The closer's and the rebuild's grace.
+ */
+export function closeGraceMs(c: { flushMaxAgeMs: number; requestTimeoutMs: number }): number {
+  return c.requestTimeoutMs + c.flushMaxAgeMs + 5000;
+}
+
 export interface CloserOptions {
   /** how long after a period's end every sample of it is logged (flush age, fetch deadlines, a margin) */
   graceMs: number;
