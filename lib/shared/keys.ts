@@ -41,6 +41,8 @@ export const clusterKeys = (cluster: string) => ({
   closedSlices: (period: number) => `${cluster}:closed:${period}`,
   /** set once period P's log has been reconciled with the open buffers */
   reconciled: (period: number) => `${cluster}:reconciled:${period}`,
+  /** hash token -> JSON {p, reason, at}: log documents no node can apply, set aside (copies in MongoDB's `quarantine`) */
+  quarantined: `${cluster}:quarantined`,
 });
 
 /**

@@ -4,7 +4,8 @@ import type { ClusterLock } from '../../cluster/locks.js';
 import type { Logger } from '../../ops/log.js';
 import { PeriodicJob } from '../../shared/periodic.js';
 import { everyMemberLogged } from '../../cluster/member-view.js';
-import { logSamples, type Totals } from '../state/totals.js';
+import { logSamples, type ApplyOutcome, type Totals } from '../state/totals.js';
+import { cannotApply, quarantine } from '../state/quarantine.js';
 import { masterIdentities, redisIdentity, sliceTrusted } from '../state/totals-state.js';
 import type { RedisClient } from '../../shared/redis.js';
 import { shuffled } from '../../shared/util.js';
@@ -233,12 +234,8 @@ export class PeriodCloser {
       docs++;
       const token = String(doc._id);
       if (done.has(token)) continue;
-      const samples = logSamples(period, doc.b.buffer);
-      const outcomes = await Promise.all(
-        [...this.totals.bySlice(samples)].map(([slice, list]) =>
-          this.totals.applySlice(period, slice, list, 'reconcile'),
-        ),
-      );
+      const outcomes = await this.reconcileDoc(period, doc);
+      if (outcomes === null) continue;
       if (outcomes.some((o) => o.kind === 'rebuild' || o.kind === 'rebuilding')) {
         waiting = true;
         continue;
@@ -256,6 +253,23 @@ export class PeriodCloser {
       );
     }
     return true;
+  }
+
+  /** Applies every slice's part of one log document; null (and it is quarantined) when it cannot be applied. */
+  private async reconcileDoc(period: number, doc: LogDoc): Promise<ApplyOutcome[] | null> {
+    try {
+      const samples = logSamples(period, doc.b.buffer);
+      return await Promise.all(
+        [...this.totals.bySlice(samples)].map(([slice, list]) =>
+          this.totals.applySlice(period, slice, list, 'reconcile'),
+        ),
+      );
+    } catch (err) {
+      const reason = cannotApply(err);
+      if (reason === null) throw err;
+      await quarantine(this.redis, this.db, this.cluster, period, doc, reason, this.log);
+      return null;
+    }
   }
 
   /**

@@ -4,7 +4,7 @@
 import { applySlice } from '../../lua/scripts.js';
 import type { RedisClient } from '../../shared/redis.js';
 import { clusterKeys, PERIOD_KEYS_TTL_MS, sliceKeys, type SliceKeys } from '../../shared/keys.js';
-import { decodeLog, PACKED_TOTALS_BYTES, packSamples, unpackTotals } from '../format/codec.js';
+import { decodeLog, MAX_APPLY_SAMPLES, PACKED_TOTALS_BYTES, packSamples, unpackTotals } from '../format/codec.js';
 import { Rankings, type TopEntry, type TopOrder } from './ranking.js';
 
 export type { TopEntry, TopOrder };
@@ -112,6 +112,7 @@ export class Totals {
     if (samples.length === 0) return { kind: 'applied', stored: 0, repeats: 0, older: 0, fresh: [] };
     // the previous version's period close applies the document; after the switch, the rebuild counts it
     if (this.keyspace && !this.keyspace.current) return { kind: 'rebuild' };
+    if (samples.length > MAX_APPLY_SAMPLES) return this.applyInParts(period, slice, samples, mode);
     const k = sliceKeys(this.cluster, this.slices, slice);
     const keys = [k.marks, k.totals, k.usernames, k.openPks(period)];
     const names: (string | number)[] = [];
@@ -129,6 +130,25 @@ export class Totals {
     if (result === -4) return { kind: 'rebuilding' };
     const [stored, repeats, older, ...fresh] = (result as Array<string | number>).map(Number);
     return { kind: 'applied', stored: stored!, repeats: repeats!, older: older!, fresh };
+  }
+
+  /** A part too large for one call, applied call after call: each is safe to repeat, so a failure half-way is too. */
+  private async applyInParts(
+    period: number,
+    slice: number,
+    samples: readonly TotalsSample[],
+    mode: ApplyMode,
+  ): Promise<ApplyOutcome> {
+    const sum = { kind: 'applied' as const, stored: 0, repeats: 0, older: 0, fresh: [] as number[] };
+    for (let i = 0; i < samples.length; i += MAX_APPLY_SAMPLES) {
+      const o = await this.applySlice(period, slice, samples.slice(i, i + MAX_APPLY_SAMPLES), mode);
+      if (o.kind !== 'applied') return o;
+      sum.stored += o.stored;
+      sum.repeats += o.repeats;
+      sum.older += o.older;
+      for (const pk of o.fresh) sum.fresh.push(pk);
+    }
+    return sum;
   }
 
   /**
