@@ -52,6 +52,10 @@ t.test('a log document that cannot be applied is quarantined and every period cl
   const k = await storageKit(t, { bucketMs: BUCKET, start: T0 });
   await fill(k, 0, 30);
   const payload = await poison(k);
+  // and one whose payload is not binary at all (another program's document)
+  await k.db
+    .collection<LogDoc>(collectionNames.log(T0 + BUCKET))
+    .insertOne({ _id: 'text-payload', n: 'x', c: 1, b: 'not a log' as unknown as Binary });
   k.clock.now = T0 + 3 * BUCKET + MIN;
   await k.closer.closeDue().catch(() => 'failed');
   await k.closer.closeDue().catch(() => 'failed');
@@ -63,10 +67,17 @@ t.test('a log document that cannot be applied is quarantined and every period cl
   t.same(kept && Buffer.from(kept.b.buffer), payload, 'the document is kept in MongoDB with its payload');
   t.equal(kept?.p, T0);
   const probe = await probeStorage(k.redis, k.cluster, k.layout, k.clock.now);
-  t.equal(probe.quarantined, 1, 'the metric counts it');
+  t.equal(probe.quarantined, 2, 'the metric counts both');
   const status = await readStatus(k.redis, loadConfig({}, { CLUSTER: k.cluster }), k.clock.now);
-  t.match(status.quarantined, [{ token: POISON, period: T0 }], 'status names it');
-  t.match(renderStatus(status), new RegExp(`quarantined log documents: 1.*${POISON}`, 's'));
+  t.match(
+    status.quarantined,
+    [
+      { token: POISON, period: T0 },
+      { token: 'text-payload', period: T0 + BUCKET },
+    ],
+    'status names them, oldest first',
+  );
+  t.match(renderStatus(status), new RegExp(`quarantined log documents: 2.*${POISON}`, 's'));
   t.equal((await k.points(PKS[0]!)).length, 30, 'the other samples are all points');
   await exact(t, k);
 });

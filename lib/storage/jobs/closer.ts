@@ -5,7 +5,7 @@ import type { Logger } from '../../ops/log.js';
 import { PeriodicJob } from '../../shared/periodic.js';
 import { everyMemberLogged } from '../../cluster/member-view.js';
 import { logSamples, type ApplyOutcome, type Totals } from '../state/totals.js';
-import { cannotApply, quarantine } from '../state/quarantine.js';
+import { cannotApply, payloadOf, quarantine } from '../state/quarantine.js';
 import { masterIdentities, redisIdentity, sliceTrusted } from '../state/totals-state.js';
 import type { RedisClient } from '../../shared/redis.js';
 import { shuffled } from '../../shared/util.js';
@@ -258,7 +258,7 @@ export class PeriodCloser {
   /** Applies every slice's part of one log document; null (and it is quarantined) when it cannot be applied. */
   private async reconcileDoc(period: number, doc: LogDoc): Promise<ApplyOutcome[] | null> {
     try {
-      const samples = logSamples(period, doc.b.buffer);
+      const samples = logSamples(period, payloadOf(doc));
       return await Promise.all(
         [...this.totals.bySlice(samples)].map(([slice, list]) =>
           this.totals.applySlice(period, slice, list, 'reconcile'),

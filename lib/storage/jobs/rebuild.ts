@@ -4,7 +4,7 @@ import { everyMemberLogged } from '../../cluster/member-view.js';
 import { answerPeriods, collections, collectionNames, type LogDoc } from '../format/documents.js';
 import { masterIdentities, redisIdentity, sliceTrusted } from '../state/totals-state.js';
 import { formatAnswer, logSamples, type Totals } from '../state/totals.js';
-import { cannotApply, quarantine } from '../state/quarantine.js';
+import { cannotApply, payloadOf, quarantine } from '../state/quarantine.js';
 import { clusterKeys, SLICE_MARKS, sliceKeys, sliceTags, type SliceKeys } from '../../shared/keys.js';
 import { scanKeys, unlinkKeys } from '../../shared/redis.js';
 import { addPoint, decodeCheckpoint, decodeLog, emptyTotals, packTotals, type PkTotals } from '../format/codec.js';
@@ -285,7 +285,7 @@ export class TotalsRebuilder {
       const seen = new IntervalSet(period, layout);
       const tokens = new Set<string>();
       for await (const doc of db.collection<LogDoc>(collectionNames.log(period)).find({})) {
-        const samples = await this.readable(period, doc, () => decodeLog(period, doc.b.buffer));
+        const samples = await this.readable(period, doc, () => decodeLog(period, payloadOf(doc)));
         if (samples === null) continue;
         tokens.add(String(doc._id));
         for (const s of samples) {
@@ -322,7 +322,7 @@ export class TotalsRebuilder {
         if (!tokens.has(token)) continue;
         const outcomes = await this.readable(period, doc, () =>
           Promise.all(
-            [...writer.bySlice(logSamples(period, doc.b.buffer))].map(([slice, list]) => {
+            [...writer.bySlice(logSamples(period, payloadOf(doc)))].map(([slice, list]) => {
               if (slices.has(slice)) {
                 if (period <= checkpoint.get(slice)!) return null;
                 return writer.applySlice(period, slice, list, 'refill');

@@ -2,7 +2,7 @@
 // script that fails on them) are set aside instead of failing their period's reconcile, and with it
 // every later close, for ever: a copy is kept in MongoDB's `quarantine` (past the log's retention),
 // and Redis lists them for `status` and the metrics. The rest of the period closes without them.
-import type { Binary, Db } from 'mongodb';
+import { Binary, type Db } from 'mongodb';
 import type { RedisClient } from '../../shared/redis.js';
 import type { Logger } from '../../ops/log.js';
 import { clusterKeys } from '../../shared/keys.js';
@@ -31,12 +31,18 @@ export const QUARANTINE_COLLECTION = 'quarantine';
  */
 export function cannotApply(err: unknown): string | null {
   if (err instanceof CorruptData) return `unreadable payload: ${err.message}`;
-  // the call could not even be built from it (a payload of the wrong type, too many arguments)
-  if (err instanceof TypeError || err instanceof RangeError) return `${err.name}: ${err.message}`;
+  // the call could not be built from it (more arguments than a call takes)
+  if (err instanceof RangeError) return `${err.name}: ${err.message}`;
   const message = err instanceof Error ? err.message : '';
   // a Lua runtime error in the script (Redis 7: "user_script:N: ...", earlier: "Error running script")
   if (/user_script|Error running script/.test(message)) return `the apply script failed: ${message}`;
   return null;
+}
+
+/** A log document's payload; CorruptData when it has none (a document some other program wrote). */
+export function payloadOf(doc: LogDoc): Uint8Array {
+  if (!(doc.b instanceof Binary)) throw new CorruptData('a log document without a binary payload');
+  return doc.b.buffer;
 }
 
 /** Sets a log document aside: copied into `quarantine` (once), listed in Redis, logged once. */
