@@ -25,7 +25,7 @@ function whileAndAfter(what: string, from: number, clean: number, to: number): W
   ];
 }
 
-function pick<T>(items: T[]): T {
+export function pick<T>(items: T[]): T {
   return items[Math.floor(Math.random() * items.length)];
 }
 
@@ -347,7 +347,7 @@ export const badInput: Fault = async (h) => {
 };
 
 /** The period length the chaos cluster runs with (`BUCKET_MS`), and the start of the one in progress. */
-function periods(h: Chaos): { bucketMs: number; now: number } {
+export function periods(h: Chaos): { bucketMs: number; now: number } {
   const bucketMs = Number(h.cluster.env.BUCKET_MS);
   return { bucketMs, now: Math.floor(Date.now() / bucketMs) * bucketMs };
 }
@@ -361,7 +361,7 @@ async function midPeriod(h: Chaos): Promise<number> {
 }
 
 /** Waits until every slice of `period` is closed; resolves to how long after its end that was. */
-async function periodClosed(h: Chaos, period: number): Promise<number> {
+export async function periodClosed(h: Chaos, period: number): Promise<number> {
   const key = clusterKeys(h.cluster.svc.cluster).closed;
   await until(
     async () => Number((await h.cluster.redis.get(key).catch(() => null)) ?? -1) >= period,
