@@ -4,6 +4,7 @@
 import { runCli } from '../test/helpers/cli.js';
 import { intervalStart, sleep, until } from '../test/helpers/cluster.js';
 import { totalsState, totalsTrusted } from '../lib/storage/state/totals-state.js';
+import { closeGraceMs } from '../lib/storage/jobs/closer.js';
 import { clusterKeys, memberIndexKey, nodeKey } from '../lib/shared/keys.js';
 import type { Chaos } from './harness.js';
 import { none, unbounded, type FaultRun, type Window } from './invariants.js';
@@ -24,7 +25,7 @@ function whileAndAfter(what: string, from: number, clean: number, to: number): W
   ];
 }
 
-function pick<T>(items: T[]): T {
+export function pick<T>(items: T[]): T {
   return items[Math.floor(Math.random() * items.length)];
 }
 
@@ -346,7 +347,7 @@ export const badInput: Fault = async (h) => {
 };
 
 /** The period length the chaos cluster runs with (`BUCKET_MS`), and the start of the one in progress. */
-function periods(h: Chaos): { bucketMs: number; now: number } {
+export function periods(h: Chaos): { bucketMs: number; now: number } {
   const bucketMs = Number(h.cluster.env.BUCKET_MS);
   return { bucketMs, now: Math.floor(Date.now() / bucketMs) * bucketMs };
 }
@@ -360,7 +361,7 @@ async function midPeriod(h: Chaos): Promise<number> {
 }
 
 /** Waits until every slice of `period` is closed; resolves to how long after its end that was. */
-async function periodClosed(h: Chaos, period: number): Promise<number> {
+export async function periodClosed(h: Chaos, period: number): Promise<number> {
   const key = clusterKeys(h.cluster.svc.cluster).closed;
   await until(
     async () => Number((await h.cluster.redis.get(key).catch(() => null)) ?? -1) >= period,
@@ -406,7 +407,10 @@ export const mongoDownAtClose: Fault = async (h) => {
   const from = h.checkedTo;
   const { bucketMs, now } = periods(h);
   const period = now;
-  const graceMs = Number(h.cluster.env.FLUSH_MAX_AGE_MS) + 5000;
+  const graceMs = closeGraceMs({
+    flushMaxAgeMs: Number(h.cluster.env.FLUSH_MAX_AGE_MS),
+    requestTimeoutMs: Number(h.cluster.env.REQUEST_TIMEOUT_MS),
+  });
   await sleep(period + bucketMs - h.intervalMs - Date.now());
   await h.mongoServer.down();
   const upAt = period + bucketMs + h.intervalMs + graceMs + 3000;

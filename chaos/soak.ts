@@ -21,6 +21,7 @@ import {
   sigkill,
   type Fault,
 } from './faults.js';
+import { closedTwiceAfterRedisLoss, nodePauseOverPeriod, poisonLogDocument } from './storage-faults.js';
 import { Chaos, suiteOptions } from './harness.js';
 import { verify, type Verdict } from './invariants.js';
 import { format, save } from './report.js';
@@ -50,6 +51,9 @@ function faultList(intervalMs: number): Fault[] {
     redisEviction,
     redisDownDuringStop,
     mongoDownDuringRebuild,
+    closedTwiceAfterRedisLoss,
+    poisonLogDocument,
+    nodePauseOverPeriod,
   ];
 }
 

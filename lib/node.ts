@@ -12,7 +12,7 @@ import { SampleWriter } from './storage/write/sample-writer.js';
 import { Scheduler } from './polling/scheduler.js';
 import { MockstagramClient } from './polling/source.js';
 import { collections } from './storage/format/documents.js';
-import { PeriodCloser } from './storage/jobs/closer.js';
+import { closeGraceMs, PeriodCloser } from './storage/jobs/closer.js';
 import { loadLayout, type StorageLayout } from './storage/format/layout.js';
 import type { StorageJobDeps } from './storage/jobs/job-deps.js';
 import { LogWriter } from './storage/write/log-writer.js';
@@ -167,7 +167,7 @@ export class InfluencerNode {
       keyspace,
     };
     // every sample of a time before T is in the log T + grace later: flush age, fetch deadlines, a margin
-    const graceMs = c.flushMaxAgeMs + 5000;
+    const graceMs = closeGraceMs(c);
     this.rebuilder = new TotalsRebuilder(deps, { graceMs, now });
     this.rebuilder.start();
     if ((await keyspace.check()) === 'current') await this.rebuilder.counting(this.abort.signal);
@@ -338,13 +338,14 @@ export class InfluencerNode {
   }
 
   /**
-   * Every sample of an interval before this is in the log: the oldest one still buffered, else
-   * the previous interval (fetches of it may still be answering). Periods close once every live
-   * member's card says so.
+   * Every sample of an interval before this is in the log: the oldest interval with a fetch still
+   * answering or a sample still buffered, else the previous interval (its pks may still be
+   * dispatched). Periods close once every live member's card says so.
    */
   private loggedThrough(): number {
     const previous = Math.floor(this.now() / this.config.intervalMs) * this.config.intervalMs - this.config.intervalMs;
-    return Math.min(this.writer?.oldestUnlogged() ?? previous, previous);
+    const fetching = this.scheduler?.oldestInFlight() ?? previous;
+    return Math.min(this.writer?.oldestUnlogged() ?? previous, fetching, previous);
   }
 
   /** What /metrics and /readyz read at scrape time. */

@@ -4,6 +4,7 @@ import type { Config } from '../ops/config.js';
 import { readMembers } from './member-view.js';
 import { Ring } from '../ring/ring.js';
 import { lowerBound } from '../shared/util.js';
+import { quarantined, type QuarantinedEntry } from '../storage/state/quarantine.js';
 
 export interface MemberRow {
   id: string;
@@ -27,6 +28,8 @@ export interface ClusterStatus {
   at: string;
   universe: { pkMin: number; pkMax: number; size: number };
   members: MemberRow[];
+  /** log documents no node can apply, set aside by a period's close (kept in MongoDB's `quarantine`) */
+  quarantined: QuarantinedEntry[];
   summary: {
     members: number;
     active: number;
@@ -84,6 +87,7 @@ export async function readStatus(
     at: new Date(now).toISOString(),
     universe: { pkMin: config.pkMin, pkMax: config.pkMax, size: config.pkMax - config.pkMin + 1 },
     members,
+    quarantined: await quarantined(redis, config.cluster),
     summary: {
       members: members.length,
       active: active.length,

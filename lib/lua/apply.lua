@@ -23,21 +23,21 @@
             have been applied) or 'refill' (a rebuild puts the points it counted back in the buffers)
   ARGV[3]   the samples, 20 bytes each, big-endian: pk (double), offset of the interval in P,
             followerCount, followingCount (uint32)
-  ARGV[4..] pairs for the samples that carry a username: the sample's index (1-based), the username
+  ARGV[4]   how long (ms) an open buffer and the set of pks live from their creation: a bound on
+            what a period that never closes leaves behind (lib/shared/keys.ts PERIOD_KEYS_TTL_MS)
+  ARGV[5..] pairs for the samples that carry a username: the sample's index (1-based), the username
 
   Returns -2 (and changes nothing) while `since` is missing: the rebuild counts these samples.
-  Returns -3 (and changes nothing) for a live call once P's close has begun, or once the slice's
-  checkpoint holds P: the samples are late.
+  Returns -3 (and changes nothing) for a live call once P's close has begun, and for any call once
+  the slice's checkpoint holds P (its buckets are written: what they lack was late, and stays so).
   Returns -4 (and changes nothing) for a reconcile while a rebuild runs: its refill comes first.
   Otherwise {stored, repeats, older, pk, pk, ...}: the samples stored, those whose (pk, interval)
   was stored already, those a live call left to the rebuild (older than `since`), and the pks that
   had no totals before.
   A sample older than `since` belongs to the rebuild: a live call leaves it alone; a refill puts it
   in the open buffer without counting it (the rebuild did); a reconcile puts it there and counts it
-  (its document reached the log after the rebuild read it). A period the slice's checkpoint holds
-  (closed again after Redis lost its marks) gets its points in the open buffers and counts nothing:
-  the checkpoint has every point. The latest counts move only forward in time; "previous" is the
-  newest point before the latest.
+  (its document reached the log after the rebuild read it). The latest counts move only forward in
+  time; "previous" is the newest point before the latest.
 ]]
 local marks = redis.call('HMGET', KEYS[1], 'since', 'closing', 'ckpt', 'rb')
 local since = tonumber(marks[1])
@@ -48,8 +48,11 @@ local period = tonumber(ARGV[1])
 local mode = ARGV[2]
 local closing = tonumber(marks[2])
 local checkpoint = tonumber(marks[3])
-local checkpointed = checkpoint ~= nil and period <= checkpoint
-if mode == 'live' and (checkpointed or (closing ~= nil and period <= closing)) then
+-- a period closed again after Redis lost its marks: a bucket written then is never written again
+if checkpoint ~= nil and period <= checkpoint then
+  return -3
+end
+if mode == 'live' and closing ~= nil and period <= closing then
   return -3
 end
 if mode == 'reconcile' and marks[4] then
@@ -62,8 +65,9 @@ local TOTALS = '>dI4I4I4dI4I4dI4'
 local data = ARGV[3]
 local count = #data / SIZE
 
+local life = ARGV[4]
 local names = {}
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   names[tonumber(ARGV[i])] = ARGV[i + 1]
 end
 
@@ -121,7 +125,7 @@ for i = 0, count - 1 do
       older = older + 1
     else
       new = not buffered(open, offset)
-      if new and mode == 'reconcile' and not checkpointed then cur = redis.call('HGET', KEYS[2], pk) end
+      if new and mode == 'reconcile' then cur = redis.call('HGET', KEYS[2], pk) end
       if cur and #cur ~= 48 then cur = false end
     end
   else
@@ -130,7 +134,7 @@ for i = 0, count - 1 do
     local latest = cur and struct.unpack('>d', cur) or nil
     if latest ~= nil and at == latest then
       new = false
-    elseif not checkpointed and (latest == nil or at > latest) then
+    elseif latest == nil or at > latest then
       -- every stored point at or after `since` moved the latest: the buffer cannot hold this one
       new = true
     else
@@ -139,9 +143,11 @@ for i = 0, count - 1 do
   end
   if new then
     stored = stored + 1
-    if redis.call('APPEND', open, struct.pack('>I4I4I4', offset, f, g)) == 12 then redis.call('SADD', KEYS[4], pk) end
-    local counted = not checkpointed and (at >= since or mode == 'reconcile')
-    if counted then add(pk, cur, at, f, g, names[i + 1]) end
+    if redis.call('APPEND', open, struct.pack('>I4I4I4', offset, f, g)) == 12 then
+      redis.call('PEXPIRE', open, life)
+      if redis.call('SADD', KEYS[4], pk) == 1 then redis.call('PEXPIRE', KEYS[4], life) end
+    end
+    if at >= since or mode == 'reconcile' then add(pk, cur, at, f, g, names[i + 1]) end
   elseif new == false then
     repeats = repeats + 1
   end

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { bucketProblem } from '../storage/format/layout.js';
+import { MAX_APPLY_SAMPLES } from '../storage/format/codec.js';
 import { MAX_UNIVERSE } from '../ring/pk-universe.js';
 
 /** A setting that cannot be used: the CLI prints `message` alone and exits with code 2. */
@@ -155,8 +156,9 @@ export const SETTINGS = {
     flag: 'flush-max-samples',
     kind: 'int',
     min: 1,
+    max: MAX_APPLY_SAMPLES,
     def: () => '1000',
-    help: 'write a batch to MongoDB once this many samples are buffered',
+    help: 'write a batch to MongoDB once this many samples are buffered (at most what one apply call takes)',
   },
   flushMaxAgeMs: {
     env: 'FLUSH_MAX_AGE_MS',

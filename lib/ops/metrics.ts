@@ -220,6 +220,15 @@ export class NodeMetrics {
       },
     });
 
+    new Gauge({
+      name: 'influencer_log_documents_quarantined',
+      help: "Log documents no node can apply, set aside and kept in MongoDB's quarantine (the cluster's; NaN: unknown)",
+      registers,
+      collect() {
+        this.set(storage().quarantined ?? NaN);
+      },
+    });
+
     this.lateness = new Histogram({
       name: 'influencer_sample_lateness_seconds',
       help: "Time from a sample's due time to its storage (done - due)",

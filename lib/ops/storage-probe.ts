@@ -1,5 +1,6 @@
 // What a node's /metrics reads from Redis at scrape time about the cluster's storage: whether the
-// running totals can be trusted, and how long the oldest ended period has waited to be closed.
+// running totals can be trusted, how long the oldest ended period has waited to be closed, and how
+// many log documents are quarantined.
 import type { RedisClient } from '../shared/redis.js';
 import { clusterKeys } from '../shared/keys.js';
 import type { StorageLayout } from '../storage/format/layout.js';
@@ -9,6 +10,8 @@ export interface StorageProbe {
   totals?: TotalsState;
   /** seconds since the end of the oldest period not closed yet; 0 when every ended period is closed */
   closeLagS?: number;
+  /** log documents set aside because no node can apply them (lib/storage/state/quarantine.ts) */
+  quarantined?: number;
 }
 
 /** A scrape waits at most this long for Redis: a frozen Redis must not hang /metrics. */
@@ -22,11 +25,13 @@ export async function probeStorage(
   now: number,
 ): Promise<StorageProbe> {
   const read = async (): Promise<StorageProbe> => {
-    const [totals, closed] = await Promise.all([
+    const keys = clusterKeys(cluster);
+    const [totals, closed, quarantined] = await Promise.all([
       totalsState(redis, cluster, layout.slices),
-      redis.get(clusterKeys(cluster).closed),
+      redis.get(keys.closed),
+      redis.hlen(keys.quarantined),
     ]);
-    return { totals, closeLagS: closeLagS(closed === null ? null : Number(closed), layout, now) };
+    return { totals, closeLagS: closeLagS(closed === null ? null : Number(closed), layout, now), quarantined };
   };
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<StorageProbe>((resolve) => {

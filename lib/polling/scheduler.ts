@@ -75,6 +75,8 @@ export class Scheduler {
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private inFlight = 0;
+  /** requests in flight per interval they are stamped with (a few intervals at most) */
+  private readonly inFlightByInterval = new Map<number, number>();
   private readonly idle: Array<() => void> = [];
   private readonly now: () => number;
   private readonly catchUpMs: number;
@@ -209,6 +211,13 @@ export class Scheduler {
     };
   }
 
+  /** The oldest interval a request in flight is stamped with: its sample may still reach the store. */
+  oldestInFlight(): number | null {
+    let min: number | null = null;
+    for (const at of this.inFlightByInterval.keys()) if (min === null || at < min) min = at;
+    return min;
+  }
+
   private tick(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -307,6 +316,7 @@ export class Scheduler {
       this.notFoundUntil.delete(pk);
     }
     this.inFlight++;
+    this.inFlightByInterval.set(intervalStart, (this.inFlightByInterval.get(intervalStart) ?? 0) + 1);
     const deadline = intervalStart + this.opts.intervalMs;
     this.fetcher
       .fetch(pk, deadline, (kind) => {
@@ -335,6 +345,9 @@ export class Scheduler {
       )
       .finally(() => {
         this.inFlight--;
+        const left = this.inFlightByInterval.get(intervalStart)! - 1;
+        if (left > 0) this.inFlightByInterval.set(intervalStart, left);
+        else this.inFlightByInterval.delete(intervalStart);
         if (this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve();
         this.pump();
       });

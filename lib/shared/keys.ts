@@ -41,7 +41,16 @@ export const clusterKeys = (cluster: string) => ({
   closedSlices: (period: number) => `${cluster}:closed:${period}`,
   /** set once period P's log has been reconciled with the open buffers */
   reconciled: (period: number) => `${cluster}:reconciled:${period}`,
+  /** hash token -> JSON {p, reason, at}: log documents no node can apply, set aside (copies in MongoDB's `quarantine`) */
+  quarantined: `${cluster}:quarantined`,
 });
+
+/**
+ * How long any key of one period lives at most after it is made (open buffers, the slices' sets of
+ * pks, applied tokens, close marks): nothing of a period outlives this if its close never happens.
+ * A period still open this long after its end is closed from the log after a rebuild (the closer).
+ */
+export const PERIOD_KEYS_TTL_MS = 7 * 86_400_000;
 
 /** The key layout this version writes: the value of `keyspace`, and what its member cards say. */
 export const KEYSPACE_LAYOUT = 2;
@@ -114,7 +123,7 @@ export const SLICE_MARKS = {
   checkpoint: 'ckpt',
   /** run id and evicted-key count of the Redis the totals were built on */
   builtOn: 'built',
-  /** a rebuild in progress: its cutoff and its owner's token */
+  /** a rebuild in progress: its cutoff; and the token of the rebuild the totals come from (kept after it) */
   rebuildCutoff: 'rb',
   rebuildOwner: 'owner',
   /** the last pk a rebuild merged, so a resumed one goes on after it */

@@ -60,7 +60,7 @@ const pct = (v: unknown): string =>
 /** The human view of `status`: one row per member, then a summary. */
 export function renderStatus(s: ClusterStatus): string {
   if (s.members.length === 0)
-    return `cluster ${s.cluster}: no members (no node is running, or CLUSTER names another cluster)\n`;
+    return `cluster ${s.cluster}: no members (no node is running, or CLUSTER names another cluster)\n${quarantineLines(s)}`;
   const header = [
     'ID',
     'HOST',
@@ -116,8 +116,21 @@ export function renderStatus(s: ClusterStatus): string {
     `unhealthy: ${sum.unhealthy.length ? sum.unhealthy.join(', ') : 'none'}` +
       (sum.unreadable.length ? `  unreadable: ${sum.unreadable.join(', ')}` : '') +
       (sum.offRing.length ? `  off the ring (full): ${sum.offRing.join(', ')}` : ''),
-    '',
+    quarantineLines(s),
   ].join('\n');
+}
+
+/** The quarantined log documents, the five oldest named; nothing when there are none. */
+function quarantineLines(s: ClusterStatus): string {
+  const q = s.quarantined ?? [];
+  if (q.length === 0) return '';
+  const shown = q.slice(0, 5).map((e) => {
+    const period = Number.isFinite(e.period) ? new Date(e.period).toISOString() : '?';
+    return `  ${e.token} (period ${period}): ${e.reason}`;
+  });
+  const more = q.length > shown.length ? [`  … and ${q.length - shown.length} more`] : [];
+  const head = `quarantined log documents: ${q.length} (kept in MongoDB's quarantine; their periods closed without them)`;
+  return [head, ...shown, ...more, ''].join('\n');
 }
 
 function duration(seconds: number): string {

@@ -406,6 +406,14 @@ export function unpackTotals(pk: number, b: Uint8Array, username = ''): PkTotals
 /** One sample as an apply call takes it: pk (double), interval offset in the period, followerCount, followingCount. */
 export const PACKED_SAMPLE_BYTES = 20;
 
+/**
+ * Most samples one apply call takes: about 60 ms of Redis at 6 µs a sample (a longer script holds
+ * every other client of that master), and three arguments a sample, well under what one call's
+ * arguments may be (a call of 60,000 samples with usernames overflowed Node's stack here).
+ * FLUSH_MAX_SAMPLES is bounded by it; a larger document (an older setting) is applied in parts.
+ */
+export const MAX_APPLY_SAMPLES = 10_000;
+
 /** Samples of one period packed for apply.lua, in order. */
 export function packSamples(
   period: number,

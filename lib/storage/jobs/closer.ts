@@ -4,12 +4,20 @@ import type { ClusterLock } from '../../cluster/locks.js';
 import type { Logger } from '../../ops/log.js';
 import { PeriodicJob } from '../../shared/periodic.js';
 import { everyMemberLogged } from '../../cluster/member-view.js';
-import { logSamples, type Totals } from '../state/totals.js';
+import { logSamples, type ApplyOutcome, type Totals } from '../state/totals.js';
+import { cannotApply, payloadOf, quarantine } from '../state/quarantine.js';
 import { masterIdentities, redisIdentity, sliceTrusted } from '../state/totals-state.js';
 import type { RedisClient } from '../../shared/redis.js';
 import { shuffled } from '../../shared/util.js';
 import { raiseMark } from '../../lua/scripts.js';
-import { clusterKeys, SLICE_MARKS, sliceKeys, type ClusterKeys, type SliceKeys } from '../../shared/keys.js';
+import {
+  clusterKeys,
+  PERIOD_KEYS_TTL_MS,
+  SLICE_MARKS,
+  sliceKeys,
+  type ClusterKeys,
+  type SliceKeys,
+} from '../../shared/keys.js';
 import {
   addPoints,
   decodeCheckpoint,
@@ -28,8 +36,16 @@ import { type LogDoc, collectionNames } from '../format/documents.js';
 
 /** pks read from Redis per round trip */
 const CHUNK = 1000;
-/** marks of a closed period kept this long, for a node that looks late */
-const MARK_TTL_S = 86_400;
+
+/**
+ * How long after the interval that follows a time T every sample before T is in the log: a pk's
+ * last interval is dispatched at the latest at its slot in the next one, its one attempt then ends
+ * within the request timeout (earlier attempts start before the deadline), and the sample is
+ * flushed within the flush age; 5 s of margin. The closer's and the rebuild's grace.
+ */
+export function closeGraceMs(c: { flushMaxAgeMs: number; requestTimeoutMs: number }): number {
+  return c.requestTimeoutMs + c.flushMaxAgeMs + 5000;
+}
 
 export interface CloserOptions {
   /** how long after a period's end every sample of it is logged (flush age, fetch deadlines, a margin) */
@@ -108,11 +124,13 @@ export class PeriodCloser {
       now < period + 2 * bucketMs + intervalMs + this.opts.graceMs
     )
       return 'waiting';
+    if (await this.keysMayHaveExpired(period, now)) return 'waiting';
+    // first: a sample applied after the check for a log would leave an open buffer no close reaches
+    await this.raiseClosing(period);
     if (!(await this.hasLog(period))) {
       await this.finish(period, 0);
       return 'closed';
     }
-    await this.raiseClosing(period);
     if (!(await this.redis.exists(this.keys.reconciled(period)))) {
       const r = await this.lock.runExclusive(`reconcile:${period}`, async (signal) => {
         // another node may have closed it since this pass read the mark
@@ -134,7 +152,7 @@ export class PeriodCloser {
         if (await this.redis.sismember(this.keys.closedSlices(period), String(slice))) return 0;
         const n = await this.closeSlice(period, slice, signal);
         const closed = this.keys.closedSlices(period);
-        await this.redis.multi().sadd(closed, String(slice)).expire(closed, MARK_TTL_S).exec();
+        await this.redis.multi().sadd(closed, String(slice)).pexpire(closed, PERIOD_KEYS_TTL_MS).exec();
         return n;
       });
       if (r.ran) points += r.result;
@@ -154,6 +172,30 @@ export class PeriodCloser {
     const period = stored ? stored.p + this.layout.bucketMs : this.layout.firstPeriod;
     await raiseMark(this.redis, this.keys.closed, period - this.layout.bucketMs);
     return period;
+  }
+
+  /**
+   * Whether a key of the period may have expired (PERIOD_KEYS_TTL_MS after it was made: at its
+   * period's start, or at the slice's rebuild): a cluster stopped for days, or a close stuck that
+   * long. Its reconcile would then count again what the lost buffers held, so those slices are
+   * rebuilt from MongoDB first (their `since` removed: the rebuild job takes them), which makes
+   * every key of theirs anew.
+   */
+  private async keysMayHaveExpired(period: number, now: number): Promise<boolean> {
+    const safe = PERIOD_KEYS_TTL_MS / 2;
+    if (now <= period + safe) return false;
+    const stale: number[] = [];
+    for (let slice = 0; slice < this.layout.slices; slice++) {
+      const since = await this.redis.hget(this.sliceKeys(slice).marks, SLICE_MARKS.since);
+      if (since !== null && now > Math.max(period, Number(since)) + safe) stale.push(slice);
+    }
+    if (stale.length === 0) return false;
+    for (const slice of stale) await this.redis.hdel(this.sliceKeys(slice).marks, SLICE_MARKS.since);
+    this.log.warn(
+      { period: iso(period), slices: stale.length },
+      'a period not closed for days: its Redis keys may have expired, so its slices are rebuilt from MongoDB before it closes',
+    );
+    return true;
   }
 
   private async hasLog(period: number): Promise<boolean> {
@@ -192,12 +234,8 @@ export class PeriodCloser {
       docs++;
       const token = String(doc._id);
       if (done.has(token)) continue;
-      const samples = logSamples(period, doc.b.buffer);
-      const outcomes = await Promise.all(
-        [...this.totals.bySlice(samples)].map(([slice, list]) =>
-          this.totals.applySlice(period, slice, list, 'reconcile'),
-        ),
-      );
+      const outcomes = await this.reconcileDoc(period, doc);
+      if (outcomes === null) continue;
       if (outcomes.some((o) => o.kind === 'rebuild' || o.kind === 'rebuilding')) {
         waiting = true;
         continue;
@@ -206,7 +244,7 @@ export class PeriodCloser {
       if (outcomes.some((o) => o.kind === 'applied' && o.stored > 0)) applied++;
     }
     if (waiting) return false;
-    await this.redis.set(this.keys.reconciled(period), '1', 'EX', MARK_TTL_S);
+    await this.redis.set(this.keys.reconciled(period), '1', 'PX', PERIOD_KEYS_TTL_MS);
     if (applied > 0) {
       const ms = Math.round(performance.now() - started);
       this.log.info(
@@ -217,6 +255,23 @@ export class PeriodCloser {
     return true;
   }
 
+  /** Applies every slice's part of one log document; null (and it is quarantined) when it cannot be applied. */
+  private async reconcileDoc(period: number, doc: LogDoc): Promise<ApplyOutcome[] | null> {
+    try {
+      const samples = logSamples(period, payloadOf(doc));
+      return await Promise.all(
+        [...this.totals.bySlice(samples)].map(([slice, list]) =>
+          this.totals.applySlice(period, slice, list, 'reconcile'),
+        ),
+      );
+    } catch (err) {
+      const reason = cannotApply(err);
+      if (reason === null) throw err;
+      await quarantine(this.redis, this.db, this.cluster, period, doc, reason, this.log);
+      return null;
+    }
+  }
+
   /**
    * One slice of a period: its buckets, its checkpoint (the previous one plus the buckets), its
    * rollups at the end of a rollup period, then the open buffers deleted. Resolves to the points.
@@ -224,17 +279,17 @@ export class PeriodCloser {
   private async closeSlice(period: number, slice: number, signal: AbortSignal): Promise<number> {
     const { bucketMs } = this.layout;
     const k = this.sliceKeys(slice);
+    // a rebuild wipes the buffers, an eviction removes some: if either happens while this slice
+    // reads them (an empty set included), nothing is written
+    const built = await this.builtFrom(k);
     const pks = (await this.redis.smembers(k.openPks(period))).map(Number).sort((a, b) => a - b);
     const rollupEnd = period + bucketMs === this.layout.rollup(period) + this.layout.rollupMs;
     if (pks.length === 0) {
+      await this.unchangedSince(k, built);
       // no points in this bucket: the checkpoint stays the previous one; the day's rollups still go out
       if (rollupEnd) await this.slices.rollups(period, slice, new Map());
       return 0;
     }
-    // a rebuild wipes the buffers, an eviction removes some: if either happens while this slice
-    // reads them, nothing is written
-    const since = await this.redis.hget(k.marks, SLICE_MARKS.since);
-    const identity = await redisIdentity(this.redis, k.marks);
     const totals = new Map((await this.previousCheckpoint(period, slice)).map((t) => [t.pk, t]));
     const summaries = new Map<number, BucketSummary>();
     let points = 0;
@@ -265,12 +320,7 @@ export class PeriodCloser {
         totals.set(pk, addPoints(totals.get(pk), pk, username, list));
         summaries.set(pk, summarize(list));
       });
-      const now = [await this.redis.hget(k.marks, SLICE_MARKS.since), await redisIdentity(this.redis, k.marks)];
-      if (now[0] !== since || now[1] !== identity) {
-        throw new Error(
-          'a totals rebuild began, or Redis evicted keys, while the slice was read; it is closed again later',
-        );
-      }
+      await this.unchangedSince(k, built);
       await this.slices.buckets(period, lists);
     }
     await this.slices.checkpoint(period, slice, totals, summaries);
@@ -280,6 +330,27 @@ export class PeriodCloser {
       await this.redis.unlink(...pks.slice(i, i + CHUNK).map((pk) => k.open(period, pk)));
     await this.redis.unlink(k.openPks(period));
     return points;
+  }
+
+  /** What the slice's keys were built from: its cutoff, the rebuild that set it, the Redis holding them. */
+  private async builtFrom(k: SliceKeys): Promise<string> {
+    const [since, rebuilding, owner] = await this.redis.hmget(
+      k.marks,
+      SLICE_MARKS.since,
+      SLICE_MARKS.rebuildCutoff,
+      SLICE_MARKS.rebuildOwner,
+    );
+    if (since === null || rebuilding !== null) throw new Error('the slice is being rebuilt; it is closed later');
+    return `${since}:${owner ?? ''}:${await redisIdentity(this.redis, k.marks)}`;
+  }
+
+  /** Throws if the slice was wiped, rebuilt or evicted from since `built` was read. */
+  private async unchangedSince(k: SliceKeys, built: string): Promise<void> {
+    const now = await this.builtFrom(k).catch(() => '');
+    if (now !== built)
+      throw new Error(
+        'a totals rebuild began, or Redis evicted keys, while the slice was read; it is closed again later',
+      );
   }
 
   /** The slice's totals as of its newest checkpoint before `period` (none for a new slice). */
@@ -303,7 +374,7 @@ export class PeriodCloser {
     if (!(await insertOnce(meta, { _id: 'closed', p: period })))
       await meta.updateOne({ _id: 'closed', p: { $lt: period } }, { $set: { p: period } });
     // kept a little longer, so that a node's pass that read the old mark finds the period done
-    for (const key of [this.keys.applied(period), this.keys.reconciled(period)])
+    for (const key of [this.keys.applied(period), this.keys.reconciled(period), this.keys.closedSlices(period)])
       await this.redis.pexpire(key, 2 * this.layout.bucketMs);
     if (points > 0) this.log.info({ period: iso(period), points }, 'period closed');
   }

@@ -4,6 +4,7 @@ import { everyMemberLogged } from '../../cluster/member-view.js';
 import { answerPeriods, collections, collectionNames, type LogDoc } from '../format/documents.js';
 import { masterIdentities, redisIdentity, sliceTrusted } from '../state/totals-state.js';
 import { formatAnswer, logSamples, type Totals } from '../state/totals.js';
+import { cannotApply, payloadOf, quarantine } from '../state/quarantine.js';
 import { clusterKeys, SLICE_MARKS, sliceKeys, sliceTags, type SliceKeys } from '../../shared/keys.js';
 import { scanKeys, unlinkKeys } from '../../shared/redis.js';
 import { addPoint, decodeCheckpoint, decodeLog, emptyTotals, packTotals, type PkTotals } from '../format/codec.js';
@@ -155,7 +156,8 @@ export class TotalsRebuilder {
       const k = this.keys(s);
       if ((await redis.hget(k.marks, SLICE_MARKS.rebuildOwner)) !== owner)
         throw new Error('another totals rebuild took over');
-      await redis.hdel(k.marks, SLICE_MARKS.rebuildCutoff, SLICE_MARKS.rebuildOwner, SLICE_MARKS.rebuildLast);
+      // the owner's token stays: it names the totals' build, so a close that read the slice before a wipe sees another
+      await redis.hdel(k.marks, SLICE_MARKS.rebuildCutoff, SLICE_MARKS.rebuildLast);
     }
     log.info({ pks: merged, slices, cutoff: new Date(T).toISOString() }, 'running totals rebuilt');
     return 'rebuilt';
@@ -287,8 +289,10 @@ export class TotalsRebuilder {
       const seen = new IntervalSet(period, layout);
       const tokens = new Set<string>();
       for await (const doc of db.collection<LogDoc>(collectionNames.log(period)).find({})) {
+        const samples = await this.readable(period, doc, () => decodeLog(period, payloadOf(doc)));
+        if (samples === null) continue;
         tokens.add(String(doc._id));
-        for (const s of decodeLog(period, doc.b.buffer)) {
+        for (const s of samples) {
           const slice = s.pk % layout.slices;
           if (s.at >= T || !slices.has(slice) || period <= covered[slice]! || !seen.add(s.pk, s.at)) continue;
           let t = totals.get(s.pk);
@@ -320,18 +324,34 @@ export class TotalsRebuilder {
         if (signal.aborted) return;
         const token = String(doc._id);
         if (!tokens.has(token)) continue;
-        const samples = logSamples(period, doc.b.buffer);
-        const outcomes = await Promise.all(
-          [...writer.bySlice(samples)].map(([slice, list]) => {
-            if (slices.has(slice)) {
-              if (period <= checkpoint.get(slice)!) return null;
-              return writer.applySlice(period, slice, list, 'refill');
-            }
-            return applied.has(token) ? null : writer.applySlice(period, slice, list, 'reconcile');
-          }),
+        const outcomes = await this.readable(period, doc, () =>
+          Promise.all(
+            [...writer.bySlice(logSamples(period, payloadOf(doc)))].map(([slice, list]) => {
+              if (slices.has(slice)) {
+                if (period <= checkpoint.get(slice)!) return null;
+                return writer.applySlice(period, slice, list, 'refill');
+              }
+              return applied.has(token) ? null : writer.applySlice(period, slice, list, 'reconcile');
+            }),
+          ),
         );
-        if (outcomes.every((o) => o === null || o.kind === 'applied')) await writer.markApplied(period, token);
+        if (outcomes === null) continue;
+        // late: a slice whose checkpoint holds the period takes nothing more of it
+        if (outcomes.every((o) => o === null || o.kind === 'applied' || o.kind === 'late'))
+          await writer.markApplied(period, token);
       }
+    }
+  }
+
+  /** `use` of a log document, or null when the document cannot be applied: it is quarantined, the rebuild goes on. */
+  private async readable<R>(period: number, doc: LogDoc, use: () => R | Promise<R>): Promise<R | null> {
+    try {
+      return await use();
+    } catch (err) {
+      const reason = cannotApply(err);
+      if (reason === null) throw err;
+      await quarantine(this.d.redis, this.d.db, this.d.cluster, period, doc, reason, this.d.log);
+      return null;
     }
   }
 

@@ -3,8 +3,8 @@
 // ranking snapshots (ranking.ts). Whether a slice's totals can be trusted is totals-state.ts's question.
 import { applySlice } from '../../lua/scripts.js';
 import type { RedisClient } from '../../shared/redis.js';
-import { clusterKeys, sliceKeys, type SliceKeys } from '../../shared/keys.js';
-import { decodeLog, PACKED_TOTALS_BYTES, packSamples, unpackTotals } from '../format/codec.js';
+import { clusterKeys, PERIOD_KEYS_TTL_MS, sliceKeys, type SliceKeys } from '../../shared/keys.js';
+import { decodeLog, MAX_APPLY_SAMPLES, PACKED_TOTALS_BYTES, packSamples, unpackTotals } from '../format/codec.js';
 import { Rankings, type TopEntry, type TopOrder } from './ranking.js';
 
 export type { TopEntry, TopOrder };
@@ -26,9 +26,6 @@ export interface InfluencerTotals {
   suspicious: boolean | null;
   suspiciousAt: number | null;
 }
-
-/** an applied set is deleted when its period closes; this only bounds what a stopped cluster leaves */
-const APPLIED_SET_TTL_S = 7 * 86_400;
 
 /** How a slice's part of a log document is applied (apply.lua's header). */
 export type ApplyMode = 'live' | 'reconcile' | 'refill';
@@ -115,6 +112,7 @@ export class Totals {
     if (samples.length === 0) return { kind: 'applied', stored: 0, repeats: 0, older: 0, fresh: [] };
     // the previous version's period close applies the document; after the switch, the rebuild counts it
     if (this.keyspace && !this.keyspace.current) return { kind: 'rebuild' };
+    if (samples.length > MAX_APPLY_SAMPLES) return this.applyInParts(period, slice, samples, mode);
     const k = sliceKeys(this.cluster, this.slices, slice);
     const keys = [k.marks, k.totals, k.usernames, k.openPks(period)];
     const names: (string | number)[] = [];
@@ -126,12 +124,31 @@ export class Totals {
       period,
       samples.map((s) => ({ pk: s.pk, at: s.at, f: s.followerCount, g: s.followingCount })),
     );
-    const result = await applySlice(this.redis, keys, [period, mode, packed, ...names]);
+    const result = await applySlice(this.redis, keys, [period, mode, packed, PERIOD_KEYS_TTL_MS, ...names]);
     if (result === -2) return { kind: 'rebuild' };
     if (result === -3) return { kind: 'late' };
     if (result === -4) return { kind: 'rebuilding' };
     const [stored, repeats, older, ...fresh] = (result as Array<string | number>).map(Number);
     return { kind: 'applied', stored: stored!, repeats: repeats!, older: older!, fresh };
+  }
+
+  /** A part too large for one call, applied call after call: each is safe to repeat, so a failure half-way is too. */
+  private async applyInParts(
+    period: number,
+    slice: number,
+    samples: readonly TotalsSample[],
+    mode: ApplyMode,
+  ): Promise<ApplyOutcome> {
+    const sum = { kind: 'applied' as const, stored: 0, repeats: 0, older: 0, fresh: [] as number[] };
+    for (let i = 0; i < samples.length; i += MAX_APPLY_SAMPLES) {
+      const o = await this.applySlice(period, slice, samples.slice(i, i + MAX_APPLY_SAMPLES), mode);
+      if (o.kind !== 'applied') return o;
+      sum.stored += o.stored;
+      sum.repeats += o.repeats;
+      sum.older += o.older;
+      for (const pk of o.fresh) sum.fresh.push(pk);
+    }
+    return sum;
   }
 
   /**
@@ -140,7 +157,8 @@ export class Totals {
    */
   async markApplied(period: number, token: string): Promise<void> {
     const key = clusterKeys(this.cluster).applied(period);
-    await this.redis.multi().sadd(key, token).expire(key, APPLIED_SET_TTL_S).exec();
+    // it expires two periods after its close; the bound is for a period whose close never comes
+    await this.redis.multi().sadd(key, token).pexpire(key, PERIOD_KEYS_TTL_MS).exec();
   }
 
   /** The tokens of the period's log documents applied to every slice. */

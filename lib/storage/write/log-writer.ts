@@ -1,4 +1,3 @@
-import { randomInt } from 'node:crypto';
 import { Binary, type Collection, type Db } from 'mongodb';
 import { insertIgnoringDuplicates, insertOnce } from '../../shared/mongo-errors.js';
 import { collections, type InfluencerDoc, type Sample, collectionNames } from '../format/documents.js';
@@ -6,6 +5,19 @@ import type { ApplyOutcome, Totals } from '../state/totals.js';
 import { encodeLog, type LogSample } from '../format/codec.js';
 import { type StorageLayout } from '../format/layout.js';
 import type { LogDoc } from '../format/documents.js';
+
+/** This process in every token it makes: its start time and pid (base 36); a restart makes another. */
+const PROCESS_TAG = `${Math.round(performance.timeOrigin).toString(36)}:${process.pid.toString(36)}`;
+let tokensMade = 0;
+
+/**
+ * A batch token no other batch can have: the node id (no two live processes share one, and it holds
+ * no ':'), this process, and a counter. It is the log document's `_id` and what a period's reconcile
+ * skips once applied, so two batches with one token would lose one of them as "already stored".
+ */
+export function batchToken(nodeId: string): string {
+  return `${nodeId}:${PROCESS_TAG}:${(++tokensMade).toString(36)}`;
+}
 
 /** A batch's samples of one period, and how far its writing got. */
 export interface LogPart {
@@ -76,7 +88,7 @@ export class LogWriter {
       list.push(s);
     }
     return {
-      token: String(randomInt(1, 2 ** 47) * 2 + 1),
+      token: batchToken(this.nodeId),
       samples: kept,
       parts: [...parts]
         .sort((a, b) => a[0] - b[0])
