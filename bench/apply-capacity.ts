@@ -6,7 +6,7 @@
 // turn, `--rounds` times each.
 // `node dist/bench/apply-capacity.js [--masters 1,3] [--redis-cores 0.25] [--pks N] [--seconds S] [--rounds R]`
 import { parseArgs } from 'node:util';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { SLICE_MARKS, sliceKeys } from '../lib/shared/keys.js';
 import { createRedis, type RedisClient } from '../lib/shared/redis.js';
 import { sliceCount } from '../lib/storage/format/layout.js';

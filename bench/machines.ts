@@ -6,7 +6,7 @@
 // and the machine busiest against its quota. The Redis side is one redis-server, or a Redis Cluster
 // of M masters (each a machine) for nodes that read REDIS_CLUSTER_NODES.
 import { createRedis } from '../lib/shared/redis.js';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import type { Infra } from './cluster.js';
 import { PERIOD_US, quotaSupport, removeMachines } from './cgroup.js';
 import { machineTrial, Machines, type Trial, type TrialSettings } from './machine-trial.js';

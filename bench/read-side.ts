@@ -4,7 +4,7 @@
 // Totals.setSuspicious; a few pks also get a day of one-minute points in MongoDB through BatchWriter.
 import { loadConfig } from '../lib/ops/config.js';
 import { ClusterLock } from '../lib/cluster/locks.js';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { InfluencerTable, Random, isSuspicious } from '../lib/mock/mockstagram.js';
 import { loadLayout } from '../lib/storage/format/layout.js';
 import { LogWriter } from '../lib/storage/write/log-writer.js';

@@ -12,7 +12,7 @@ import { launchRedisCluster } from '../lib/ops/embedded/redis-cluster.js';
 import { ensureServers, type Servers } from '../lib/ops/embedded/setup.js';
 import { OutputTail } from '../lib/ops/embedded/tail.js';
 import { freePort, waitForPort } from '../lib/ops/ports.js';
-import { PACKAGE_ROOT } from '../lib/ops/version.js';
+import { PACKAGE_ROOT } from '../lib/shared/version.js';
 
 export const ROOT = PACKAGE_ROOT;
 export const BIN = join(ROOT, 'bin', 'influencer-node.js');

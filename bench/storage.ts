@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { MongoClient, type Db } from 'mongodb';
 import { ClusterLock } from '../lib/cluster/locks.js';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { InfluencerTable, Random } from '../lib/mock/mockstagram.js';
 import { readTimeline } from '../lib/read/influencer.js';
 import {

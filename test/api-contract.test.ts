@@ -10,7 +10,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { pino } from 'pino';
 import { startApi, type ApiLimits, type ApiServer } from '../lib/read/api.js';
 import { loadConfig } from '../lib/ops/config.js';
-import { createLogger, type Logger } from '../lib/ops/log.js';
+import { createLogger, type Logger } from '../lib/shared/log.js';
 import { connectMongo, createMongo } from '../lib/shared/mongo.js';
 import { connectRedis, createRedis, servers } from '../lib/shared/redis.js';
 import { loadLayout } from '../lib/storage/format/layout.js';

@@ -6,7 +6,7 @@ import type { Db } from 'mongodb';
 import { startApi, type ApiLimits, type ApiServer } from '../lib/read/api.js';
 import { viewHash } from '../lib/cluster/card.js';
 import { loadConfig } from '../lib/ops/config.js';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { connectMongo, createMongo } from '../lib/shared/mongo.js';
 import { MAX_POINTS, ratio } from '../lib/read/influencer.js';
 import { connectRedis, createRedis, servers } from '../lib/shared/redis.js';

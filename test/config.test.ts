@@ -1,6 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { ConfigError, loadConfig, maskUrl } from '../lib/ops/config.js';
+import { ConfigError, loadConfig } from '../lib/ops/config.js';
+import { maskUrl } from '../lib/shared/mask-url.js';
 import { runCli } from './helpers/cli.js';
 
 function configError(env: Record<string, string>): string {

@@ -11,7 +11,7 @@ import { startApi } from '../lib/read/api.js';
 import { viewHash } from '../lib/cluster/card.js';
 import { memberIndexKey, nodeKey } from '../lib/shared/keys.js';
 import { loadConfig } from '../lib/ops/config.js';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { loadLayout } from '../lib/storage/format/layout.js';
 import { TimelineReader } from '../lib/storage/read/reader.js';
 import { collections, type Sample } from '../lib/storage/format/documents.js';

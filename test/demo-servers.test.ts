@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { answers } from '../lib/ops/ports.js';
-import { maskUrl } from '../lib/ops/config.js';
+import { maskUrl } from '../lib/shared/mask-url.js';
 import { runCli, spawnCli, waitExit } from './helpers/cli.js';
 import { until } from './helpers/cluster.js';
 import { sandbox } from './helpers/sandbox.js';

@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import type { Redis } from 'ioredis';
 import { viewHash, type RingMember } from '../lib/cluster/card.js';
 import { nodeKey } from '../lib/shared/keys.js';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { DuplicateNodeError, Membership } from '../lib/cluster/membership.js';
 import { readMembers } from '../lib/cluster/member-view.js';
 import { OwnershipTracker } from '../lib/ring/ownership.js';

@@ -3,7 +3,7 @@
 // rollups and a base for the totals; the conversion resumes after an interruption and a second
 // run does nothing.
 import t from 'tap';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { loadConfig } from '../lib/ops/config.js';
 import { loadLayout } from '../lib/storage/format/layout.js';
 import { migrateLegacy } from '../lib/storage/jobs/migrate.js';

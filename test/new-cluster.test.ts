@@ -4,7 +4,7 @@
 // only when their period closes).
 import t from 'tap';
 import { ClusterLock } from '../lib/cluster/locks.js';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { readMembers } from '../lib/cluster/member-view.js';
 import { checkStore, range, sleep, startCluster, stopChild, until, PK_MIN } from './helpers/cluster.js';
 

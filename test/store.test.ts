@@ -3,7 +3,7 @@
 // from; the totals stay exact; the log goes on while Redis is down.
 import t from 'tap';
 import { Binary } from 'mongodb';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { SampleWriter } from '../lib/storage/write/sample-writer.js';
 import { decodeLog, encodeLog, packTotals, unpackTotals } from '../lib/storage/format/codec.js';
 import { LogWriter } from '../lib/storage/write/log-writer.js';

@@ -4,7 +4,7 @@ import t from 'tap';
 import type { Db } from 'mongodb';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { answerPeriods, collections, type SuspiciousDoc } from '../lib/storage/format/documents.js';
 import { storeSuspicious, SuspiciousChecker, type SuspiciousStats } from '../lib/polling/suspicious.js';
 import type { InfluencerTotals } from '../lib/storage/state/totals.js';

@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import { scanKeys, type RedisClient } from '../shared/redis.js';
 import { activeMembers, parseCard, viewHash, type ParsedCard, type RingMember } from './card.js';
 import { eventsChannel, memberIndexKey, nodeKey } from '../shared/keys.js';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../shared/log.js';
 
 /**
  * Reads the member cards. `index` (what nodes do every second): the ids in the member index, one

@@ -4,6 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { bucketProblem } from '../storage/format/layout.js';
 import { MAX_UNIVERSE } from '../ring/pk-universe.js';
+import { MAX_WEIGHT, MIN_WEIGHT } from '../ring/ring.js';
+import { NAME_PATTERN } from '../shared/keys.js';
+import { maskUrl } from '../shared/mask-url.js';
 
 /** A setting that cannot be used: the CLI prints `message` alone and exits with code 2. */
 export class ConfigError extends Error {
@@ -39,9 +42,6 @@ export interface Setting {
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-/** What a `name` setting (NODE_ID, CLUSTER, MONGO_DB) may hold; member cards are held to it too. */
-export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** Every setting, in the order of the README table and .env.example. */
 export const SETTINGS = {
@@ -97,10 +97,10 @@ export const SETTINGS = {
     env: 'NODE_WEIGHT',
     flag: 'node-weight',
     kind: 'number',
-    min: 0.1,
-    max: 16,
+    min: MIN_WEIGHT,
+    max: MAX_WEIGHT,
     def: () => '1',
-    help: 'share of the ring relative to other nodes (2 = twice the pks; 0.1 to 16)',
+    help: `share of the ring relative to other nodes (2 = twice the pks; ${MIN_WEIGHT} to ${MAX_WEIGHT})`,
   },
   pkMin: {
     env: 'PK_MIN',
@@ -511,25 +511,4 @@ function parseSetting(label: string, raw: string, s: Setting): string | number |
       return origins;
     }
   }
-}
-
-/** Query parameters whose value is a secret: a password (tlsCertificateKeyFilePassword), a token, a signature. */
-const SECRET_PARAM = /([?&;][^=&#;]*(?:pass|pwd|secret|token|signature|credential)[^=&#;]*=)[^&#;]*/gi;
-
-/**
- * The URL with every credential replaced by `***`, for logs and output: the password of
- * `user:password@host` (one holding `@`, `:` or `/` too: the credentials end at the last `@`), a
- * username-only token (`token@host`), and query parameters that hold a secret. The rest is kept as
- * given; when in doubt more is masked, never less.
- */
-export function maskUrl(raw: string): string {
-  const m = /^([a-z][a-z0-9+.-]*:\/\/)([\s\S]*)$/i.exec(raw);
-  if (!m) return raw.replace(SECRET_PARAM, '$1***');
-  const [, scheme, rest] = m as unknown as [string, string, string];
-  const at = rest.lastIndexOf('@');
-  if (at < 0) return scheme + rest.replace(SECRET_PARAM, '$1***');
-  const credentials = rest.slice(0, at);
-  const colon = credentials.indexOf(':');
-  const shown = colon < 0 ? '***' : `${credentials.slice(0, colon)}:***`;
-  return `${scheme}${shown}${rest.slice(at).replace(SECRET_PARAM, '$1***')}`;
 }

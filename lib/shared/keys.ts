@@ -1,6 +1,9 @@
 // Every Redis key name and hash field of the product, made here and nowhere else.
 import calculateSlot from 'cluster-key-slot';
 
+/** What a name in a key (NODE_ID, CLUSTER) or a database name (MONGO_DB) may hold; member cards are held to it too. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
 /** A member's card. */
 export function nodeKey(cluster: string, id: string): string {
   return `${cluster}:node:${id}`;

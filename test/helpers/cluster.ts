@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { createRedis, type RedisClient } from '../../lib/shared/redis.js';
 import { MongoClient, type Db } from 'mongodb';
 import { loadConfig, type Config } from '../../lib/ops/config.js';
-import { createLogger } from '../../lib/ops/log.js';
+import { createLogger } from '../../lib/shared/log.js';
 import { startMock, type MockOptions, type MockServer } from '../../lib/mock/mockstagram.js';
 import { InfluencerNode } from '../../lib/node.js';
 import { loadLayout, sliceCount } from '../../lib/storage/format/layout.js';

@@ -13,7 +13,7 @@ import { launch, serverAddress, type ServerProcess } from '../../lib/ops/embedde
 import { ensureServers } from '../../lib/ops/embedded/setup.js';
 import { aptPolicy, type AptPolicy } from '../../lib/ops/embedded/install.js';
 import { readSetting } from '../../lib/ops/config.js';
-import { createLogger } from '../../lib/ops/log.js';
+import { createLogger } from '../../lib/shared/log.js';
 import { connectMongo, createMongo } from '../../lib/shared/mongo.js';
 import { freePort } from '../../lib/ops/ports.js';
 import { connectRedis, createRedis, type RedisClient, type RedisTarget } from '../../lib/shared/redis.js';

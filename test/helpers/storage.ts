@@ -3,7 +3,7 @@
 import type { RedisClient } from '../../lib/shared/redis.js';
 import type { Db } from 'mongodb';
 import { ClusterLock } from '../../lib/cluster/locks.js';
-import { createLogger } from '../../lib/ops/log.js';
+import { createLogger } from '../../lib/shared/log.js';
 import { PeriodCloser } from '../../lib/storage/jobs/closer.js';
 import type { Point } from '../../lib/storage/format/codec.js';
 import { loadLayout, type StorageLayout } from '../../lib/storage/format/layout.js';

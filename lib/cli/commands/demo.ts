@@ -3,7 +3,7 @@ import { numberFlag, UsageError } from './flags.js';
 import { MAX_UNIVERSE, isGiven, type Config } from '../../ops/config.js';
 import { EmbeddedServers } from '../../ops/embedded/servers.js';
 import { SetupError } from '../../ops/embedded/setup-error.js';
-import { createLogger } from '../../ops/log.js';
+import { createLogger } from '../../shared/log.js';
 import { startMock, type MockServer } from '../../mock/mockstagram.js';
 import { portFree } from '../../ops/ports.js';
 import { describeUnreachable, unreachableServers } from '../../ops/preflight.js';
