@@ -313,7 +313,7 @@ export const SETTINGS = {
     env: 'APT_INSTALL',
     flag: 'apt-install',
     kind: 'choice',
-    choices: ['auto', 'yes', 'no'],
+    choices: ['auto', 'yes', 'no'] as const,
     def: () => 'auto',
     help:
       'whether a missing redis-server is installed with apt-get (as root), after saying what: auto = by ' +
@@ -330,47 +330,33 @@ export const SETTINGS = {
 
 export type SettingName = keyof typeof SETTINGS;
 
-export interface Config {
-  redisUrl: string;
-  /** seed nodes of a Redis Cluster; empty: one Redis at redisUrl */
-  redisClusterNodes: string[];
-  mongoUrl: string;
-  mongoDb: string;
-  mockstagramUrl: string;
-  cluster: string;
-  nodeId: string;
-  nodeWeight: number;
-  pkMin: number;
-  pkMax: number;
-  intervalMs: number;
-  heartbeatTtlMs: number;
-  concurrency: number;
-  requestTimeoutMs: number;
-  flushMaxSamples: number;
-  flushMaxAgeMs: number;
-  writeConcurrency: number;
-  bufferMaxSamples: number;
-  bucketMs: number;
-  timelineRetentionDays: number;
-  rollupRetentionDays: number;
-  logRetentionHours: number;
-  metricsPort: number;
-  metricsHost: string;
-  suspiciousIntervalMs: number;
-  suspiciousConcurrency: number;
-  suspiciousTimeoutMs: number;
-  suspiciousPost: boolean;
-  clockSkewMs: number;
-  dataDir: string;
-  serveHost: string;
-  servePort: number;
-  /** origins allowed to read the API from a browser; empty: no CORS headers */
-  corsOrigin: string[];
-  aptInstall: AptInstall;
-  logLevel: string;
+/** What each kind of setting holds once parsed. */
+interface KindValue {
+  url: string;
+  int: number;
+  number: number;
+  name: string;
+  level: string;
+  host: string;
+  bool: boolean;
+  string: string;
+  path: string;
+  origins: string[];
+  redisNodes: string[];
+  choice: string;
 }
 
-export type AptInstall = 'auto' | 'yes' | 'no';
+/** A setting's parsed value: one of its choices, or what its kind holds. */
+type SettingValue<S> = S extends { kind: 'choice'; choices: readonly (infer C)[] }
+  ? C
+  : S extends { kind: infer K extends Kind }
+    ? KindValue[K]
+    : never;
+
+/** The validated settings, one field per entry of SETTINGS, typed by its kind. */
+export type Config = { -readonly [K in SettingName]: SettingValue<(typeof SETTINGS)[K]> };
+
+export type AptInstall = Config['aptInstall'];
 
 export { MAX_UNIVERSE };
 
