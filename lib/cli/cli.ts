@@ -5,7 +5,7 @@ import { FERRET_VERSION } from '../ops/embedded/binaries.js';
 import { SetupError } from '../ops/embedded/setup-error.js';
 import { endQuietlyOnClosedPipe } from '../shared/terminal.js';
 import { VERSION } from '../shared/version.js';
-import { UsageError } from './commands/flags.js';
+import { UsageError } from './flags.js';
 import { EXIT } from './exit.js';
 import { addSettingOptions, givenOptions } from './setting-options.js';
 

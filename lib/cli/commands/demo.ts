@@ -1,5 +1,5 @@
 import { openApi, type ApiServer } from '../../read/api.js';
-import { numberFlag, UsageError } from './flags.js';
+import { numberFlag, UsageError } from '../flags.js';
 import { MAX_UNIVERSE, isGiven, type Config } from '../../ops/config.js';
 import { EmbeddedServers } from '../../ops/embedded/servers.js';
 import { SetupError } from '../../ops/embedded/setup-error.js';
@@ -10,8 +10,8 @@ import { describeUnreachable, unreachableServers } from '../../ops/preflight.js'
 import { connectRedis, createRedis, redisTarget } from '../../shared/redis.js';
 import { untilSignal } from '../../ops/signals.js';
 import { readStatus } from '../../cluster/status.js';
-import { killNodes, spawnNode, stopNodes, type DemoNode } from './demo-nodes.js';
-import { SummaryLines, summaryLine } from './demo-summary.js';
+import { killNodes, spawnNode, stopNodes, type DemoNode } from '../demo/nodes.js';
+import { SummaryLines, summaryLine } from '../demo/summary.js';
 
 const SUMMARY_EVERY_MS = 3000;
 

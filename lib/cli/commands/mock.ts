@@ -1,4 +1,4 @@
-import { numberFlag } from './flags.js';
+import { numberFlag } from '../flags.js';
 import type { Config } from '../../ops/config.js';
 import { createLogger } from '../../shared/log.js';
 import { startMock } from '../../mock/mockstagram.js';

@@ -1,5 +1,5 @@
 import { openApi } from '../../read/api.js';
-import { numberFlag } from './flags.js';
+import { numberFlag } from '../flags.js';
 import type { Config } from '../../ops/config.js';
 import { createLogger } from '../../shared/log.js';
 import { describeUnreachable, unreachableServers } from '../../ops/preflight.js';

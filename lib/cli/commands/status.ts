@@ -1,7 +1,7 @@
 import { createOneShotRedis, describeTarget, redisTarget } from '../../shared/redis.js';
-import { numberFlag, UsageError } from './flags.js';
+import { numberFlag, UsageError } from '../flags.js';
 import type { Config } from '../../ops/config.js';
-import { reached } from './reach.js';
+import { reached } from '../reach.js';
 import { ownerOfPk, readStatus, type ClusterStatus, type MemberRow } from '../../cluster/status.js';
 import { sleep } from '../../shared/util.js';
 import { escapesAllowed } from '../../shared/terminal.js';
