@@ -171,7 +171,7 @@ export async function verify(h: Chaos, run: FaultRun): Promise<Verdict> {
 }
 
 interface Snapshot {
-  /** per pk: samples, follower sum, min, max (fields of lib/lua/apply-log.lua) */
+  /** per pk: samples, follower sum, min, max (from the packed totals written by lib/lua/apply.lua, `PkTotals` of lib/storage/format/codec.ts) */
   totals: Map<number, { n: number; s: number; mn: number; mx: number }>;
   /** per pk: every point of the timeline, open buffers and buckets */
   points: Map<number, Point[]>;

@@ -127,7 +127,7 @@ export const SLICE_MARKS = {
 /**
  * The keys of one layout slice: everything one apply call touches, in one hash slot (the tag in
  * braces), so a Redis Cluster runs it on one master. Per pk, `totals` holds 48 packed bytes
- * (format/codec.ts `packTotals`).
+ * (lib/storage/format/codec.ts `packTotals`).
  */
 export function sliceKeys(cluster: string, slices: number, slice: number) {
   const t = `${cluster}:{${sliceTags(slices)[slice]}}`;
