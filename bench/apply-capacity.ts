@@ -14,7 +14,8 @@ import { Totals } from '../lib/storage/state/totals.js';
 import { CpuMachine, quotaSupport, removeMachines } from './cgroup.js';
 import { median } from './cluster.js';
 import { round } from './proc.js';
-import { killAll, startRedis, startRedisCluster, type Service } from './services.js';
+import { startRedis, startRedisCluster, type Service } from './services.js';
+import { killAll } from '../test/kit/children.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

@@ -11,7 +11,8 @@ import type { Infra } from './cluster.js';
 import { PERIOD_US, quotaSupport, removeMachines } from './cgroup.js';
 import { machineTrial, Machines, type Trial, type TrialSettings } from './machine-trial.js';
 import { round } from './proc.js';
-import { startRedisCluster, stopChild } from './services.js';
+import { startRedisCluster } from './services.js';
+import { stopChild } from '../test/kit/children.js';
 
 export interface MachinesOptions extends Omit<TrialSettings, 'env'> {
   nodeCounts: number[];

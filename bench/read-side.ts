@@ -17,7 +17,8 @@ import { autocannon, randomPkRequests, type AutocannonRequest } from './autocann
 import { BenchCluster, PK_MIN, redisTotal, type Infra } from './cluster.js';
 import { bottleneck } from './measure.js';
 import { cpuBetween, round, snapshot } from './proc.js';
-import { freePort, stopChild, waitForChild } from './services.js';
+import { freePort } from '../test/kit/servers.js';
+import { stopChild, waitForChild } from '../test/kit/children.js';
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;

@@ -27,7 +27,8 @@ import {
 import { readSide } from './read-side.js';
 import { benchRing } from './ring.js';
 import { scaleOut } from './scale-out.js';
-import { killAll, startFerret, startMockProcess, startRedis, startRedisCluster } from './services.js';
+import { startFerret, startMockProcess, startRedis, startRedisCluster } from './services.js';
+import { killAll } from '../test/kit/children.js';
 import { removeMachines } from './cgroup.js';
 import { singleNode } from './single-node.js';
 import { storage } from './storage.js';

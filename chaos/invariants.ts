@@ -6,7 +6,7 @@ import { readSummary } from '../lib/read/influencer.js';
 import { readMembers } from '../lib/cluster/member-view.js';
 import { decodeBucket, decodeOpen, unpackTotals, type Point } from '../lib/storage/format/codec.js';
 import { loadLayout } from '../lib/storage/format/layout.js';
-import { sleep } from '../test/helpers/cluster.js';
+import { sleep } from '../test/kit/wait.js';
 import type { Chaos } from './harness.js';
 import { type PayloadDoc, collectionNames, docIds } from '../lib/storage/format/documents.js';
 

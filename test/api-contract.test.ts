@@ -17,7 +17,7 @@ import { loadLayout } from '../lib/storage/format/layout.js';
 import { TimelineReader } from '../lib/storage/read/reader.js';
 import { Totals } from '../lib/storage/state/totals.js';
 import type { Sample } from '../lib/storage/format/documents.js';
-import { services } from './helpers/servers.js';
+import { services } from './kit/servers.js';
 import { sampleStore, startTotals, takeRankings } from './helpers/storage.js';
 
 const MIN = 60_000;

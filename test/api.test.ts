@@ -17,8 +17,8 @@ import { TimelineReader } from '../lib/storage/read/reader.js';
 import { collections, type Sample } from '../lib/storage/format/documents.js';
 import { storeSuspicious } from '../lib/polling/suspicious.js';
 import { Totals } from '../lib/storage/state/totals.js';
-import { until } from './helpers/cluster.js';
-import { services, type Services } from './helpers/servers.js';
+import { until } from './kit/wait.js';
+import { services, type Services } from './kit/servers.js';
 import { sampleStore, startTotals, takeRankings } from './helpers/storage.js';
 
 const log = createLogger('silent');

@@ -17,7 +17,7 @@ import { TimelineReader } from '../lib/storage/read/reader.js';
 import { collections, type Sample } from '../lib/storage/format/documents.js';
 import { storeSuspicious } from '../lib/polling/suspicious.js';
 import { Totals } from '../lib/storage/state/totals.js';
-import { connected } from './helpers/servers.js';
+import { connected } from './kit/servers.js';
 import { sampleStore, startTotals, takeRankings } from './helpers/storage.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';

@@ -17,7 +17,7 @@ async function violations(baseDir: string): Promise<IViolation[]> {
   try {
     const out = await cruise(['lib'], {
       validate: true,
-      ruleSet: { forbidden, options },
+      ruleSet: { forbidden },
       doNotFollow: options.doNotFollow,
       tsPreCompilationDeps: true,
       baseDir,

@@ -10,11 +10,11 @@ import type { Redis } from 'ioredis';
 import { ClusterLock } from '../lib/cluster/locks.js';
 import { createLogger } from '../lib/shared/log.js';
 import { connectRedis, createRedis } from '../lib/shared/redis.js';
-import { ROOT, waitExit } from './helpers/cli.js';
-import { freePort, startRedis, type Server } from './helpers/servers.js';
+import { ROOT, waitExit } from './kit/children.js';
+import { freePort, startRedis, type Server } from './kit/servers.js';
+import { sleep } from './kit/wait.js';
 
 const log = createLogger('silent');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 let server: Server;
 const connections: Redis[] = [];

@@ -10,8 +10,10 @@ import { startApi } from '../lib/read/api.js';
 import { createLogger } from '../lib/shared/log.js';
 import type { ClusterStatus } from '../lib/cluster/status.js';
 import { runCli } from './helpers/cli.js';
-import { sleep, startCluster, stopChild, until } from './helpers/cluster.js';
-import { connected } from './helpers/servers.js';
+import { startCluster } from './helpers/cluster.js';
+import { sleep, until } from './kit/wait.js';
+import { stopChild } from './kit/children.js';
+import { connected } from './kit/servers.js';
 
 const PKS = 200;
 const TTL = 1500;

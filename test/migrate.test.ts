@@ -13,7 +13,7 @@ import { ClusterLock } from '../lib/cluster/locks.js';
 import { Totals } from '../lib/storage/state/totals.js';
 import { totalsState } from '../lib/storage/state/totals-state.js';
 import { runCli } from './helpers/cli.js';
-import { connected } from './helpers/servers.js';
+import { connected } from './kit/servers.js';
 import { rebuildNow, HOUR, MIN } from './helpers/storage.js';
 import { collectionNames } from '../lib/storage/format/documents.js';
 
