@@ -11,6 +11,7 @@ import { rssBytes, snapshot, type CpuSnapshot } from './proc.js';
 import type { Service } from './services.js';
 import { BIN, ROOT, isRunning, stopChild, track } from '../test/kit/children.js';
 import { sleep } from '../test/kit/wait.js';
+import { NODE_FLAGS } from '../lib/cli/node-flags.js';
 
 export const PK_MIN = 1_000_000;
 
@@ -92,7 +93,7 @@ export class BenchCluster {
 
   /** `influencer-node start` as node `id`, or another command (`serve`) with the cluster's settings; `nodeArgs`: options for node itself, e.g. `--cpu-prof` */
   spawn(id: string, args = ['start'], nodeArgs: string[] = []): NodeProcess {
-    const child = track(process.execPath, [...nodeArgs, BIN, ...args], { cwd: ROOT, env: this.env(id) });
+    const child = track(process.execPath, [...NODE_FLAGS, ...nodeArgs, BIN, ...args], { cwd: ROOT, env: this.env(id) });
     const node = { id, child, pid: child.pid!, warnings: new Map<string, number>() };
     let partial = '';
     child.stderr?.on('data', (d: Buffer) => {

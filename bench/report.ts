@@ -1,4 +1,4 @@
-// Tables for stdout and BENCHMARKS.md, the JSON result file, and where the run happened.
+// Tables for stdout and bench/results/RUNS.md, the JSON result file, and where the run happened.
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -59,6 +59,8 @@ export interface RunInfo {
   machine: MachineInfo;
   commit: string;
   node: string;
+  /** whether the benchmark's processes ran at the highest CPU weight, ahead of other work on the box */
+  cpuWeight?: string;
   durationS?: number;
 }
 
@@ -96,10 +98,14 @@ export function writeJson(info: RunInfo, outcomes: ScenarioOutcome[]): string {
   return `bench/results/${name}`;
 }
 
-/** Appends one dated section to BENCHMARKS.md (creating the file with a title if it is missing). */
-export function appendBenchmarks(info: RunInfo, outcomes: ScenarioOutcome[], jsonPath: string): void {
-  const file = join(ROOT, 'BENCHMARKS.md');
-  if (!existsSync(file)) writeFileSync(file, '# Benchmarks\n');
+/** Where every run appends its section; BENCHMARKS.md is the report written from them. */
+export const RUNS_FILE = 'bench/results/RUNS.md';
+
+/** Appends one dated section to RUNS_FILE (creating the file with a title if it is missing). */
+export function appendRun(info: RunInfo, outcomes: ScenarioOutcome[], jsonPath: string): void {
+  const file = join(ROOT, RUNS_FILE);
+  if (!existsSync(file))
+    writeFileSync(file, '# Benchmark runs\n\nEvery `npm run bench` run, oldest first; the report is BENCHMARKS.md.\n');
   const m = info.machine;
   const lines = [
     '',
@@ -107,6 +113,7 @@ export function appendBenchmarks(info: RunInfo, outcomes: ScenarioOutcome[], jso
     '',
     `- machine: ${m.cores} cores, ${m.cpuModel}, ${m.memory} RAM`,
     `- commit: ${info.commit}; node ${info.node}`,
+    ...(info.cpuWeight ? [`- CPU weight: ${info.cpuWeight}`] : []),
     `- command: \`${info.command}\``,
     `- run time: ${formatDuration(info.durationS ?? 0)}; raw figures: \`${jsonPath}\``,
   ];

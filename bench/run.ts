@@ -1,7 +1,7 @@
 // `npm run bench [-- --quick] [-- --only 1,4] [-- --only 10 --pks N --node-env NAME=value] [-- --only 11 --machines 1,2,4]`:
 // starts its own mock, redis-server and FerretDB, runs
 // the scenarios, prints a table per scenario, writes bench/results/<date>.json and appends a
-// section to BENCHMARKS.md. A scenario that throws is reported as failed; the others still run.
+// section to bench/results/RUNS.md. A scenario that throws is reported as failed; the others still run.
 // Every child process is killed at the end, on an error and on Ctrl-C.
 import { maskUrl } from '../lib/shared/mask-url.js';
 import { cpus } from 'node:os';
@@ -15,7 +15,8 @@ import { benchMock } from './mock.js';
 import { machineInfo, round } from './proc.js';
 import { profileNode } from './profile.js';
 import {
-  appendBenchmarks,
+  appendRun,
+  RUNS_FILE,
   formatDuration,
   gitCommit,
   textTable,
@@ -29,13 +30,15 @@ import { benchRing } from './ring.js';
 import { scaleOut } from './scale-out.js';
 import { startFerret, startMockProcess, startRedis, startRedisCluster } from './services.js';
 import { killAll } from '../test/kit/children.js';
-import { removeMachines } from './cgroup.js';
+import { prioritizeBenchmark, removeMachines } from './cgroup.js';
 import { singleNode } from './single-node.js';
 import { storage } from './storage.js';
 import { mission } from './mission.js';
 import { scaleOutOnMachines } from './machines.js';
 import { suspiciousImpact } from './suspicious.js';
+import { applyCapacity } from './apply-capacity.js';
 import {
+  capacityTables,
   failoverTables,
   machinesTables,
   mockTables,
@@ -176,6 +179,13 @@ function plan(quick: boolean) {
           flushMaxAgeMs: flush(MINUTE),
         },
     // node-machines of 0.1 core: 8 of them, Redis, FerretDB and the mock fit in 2 cores; time compressed 6×
+    capacity: {
+      masters: 3,
+      cores: 0.2,
+      pks: quick ? 200_000 : 1_000_000,
+      seconds: quick ? 8 : 20,
+      rounds: quick ? 1 : 3,
+    },
     machines: {
       nodeCounts: quick ? [1, 2, 4] : [1, 2, 4, 8],
       nodeCores: 0.1,
@@ -237,27 +247,31 @@ const SCENARIOS: Record<number, string> = {
   9: 'Storage: disk, store CPU, timeline reads, rebuild',
   10: 'The mission: 1,000,000 pks every minute on this machine',
   11: 'Scale-out on machines: nodes, Redis and FerretDB in CPU quotas of their own',
+  12: 'Redis apply capacity: one master against a Redis Cluster, each master in a CPU quota',
 };
 
-const USAGE = `usage: npm run bench -- [--quick] [--only N,N,...] [--pks N] [--nodes N] [--node-env NAME=value ...]
+const USAGE = `usage: npm run bench -- [--quick] [--only N,N,...] [--pks N] [--nodes N] [--interval-s S] [--node-env NAME=value ...]
                           [--machines N,N,...] [--node-cores C] [--redis-cores C] [--store-cores C] [--redis-masters M]
    or: node dist/bench/run.js [same flags]
 
 Starts its own mock, redis-server and FerretDB, runs the scenarios, prints a table per scenario,
-writes bench/results/<date>.json and appends a section to BENCHMARKS.md.
+writes bench/results/<date>.json and appends a section to bench/results/RUNS.md.
 
 Flags:
   --quick               under 2 minutes: scenarios 1-5 with time compressed 6x (default: 1-8, about 20 minutes)
-  --only N,N,...        only these scenarios (9, 10 and 11 alone take 25, 5 and 20 minutes; 11 --quick 5)
+  --only N,N,...        only these scenarios (9, 10 and 11 alone take 25, 5 and 20 minutes; 11 --quick 5;
+                        12 takes 6, quick 1)
   --pks N               the mission's pk count, 1 to 1,000,000 (with --only 10)
   --nodes N             the mission's nodes sharing the pks, 1 to 4 (default 1; with --only 10)
+  --interval-s S        the mission's interval in seconds, 10 to 600 (default 60, quick 10; with --only 10)
   --node-env NAME=value a setting for the mission's nodes, repeatable (with --only 10)
   --machines N,N,...    node counts of scenario 11, each node a machine (default 1,2,4,8; quick 1,2,4)
   --node-cores C        CPU quota of each node in cores (default 0.1), with --only 11
-  --redis-cores C       CPU quota of each Redis master (default 0.25), with --only 11
+  --redis-cores C       CPU quota of each Redis master (default 0.25; 0.2 with --only 12), with --only 11 or 12
   --store-cores C       CPU quota of FerretDB (default 0.25), with --only 11
   --redis-masters M     1: one redis-server (default); 2 to 16: a Redis Cluster of M masters (with --only 6
-                        or 10: the run's Redis; with --only 11: each step's, each master its own quota)
+                        or 10: the run's Redis; with --only 11: each step's, each master its own quota;
+                        with --only 12: the cluster compared with one master, default 3)
   -h, --help            this text
 
 Scenarios:
@@ -293,6 +307,7 @@ function parseFlags(argv: string[]) {
         'node-env': { type: 'string', multiple: true },
         pks: { type: 'string' },
         nodes: { type: 'string' },
+        'interval-s': { type: 'string' },
         machines: { type: 'string' },
         'node-cores': { type: 'string' },
         'redis-cores': { type: 'string' },
@@ -320,11 +335,13 @@ function machineFlags(
   m: MachinePlan,
   only: Set<number> | undefined,
 ): void {
-  const given = ['machines', 'node-cores', 'redis-cores', 'store-cores'] as const;
+  const given = ['machines', 'node-cores', 'store-cores'] as const;
   if (given.some((f) => values[f] !== undefined) && !only?.has(11))
     throw new UsageError(
       `--${given.find((f) => values[f] !== undefined)}: applies to scale-out on machines: run it with --only 11`,
     );
+  if (values['redis-cores'] !== undefined && !only?.has(11) && !only?.has(12))
+    throw new UsageError('--redis-cores: applies to scenarios 11 and 12: run it with --only 11 or 12');
   if (values.machines !== undefined) {
     const counts = values.machines.split(',').map(Number);
     if (counts.some((n) => !Number.isInteger(n) || n < 1 || n > 32))
@@ -339,8 +356,12 @@ function machineFlags(
     if (!Number.isInteger(masters) || masters < 1 || masters > 16)
       throw new UsageError(`--redis-masters ${values['redis-masters']}: expected 1 (one redis-server) to 16`);
     m.redisMasters = masters;
-    if (![6, 10, 11].some((id) => only?.has(id)))
-      throw new UsageError('--redis-masters: applies to scenarios 6, 10 and 11: run it with --only 6, 10 or 11');
+    if (![6, 10, 11, 12].some((id) => only?.has(id)))
+      throw new UsageError(
+        '--redis-masters: applies to scenarios 6, 10, 11 and 12: run it with --only 6, 10, 11 or 12',
+      );
+    if (only?.has(12) && masters < 2)
+      throw new UsageError(`--redis-masters ${masters}: scenario 12 compares one master with a cluster of 2 to 16`);
   }
   const quotas = Math.max(...m.nodeCounts) * m.nodeCores + m.redisMasters * m.redisCores + m.storeCores;
   // quotas are ceilings, not guarantees: the mock, the benchmark and the kernel need the rest
@@ -367,6 +388,12 @@ async function main(): Promise<number> {
       throw new UsageError(`--pks ${values.pks}: expected an integer from 1 to 1,000,000`);
     p.mission.pks = pks;
   }
+  if (values['interval-s'] !== undefined) {
+    const seconds = Number(values['interval-s']);
+    if (!Number.isInteger(seconds) || seconds < 10 || seconds > 600)
+      throw new UsageError(`--interval-s ${values['interval-s']}: expected whole seconds from 10 to 600`);
+    p.mission.intervalMs = seconds * 1000;
+  }
   if (values.nodes !== undefined) {
     const nodes = Number(values.nodes);
     if (!Number.isInteger(nodes) || nodes < 1 || nodes > 4)
@@ -374,16 +401,21 @@ async function main(): Promise<number> {
     p.mission.nodes = nodes;
   }
   const nodeEnv = settingsOf(values['node-env'] ?? []);
-  if ((values.pks !== undefined || values.nodes !== undefined || Object.keys(nodeEnv).length > 0) && !only?.has(10)) {
-    throw new UsageError('--pks, --nodes and --node-env apply to the mission: run them with --only 10');
+  const missionFlags = [values.pks, values.nodes, values['interval-s']].some((v) => v !== undefined);
+  if ((missionFlags || Object.keys(nodeEnv).length > 0) && !only?.has(10)) {
+    throw new UsageError('--pks, --nodes, --interval-s and --node-env apply to the mission: run them with --only 10');
   }
   machineFlags(values, p.machines, only);
+  if (values['redis-masters'] !== undefined) p.capacity.masters = p.machines.redisMasters;
+  if (values['redis-cores'] !== undefined) p.capacity.cores = p.machines.redisCores;
   const started = Date.now();
   // the storage scenario alone fills half a billion samples, the mission and the machines run minutes: budgets of their own
   const alone = only?.size === 1 && !quick && (only.has(9) || only.has(10) || only.has(11));
   const quickMachines = only?.size === 1 && quick && only.has(11);
   const deadline = started + (alone ? 45 * MINUTE : quickMachines ? 12 * MINUTE : p.budgetMs);
   const machine = machineInfo();
+  // other work on a shared box: the benchmark's processes run at the highest CPU weight where cgroups allow
+  const unprioritized = prioritizeBenchmark();
   const info: RunInfo = {
     date: new Date(started).toISOString(),
     mode: quick ? 'quick' : 'full',
@@ -391,7 +423,11 @@ async function main(): Promise<number> {
     machine,
     commit: gitCommit(),
     node: process.version,
+    cpuWeight: unprioritized
+      ? `the default (${unprioritized})`
+      : "the benchmark's processes at cgroup v1's highest weight, ahead of other work on the box",
   };
+  console.log(`CPU weight: ${info.cpuWeight}`);
   console.log(
     `influencer-node benchmark (${info.mode}${quick ? `, time compressed ${p.scale}×` : ''}) on ${machine.cores} cores, ${machine.cpuModel}, ${machine.memory}; commit ${info.commit}, node ${info.node}`,
   );
@@ -399,17 +435,20 @@ async function main(): Promise<number> {
   // the ring and mock scenarios need no servers: they still run if these do not start
   let infra: Infra | undefined;
   let infraError = '';
-  try {
-    // scenario 11 starts its own Redis Cluster per step; 6 and 10 run on the run's
-    infra = await startInfra(only?.has(11) ? 1 : p.machines.redisMasters);
-    const redis = infra.redisEnv.REDIS_CLUSTER_NODES
-      ? describeTarget({ clusterNodes: infra.redisEnv.REDIS_CLUSTER_NODES.split(',') })
-      : maskUrl(infra.redis.url);
-    console.log(`servers: redis ${redis}, ferretdb ${maskUrl(infra.ferret.url)}, mock ${infra.mock.url}\n`);
-  } catch (err) {
-    infraError = `servers did not start: ${err instanceof Error ? err.message : String(err)}`;
-    console.log(`${infraError}\n`);
-  }
+  // scenario 12 starts its own Redis per round: alone, it needs none of the run's servers
+  if (only?.size === 1 && only.has(12)) infraError = 'scenario 12 runs without the shared servers';
+  else
+    try {
+      // scenario 11 starts its own Redis Cluster per step; 6 and 10 run on the run's
+      infra = await startInfra(only?.has(11) ? 1 : p.machines.redisMasters);
+      const redis = infra.redisEnv.REDIS_CLUSTER_NODES
+        ? describeTarget({ clusterNodes: infra.redisEnv.REDIS_CLUSTER_NODES.split(',') })
+        : maskUrl(infra.redis.url);
+      console.log(`servers: redis ${redis}, ferretdb ${maskUrl(infra.ferret.url)}, mock ${infra.mock.url}\n`);
+    } catch (err) {
+      infraError = `servers did not start: ${err instanceof Error ? err.message : String(err)}`;
+      console.log(`${infraError}\n`);
+    }
   const servers = (): Infra => {
     if (!infra) throw new Error(infraError);
     return infra;
@@ -503,6 +542,14 @@ async function main(): Promise<number> {
       },
     },
     {
+      id: 12,
+      name: SCENARIOS[12],
+      run: async () => {
+        const r = await applyCapacity(p.capacity, progress);
+        return { result: r, tables: capacityTables(r) };
+      },
+    },
+    {
       id: 8,
       name: SCENARIOS[8],
       run: async () => {
@@ -541,9 +588,9 @@ async function main(): Promise<number> {
   killAll();
   info.durationS = round((Date.now() - started) / 1000, 1);
   const json = writeJson(info, outcomes);
-  appendBenchmarks(info, outcomes, json);
+  appendRun(info, outcomes, json);
   const failed = outcomes.filter((o) => !o.ok);
-  console.log(`run time ${formatDuration(info.durationS)}; results in ${json}, section appended to BENCHMARKS.md`);
+  console.log(`run time ${formatDuration(info.durationS)}; results in ${json}, section appended to ${RUNS_FILE}`);
   if (failed.length) console.log(`failed: ${failed.map((o) => `${o.id}. ${o.name}: ${o.error}`).join('; ')}`);
   return failed.length ? 1 : 0;
 }

@@ -1,4 +1,5 @@
-// Each scenario's result as readable tables (the same ones go to stdout and BENCHMARKS.md).
+// Each scenario's result as readable tables (the same ones go to stdout and bench/results/RUNS.md).
+import type { CapacityResult } from './apply-capacity.js';
 import type { MockBenchResult } from './mock.js';
 import type { ReadSideResult } from './read-side.js';
 import type { FailoverResult } from './failover.js';
@@ -285,7 +286,7 @@ export function readSideTables(r: ReadSideResult, fullPks: number): Table[] {
     ]),
     notes: [
       `requests: ${r.routes.map((x) => `${x.route} ${x.path}`).join('; ')}; the page takes random tracked pks, the timeline the ${r.seed.timelinePks} pks with points (T: the end of their day)`,
-      'influencer page: one Redis hash (figures and suspicious flag) and a rank (ZSCORE + ZCOUNT); top lists: one ZREVRANGE and an HMGET per row, read at most once a second per list and shared; stats: ZCARD and HGET; timeline: one _id range of MongoDB',
+      "influencer page: three HGETs of its slice (figures, username, suspicious flag) in one round trip, and a rank from the ranking snapshots serve holds (a binary search in each slice's); top lists: the slices' top lists merged, an HMGET of usernames per slice, read at most once a second and shared; stats: the snapshots' counts and sums; the snapshots and the slices' totals state are read again at most once a second, shared by every request; timeline: one _id range of MongoDB",
       `timeline: FerretDB 1.24 does not push an _id range down to SQLite (nor use its _id index), so every request reads the whole timeline collection: ${r.seed.timelinePoints.toLocaleString('en-US')} points here, where nodes tracking 1M pks store 1.44 billion a day; on MongoDB it is an index range`,
       "serve one-core req/s: 1 s / serve's CPU per request, what it would answer with a core to itself (Redis and FerretDB apart); CPU at 100 clock ticks a second: rough for a few requests",
       'CPU% is of one core; autocannon runs in the bench process; machine is the whole machine (other processes included), 100 % = every core busy',
@@ -648,6 +649,42 @@ export function machinesTables(r: MachinesResult): Table[] {
       notes: [
         'throttled %: of the CFS periods in which the process ran, those that stopped it at its quota (cpu.stat); the Redis and node columns show the busiest of their kind',
         'mock p50/p99: a probe outside every quota, one request every 200 ms over the window; box busy %: the whole machine, other work included (100 % = every core)',
+      ],
+    },
+  ];
+}
+
+export function capacityTables(r: CapacityResult): Table[] {
+  const o = r.options;
+  const one = r.medians.find((m) => m.masters === 1);
+  return [
+    {
+      title: `12. Redis apply capacity: ${o.pks.toLocaleString('en-US')} pks in ${r.slices} slices, each master ${o.cores} core (a CPU quota), ${o.seconds} s a round, one master and ${o.masters} in turn`,
+      columns: [
+        'round',
+        'masters',
+        'samples/s',
+        'masters % of quota',
+        'Redis µs/sample',
+        'generator % of a core',
+        'machine busy %',
+      ],
+      rows: r.rounds.map((x) => [
+        x.round,
+        x.masters,
+        Math.round(x.samplesPerSec),
+        x.quotaPct.map((p) => round(p)).join(' / '),
+        round(x.usPerSample, 2),
+        round(x.generatorPct),
+        x.machineBusyPct,
+      ]),
+      notes: [
+        ...r.medians.map(
+          (m) =>
+            `median of ${o.rounds} round(s), ${m.masters} master(s): ${m.samplesPerSec.toLocaleString('en-US')} samples/s${one && m.masters !== 1 && r.ratio !== null ? `, ${r.ratio}× one master's` : ''}`,
+        ),
+        'samples/s: one-minute samples the masters absorbed through the apply step (batches of 1,000 pks, one call per slice, as a node sends them) while the generator kept them saturated; masters % of quota near 100 shows Redis, not the generator (% of a core, unlimited), was the limit',
+        "Redis µs/sample: the masters' CPU (cpuacct) over the window, added up, per sample; machine busy: the whole box, other work included (a quota is a ceiling, not a promise: masters under their quota while the box is near 100 % were starved by it)",
       ],
     },
   ];

@@ -5,7 +5,7 @@ import { readStatus, type StatusSettings } from '../cluster/status.js';
 import type { Logger } from '../shared/log.js';
 import type { TimelineReader } from '../storage/read/reader.js';
 import type { Totals, TopEntry, TopOrder } from '../storage/state/totals.js';
-import { totalsState } from '../storage/state/totals-state.js';
+import { totalsState, type TotalsState } from '../storage/state/totals-state.js';
 import { RANKINGS_RECHECK_MS } from '../storage/state/ranking.js';
 import { ratio, readSummary, readTimeline } from './influencer.js';
 import { openApiDocument } from './openapi.js';
@@ -51,9 +51,15 @@ export class ApiRoutes {
   // one shared read per sort, of the largest limit asked: two lists of at most MAX_LIMIT entries
   private readonly topLists: Record<TopOrder, (limit: number) => Promise<TopEntry[]>>;
 
+  // whether every slice's totals are trusted (a read of each slice's marks): shared like the lists
+  private readonly totalsState: () => Promise<TotalsState>;
+
   private readonly document = openApiDocument();
 
-  /** `topSharedMs`: a top list changes with the ranking snapshots only: the viewers of that long share one read */
+  /**
+   * `topSharedMs`: a top list changes with the ranking snapshots only: the viewers of that long share
+   * one read, of the lists and of the totals' state
+   */
   constructor(
     private readonly deps: ApiDeps,
     private readonly totals: Totals,
@@ -63,6 +69,7 @@ export class ApiRoutes {
       followers: shared(topSharedMs, (limit) => this.totals.top('followers', limit)),
       growth: shared(topSharedMs, (limit) => this.totals.top('growth', limit)),
     };
+    this.totalsState = shared(topSharedMs, () => totalsState(deps.redis, deps.config.cluster, totals.slices));
   }
 
   /** The route of a path (`/api/v1/...`, or its alias without `/v1`), or undefined when none. */
@@ -94,10 +101,7 @@ export class ApiRoutes {
   }
 
   private async influencer(pk: number): Promise<unknown> {
-    const [summary, totals] = await Promise.all([
-      readSummary(this.totals, pk),
-      totalsState(this.deps.redis, this.deps.config.cluster, this.totals.slices),
-    ]);
+    const [summary, totals] = await Promise.all([readSummary(this.totals, pk), this.totalsState()]);
     if (!summary) throw noData(pk);
     // while Redis's totals are rebuilt the rank would be wrong: say so instead of giving one
     if (totals === 'ready') return { ...summary, totals };
@@ -145,10 +149,7 @@ export class ApiRoutes {
 
   private async stats(): Promise<unknown> {
     const { config } = this.deps;
-    const [summary, totals] = await Promise.all([
-      this.totals.summary(),
-      totalsState(this.deps.redis, config.cluster, this.totals.slices),
-    ]);
+    const [summary, totals] = await Promise.all([this.totals.summary(), this.totalsState()]);
     const universe = { pkMin: config.pkMin, pkMax: config.pkMax, size: config.pkMax - config.pkMin + 1 };
     const { influencers, averageFollowers } = summary;
     const rankedAt = summary.rankedAt === null ? null : new Date(summary.rankedAt).toISOString();

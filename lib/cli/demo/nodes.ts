@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { SETTINGS, type Config, type SettingName } from '../../ops/config.js';
 import type { Logger } from '../../shared/log.js';
 import { PACKAGE_ROOT } from '../../shared/version.js';
+import { NODE_FLAGS } from '../node-flags.js';
 
 export interface DemoNode {
   id: string;
@@ -21,7 +22,11 @@ export function spawnNode(id: string, index: number, config: Config, mockUrl: st
   if (Number(env.METRICS_PORT) > 0) env.METRICS_PORT = String(Number(env.METRICS_PORT) + index);
   // its own process group: a terminal's Ctrl-C reaches the demo only, which then stops the nodes in order
   const bin = join(PACKAGE_ROOT, 'bin', 'influencer-node.js');
-  const child = spawn(process.execPath, [bin, 'start'], { env, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const child = spawn(process.execPath, [...NODE_FLAGS, bin, 'start'], {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
+  });
   let partial = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (chunk: string) => {
