@@ -20,6 +20,8 @@ export type Autocannon = (opts: {
   connections: number;
   duration: number;
   amount?: number;
+  /** requests a second from all connections together, instead of as many as they can */
+  overallRate?: number;
   requests?: AutocannonRequest[];
 }) => Promise<AutocannonResult>;
 

@@ -46,6 +46,8 @@ export interface ReadSideOptions {
    */
   timelineConnections: number;
   timelineRequests: number;
+  /** the steady load at which each route's latency is measured again, requests a second */
+  paceRate: number;
   deadline: number;
   cores: number;
 }
@@ -68,6 +70,8 @@ export interface RouteResult {
   requestsPerSec: number;
   p50Ms: number;
   p99Ms: number;
+  /** the same route at a steady `rate` a second (below saturation): what a reader waits at that load */
+  paced: { rate: number; requestsPerSec: number; p50Ms: number; p99Ms: number } | null;
   /** connection errors, timeouts included */
   errors: number;
   non2xx: number;
@@ -287,6 +291,23 @@ async function load(c: BenchCluster, url: string, r: Route, o: ReadSideOptions):
   const cpu = cpuBetween(cpu0, snapshot(pids));
   const p = (name: string): number => cpu.percent.get(name) ?? 0;
   const requests = result.requests.total;
+  // the same route at a steady load below what it answers saturated (the timeline: none)
+  const pacedRun =
+    r.amount || result.requests.total / result.duration < 2 * o.paceRate
+      ? null
+      : await autocannon({
+          url,
+          connections: r.connections,
+          duration: o.seconds,
+          overallRate: o.paceRate,
+          requests: r.requests,
+        });
+  const paced = pacedRun && {
+    rate: o.paceRate,
+    requestsPerSec: round(pacedRun.requests.total / pacedRun.duration),
+    p50Ms: pacedRun.latency.p50,
+    p99Ms: pacedRun.latency.p99,
+  };
   const serveSeconds = cpu.seconds.get('serve');
   return {
     route: r.route,
@@ -297,6 +318,7 @@ async function load(c: BenchCluster, url: string, r: Route, o: ReadSideOptions):
     requestsPerSec: round(requests / result.duration, requests / result.duration < 100 ? 1 : 0),
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
+    paced,
     errors: result.errors,
     non2xx: result.non2xx,
     serveCpuUsPerRequest: requests > 0 && serveSeconds !== undefined ? round((serveSeconds * 1e6) / requests) : null,

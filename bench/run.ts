@@ -123,6 +123,7 @@ function plan(quick: boolean) {
           connections: 50,
           timelineConnections: 2,
           timelineRequests: 4,
+          paceRate: 1000,
         }
       : {
           pks: READ_SIDE_PKS,
@@ -132,6 +133,7 @@ function plan(quick: boolean) {
           connections: 50,
           timelineConnections: 2,
           timelineRequests: 8,
+          paceRate: 1000,
         },
     // time compressed 6× in both modes: the samples/s of 200k (full) or 60k (quick) pks at one minute
     suspicious: {

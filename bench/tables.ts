@@ -254,6 +254,7 @@ export function readSideTables(r: ReadSideResult, fullPks: number): Table[] {
       'req/s',
       'p50 ms',
       'p99 ms',
+      'paced: req/s, p50, p99 ms',
       'errors',
       'non-2xx',
       'CPU% serve',
@@ -273,6 +274,7 @@ export function readSideTables(r: ReadSideResult, fullPks: number): Table[] {
       x.requestsPerSec,
       x.p50Ms,
       x.p99Ms,
+      x.paced ? `${x.paced.requestsPerSec}: ${x.paced.p50Ms}, ${x.paced.p99Ms}` : null,
       x.errors,
       x.non2xx,
       x.cpu.serve,
@@ -290,6 +292,7 @@ export function readSideTables(r: ReadSideResult, fullPks: number): Table[] {
       `timeline: FerretDB 1.24 does not push an _id range down to SQLite (nor use its _id index), so every request reads the whole timeline collection: ${r.seed.timelinePoints.toLocaleString('en-US')} points here, where nodes tracking 1M pks store 1.44 billion a day; on MongoDB it is an index range`,
       "serve one-core req/s: 1 s / serve's CPU per request, what it would answer with a core to itself (Redis and FerretDB apart); CPU at 100 clock ticks a second: rough for a few requests",
       'CPU% is of one core; autocannon runs in the bench process; machine is the whole machine (other processes included), 100 % = every core busy',
+      `req/s, p50 and p99: as many requests as the connections get answered (saturated: the p99 is mostly the wait in serve's queue); paced: the same route again at a steady ${r.routes.find((x) => x.paced)?.paced?.rate ?? '–'} requests a second, what a reader waits at a load serve keeps up with`,
     ],
   };
   const seed: Table = {

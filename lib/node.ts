@@ -153,7 +153,7 @@ export class InfluencerNode {
     if (c.clockSkewMs !== 0) {
       this.log.warn({ clockSkewMs: c.clockSkewMs }, 'clock skewed by CLOCK_SKEW_MS (a test hook)');
     }
-    const layout = await loadLayout(db, c, now());
+    const layout = await loadLayout(db, c, now(), { recordInterval: true });
     const keyspace = new Keyspace(redis, c.cluster, this.log);
     const totals = new Totals(redis, c.cluster, layout.slices, undefined, keyspace);
     const lock = new ClusterLock(redis, c.cluster, this.log);
@@ -171,7 +171,7 @@ export class InfluencerNode {
     const graceMs = c.flushMaxAgeMs + 5000;
     this.rebuilder = new TotalsRebuilder(deps, { graceMs, now });
     this.rebuilder.start();
-    if ((await keyspace.check(now())) === 'current') await this.rebuilder.counting(this.abort.signal);
+    if ((await keyspace.check()) === 'current') await this.rebuilder.counting(this.abort.signal);
     else
       this.log.warn(
         'nodes of the previous version run this cluster: this one logs its samples and leaves them to their period close until the last of them has gone',

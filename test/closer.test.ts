@@ -111,11 +111,16 @@ t.test('the close waits for a live member still logging the period, for at most 
     view: '',
     stats: { loggedThrough: end - MIN },
   };
-  await k.redis.set(nodeKey(k.cluster, 'slow'), JSON.stringify(card));
+  await k.redis.set(nodeKey(k.cluster, 'slow'), JSON.stringify(card), 'PX', 60_000);
   await k.redis.sadd(memberIndexKey(k.cluster), 'slow');
   k.clock.now = end + MIN + 1;
   t.equal(await k.closer.runOnce(), 'waiting', 'a member says it has samples of the period not yet logged');
-  await k.redis.set(nodeKey(k.cluster, 'slow'), JSON.stringify({ ...card, stats: { loggedThrough: end } }));
+  await k.redis.set(
+    nodeKey(k.cluster, 'slow'),
+    JSON.stringify({ ...card, stats: { loggedThrough: end } }),
+    'PX',
+    60_000,
+  );
   t.equal(await k.closer.runOnce(), 'closed', 'it has logged them');
 });
 

@@ -208,13 +208,18 @@ t.test('the rebuild waits for a live member still logging samples before its cut
     view: '',
     stats: { loggedThrough: T - MIN },
   };
-  await k.redis.set(nodeKey(k.cluster, 'behind'), JSON.stringify(card));
+  await k.redis.set(nodeKey(k.cluster, 'behind'), JSON.stringify(card), 'PX', 60_000);
   await k.redis.sadd(memberIndexKey(k.cluster), 'behind');
   k.clock.now = T + 1;
   await sleep(600);
   t.equal(await state(k), 'rebuilding', 'still waiting for it');
   await k.store([sample(1_000_999, T - MIN, 4321)]);
-  await k.redis.set(nodeKey(k.cluster, 'behind'), JSON.stringify({ ...card, stats: { loggedThrough: T } }));
+  await k.redis.set(
+    nodeKey(k.cluster, 'behind'),
+    JSON.stringify({ ...card, stats: { loggedThrough: T } }),
+    'PX',
+    60_000,
+  );
   t.equal(await run, 'rebuilt');
   t.match(
     await k.totals.read(1_000_999),

@@ -7,6 +7,7 @@ import { endQuietlyOnClosedPipe } from '../shared/terminal.js';
 import { VERSION } from '../shared/version.js';
 import { UsageError } from './flags.js';
 import { EXIT } from './exit.js';
+import { LayoutMismatch } from '../storage/format/layout.js';
 import { addSettingOptions, givenOptions } from './setting-options.js';
 
 export { EXIT };
@@ -251,7 +252,7 @@ ferretdb on PATH or in $GOPATH/bin is used as it is.`,
       for (const line of err.tail) process.stderr.write(`  | ${line}\n`);
       return EXIT.failure;
     }
-    if (err instanceof ConfigError || err instanceof UsageError) {
+    if (err instanceof ConfigError || err instanceof UsageError || err instanceof LayoutMismatch) {
       process.stderr.write(`influencer-node: ${err.message}\n`);
       return EXIT.usage;
     }

@@ -37,7 +37,11 @@ export interface MemberCard {
   stats: Record<string, unknown>;
 }
 
-export type ParsedCard = { ok: true; card: MemberCard } | { ok: false; id: string; error: string };
+/**
+ * A member key's value, parsed; `ttlLeftMs` is the key's PTTL when it was read (readMembers): -1 a key
+ * without a TTL, -2 gone meanwhile.
+ */
+export type ParsedCard = { ok: true; card: MemberCard; ttlLeftMs?: number } | { ok: false; id: string; error: string };
 
 /**
  * Parses a member key's value; garbage (not JSON, an old or unknown format, an id or weight outside
@@ -81,9 +85,23 @@ export function activeMembers(cards: readonly ParsedCard[]): RingMember[] {
   return cards.flatMap((c) => (c.ok && c.card.state === 'active' ? [{ id: c.card.id, weight: c.card.weight }] : []));
 }
 
-/** Healthy = active and heartbeat fresher than its TTL. */
-export function isHealthy(card: MemberCard, now = Date.now()): boolean {
-  return card.state === 'active' && now - card.heartbeat <= card.ttlMs;
+/**
+ * Whether the member is alive: Redis has not expired its key yet (the PTTL read with the card). Redis's
+ * own clock decides, never the card's heartbeat time against this process's clock: two hosts' clocks
+ * a TTL apart would judge a live member dead. A key without a TTL is no member's (each heartbeat sets one).
+ */
+export function isLive(c: ParsedCard): c is ParsedCard & { ok: true } {
+  return c.ok && c.ttlLeftMs !== undefined && c.ttlLeftMs > 0;
+}
+
+/** Healthy = active and alive. */
+export function isHealthy(c: ParsedCard): boolean {
+  return isLive(c) && c.card.state === 'active';
+}
+
+/** ms since the card was last refreshed, by Redis's clock (its TTL minus the time left); null if not alive. */
+export function heartbeatAgeMs(c: ParsedCard): number | null {
+  return isLive(c) ? Math.max(0, c.card.ttlMs - c.ttlLeftMs!) : null;
 }
 
 /** Short, order-independent hash of a member set: equal on every node that sees the same set. */

@@ -2,7 +2,15 @@
 // members this process puts on its ring. Writing this process's own card is membership.ts's job.
 import { EventEmitter } from 'node:events';
 import { scanKeys, type RedisClient } from '../shared/redis.js';
-import { activeMembers, parseCard, viewHash, type ParsedCard, type RingMember } from './card.js';
+import {
+  activeMembers,
+  isLive,
+  parseCard,
+  viewHash,
+  type MemberCard,
+  type ParsedCard,
+  type RingMember,
+} from './card.js';
 import { eventsChannel, memberIndexKey, nodeKey } from '../shared/keys.js';
 import type { Logger } from '../shared/log.js';
 
@@ -28,32 +36,39 @@ export async function readMembers(
   }
   if (ids.length === 0) return [];
   const unique = [...new Set(ids)].sort();
-  // one GET each: on a Redis Cluster the cards live in different slots (one connection pipelines them)
-  // (a key of another type answers WRONGTYPE: no card, as MGET said before)
-  const values = await Promise.all(
-    unique.map((id) =>
-      redis.get(prefix + id).catch((err: Error) => (/^WRONGTYPE/.test(err.message) ? null : Promise.reject(err))),
+  // one GET and one PTTL each: on a Redis Cluster the cards live in different slots (one connection
+  // pipelines them); a key of another type answers WRONGTYPE: no card, as MGET said before
+  const [values, ttls] = await Promise.all([
+    Promise.all(
+      unique.map((id) =>
+        redis.get(prefix + id).catch((err: Error) => (/^WRONGTYPE/.test(err.message) ? null : Promise.reject(err))),
+      ),
     ),
-  );
+    Promise.all(unique.map((id) => redis.pttl(prefix + id))),
+  ]);
   const gone = unique.filter((_, i) => values[i] === null);
   // a member that re-announces between the MGET and the SREM adds itself again at its next heartbeat
   if (mode === 'index' && gone.length > 0) await redis.srem(memberIndexKey(cluster), ...gone);
-  return unique.map((id, i) => parseCard(id, values[i])).filter((p) => p.ok || p.error !== 'key vanished');
+  return unique
+    .map((id, i): ParsedCard => {
+      const parsed = parseCard(id, values[i]);
+      return parsed.ok ? { ...parsed, ttlLeftMs: ttls[i] } : parsed;
+    })
+    .filter((p) => p.ok || p.error !== 'key vanished');
+}
+
+/** The readable cards of the live members (Redis has not expired their keys: card.ts `isLive`), from the index. */
+export async function liveCards(redis: RedisClient, cluster: string): Promise<MemberCard[]> {
+  return (await readMembers(redis, cluster, 'index')).flatMap((c) => (isLive(c) ? [c.card] : []));
 }
 
 /**
  * Whether every live member's card says all its samples of intervals before `end` are in the log
- * (a card without the figure, or a member whose heartbeat is older than its TTL, does not hold it up).
+ * (a card without the figure, or a member whose key Redis has expired, does not hold it up).
  */
-export async function everyMemberLogged(
-  redis: RedisClient,
-  cluster: string,
-  end: number,
-  now: number,
-): Promise<boolean> {
-  for (const c of await readMembers(redis, cluster, 'index')) {
-    if (!c.ok || now - c.card.heartbeat > c.card.ttlMs) continue;
-    const through = c.card.stats.loggedThrough;
+export async function everyMemberLogged(redis: RedisClient, cluster: string, end: number): Promise<boolean> {
+  for (const card of await liveCards(redis, cluster)) {
+    const through = card.stats.loggedThrough;
     if (typeof through === 'number' && through < end) return false;
   }
   return true;

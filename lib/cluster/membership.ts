@@ -140,9 +140,9 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
   private async refuseDuplicate(): Promise<never> {
     const [raw, pttl] = await Promise.all([this.redis.get(this.key), this.redis.pttl(this.key)]);
     const holder = parseCard(this.opts.id, raw);
-    const who = holder.ok
-      ? `${holder.card.host} pid ${holder.card.pid}, heartbeat ${Math.round((Date.now() - holder.card.heartbeat) / 1000)} s ago`
-      : 'an unreadable card';
+    // the heartbeat's age by Redis's clock (the key's TTL left): the holder's host may keep another time
+    const age = pttl > 0 && holder.ok ? `, heartbeat ${Math.round((holder.card.ttlMs - pttl) / 1000)} s ago` : '';
+    const who = holder.ok ? `${holder.card.host} pid ${holder.card.pid}${age}` : 'an unreadable card';
     const expires =
       pttl > 0
         ? `its key expires in ${(pttl / 1000).toFixed(1)} s unless that process is still alive`

@@ -1,5 +1,5 @@
 import type { RedisClient } from '../shared/redis.js';
-import { activeMembers, isHealthy, viewHash } from './card.js';
+import { activeMembers, heartbeatAgeMs, isHealthy, viewHash, type ParsedCard } from './card.js';
 import { readMembers } from './member-view.js';
 import { Ring } from '../ring/ring.js';
 import { lowerBound } from '../shared/util.js';
@@ -70,9 +70,10 @@ export async function readStatus(
       version: card.version,
       state: card.state,
       uptimeS: Math.max(0, Math.round((now - card.started) / 1000)),
-      heartbeatAgeS: Math.max(0, Math.round((now - card.heartbeat) / 100) / 10),
+      // by Redis's clock (the key's TTL left), as liveness is: the hosts' clocks may differ
+      ...heartbeatAge(c),
       weight: card.weight,
-      healthy: isHealthy(card, now),
+      healthy: isHealthy(c),
       sharePct: shares.get(card.id) ?? 0,
       view: card.view,
       stats: card.stats,
@@ -100,6 +101,11 @@ export async function readStatus(
       viewsAgree: members.every((m) => !m.readable || m.state !== 'active' || m.view === ringView),
     },
   };
+}
+
+function heartbeatAge(c: ParsedCard): { heartbeatAgeS?: number } {
+  const ms = heartbeatAgeMs(c);
+  return ms === null ? {} : { heartbeatAgeS: Math.round(ms / 100) / 10 };
 }
 
 /** Share of the hash space (in %) each member's arcs cover: exact, no pk lookups. */

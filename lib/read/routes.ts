@@ -159,24 +159,33 @@ export class ApiRoutes {
 
 /**
  * The result of `read(size)`, shared by every caller within `ms` of the call that made it that asks
- * for no more than that size (a larger ask reads again, at its size); a failure is not kept.
+ * for no more than that size (a larger ask reads again, at its size); a failure is not kept. While a
+ * newer read is under way, the last answer (if it is under 5 × `ms` old and covers the size asked)
+ * serves instead of holding the request; with `ms` 0 every call reads.
  */
 function shared<T>(ms: number, read: (size: number) => Promise<T>): (size?: number) => Promise<T> {
   let at = -Infinity;
   let size = 0;
   let last: Promise<T> | undefined;
+  let good: { answer: Promise<T>; size: number; at: number } | undefined;
   return (asked = 0) => {
     const now = Date.now();
     if (!last || now - at >= ms || asked > size) {
       at = now;
       size = asked;
-      const p = read(size);
+      const [p, pSize, pAt] = [read(size), size, now];
       last = p;
-      p.catch(() => {
-        if (last === p) last = undefined;
-      });
+      p.then(
+        () => {
+          if (!good || good.at < pAt) good = { answer: p, size: pSize, at: pAt };
+        },
+        () => {
+          if (last === p) last = undefined;
+        },
+      );
     }
-    return last;
+    if (ms > 0 && good && good.answer !== last && asked <= good.size && now - good.at < 5 * ms) return good.answer;
+    return last!;
   };
 }
 

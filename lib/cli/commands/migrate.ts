@@ -35,6 +35,8 @@ export async function migrateCommand(config: Config, opts: Record<string, unknow
       const n = (x: number): string => x.toLocaleString('en-US');
       const resumed = r.resumedFrom ? ` (resumed after ${r.resumedFrom})` : '';
       out(`done: ${n(r.points)} points of ${n(r.pks)} pks in ${n(r.buckets)} buckets${resumed}`);
+      if (r.logged > 0) out(`  ${n(r.logged)} points of the layout's first periods logged into them`);
+      if (r.unreadable > 0) out(`  ${n(r.unreadable)} documents that hold no point left alone`);
     }
     if (opts.drop) {
       await db.dropCollection(collectionNames.legacyTimeline);

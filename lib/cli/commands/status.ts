@@ -86,7 +86,7 @@ export function renderStatus(s: ClusterStatus): string {
           m.version,
           m.healthy ? m.state : `${m.state} (stale)`,
           duration(m.uptimeS ?? 0),
-          `${m.heartbeatAgeS}s ago`,
+          m.heartbeatAgeS === undefined ? '-' : `${m.heartbeatAgeS}s ago`,
           num(m.weight),
           pct(m.sharePct),
           num(m.stats?.owned),

@@ -6,6 +6,8 @@ import type { Binary, Collection, Db } from 'mongodb';
 export interface LayoutDoc {
   _id: 'layout';
   format: 2;
+  /** INTERVAL_MS of every node; missing in a layout written by a version that did not store it */
+  intervalMs?: number;
   bucketMs: number;
   slices: number;
   /** the first period written in this layout */
@@ -164,6 +166,16 @@ export interface BaseDoc extends PayloadDoc {
   c: number;
   /** the time its latest and previous points are stored relative to */
   e: number;
+}
+
+/**
+ * Set in `meta` as `{_id: 'legacy-tail'}` once the previous layout's points of this layout's periods
+ * (written in the hour its first node started) are in the log (lib/storage/jobs/legacy-tail.ts).
+ */
+export interface LegacyTailDoc {
+  _id: 'legacy-tail';
+  points: number;
+  at: Date;
 }
 
 /** How far a migration got, in `meta` as `{_id: 'migrate'}`: updated once per base document. */

@@ -75,30 +75,66 @@ export class StorageLayout {
   }
 }
 
-/** A database whose stored layout differs from this node's settings. */
-export class LayoutMismatch extends Error {}
+/** A database whose stored layout differs from this node's settings: a configuration error (exit 2). */
+export class LayoutMismatch extends Error {
+  readonly exitCode = 2;
+}
+
+export interface LoadOptions {
+  /**
+   * Records this process's INTERVAL_MS in a stored layout that lacks it (written by a version that
+   * did not store it): only a node does, the value it polls at; a reader takes the setting as it is.
+   */
+  recordInterval?: boolean;
+}
 
 /**
  * The database's layout: created from these settings by the first node, read by the others.
- * Throws LayoutMismatch if the stored bucket length differs from BUCKET_MS.
+ * Throws LayoutMismatch if the stored bucket length or interval differs from BUCKET_MS or INTERVAL_MS:
+ * a pk polled at another interval by the node it moves to would change its rate and its buckets' shape.
  */
-export async function loadLayout(db: Db, s: LayoutSettings, now = Date.now()): Promise<StorageLayout> {
+export async function loadLayout(
+  db: Db,
+  s: LayoutSettings,
+  now = Date.now(),
+  opts: LoadOptions = {},
+): Promise<StorageLayout> {
   const meta = db.collection<LayoutDoc>(collectionNames.meta);
   const fresh: LayoutDoc = {
     _id: 'layout',
     format: 2,
+    intervalMs: s.intervalMs,
     bucketMs: s.bucketMs,
     slices: sliceCount(s.pkMax - s.pkMin + 1),
     firstPeriod: Math.floor(now / s.bucketMs) * s.bucketMs,
   };
   await insertOnce(meta, fresh);
-  const doc = await meta.findOne({ _id: 'layout' });
-  if (!doc || doc.format !== 2 || !Number.isInteger(doc.bucketMs) || !Number.isInteger(doc.slices) || doc.slices < 1) {
-    throw new LayoutMismatch(`the stored layout in ${db.databaseName}.meta is unreadable: ${JSON.stringify(doc)}`);
+  let doc = await meta.findOne({ _id: 'layout' });
+  if (doc && doc.intervalMs === undefined && opts.recordInterval) {
+    // the first node of this version records its interval; of two at once, the other sees it and compares
+    await meta.updateOne({ _id: 'layout', intervalMs: { $exists: false } }, { $set: { intervalMs: s.intervalMs } });
+    doc = await meta.findOne({ _id: 'layout' });
+  }
+  const unreadable = (): Error =>
+    new Error(`the stored layout in ${db.databaseName}.meta is unreadable: ${JSON.stringify(doc)}`);
+  if (
+    !doc ||
+    doc.format !== 2 ||
+    !Number.isInteger(doc.bucketMs) ||
+    !Number.isInteger(doc.slices) ||
+    doc.slices < 1 ||
+    !Number.isInteger(doc.firstPeriod) ||
+    (doc.intervalMs !== undefined && !(Number.isInteger(doc.intervalMs) && doc.intervalMs > 0))
+  ) {
+    throw unreadable();
   }
   if (doc.bucketMs !== s.bucketMs) {
     const differs = `BUCKET_MS=${s.bucketMs} differs from the ${doc.bucketMs} this database was written with`;
     throw new LayoutMismatch(`${differs}: use BUCKET_MS=${doc.bucketMs}`);
+  }
+  if (doc.intervalMs !== undefined && doc.intervalMs !== s.intervalMs) {
+    const differs = `INTERVAL_MS=${s.intervalMs} differs from the ${doc.intervalMs} this cluster's data was written with`;
+    throw new LayoutMismatch(`${differs}: use INTERVAL_MS=${doc.intervalMs}`);
   }
   return new StorageLayout(s.intervalMs, doc.bucketMs, doc.slices, doc.firstPeriod, doc.convertedFrom ?? null);
 }

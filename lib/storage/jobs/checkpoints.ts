@@ -11,11 +11,11 @@ import {
   docIds,
   type BaseDoc,
   type CheckpointDoc,
-  type LayoutDoc,
   type LegacyPoint,
   type MigrateProgress,
 } from '../format/documents.js';
 import type { StorageLayout } from '../format/layout.js';
+import { LegacyTail, legacyPoint, legacyTailLogged } from './legacy-tail.js';
 
 /**
  * The newest checkpoint of a slice at or before `before`: the period Redis remembers, else found by
@@ -43,10 +43,12 @@ export async function newestCheckpoint(
 }
 
 /**
- * The totals of the previous layout's points, for a rebuild: the base documents of a finished
- * migration; while none ran, computed from `timeline` itself (it reads the whole collection).
+ * The totals of the previous layout's points before the layout's first period, for a rebuild: the
+ * base documents of a finished migration; while none ran, computed from `timeline` itself (it reads
+ * the whole collection), and in the same pass its points of the layout's own periods (the hour the
+ * first node of this version started in) are logged into them, once, for the rebuild to count.
  */
-export async function legacyTotals(db: Db, log: Logger): Promise<PkTotals[]> {
+export async function legacyTotals(db: Db, layout: StorageLayout, log: Logger): Promise<PkTotals[]> {
   const state = await db.collection<MigrateProgress>(collectionNames.meta).findOne({ _id: 'migrate' });
   if (state?.done) {
     const out: PkTotals[] = [];
@@ -58,17 +60,32 @@ export async function legacyTotals(db: Db, log: Logger): Promise<PkTotals[]> {
     (await db.listCollections({ name: collectionNames.legacyTimeline }, { nameOnly: true }).toArray()).length > 0;
   if (!exists) return [];
   log.warn("the previous layout's timeline is not migrated: the rebuild reads all of it (run influencer-node migrate)");
-  const layout = await db.collection<LayoutDoc>(collectionNames.meta).findOne({ _id: 'layout' });
+  const tail = (await legacyTailLogged(db)) ? null : new LegacyTail(db, layout);
   const totals = new Map<number, PkTotals>();
+  let unreadable = 0;
   const points = db
     .collection<LegacyPoint>(collectionNames.legacyTimeline)
     .find({}, { projection: { pk: 1, t: 1, f: 1, g: 1 } });
   for await (const doc of points) {
-    const at = doc.t.getTime();
-    if (layout && at >= layout.firstPeriod) continue;
-    let t = totals.get(doc.pk);
-    if (!t) totals.set(doc.pk, (t = emptyTotals(doc.pk)));
-    addPoint(t, { at, f: doc.f, g: doc.g });
+    const p = legacyPoint(doc);
+    if (!p) {
+      unreadable++;
+      continue;
+    }
+    if (p.at >= layout.firstPeriod) {
+      await tail?.add(doc._id, p);
+      continue;
+    }
+    let t = totals.get(p.pk);
+    if (!t) totals.set(p.pk, (t = emptyTotals(p.pk)));
+    addPoint(t, p);
   }
+  if (tail) {
+    await tail.finish();
+    if (tail.points > 0)
+      log.info({ points: tail.points }, "the previous layout's points of this layout's periods logged");
+  }
+  if (unreadable > 0)
+    log.warn({ documents: unreadable }, "documents of the previous layout's timeline left out: not a point");
   return [...totals.values()];
 }

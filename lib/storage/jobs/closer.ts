@@ -104,7 +104,7 @@ export class PeriodCloser {
     const now = this.now();
     if (now < period + bucketMs + intervalMs + this.opts.graceMs) return 'idle';
     if (
-      !(await everyMemberLogged(this.redis, this.cluster, period + bucketMs, now)) &&
+      !(await everyMemberLogged(this.redis, this.cluster, period + bucketMs)) &&
       now < period + 2 * bucketMs + intervalMs + this.opts.graceMs
     )
       return 'waiting';

@@ -13,6 +13,7 @@ import {
 } from '../format/codec.js';
 import { insertIgnoringDuplicates, insertOnce } from '../../shared/mongo-errors.js';
 import { type StorageLayout } from '../format/layout.js';
+import { LegacyTail, legacyPoint, legacyTailLogged } from './legacy-tail.js';
 import {
   type PayloadDoc,
   collectionNames,
@@ -29,7 +30,12 @@ const BASE_PKS = 16_384;
 const INSERT_CHUNK = 1000;
 
 export interface MigrateReport {
+  /** points converted into buckets (those before the layout's first period) */
   points: number;
+  /** points of the layout's own periods, logged into them (legacy-tail.ts) */
+  logged: number;
+  /** documents of `timeline` that hold no point, left alone */
+  unreadable: number;
   buckets: number;
   pks: number;
   resumedFrom: string | null;
@@ -42,7 +48,9 @@ export interface MigrateReport {
  * One pass in `_id` order (pk, then time); progress is recorded once per BASE_PKS pks, so an
  * interrupted run resumes after the last complete pk, and every write is an insert of the same
  * document, so a repeated one changes nothing. When done, the layout records where the converted
- * buckets begin (`convertedFrom`), so reads find them there instead of in `timeline`.
+ * buckets begin (`convertedFrom`), so reads find them there instead of in `timeline`. Points of the
+ * layout's own periods (written in the hour the first node of this version started) are logged into
+ * those periods, unless a rebuild did so already (legacy-tail.ts).
  */
 export async function migrateLegacy(
   db: Db,
@@ -53,7 +61,9 @@ export async function migrateLegacy(
 ): Promise<MigrateReport> {
   const meta = db.collection<MigrateProgress>(collectionNames.meta);
   const state = await meta.findOne({ _id: 'migrate' });
-  if (state?.done) return { points: state.points, buckets: 0, pks: 0, resumedFrom: null, alreadyDone: true };
+  if (state?.done) {
+    return { points: state.points, buckets: 0, pks: 0, logged: 0, unreadable: 0, resumedFrom: null, alreadyDone: true };
+  }
   const legacy = db.collection<LegacyPoint>(collectionNames.legacyTimeline);
   const total = await legacy.estimatedDocumentCount();
   let chunks = state?.chunks ?? 0;
@@ -76,6 +86,9 @@ export async function migrateLegacy(
       }
     | undefined;
   const started = performance.now();
+  // logged already by a rebuild that read the timeline, or by an earlier run
+  const tail = (await legacyTailLogged(db)) ? null : new LegacyTail(db, layout);
+  let unreadable = 0;
 
   const flushDocs = async (): Promise<void> => {
     const byCollection = new Map<string, PayloadDoc[]>();
@@ -115,6 +128,7 @@ export async function migrateLegacy(
   };
   const commit = async (lastId: string): Promise<void> => {
     await flushDocs();
+    await tail?.flush();
     if (base.length > 0) {
       const b = new Binary(encodeCheckpoint(layout.firstPeriod, base, new Map()));
       await insertOnce(db.collection<BaseDoc>(collectionNames.migrationBase), {
@@ -134,8 +148,15 @@ export async function migrateLegacy(
   };
 
   for await (const doc of cursor) {
-    const at = doc.t.getTime();
-    if (at >= layout.firstPeriod) continue;
+    const p = legacyPoint(doc);
+    if (!p) {
+      unreadable++;
+      continue;
+    }
+    // a point of the layout's own periods goes to their log, where the nodes' samples of them are
+    if (await tail?.add(doc._id, p)) continue;
+    if (p.at >= layout.firstPeriod) continue;
+    const at = p.at;
     oldest = Math.min(oldest, at);
     if (!current || current.pk !== doc.pk) {
       await closePk();
@@ -153,7 +174,7 @@ export async function migrateLegacy(
       closeBucket();
       current.period = period;
     }
-    const point = { at, f: doc.f, g: doc.g };
+    const point = { at, f: p.f, g: p.g };
     current.list.push(point);
     addPoint(current.totals, point);
     current.lastId = doc._id;
@@ -165,7 +186,9 @@ export async function migrateLegacy(
     const convertedFrom = layout.period(oldest);
     await db.collection<LayoutDoc>(collectionNames.meta).updateOne({ _id: 'layout' }, { $set: { convertedFrom } });
   }
+  await tail?.finish();
   await meta.updateOne({ _id: 'migrate' }, { $set: { done: true } });
-  log.info({ points, buckets: bucketCount, pks }, 'previous layout converted');
-  return { points, buckets: bucketCount, pks, resumedFrom, alreadyDone: false };
+  const logged = tail?.points ?? 0;
+  log.info({ points, buckets: bucketCount, pks, logged, unreadable }, 'previous layout converted');
+  return { points, buckets: bucketCount, pks, logged, unreadable, resumedFrom, alreadyDone: false };
 }

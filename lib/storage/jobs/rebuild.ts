@@ -100,7 +100,7 @@ export class TotalsRebuilder {
   async runOnce(): Promise<'ready' | 'busy' | 'rebuilt' | 'previous'> {
     // nothing of this version's to rebuild while the previous version's nodes write theirs
     const { keyspace, lock } = this.d;
-    if (keyspace && !(await keyspace.switchWhenDue(lock, this.now()))) return 'previous';
+    if (keyspace && !(await keyspace.switchWhenDue(lock))) return 'previous';
     if ((await this.slicesDue()).length === 0) return 'ready';
     const outcome = await this.d.lock.runExclusive('rebuild-totals', (signal) => this.rebuild(signal));
     return outcome.ran ? outcome.result : 'busy';
@@ -189,7 +189,11 @@ export class TotalsRebuilder {
   private async anythingStored(): Promise<boolean> {
     const names = (await this.d.db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name);
     return names.some(
-      (n) => n.startsWith('log_') || n === collectionNames.checkpoints || n === collectionNames.legacyTimeline,
+      (n) =>
+        n.startsWith('log_') ||
+        n === collectionNames.checkpoints ||
+        n === collectionNames.legacyTimeline ||
+        n === collectionNames.migrationBase,
     );
   }
 
@@ -198,7 +202,7 @@ export class TotalsRebuilder {
     for (;;) {
       const wait = T + this.opts.graceMs - this.now();
       if (wait > 0) await sleep(Math.min(wait, 1000), signal);
-      else if (await everyMemberLogged(this.d.redis, this.d.cluster, T, this.now())) return;
+      else if (await everyMemberLogged(this.d.redis, this.d.cluster, T)) return;
       else await sleep(250, signal);
       if (signal.aborted) return;
       // a member that stays behind a whole bucket does not hold the totals up any longer
@@ -270,7 +274,7 @@ export class TotalsRebuilder {
       for (const t of decodeCheckpoint(doc.p + layout.bucketMs, doc.b.buffer).totals) totals.set(t.pk, t);
       await raiseMark(redis, k.marks, doc.p, SLICE_MARKS.checkpoint);
     }
-    for (const base of await legacyTotals(db, this.d.log)) {
+    for (const base of await legacyTotals(db, layout, this.d.log)) {
       if (!slices.has(base.pk % layout.slices)) continue;
       const t = totals.get(base.pk);
       totals.set(base.pk, t ? mergeOlder(base, t) : base);

@@ -2,7 +2,7 @@
 // hash per pk and cluster-wide sorted sets) to this one's (per slice): DESIGN.md one folder up,
 // "Upgrading a cluster that ran the previous key layout".
 import type { ClusterLock } from '../../cluster/locks.js';
-import { readMembers } from '../../cluster/member-view.js';
+import { liveCards } from '../../cluster/member-view.js';
 import type { Logger } from '../../shared/log.js';
 import { clusterKeys, KEYSPACE_LAYOUT, legacyKeys } from '../../shared/keys.js';
 import { scanKeys, unlinkKeys, type RedisClient } from '../../shared/redis.js';
@@ -35,12 +35,12 @@ export class Keyspace {
    * Reads the layout in force. A cluster with no data of the previous layout and no live member of
    * the previous version (a new one, or one whose previous nodes have all gone) takes this one.
    */
-  async check(now: number): Promise<KeyspaceMode> {
+  async check(): Promise<KeyspaceMode> {
     if (this.mode === 'current') return this.mode;
     const keys = clusterKeys(this.cluster);
     if (Number(await this.redis.get(keys.keyspace)) === KEYSPACE_LAYOUT) return (this.mode = 'current');
     const legacy = (await this.redis.exists(legacyKeys(this.cluster).since)) === 1;
-    if (!legacy && (await this.previousMembers(now)) === 0) {
+    if (!legacy && (await this.previousMembers()) === 0) {
       await this.redis.set(keys.keyspace, String(KEYSPACE_LAYOUT), 'NX');
       return (this.mode = 'current');
     }
@@ -52,11 +52,11 @@ export class Keyspace {
    * `closed` mark, which both layouts keep alike, stays) and sets this layout (lock `keyspace`).
    * Resolves to whether this layout is in force now.
    */
-  async switchWhenDue(lock: ClusterLock, now: number): Promise<boolean> {
-    if ((await this.check(now)) === 'current') return true;
-    if ((await this.previousMembers(now)) > 0) return false;
+  async switchWhenDue(lock: ClusterLock): Promise<boolean> {
+    if ((await this.check()) === 'current') return true;
+    if ((await this.previousMembers()) > 0) return false;
     const r = await lock.runExclusive('keyspace', async () => {
-      if ((await this.check(now)) === 'current') return;
+      if ((await this.check()) === 'current') return;
       const legacy = legacyKeys(this.cluster);
       let deleted = 0;
       for await (const batch of scanKeys(this.redis, `${this.cluster}:*`))
@@ -72,13 +72,11 @@ export class Keyspace {
       );
     });
     if (r.ran) return this.current;
-    return (await this.check(now)) === 'current';
+    return (await this.check()) === 'current';
   }
 
-  /** Live members whose card does not say they write this layout. */
-  private async previousMembers(now: number): Promise<number> {
-    const cards = await readMembers(this.redis, this.cluster, 'index');
-    return cards.filter((c) => c.ok && now - c.card.heartbeat <= c.card.ttlMs && c.card.keyspace !== KEYSPACE_LAYOUT)
-      .length;
+  /** Live members (Redis has not expired their keys) whose card does not say they write this layout. */
+  private async previousMembers(): Promise<number> {
+    return (await liveCards(this.redis, this.cluster)).filter((c) => c.keyspace !== KEYSPACE_LAYOUT).length;
   }
 }

@@ -209,6 +209,8 @@ export class Rankings {
   private readonly snapshots: (RankingSnapshot | null)[];
   private checkedAt = -Infinity;
   private checking?: Promise<void>;
+  /** whether the snapshots held may answer while newer ones load: after a load, until `reload()` */
+  private held = false;
 
   constructor(
     private readonly redis: RedisClient,
@@ -269,17 +271,28 @@ export class Rankings {
     };
   }
 
-  /** The next question reads the snapshots again. */
+  /** The next question reads the snapshots again, and waits for them. */
   reload(): void {
     this.checkedAt = -Infinity;
+    this.held = false;
   }
 
-  /** At most once a `recheckMs` (a second), one request shared by the callers of that moment: reload the slices that changed. */
+  /**
+   * At most once a `recheckMs` (a second), one request shared by the callers of that moment: reload
+   * the slices that changed. Snapshots already held answer meanwhile (at most one recheck older):
+   * waiting would hold every request of that moment for the reload's round trips, which is what
+   * made the read API's p99; a recheck of 0 (tests) waits every time.
+   */
   private fresh(): Promise<void> {
     if (this.now() - this.checkedAt < this.recheckMs) return Promise.resolve();
     this.checking ??= this.load().finally(() => {
       this.checking = undefined;
     });
+    if (this.held && this.recheckMs > 0) {
+      // a failed reload is asked again by the next question; the snapshots held still answer
+      this.checking.catch(() => undefined);
+      return Promise.resolve();
+    }
     return this.checking;
   }
 
@@ -299,6 +312,7 @@ export class Rankings {
       }),
     );
     this.checkedAt = this.now();
+    this.held = true;
   }
 
   private async usernames(pks: number[]): Promise<Map<number, string>> {
