@@ -5,7 +5,7 @@
 // from this process with enough calls in flight to keep every master busy.
 // Scenario 12 (`npm run bench -- --only 12 [--redis-masters M] [--redis-cores C]`): one master and M,
 // alternately, `rounds` times each (an odd count, so the median is a run).
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { SLICE_MARKS, sliceKeys } from '../lib/shared/keys.js';
 import { createRedis, type RedisClient } from '../lib/shared/redis.js';
 import { sliceCount } from '../lib/storage/format/layout.js';
@@ -13,7 +13,8 @@ import { Totals } from '../lib/storage/state/totals.js';
 import { CpuMachine, quotaSupport } from './cgroup.js';
 import { median } from './cluster.js';
 import { cpuBetween, round, snapshot } from './proc.js';
-import { startRedis, startRedisCluster, stopChild, type Service } from './services.js';
+import { startRedis, startRedisCluster, type Service } from './services.js';
+import { stopChild } from '../test/kit/children.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

@@ -8,7 +8,9 @@ import { viewHash, type MemberCard } from '../lib/cluster/card.js';
 import { readMembers } from '../lib/cluster/member-view.js';
 import { servers, type RedisClient } from '../lib/shared/redis.js';
 import { rssBytes, snapshot, type CpuSnapshot } from './proc.js';
-import { BIN, ROOT, isRunning, stopChild, track, type Service } from './services.js';
+import type { Service } from './services.js';
+import { BIN, ROOT, isRunning, stopChild, track } from '../test/kit/children.js';
+import { sleep } from '../test/kit/wait.js';
 import { NODE_FLAGS } from '../lib/cli/node-flags.js';
 
 export const PK_MIN = 1_000_000;
@@ -50,10 +52,6 @@ export interface NodeProcess {
   /** count of each warning or error the node logged (JSON lines on stderr, level ≥ warn) */
   warnings: Map<string, number>;
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
-export const nextBoundary = (t: number, intervalMs: number): number => Math.ceil(t / intervalMs) * intervalMs;
-export const sleepUntil = (t: number): Promise<void> => sleep(t - Date.now());
 
 export class BenchCluster {
   readonly cluster = `b${randomBytes(4).toString('hex')}`;

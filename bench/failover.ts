@@ -6,7 +6,8 @@ import { PkUniverse } from '../lib/ring/pk-universe.js';
 import { loadConfig } from '../lib/ops/config.js';
 import { loadLayout } from '../lib/storage/format/layout.js';
 import { mapLimit, TimelineReader } from '../lib/storage/read/reader.js';
-import { BenchCluster, PK_MIN, nextBoundary, sleep, sleepUntil, type Infra } from './cluster.js';
+import { BenchCluster, PK_MIN, type Infra } from './cluster.js';
+import { nextBoundary, sleep, sleepUntil } from '../test/kit/wait.js';
 import { round } from './proc.js';
 
 export interface FailoverOptions {

@@ -13,7 +13,8 @@ import { SLICE_MARKS, sliceKeys } from '../lib/shared/keys.js';
 import { median } from './cluster.js';
 import { commandStats } from './measure.js';
 import { cpuSeconds, round } from './proc.js';
-import { killAll, startRedis } from './services.js';
+import { startRedis } from './services.js';
+import { killAll } from '../test/kit/children.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

@@ -2,7 +2,8 @@
 // quota holds from an interval before the window, polling P pks over servers that sit in machines
 // too, measured over K whole intervals. Every process's CPU comes from its machine's cgroup
 // accounting, and the mock's latency from a probe outside every quota.
-import { BenchCluster, PK_MIN, nextBoundary, sleep, sleepUntil, type ClusterOptions, type Infra } from './cluster.js';
+import { BenchCluster, PK_MIN, type ClusterOptions, type Infra } from './cluster.js';
+import { nextBoundary, sleep, sleepUntil } from '../test/kit/wait.js';
 import { CpuMachine, type QuotaReading } from './cgroup.js';
 import { cardFigure, maxOf, measureWindow, onTimePct } from './measure.js';
 import { round, snapshot, type CpuSnapshot } from './proc.js';

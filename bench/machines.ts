@@ -6,12 +6,13 @@
 // and the machine busiest against its quota. The Redis side is one redis-server, or a Redis Cluster
 // of M masters (each a machine) for nodes that read REDIS_CLUSTER_NODES.
 import { createRedis } from '../lib/shared/redis.js';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import type { Infra } from './cluster.js';
 import { PERIOD_US, quotaSupport, removeMachines } from './cgroup.js';
 import { machineTrial, Machines, type Trial, type TrialSettings } from './machine-trial.js';
 import { round } from './proc.js';
-import { startRedisCluster, stopChild } from './services.js';
+import { startRedisCluster } from './services.js';
+import { stopChild } from '../test/kit/children.js';
 
 export interface MachinesOptions extends Omit<TrialSettings, 'env'> {
   nodeCounts: number[];

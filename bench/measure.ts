@@ -2,7 +2,8 @@
 // come from the nodes' member cards (each card's stats describe the interval before its heartbeat)
 // and from /proc (CPU of every process between the first and the last reading).
 import type { MemberCard } from '../lib/cluster/card.js';
-import { median, num, redisTotal, sleep, sleepUntil, type BenchCluster } from './cluster.js';
+import { median, num, redisTotal, type BenchCluster } from './cluster.js';
+import { sleep, sleepUntil } from '../test/kit/wait.js';
 import { servers, type RedisClient } from '../lib/shared/redis.js';
 import { cpuBetween, round, type CpuUse } from './proc.js';
 

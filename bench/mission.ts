@@ -2,7 +2,8 @@
 // the full run; 166,667 every 10 s, the same samples/s, in the quick one) with the bundled mock,
 // Redis, the embedded FerretDB and 1 or 2 nodes, measured over K whole intervals after a warm-up:
 // samples/s, on time, lateness, each process's CPU per stored sample against its budget, RSS.
-import { BenchCluster, nextBoundary, redisTotal, sleepUntil, type Infra } from './cluster.js';
+import { BenchCluster, redisTotal, type Infra } from './cluster.js';
+import { nextBoundary, sleepUntil } from '../test/kit/wait.js';
 import { bottleneck, cardFigure, commandStats, maxOf, measureWindow, median, onTimePct, settleMs } from './measure.js';
 import { freePort } from '../lib/ops/ports.js';
 import { round } from './proc.js';

@@ -2,10 +2,11 @@
 // function and per package, so the hot path's costs are named by where they are spent.
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { BenchCluster, nextBoundary, sleepUntil, type Infra } from './cluster.js';
+import { BenchCluster, type Infra } from './cluster.js';
+import { nextBoundary, sleepUntil } from '../test/kit/wait.js';
 import { cpuColumns, measureWindow, onTimePct, settleMs } from './measure.js';
 import { round } from './proc.js';
-import { ROOT } from './services.js';
+import { ROOT } from '../test/kit/children.js';
 
 export interface ProfileOptions {
   pks: number;

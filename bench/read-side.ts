@@ -4,7 +4,7 @@
 // Totals.setSuspicious; a few pks also get a day of one-minute points in MongoDB through BatchWriter.
 import { loadConfig } from '../lib/ops/config.js';
 import { ClusterLock } from '../lib/cluster/locks.js';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { InfluencerTable, Random, isSuspicious } from '../lib/mock/mockstagram.js';
 import { loadLayout } from '../lib/storage/format/layout.js';
 import { LogWriter } from '../lib/storage/write/log-writer.js';
@@ -17,7 +17,8 @@ import { autocannon, randomPkRequests, type AutocannonRequest } from './autocann
 import { BenchCluster, PK_MIN, redisTotal, type Infra } from './cluster.js';
 import { bottleneck } from './measure.js';
 import { cpuBetween, round, snapshot } from './proc.js';
-import { freePort, stopChild, waitForChild } from './services.js';
+import { freePort } from '../test/kit/servers.js';
+import { stopChild, waitForChild } from '../test/kit/children.js';
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MachineInfo } from './proc.js';
-import { ROOT } from './services.js';
+import { ROOT } from '../test/kit/children.js';
 
 export type Cell = string | number | boolean | null | undefined;
 

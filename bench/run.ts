@@ -3,11 +3,11 @@
 // the scenarios, prints a table per scenario, writes bench/results/<date>.json and appends a
 // section to bench/results/RUNS.md. A scenario that throws is reported as failed; the others still run.
 // Every child process is killed at the end, on an error and on Ctrl-C.
-import { maskUrl } from '../lib/ops/config.js';
+import { maskUrl } from '../lib/shared/mask-url.js';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { createRedis, describeTarget } from '../lib/shared/redis.js';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { MongoClient } from 'mongodb';
 import { PK_MIN, type Infra } from './cluster.js';
 import { failover } from './failover.js';
@@ -28,7 +28,8 @@ import {
 import { readSide } from './read-side.js';
 import { benchRing } from './ring.js';
 import { scaleOut } from './scale-out.js';
-import { killAll, startFerret, startMockProcess, startRedis, startRedisCluster } from './services.js';
+import { startFerret, startMockProcess, startRedis, startRedisCluster } from './services.js';
+import { killAll } from '../test/kit/children.js';
 import { prioritizeBenchmark, removeMachines } from './cgroup.js';
 import { singleNode } from './single-node.js';
 import { storage } from './storage.js';

@@ -1,6 +1,7 @@
 // Scenario 2: the same workload on 1, 2 and 4 nodes of one cluster (nodes join one after the
 // other): total samples/s, balance, scaling, and which shared process saturated.
-import { BenchCluster, nextBoundary, type Infra } from './cluster.js';
+import { BenchCluster, type Infra } from './cluster.js';
+import { nextBoundary } from '../test/kit/wait.js';
 import { bottleneck, cpuColumns, measureWindow, onTimePct } from './measure.js';
 import { round } from './proc.js';
 

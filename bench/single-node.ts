@@ -1,6 +1,7 @@
 // Scenario 1: one node over a rising number of pks, a fresh node and cluster for each; stops
 // rising when the node is no longer on time or its CPU saturates (or the run's time is up).
-import { BenchCluster, nextBoundary, sleepUntil, type Infra } from './cluster.js';
+import { BenchCluster, type Infra } from './cluster.js';
+import { nextBoundary, sleepUntil } from '../test/kit/wait.js';
 import {
   bottleneck,
   cardFigure,

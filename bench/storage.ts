@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { MongoClient, type Db } from 'mongodb';
 import { ClusterLock } from '../lib/cluster/locks.js';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { InfluencerTable, Random } from '../lib/mock/mockstagram.js';
 import { readTimeline } from '../lib/read/influencer.js';
 import {
@@ -30,7 +30,9 @@ import { Totals } from '../lib/storage/state/totals.js';
 import { SLICE_MARKS, sliceKeys } from '../lib/shared/keys.js';
 import { PK_MIN } from './cluster.js';
 import { cpuSeconds, round } from './proc.js';
-import { startFerret, stopChild } from './services.js';
+import { startFerret } from './services.js';
+import { stopChild } from '../test/kit/children.js';
+import { sleep } from '../test/kit/wait.js';
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
@@ -367,7 +369,7 @@ async function measureRebuild(
         cutoff = Number(T);
         break;
       }
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5);
     }
     const outcome = await run;
     const seconds = round((performance.now() - t0) / 1000, 1);

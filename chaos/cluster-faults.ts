@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { clusterOk } from '../lib/ops/embedded/redis-cluster.js';
 import { totalsTrusted } from '../lib/storage/state/totals-state.js';
 import { HASH_SLOTS } from '../lib/shared/keys.js';
-import { intervalStart, sleep, until } from '../test/helpers/cluster.js';
+import { intervalStart, sleep, until } from '../test/kit/wait.js';
 import { intervalsPass, type Fault } from './faults.js';
 import type { Chaos } from './harness.js';
 import { none } from './invariants.js';

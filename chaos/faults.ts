@@ -2,7 +2,7 @@
 // intervals to check with the bound DESIGN.md sets for it, and what it measured. Shared by the
 // chaos suite (one tap test per fault) and the soak (random faults for a given time).
 import { runCli } from '../test/helpers/cli.js';
-import { intervalStart, sleep, until } from '../test/helpers/cluster.js';
+import { intervalStart, sleep, until } from '../test/kit/wait.js';
 import { totalsState, totalsTrusted } from '../lib/storage/state/totals-state.js';
 import { closeGraceMs } from '../lib/storage/jobs/closer.js';
 import { clusterKeys, memberIndexKey, nodeKey } from '../lib/shared/keys.js';

@@ -10,9 +10,10 @@ import { startMock, type MockFaults } from '../lib/mock/mockstagram.js';
 import { ownedBy } from '../lib/ring/ownership.js';
 import { PkUniverse } from '../lib/ring/pk-universe.js';
 import { Ring } from '../lib/ring/ring.js';
-import { waitExit } from '../test/helpers/cli.js';
-import { intervalStart, sleep, startCluster, PK_MIN, type TestCluster } from '../test/helpers/cluster.js';
-import { startFerret, startRedis, startRedisCluster, type Owner, type Server } from '../test/helpers/servers.js';
+import { isRunning, waitExit } from '../test/kit/children.js';
+import { startCluster, PK_MIN, type TestCluster } from '../test/helpers/cluster.js';
+import { intervalStart, sleep } from '../test/kit/wait.js';
+import { startFerret, startRedis, startRedisCluster, type Owner, type Server } from '../test/kit/servers.js';
 import type { RedisClusterProcess } from '../lib/ops/embedded/redis-cluster.js';
 
 export interface ChaosOptions {
@@ -267,10 +268,6 @@ export class Chaos {
     if (!p) throw new Error(`node ${id} is not running`);
     return p;
   }
-}
-
-export function isRunning(child: ChildProcess): boolean {
-  return child.exitCode === null && child.signalCode === null;
 }
 
 /** The cluster every chaos suite file runs; CHAOS_* variables change it for experiments. */

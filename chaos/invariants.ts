@@ -6,7 +6,7 @@ import { readSummary } from '../lib/read/influencer.js';
 import { readMembers } from '../lib/cluster/member-view.js';
 import { decodeBucket, decodeOpen, unpackTotals, type Point } from '../lib/storage/format/codec.js';
 import { loadLayout } from '../lib/storage/format/layout.js';
-import { sleep } from '../test/helpers/cluster.js';
+import { sleep } from '../test/kit/wait.js';
 import type { Chaos } from './harness.js';
 import { type PayloadDoc, collectionNames, docIds } from '../lib/storage/format/documents.js';
 
@@ -171,7 +171,7 @@ export async function verify(h: Chaos, run: FaultRun): Promise<Verdict> {
 }
 
 interface Snapshot {
-  /** per pk: samples, follower sum, min, max (fields of lib/lua/apply-log.lua) */
+  /** per pk: samples, follower sum, min, max (from the packed totals written by lib/lua/apply.lua, `PkTotals` of lib/storage/format/codec.ts) */
   totals: Map<number, { n: number; s: number; mn: number; mx: number }>;
   /** per pk: every point of the timeline, open buffers and buckets */
   points: Map<number, Point[]>;

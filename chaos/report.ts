@@ -2,7 +2,7 @@
 // printed after the run (chaos/summary.ts) and the soak's.
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from '../test/helpers/cli.js';
+import { ROOT } from '../test/kit/children.js';
 import type { Verdict } from './invariants.js';
 
 export const RESULTS_DIR = join(ROOT, '.chaos');

@@ -3,7 +3,7 @@
 // Each returns the windows to check with their bound, as the other faults do (faults.ts).
 import { Binary } from 'mongodb';
 import { runCli } from '../test/helpers/cli.js';
-import { sleep, until } from '../test/helpers/cluster.js';
+import { sleep, until } from '../test/kit/wait.js';
 import { scanKeys } from '../lib/shared/redis.js';
 import { clusterKeys, PERIOD_KEYS_TTL_MS, SLICE_MARKS, sliceKeys } from '../lib/shared/keys.js';
 import { collectionNames, type LogDoc } from '../lib/storage/format/documents.js';

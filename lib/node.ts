@@ -1,7 +1,8 @@
 import type { RedisClient } from './shared/redis.js';
 import type { Db, MongoClient } from 'mongodb';
-import { maskUrl, type Config } from './ops/config.js';
-import { StateLog, type Logger } from './ops/log.js';
+import type { Config } from './ops/config.js';
+import { maskUrl } from './shared/mask-url.js';
+import { StateLog, type Logger } from './shared/log.js';
 import { Membership } from './cluster/membership.js';
 import { connectMongo, createMongo, watchReachable } from './shared/mongo.js';
 import { NodeMetrics, type NodeProbe } from './ops/metrics.js';
@@ -25,7 +26,7 @@ import { SuspiciousChecker } from './polling/suspicious.js';
 import { Totals } from './storage/state/totals.js';
 import { ClusterLock } from './cluster/locks.js';
 import type { Ring } from './ring/ring.js';
-import { VERSION } from './ops/version.js';
+import { VERSION } from './shared/version.js';
 import { ServiceNotifier } from './ops/notify.js';
 import { probeStorage } from './ops/storage-probe.js';
 

@@ -10,14 +10,14 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { pino } from 'pino';
 import { startApi, type ApiLimits, type ApiServer } from '../lib/read/api.js';
 import { loadConfig } from '../lib/ops/config.js';
-import { createLogger, type Logger } from '../lib/ops/log.js';
+import { createLogger, type Logger } from '../lib/shared/log.js';
 import { connectMongo, createMongo } from '../lib/shared/mongo.js';
 import { connectRedis, createRedis, servers } from '../lib/shared/redis.js';
 import { loadLayout } from '../lib/storage/format/layout.js';
 import { TimelineReader } from '../lib/storage/read/reader.js';
 import { Totals } from '../lib/storage/state/totals.js';
 import type { Sample } from '../lib/storage/format/documents.js';
-import { services } from './helpers/servers.js';
+import { services } from './kit/servers.js';
 import { sampleStore, startTotals, takeRankings } from './helpers/storage.js';
 
 const MIN = 60_000;

@@ -2,8 +2,9 @@
 // a reader that goes away ends the command quietly, setup --check --json.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { BIN, ROOT, cleanEnv, runCli } from './helpers/cli.js';
-import { services } from './helpers/servers.js';
+import { cleanEnv, runCli } from './helpers/cli.js';
+import { BIN, ROOT } from './kit/children.js';
+import { services } from './kit/servers.js';
 
 /** The escape character that starts every terminal control sequence (colour, clearing the screen). */
 const ESC = String.fromCharCode(27);

@@ -5,7 +5,7 @@ import t from 'tap';
 import { PeriodCloser } from '../lib/storage/jobs/closer.js';
 import { decodeBucket, decodeCheckpoint, decodeRollup } from '../lib/storage/format/codec.js';
 import { ClusterLock } from '../lib/cluster/locks.js';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { clusterKeys, memberIndexKey, nodeKey, SLICE_MARKS, sliceKeys } from '../lib/shared/keys.js';
 import { sample, storageKit, MIN } from './helpers/storage.js';
 import { type PayloadDoc, type CheckpointDoc, collectionNames, docIds } from '../lib/storage/format/documents.js';

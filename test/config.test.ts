@@ -1,6 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { ConfigError, loadConfig, maskUrl } from '../lib/ops/config.js';
+import { ConfigError, loadConfig } from '../lib/ops/config.js';
+import { maskUrl } from '../lib/shared/mask-url.js';
 import { runCli } from './helpers/cli.js';
 
 function configError(env: Record<string, string>): string {
@@ -192,7 +193,7 @@ t.test('a setting given by flag, environment and .env: the flag wins, then the e
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
   const { spawnSync } = await import('node:child_process');
-  const { BIN } = await import('./helpers/cli.js');
+  const { BIN } = await import('./kit/children.js');
   const dir = mkdtempSync(join(tmpdir(), 'dotenv-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, '.env'), 'HEARTBEAT_TTL_MS=1\n');

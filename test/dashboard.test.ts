@@ -11,13 +11,13 @@ import { startApi } from '../lib/read/api.js';
 import { viewHash } from '../lib/cluster/card.js';
 import { memberIndexKey, nodeKey } from '../lib/shared/keys.js';
 import { loadConfig } from '../lib/ops/config.js';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { loadLayout } from '../lib/storage/format/layout.js';
 import { TimelineReader } from '../lib/storage/read/reader.js';
 import { collections, type Sample } from '../lib/storage/format/documents.js';
 import { storeSuspicious } from '../lib/polling/suspicious.js';
 import { Totals } from '../lib/storage/state/totals.js';
-import { connected } from './helpers/servers.js';
+import { connected } from './kit/servers.js';
 import { sampleStore, startTotals, takeRankings } from './helpers/storage.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';

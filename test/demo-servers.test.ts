@@ -7,11 +7,12 @@ import { createServer } from 'node:net';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { answers } from '../lib/ops/ports.js';
-import { maskUrl } from '../lib/ops/config.js';
-import { runCli, spawnCli, waitExit } from './helpers/cli.js';
-import { until } from './helpers/cluster.js';
+import { maskUrl } from '../lib/shared/mask-url.js';
+import { runCli, spawnCli } from './helpers/cli.js';
+import { waitExit } from './kit/children.js';
+import { until } from './kit/wait.js';
 import { sandbox } from './helpers/sandbox.js';
-import { services, startRedis, type Owner } from './helpers/servers.js';
+import { services, startRedis, type Owner } from './kit/servers.js';
 
 const DEMO = ['demo', '--nodes', '2', '--pks', '200', '--interval-ms', '2000', '--port', '0'];
 const NOBODY = { uid: 65534, gid: 65534 };

@@ -7,9 +7,10 @@ import { join } from 'node:path';
 import t from 'tap';
 import { Redis } from 'ioredis';
 import { readMembers } from '../lib/cluster/member-view.js';
-import { runCli, spawnCli, waitExit } from './helpers/cli.js';
-import { until } from './helpers/cluster.js';
-import { services } from './helpers/servers.js';
+import { runCli, spawnCli } from './helpers/cli.js';
+import { waitExit } from './kit/children.js';
+import { until } from './kit/wait.js';
+import { services } from './kit/servers.js';
 
 t.test('demo --nodes 2 --pks 500 --interval-ms 2000', async (t) => {
   const svc = await services(t);

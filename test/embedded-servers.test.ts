@@ -9,7 +9,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
-import { plan, startFerret, startRedis } from './helpers/servers.js';
+import { plan, startFerret, startRedis } from './kit/servers.js';
 
 const mode = (path: string): number => statSync(path).mode & 0o777;
 

@@ -5,9 +5,10 @@ import t from 'tap';
 import { loadLayout, LayoutMismatch } from '../lib/storage/format/layout.js';
 import { collectionNames, type LayoutDoc } from '../lib/storage/format/documents.js';
 import { readMembers } from '../lib/cluster/member-view.js';
-import { connected } from './helpers/servers.js';
+import { connected } from './kit/servers.js';
 import { spawnCli, runCli } from './helpers/cli.js';
-import { stopChild, until } from './helpers/cluster.js';
+import { stopChild } from './kit/children.js';
+import { until } from './kit/wait.js';
 
 const HOUR = 3_600_000;
 

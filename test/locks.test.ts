@@ -8,13 +8,13 @@ import { pathToFileURL } from 'node:url';
 import t from 'tap';
 import type { Redis } from 'ioredis';
 import { ClusterLock } from '../lib/cluster/locks.js';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { connectRedis, createRedis } from '../lib/shared/redis.js';
-import { ROOT, waitExit } from './helpers/cli.js';
-import { freePort, startRedis, type Server } from './helpers/servers.js';
+import { ROOT, waitExit } from './kit/children.js';
+import { freePort, startRedis, type Server } from './kit/servers.js';
+import { sleep } from './kit/wait.js';
 
 const log = createLogger('silent');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 let server: Server;
 const connections: Redis[] = [];
@@ -195,7 +195,7 @@ t.test('holder SIGKILLed while holding the lock: it expires after its TTL and an
   const dist = (f: string): string => pathToFileURL(join(ROOT, 'dist', 'lib', f)).href;
   const code = `
     import { ClusterLock } from ${JSON.stringify(dist('cluster/locks.js'))};
-    import { createLogger } from ${JSON.stringify(dist('ops/log.js'))};
+    import { createLogger } from ${JSON.stringify(dist('shared/log.js'))};
     import { connectRedis, createRedis } from ${JSON.stringify(dist('shared/redis.js'))};
     const log = createLogger('silent');
     const redis = createRedis(${JSON.stringify(server.url)}, log, 'holder');

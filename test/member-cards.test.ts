@@ -7,11 +7,13 @@ import { TimelineReader } from '../lib/storage/read/reader.js';
 import { viewHash } from '../lib/cluster/card.js';
 import { memberIndexKey, nodeKey } from '../lib/shared/keys.js';
 import { startApi } from '../lib/read/api.js';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import type { ClusterStatus } from '../lib/cluster/status.js';
 import { runCli } from './helpers/cli.js';
-import { sleep, startCluster, stopChild, until } from './helpers/cluster.js';
-import { connected } from './helpers/servers.js';
+import { startCluster } from './helpers/cluster.js';
+import { sleep, until } from './kit/wait.js';
+import { stopChild } from './kit/children.js';
+import { connected } from './kit/servers.js';
 
 const PKS = 200;
 const TTL = 1500;

@@ -3,7 +3,7 @@
 // still hold a period's close, keep the previous key layout in force and show healthy, and a member
 // whose key is gone (or was never given a TTL) must not.
 import t from 'tap';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { loadConfig } from '../lib/ops/config.js';
 import { readStatus } from '../lib/cluster/status.js';
 import { memberIndexKey, nodeKey } from '../lib/shared/keys.js';

@@ -6,20 +6,20 @@ import t, { type Test } from 'tap';
 import type { Redis } from 'ioredis';
 import { viewHash, type RingMember } from '../lib/cluster/card.js';
 import { nodeKey } from '../lib/shared/keys.js';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { DuplicateNodeError, Membership } from '../lib/cluster/membership.js';
 import { readMembers } from '../lib/cluster/member-view.js';
 import { OwnershipTracker } from '../lib/ring/ownership.js';
 import { PkUniverse } from '../lib/ring/pk-universe.js';
 import { connectRedis, createRedis } from '../lib/shared/redis.js';
 import type { Ring } from '../lib/ring/ring.js';
-import { startCluster, stopChild, until, PK_MIN } from './helpers/cluster.js';
-import { startRedis, type Server } from './helpers/servers.js';
-import { waitExit } from './helpers/cli.js';
+import { startCluster, PK_MIN } from './helpers/cluster.js';
+import { stopChild, waitExit } from './kit/children.js';
+import { sleep, until } from './kit/wait.js';
+import { startRedis, type Server } from './kit/servers.js';
 
 const log = createLogger('silent');
 const TTL = 1500;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const ids = (members: readonly RingMember[]): string[] => members.map((m) => m.id);
 const newCluster = (): string => `t${randomBytes(4).toString('hex')}`;
 

@@ -3,7 +3,7 @@
 // rollups and a base for the totals; the conversion resumes after an interruption and a second
 // run does nothing.
 import t from 'tap';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { loadConfig } from '../lib/ops/config.js';
 import { loadLayout } from '../lib/storage/format/layout.js';
 import { migrateLegacy } from '../lib/storage/jobs/migrate.js';
@@ -13,7 +13,7 @@ import { ClusterLock } from '../lib/cluster/locks.js';
 import { Totals } from '../lib/storage/state/totals.js';
 import { totalsState } from '../lib/storage/state/totals-state.js';
 import { runCli } from './helpers/cli.js';
-import { connected } from './helpers/servers.js';
+import { connected } from './kit/servers.js';
 import { rebuildNow, HOUR, MIN } from './helpers/storage.js';
 import { collectionNames } from '../lib/storage/format/documents.js';
 

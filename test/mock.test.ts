@@ -1,6 +1,7 @@
 import t from 'tap';
 import { request } from 'node:http';
 import { startMock, DEFAULT_MOCK_OPTIONS, type MockOptions, type MockServer } from '../lib/mock/mockstagram.js';
+import { sleep } from './kit/wait.js';
 
 const PK = 1_000_000;
 const NOT_FOUND = '{"error":{"name":"InfluencerNotFoundError"}}';
@@ -301,7 +302,7 @@ t.test('a hanging request times out on the client and close() still resolves', a
     () => 'answered',
     () => 'dropped',
   );
-  await new Promise((r) => setTimeout(r, 50));
+  await sleep(50);
   const closed = await Promise.race([
     m.close().then(() => 'closed'),
     new Promise((r) => setTimeout(r, 5000, 'stuck').unref()),
@@ -318,7 +319,7 @@ t.test('close() drops delayed answers and idle keep-alive sockets', async (t) =>
     () => 'answered',
     () => 'dropped',
   );
-  await new Promise((r) => setTimeout(r, 50));
+  await sleep(50);
   await m.close();
   t.equal(await pending, 'dropped');
 });

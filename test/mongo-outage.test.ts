@@ -2,9 +2,11 @@
 // buffer holds the samples, and every sample of that time arrives. Past the buffer bound the
 // oldest are dropped, counted and logged once.
 import t from 'tap';
-import { checkStore, intervalStart, range, sleep, startCluster, stopChild, until, PK_MIN } from './helpers/cluster.js';
+import { checkStore, range, startCluster, PK_MIN } from './helpers/cluster.js';
+import { intervalStart, sleep, until } from './kit/wait.js';
+import { stopChild } from './kit/children.js';
 import { readMembers } from '../lib/cluster/member-view.js';
-import { startFerret } from './helpers/servers.js';
+import { startFerret } from './kit/servers.js';
 
 const INTERVAL = 2000;
 

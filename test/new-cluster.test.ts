@@ -4,9 +4,11 @@
 // only when their period closes).
 import t from 'tap';
 import { ClusterLock } from '../lib/cluster/locks.js';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { readMembers } from '../lib/cluster/member-view.js';
-import { checkStore, range, sleep, startCluster, stopChild, until, PK_MIN } from './helpers/cluster.js';
+import { checkStore, range, startCluster, PK_MIN } from './helpers/cluster.js';
+import { sleep, until } from './kit/wait.js';
+import { stopChild } from './kit/children.js';
 
 const INTERVAL = 2000;
 

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { NODE_FLAGS } from '../lib/cli/node-flags.js';
-import { BIN } from './helpers/cli.js';
+import { BIN } from './kit/children.js';
 
 t.test("the bin's first line runs node with the node flags", async (t) => {
   const first = readFileSync(BIN, 'utf8').split('\n')[0];

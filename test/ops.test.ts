@@ -11,9 +11,11 @@ import { join } from 'node:path';
 import { readiness, type NodeProbe } from '../lib/ops/metrics.js';
 import { closeLagS } from '../lib/ops/storage-probe.js';
 import type { StorageLayout } from '../lib/storage/format/layout.js';
-import { ROOT, runCli, spawnCli, waitExit } from './helpers/cli.js';
-import { sleep, startCluster, stopChild, until } from './helpers/cluster.js';
-import { freePort, startFerret } from './helpers/servers.js';
+import { runCli, spawnCli } from './helpers/cli.js';
+import { ROOT, waitExit, stopChild } from './kit/children.js';
+import { startCluster } from './helpers/cluster.js';
+import { sleep, until } from './kit/wait.js';
+import { freePort, startFerret } from './kit/servers.js';
 
 const DEPLOY = join(ROOT, 'deploy');
 const INSTALL_DIR = '/opt/influencer-node';
@@ -322,7 +324,7 @@ t.test(
     const watcher = (async () => {
       while (watching) {
         health.push(await status(`${base}/healthz`));
-        await new Promise((r) => setTimeout(r, 200));
+        await sleep(200);
       }
     })();
 

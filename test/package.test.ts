@@ -7,9 +7,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, cleanEnv } from './helpers/cli.js';
-import { until } from './helpers/cluster.js';
-import { freePort, services } from './helpers/servers.js';
+import { cleanEnv } from './helpers/cli.js';
+import { ROOT } from './kit/children.js';
+import { until } from './kit/wait.js';
+import { freePort, services } from './kit/servers.js';
 
 const VERSION = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version as string;
 

@@ -3,7 +3,9 @@
 // to its points: no gap from joins or from the graceful leave, no duplicate, no double count.
 import t from 'tap';
 import { readMembers } from '../lib/cluster/member-view.js';
-import { checkStore, intervalStart, range, sleep, startCluster, stopChild, until, PK_MIN } from './helpers/cluster.js';
+import { checkStore, range, startCluster, PK_MIN } from './helpers/cluster.js';
+import { intervalStart, sleep, until } from './kit/wait.js';
+import { stopChild } from './kit/children.js';
 
 const PKS = 1500;
 const INTERVAL = 2000;

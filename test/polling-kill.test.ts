@@ -2,7 +2,9 @@
 // HEARTBEAT_TTL_MS + 2 s; each pk it owned misses at most one interval.
 import t from 'tap';
 import { readMembers } from '../lib/cluster/member-view.js';
-import { checkStore, intervalStart, range, sleep, startCluster, stopChild, until, PK_MIN } from './helpers/cluster.js';
+import { checkStore, range, startCluster, PK_MIN } from './helpers/cluster.js';
+import { intervalStart, sleep, until } from './kit/wait.js';
+import { stopChild } from './kit/children.js';
 
 const PKS = 1200;
 const INTERVAL = 4000;

@@ -7,9 +7,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, spawnCli } from './helpers/cli.js';
-import { startCluster, stopChild, until } from './helpers/cluster.js';
-import { freePort } from './helpers/servers.js';
+import { spawnCli } from './helpers/cli.js';
+import { ROOT, stopChild } from './kit/children.js';
+import { startCluster } from './helpers/cluster.js';
+import { until } from './kit/wait.js';
+import { freePort } from './kit/servers.js';
 
 const RULES = join(ROOT, 'deploy', 'prometheus', 'influencer-node.rules.yml');
 const RULE_TESTS = join(ROOT, 'test', 'prometheus', 'influencer-node.rules.test.yml');

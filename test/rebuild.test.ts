@@ -12,6 +12,7 @@ import { redisIdentity, totalsState } from '../lib/storage/state/totals-state.js
 import { mergeSlice } from '../lib/lua/scripts.js';
 import { scanKeys } from '../lib/shared/redis.js';
 import { rebuildCutoff, rebuildNow, sample, storageKit, MIN, type StorageKit } from './helpers/storage.js';
+import { sleep } from './kit/wait.js';
 
 const T0 = 1_764_576_000_000;
 const BUCKET = 10 * MIN;
@@ -189,7 +190,7 @@ t.test('the rebuild waits for a live member still logging samples before its cut
   await fill(k, 0, 2);
   await loseRedis(k);
   const run = k.rebuilder.runOnce();
-  await new Promise((r) => setTimeout(r, 200));
+  await sleep(200);
   const T = Number(await rebuildCutoff(k.redis, k.cluster, k.layout.slices));
   t.ok(T > 0, 'a cutoff was set');
   // a member whose buffer holds a sample before T, logged only later
@@ -210,7 +211,7 @@ t.test('the rebuild waits for a live member still logging samples before its cut
   await k.redis.set(nodeKey(k.cluster, 'behind'), JSON.stringify(card), 'PX', 60_000);
   await k.redis.sadd(memberIndexKey(k.cluster), 'behind');
   k.clock.now = T + 1;
-  await new Promise((r) => setTimeout(r, 600));
+  await sleep(600);
   t.equal(await state(k), 'rebuilding', 'still waiting for it');
   await k.store([sample(1_000_999, T - MIN, 4321)]);
   await k.redis.set(

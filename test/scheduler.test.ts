@@ -7,6 +7,7 @@ import { Scheduler, type Fetcher } from '../lib/polling/scheduler.js';
 import type { FetchResult } from '../lib/polling/source.js';
 import type { Sample } from '../lib/storage/format/documents.js';
 import type { StoredCheck } from '../lib/polling/stored.js';
+import { sleep } from './kit/wait.js';
 
 const TWO_32 = 2 ** 32;
 const I = 10_000;
@@ -43,7 +44,7 @@ function onClock(
   scheduler.start();
   /** lets the scheduler's timers run, then returns what it stored, sorted */
   const settle = async (): Promise<Array<[number, number]>> => {
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     return stored.slice().sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   };
   return { scheduler, clock, settle };

@@ -4,7 +4,7 @@
 // APT_INSTALL=yes (testsApt). Exits 1 when that cannot be done.
 import { ensureServers } from '../lib/ops/embedded/setup.js';
 import { SetupError } from '../lib/ops/embedded/setup-error.js';
-import { testsApt } from './helpers/servers.js';
+import { testsApt } from './kit/servers.js';
 import { ConfigError } from '../lib/ops/config.js';
 
 const wanted = { redis: !process.env.REDIS_URL, ferret: !process.env.MONGO_URL };

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { FERRET_PACKAGE, FERRET_VERSION, ferretCachePath, findFerret } from '../lib/ops/embedded/binaries.js';
 import { installFerret } from '../lib/ops/embedded/install.js';
 import { ensureServers } from '../lib/ops/embedded/setup.js';
-import { testsApt } from './helpers/servers.js';
+import { testsApt } from './kit/servers.js';
 import { runCli, type CliResult } from './helpers/cli.js';
 import { sandbox } from './helpers/sandbox.js';
 

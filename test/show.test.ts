@@ -4,7 +4,7 @@ import { loadConfig } from '../lib/ops/config.js';
 import { loadLayout } from '../lib/storage/format/layout.js';
 import { Totals } from '../lib/storage/state/totals.js';
 import { runCli } from './helpers/cli.js';
-import { connected } from './helpers/servers.js';
+import { connected } from './kit/servers.js';
 import { sampleStore, startTotals, takeRankings } from './helpers/storage.js';
 
 t.test('show', async (t) => {

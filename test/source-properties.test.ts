@@ -19,7 +19,8 @@ import {
   validReply,
   type Reply,
 } from './helpers/hostile.js';
-import { checkStore, intervalStart, range, sleep, startCluster, PK_MIN } from './helpers/cluster.js';
+import { checkStore, range, startCluster, PK_MIN } from './helpers/cluster.js';
+import { intervalStart, sleep } from './kit/wait.js';
 import { loadLayout } from '../lib/storage/format/layout.js';
 import { TimelineReader } from '../lib/storage/read/reader.js';
 

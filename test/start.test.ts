@@ -2,9 +2,10 @@
 // joins once they are up; SIGTERM stops it with exit 0.
 import t from 'tap';
 import { readMembers } from '../lib/cluster/member-view.js';
-import { freePort, plan, services, startFerret, startRedis } from './helpers/servers.js';
-import { spawnCli, waitExit } from './helpers/cli.js';
-import { sleep, until } from './helpers/cluster.js';
+import { freePort, plan, services, startFerret, startRedis } from './kit/servers.js';
+import { spawnCli } from './helpers/cli.js';
+import { waitExit } from './kit/children.js';
+import { sleep, until } from './kit/wait.js';
 import { Redis } from 'ioredis';
 
 t.test('Mongo and Redis unreachable at start: named, retried, then joined', async (t) => {

@@ -5,7 +5,9 @@
 import t from 'tap';
 import { readMembers } from '../lib/cluster/member-view.js';
 import type { MemberCard } from '../lib/cluster/card.js';
-import { checkStore, intervalStart, range, sleep, startCluster, stopChild, until, PK_MIN } from './helpers/cluster.js';
+import { checkStore, range, startCluster, PK_MIN } from './helpers/cluster.js';
+import { intervalStart, sleep, until } from './kit/wait.js';
+import { stopChild } from './kit/children.js';
 
 const PKS = 3000;
 const INTERVAL = 10_000;

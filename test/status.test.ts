@@ -8,9 +8,11 @@ import { ownedBy } from '../lib/ring/ownership.js';
 import { PkUniverse } from '../lib/ring/pk-universe.js';
 import { Ring } from '../lib/ring/ring.js';
 import { ownerOfPk, readStatus, type ClusterStatus } from '../lib/cluster/status.js';
-import { runCli, spawnCli, waitExit } from './helpers/cli.js';
-import { sleep, startCluster, until, PK_MIN, type TestCluster } from './helpers/cluster.js';
-import { freePort } from './helpers/servers.js';
+import { runCli, spawnCli } from './helpers/cli.js';
+import { waitExit } from './kit/children.js';
+import { startCluster, PK_MIN, type TestCluster } from './helpers/cluster.js';
+import { sleep, until } from './kit/wait.js';
+import { freePort } from './kit/servers.js';
 
 const PKS = 300;
 const IDS = ['a', 'b', 'c'];

@@ -3,14 +3,14 @@
 // from; the totals stay exact; the log goes on while Redis is down.
 import t from 'tap';
 import { Binary } from 'mongodb';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { SampleWriter } from '../lib/storage/write/sample-writer.js';
 import { decodeLog, encodeLog, packTotals, unpackTotals } from '../lib/storage/format/codec.js';
 import { LogWriter } from '../lib/storage/write/log-writer.js';
 import { collections, type Sample, collectionNames, type LogDoc } from '../lib/storage/format/documents.js';
 import { Totals } from '../lib/storage/state/totals.js';
 import { sample, storageKit, HOUR, MIN } from './helpers/storage.js';
-import { until } from './helpers/cluster.js';
+import { until, sleep } from './kit/wait.js';
 import { clusterKeys } from '../lib/shared/keys.js';
 
 const log = createLogger('silent');
@@ -265,7 +265,7 @@ t.test('SampleWriter: batches logged at once, applied in the order they were mad
       const first = calls++ === 0;
       maxLogging = Math.max(maxLogging, ++logging);
       try {
-        if (first) await new Promise((r) => setTimeout(r, 800));
+        if (first) await sleep(800);
         await super.log(batch);
       } finally {
         logging--;
@@ -321,7 +321,7 @@ t.test('SampleWriter: while Redis fails the log goes on; the Lua step catches up
   t.equal(writer.pendingApply, 6, 'six samples wait for the Lua step');
   t.equal(await k.totals.read(1), null, 'not counted yet');
   inner.down = false;
-  await new Promise((r) => setTimeout(r, 6000));
+  await sleep(6000);
   t.equal(writer.pendingApply, 0, 'applied once Redis answers');
   t.match(await k.totals.read(1), { samples: 3 });
   writer.close();

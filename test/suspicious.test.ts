@@ -4,12 +4,13 @@ import t from 'tap';
 import type { Db } from 'mongodb';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { answerPeriods, collections, type SuspiciousDoc } from '../lib/storage/format/documents.js';
 import { storeSuspicious, SuspiciousChecker, type SuspiciousStats } from '../lib/polling/suspicious.js';
 import type { InfluencerTotals } from '../lib/storage/state/totals.js';
-import { checkStore, intervalStart, range, sleep, startCluster, until, PK_MIN } from './helpers/cluster.js';
-import { connected } from './helpers/servers.js';
+import { checkStore, range, startCluster, PK_MIN } from './helpers/cluster.js';
+import { intervalStart, sleep, until } from './kit/wait.js';
+import { connected } from './kit/servers.js';
 import { MockstagramClient } from '../lib/polling/source.js';
 
 const log = createLogger('silent');

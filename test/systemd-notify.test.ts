@@ -10,9 +10,10 @@ import { DgramSocket } from 'node-unix-socket';
 import type { MemberCard } from '../lib/cluster/card.js';
 import { staleOwnCard, systemdUnit, type ProcessPlace } from '../lib/cluster/own-card.js';
 import { watchdogMs } from '../lib/ops/notify.js';
-import { checkStore, intervalStart, range, sleep, startCluster, stopChild, until, PK_MIN } from './helpers/cluster.js';
-import { waitExit } from './helpers/cli.js';
-import { freePort, type Owner } from './helpers/servers.js';
+import { checkStore, range, startCluster, PK_MIN } from './helpers/cluster.js';
+import { intervalStart, sleep, until } from './kit/wait.js';
+import { stopChild, waitExit } from './kit/children.js';
+import { freePort, type Owner } from './kit/servers.js';
 
 interface Notice {
   at: number;

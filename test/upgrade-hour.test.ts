@@ -5,7 +5,7 @@
 // the new nodes' own samples of the same hour (two of which repeat an interval the old nodes had).
 import t from 'tap';
 import type { Db } from 'mongodb';
-import { createLogger } from '../lib/ops/log.js';
+import { createLogger } from '../lib/shared/log.js';
 import { ClusterLock } from '../lib/cluster/locks.js';
 import { loadLayout, type StorageLayout } from '../lib/storage/format/layout.js';
 import { collectionNames, type Sample } from '../lib/storage/format/documents.js';
@@ -17,7 +17,7 @@ import { Totals } from '../lib/storage/state/totals.js';
 import { LogWriter } from '../lib/storage/write/log-writer.js';
 import type { RedisClient } from '../lib/shared/redis.js';
 import { scanKeys, unlinkKeys } from '../lib/shared/redis.js';
-import { connected } from './helpers/servers.js';
+import { connected } from './kit/servers.js';
 import { HOUR, MIN, rebuildNow } from './helpers/storage.js';
 
 type Test = Parameters<Parameters<typeof t.test>[1]>[0];

@@ -12,8 +12,9 @@ import t from 'tap';
 import { readMembers } from '../lib/cluster/member-view.js';
 import { clusterKeys, KEYSPACE_LAYOUT, legacyKeys } from '../lib/shared/keys.js';
 import { totalsState } from '../lib/storage/state/totals-state.js';
-import { ROOT } from './helpers/cli.js';
-import { checkStore, intervalStart, range, sleep, startCluster, stopChild, until, PK_MIN } from './helpers/cluster.js';
+import { ROOT, stopChild } from './kit/children.js';
+import { checkStore, range, startCluster, PK_MIN } from './helpers/cluster.js';
+import { intervalStart, sleep, until } from './kit/wait.js';
 
 /** The last commit of the previous key layout. */
 const PREVIOUS = 'd6f23aa';

@@ -1,3 +1,3 @@
 import t from 'tap';
-import { VERSION } from '../lib/ops/version.js';
+import { VERSION } from '../lib/shared/version.js';
 t.match(VERSION, /^\d+\.\d+\.\d+/);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { NAME_PATTERN } from '../ops/config.js';
+import { NAME_PATTERN } from '../shared/keys.js';
 import { memberProblem, type RingMember } from '../ring/ring.js';
 
 export type { RingMember };

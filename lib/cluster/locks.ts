@@ -1,6 +1,6 @@
 import type { RedisClient } from '../shared/redis.js';
 import Redlock, { ExecutionError, ResourceLockedError, type Lock } from 'redlock';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../shared/log.js';
 import { clusterKeys } from '../shared/keys.js';
 
 /**

@@ -12,7 +12,7 @@ import {
   type RingMember,
 } from './card.js';
 import { eventsChannel, memberIndexKey, nodeKey } from '../shared/keys.js';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../shared/log.js';
 
 /**
  * Reads the member cards. `index` (what nodes do every second): the ids in the member index, one

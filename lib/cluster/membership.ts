@@ -14,8 +14,8 @@ import {
 } from './card.js';
 import { MemberView, readMembers } from './member-view.js';
 import { eventsChannel, KEYSPACE_LAYOUT, memberIndexKey, nodeKey } from '../shared/keys.js';
-import type { Logger } from '../ops/log.js';
-import { VERSION } from '../ops/version.js';
+import type { Logger } from '../shared/log.js';
+import { VERSION } from '../shared/version.js';
 import { sleep } from '../shared/util.js';
 import { heartbeat, release } from '../lua/scripts.js';
 import { staleOwnCard, thisProcess, type ProcessPlace } from './own-card.js';

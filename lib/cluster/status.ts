@@ -1,10 +1,9 @@
 import type { RedisClient } from '../shared/redis.js';
 import { activeMembers, heartbeatAgeMs, isHealthy, viewHash, type ParsedCard } from './card.js';
-import type { Config } from '../ops/config.js';
 import { readMembers } from './member-view.js';
 import { Ring } from '../ring/ring.js';
 import { lowerBound } from '../shared/util.js';
-import { quarantined, type QuarantinedEntry } from '../storage/state/quarantine.js';
+import { quarantined, type QuarantinedEntry } from './quarantine-list.js';
 
 export interface MemberRow {
   id: string;
@@ -45,10 +44,17 @@ export interface ClusterStatus {
   };
 }
 
+/** The settings a status read needs: the cluster's name and its pk universe. */
+export interface StatusSettings {
+  cluster: string;
+  pkMin: number;
+  pkMax: number;
+}
+
 /** Reads the cluster from Redis without joining it. */
 export async function readStatus(
   redis: RedisClient,
-  config: Config,
+  config: StatusSettings,
   now = Date.now(),
   mode: 'index' | 'scan' = 'scan',
 ): Promise<ClusterStatus> {
@@ -127,7 +133,7 @@ export interface PkOwner {
 }
 
 /** Which active member owns `pk`, and why: the pk's hash and the first ring point at or after it. */
-export async function ownerOfPk(redis: RedisClient, config: Config, pk: number): Promise<PkOwner> {
+export async function ownerOfPk(redis: RedisClient, config: { cluster: string }, pk: number): Promise<PkOwner> {
   const cards = await readMembers(redis, config.cluster);
   const active = activeMembers(cards);
   if (active.length === 0) return { pk, hash: 0, owner: null, point: null, pointIndex: null, members: 0 };

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RedisClient } from '../shared/redis.js';
-import { PACKAGE_ROOT } from '../ops/version.js';
+import { PACKAGE_ROOT } from '../shared/version.js';
 
 type Arg = string | number | Buffer;
 type Reply = number | string | null | Reply[];

@@ -5,6 +5,9 @@ import { isIP } from 'node:net';
 import { bucketProblem } from '../storage/format/layout.js';
 import { MAX_APPLY_SAMPLES } from '../storage/format/codec.js';
 import { MAX_UNIVERSE } from '../ring/pk-universe.js';
+import { MAX_WEIGHT, MIN_WEIGHT } from '../ring/ring.js';
+import { NAME_PATTERN } from '../shared/keys.js';
+import { maskUrl } from '../shared/mask-url.js';
 
 /** A setting that cannot be used: the CLI prints `message` alone and exits with code 2. */
 export class ConfigError extends Error {
@@ -40,9 +43,6 @@ export interface Setting {
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-/** What a `name` setting (NODE_ID, CLUSTER, MONGO_DB) may hold; member cards are held to it too. */
-export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** Every setting, in the order of the README table and .env.example. */
 export const SETTINGS = {
@@ -98,10 +98,10 @@ export const SETTINGS = {
     env: 'NODE_WEIGHT',
     flag: 'node-weight',
     kind: 'number',
-    min: 0.1,
-    max: 16,
+    min: MIN_WEIGHT,
+    max: MAX_WEIGHT,
     def: () => '1',
-    help: 'share of the ring relative to other nodes (2 = twice the pks; 0.1 to 16)',
+    help: `share of the ring relative to other nodes (2 = twice the pks; ${MIN_WEIGHT} to ${MAX_WEIGHT})`,
   },
   pkMin: {
     env: 'PK_MIN',
@@ -315,7 +315,7 @@ export const SETTINGS = {
     env: 'APT_INSTALL',
     flag: 'apt-install',
     kind: 'choice',
-    choices: ['auto', 'yes', 'no'],
+    choices: ['auto', 'yes', 'no'] as const,
     def: () => 'auto',
     help:
       'whether a missing redis-server is installed with apt-get (as root), after saying what: auto = by ' +
@@ -332,47 +332,33 @@ export const SETTINGS = {
 
 export type SettingName = keyof typeof SETTINGS;
 
-export interface Config {
-  redisUrl: string;
-  /** seed nodes of a Redis Cluster; empty: one Redis at redisUrl */
-  redisClusterNodes: string[];
-  mongoUrl: string;
-  mongoDb: string;
-  mockstagramUrl: string;
-  cluster: string;
-  nodeId: string;
-  nodeWeight: number;
-  pkMin: number;
-  pkMax: number;
-  intervalMs: number;
-  heartbeatTtlMs: number;
-  concurrency: number;
-  requestTimeoutMs: number;
-  flushMaxSamples: number;
-  flushMaxAgeMs: number;
-  writeConcurrency: number;
-  bufferMaxSamples: number;
-  bucketMs: number;
-  timelineRetentionDays: number;
-  rollupRetentionDays: number;
-  logRetentionHours: number;
-  metricsPort: number;
-  metricsHost: string;
-  suspiciousIntervalMs: number;
-  suspiciousConcurrency: number;
-  suspiciousTimeoutMs: number;
-  suspiciousPost: boolean;
-  clockSkewMs: number;
-  dataDir: string;
-  serveHost: string;
-  servePort: number;
-  /** origins allowed to read the API from a browser; empty: no CORS headers */
-  corsOrigin: string[];
-  aptInstall: AptInstall;
-  logLevel: string;
+/** What each kind of setting holds once parsed. */
+interface KindValue {
+  url: string;
+  int: number;
+  number: number;
+  name: string;
+  level: string;
+  host: string;
+  bool: boolean;
+  string: string;
+  path: string;
+  origins: string[];
+  redisNodes: string[];
+  choice: string;
 }
 
-export type AptInstall = 'auto' | 'yes' | 'no';
+/** A setting's parsed value: one of its choices, or what its kind holds. */
+type SettingValue<S> = S extends { kind: 'choice'; choices: readonly (infer C)[] }
+  ? C
+  : S extends { kind: infer K extends Kind }
+    ? KindValue[K]
+    : never;
+
+/** The validated settings, one field per entry of SETTINGS, typed by its kind. */
+export type Config = { -readonly [K in SettingName]: SettingValue<(typeof SETTINGS)[K]> };
+
+export type AptInstall = Config['aptInstall'];
 
 export { MAX_UNIVERSE };
 
@@ -513,25 +499,4 @@ function parseSetting(label: string, raw: string, s: Setting): string | number |
       return origins;
     }
   }
-}
-
-/** Query parameters whose value is a secret: a password (tlsCertificateKeyFilePassword), a token, a signature. */
-const SECRET_PARAM = /([?&;][^=&#;]*(?:pass|pwd|secret|token|signature|credential)[^=&#;]*=)[^&#;]*/gi;
-
-/**
- * The URL with every credential replaced by `***`, for logs and output: the password of
- * `user:password@host` (one holding `@`, `:` or `/` too: the credentials end at the last `@`), a
- * username-only token (`token@host`), and query parameters that hold a secret. The rest is kept as
- * given; when in doubt more is masked, never less.
- */
-export function maskUrl(raw: string): string {
-  const m = /^([a-z][a-z0-9+.-]*:\/\/)([\s\S]*)$/i.exec(raw);
-  if (!m) return raw.replace(SECRET_PARAM, '$1***');
-  const [, scheme, rest] = m as unknown as [string, string, string];
-  const at = rest.lastIndexOf('@');
-  if (at < 0) return scheme + rest.replace(SECRET_PARAM, '$1***');
-  const credentials = rest.slice(0, at);
-  const colon = credentials.indexOf(':');
-  const shown = colon < 0 ? '***' : `${credentials.slice(0, colon)}:***`;
-  return `${scheme}${shown}${rest.slice(at).replace(SECRET_PARAM, '$1***')}`;
 }

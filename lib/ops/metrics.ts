@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { MEMBER_STATES, type MemberState } from '../cluster/card.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../shared/log.js';
 import type { StoredBatch, WriterCounters } from '../storage/write/sample-writer.js';
 import type { SchedulerStats } from '../polling/scheduler.js';
 import type { FetchErrorKind } from '../polling/source.js';

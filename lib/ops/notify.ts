@@ -2,7 +2,7 @@
 // datagram to the AF_UNIX socket named by $NOTIFY_SOCKET. Node's core has no unix datagram socket;
 // node-unix-socket (N-API, prebuilt binaries) provides one.
 import { DgramSocket } from 'node-unix-socket';
-import type { Logger } from './log.js';
+import type { Logger } from '../shared/log.js';
 
 type Env = NodeJS.ProcessEnv;
 

@@ -1,6 +1,7 @@
 import { createOneShotRedis, describeTarget, redisTarget, servers, type RedisTarget } from '../shared/redis.js';
 import { MongoClient } from 'mongodb';
-import { maskUrl, type Config } from './config.js';
+import type { Config } from './config.js';
+import { maskUrl } from '../shared/mask-url.js';
 
 /** A server a command needs and cannot reach, with how to get one. */
 export interface Unreachable {

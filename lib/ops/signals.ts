@@ -1,4 +1,4 @@
-import type { Logger } from './log.js';
+import type { Logger } from '../shared/log.js';
 
 /**
  * Resolves on the first SIGINT or SIGTERM, so the caller can stop in order; a second signal

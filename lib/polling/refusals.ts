@@ -1,6 +1,6 @@
 // The log line for Mockstagram answers the client refuses: the first at once, then at most one a
 // minute with how many were refused since, so a broken upstream never writes a line per sample.
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../shared/log.js';
 
 /** At most one line per this many ms, whatever the rate of refused answers. */
 export const REFUSAL_LOG_EVERY_MS = 60_000;

@@ -1,5 +1,5 @@
 import { Pool, type Dispatcher } from 'undici';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../shared/log.js';
 import { sleep } from '../shared/util.js';
 import { RefusalLog } from './refusals.js';
 import { answer, type Attempt, type FetchErrorKind, type Influencer } from './answer.js';

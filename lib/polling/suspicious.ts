@@ -1,6 +1,6 @@
 import ky, { HTTPError, TimeoutError, type KyInstance } from 'ky';
 import type { Collection } from 'mongodb';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../shared/log.js';
 import type { OwnedSet } from '../ring/ownership.js';
 import { SlotWalk } from './slots.js';
 import { isNotFound } from './answer.js';

@@ -5,19 +5,18 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { MongoClient } from 'mongodb';
-import type { Config } from '../ops/config.js';
-import type { Logger } from '../ops/log.js';
-import { VERSION } from '../ops/version.js';
+import type { Logger } from '../shared/log.js';
+import { VERSION } from '../shared/version.js';
 import { connectMongo, createMongo, watchReachable } from '../shared/mongo.js';
 import { connectRedis, createRedis, redisTarget } from '../shared/redis.js';
-import { loadLayout } from '../storage/format/layout.js';
+import { loadLayout, type LayoutSettings } from '../storage/format/layout.js';
 import { TimelineReader } from '../storage/read/reader.js';
 import { Totals } from '../storage/state/totals.js';
 import { ApiMetrics } from './api-metrics.js';
 import { loadAssets } from './assets.js';
 import { Cors } from './cors.js';
 import { RequestGate } from './request-gate.js';
-import { ApiRoutes, HttpError, type ApiDeps } from './routes.js';
+import { ApiRoutes, HttpError, type ApiDeps, type ReadSettings } from './routes.js';
 
 export interface ApiServer {
   url: string;
@@ -181,8 +180,20 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(res.req.method === 'HEAD' ? undefined : text);
 }
 
+/** What openApi connects with, beside what the routes answer with. */
+export interface ApiSettings extends ReadSettings, LayoutSettings {
+  redisUrl: string;
+  redisClusterNodes: readonly string[];
+  mongoUrl: string;
+  mongoDb: string;
+}
+
 /** The API with its own connections (reconnecting for ever, failing requests at once while down); close() closes them too. */
-export async function openApi(config: Config, log: Logger, opts: { host: string; port: number }): Promise<ApiServer> {
+export async function openApi(
+  config: ApiSettings,
+  log: Logger,
+  opts: { host: string; port: number },
+): Promise<ApiServer> {
   const target = redisTarget(config);
   const redis = createRedis(target, log, `${config.cluster}:api`);
   const mongo: MongoClient = createMongo(config.mongoUrl);

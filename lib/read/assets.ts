@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { PACKAGE_ROOT } from '../ops/version.js';
+import { PACKAGE_ROOT } from '../shared/version.js';
 
 export interface Asset {
   type: string;

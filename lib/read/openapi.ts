@@ -1,6 +1,6 @@
 // The read API's contract: an OpenAPI 3.1 document, served at /api/openapi.json. The tests check
 // every route's answers against it (test/api-contract.test.ts), so it cannot drift from the code.
-import { VERSION } from '../ops/version.js';
+import { VERSION } from '../shared/version.js';
 import { MAX_POINTS } from './influencer.js';
 import { MAX_LIMIT, MAX_RANGE_DAYS, TIME_PATTERN } from './params.js';
 

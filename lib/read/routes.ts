@@ -1,9 +1,8 @@
 // The read API's JSON routes: each checks its input (a 400 naming what is wrong), then reads the
 // totals in Redis and the timeline in MongoDB. The server around them is api.ts.
 import type { RedisClient } from '../shared/redis.js';
-import { readStatus } from '../cluster/status.js';
-import type { Config } from '../ops/config.js';
-import type { Logger } from '../ops/log.js';
+import { readStatus, type StatusSettings } from '../cluster/status.js';
+import type { Logger } from '../shared/log.js';
 import type { TimelineReader } from '../storage/read/reader.js';
 import type { Totals, TopEntry, TopOrder } from '../storage/state/totals.js';
 import { totalsState, type TotalsState } from '../storage/state/totals-state.js';
@@ -14,9 +13,14 @@ import { HttpError, pkParam, rangeParams, topParams } from './params.js';
 
 export { HttpError };
 
+/** The settings the read API answers with: the cluster's name, its pk universe, the origins it allows. */
+export interface ReadSettings extends StatusSettings {
+  corsOrigin: string[];
+}
+
 /** What the read API needs: open connections and the cluster's config (name, pk universe). */
 export interface ApiDeps {
-  config: Config;
+  config: ReadSettings;
   redis: RedisClient;
   reader: TimelineReader;
   log: Logger;

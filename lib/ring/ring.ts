@@ -1,6 +1,5 @@
 import crypto from 'node:crypto';
 import HashRing from 'hashring';
-import { SETTINGS } from '../ops/config.js';
 
 /** A live member of the cluster as the ring sees it. */
 export interface RingMember {
@@ -19,9 +18,9 @@ export interface RingMember {
 export const VNODES_PER_WEIGHT = 512;
 
 /** Smallest weight accepted: below it a member would get too few points to mean anything. */
-export const MIN_WEIGHT = SETTINGS.nodeWeight.min;
+export const MIN_WEIGHT = 0.1;
 /** Largest weight accepted: one member of weight 1000 alone would be a two-million-point ring. */
-export const MAX_WEIGHT = SETTINGS.nodeWeight.max;
+export const MAX_WEIGHT = 16;
 
 /** Owner indexes are stored in Uint16Arrays. */
 export const MAX_MEMBERS = 0xffff;

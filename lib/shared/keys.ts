@@ -1,6 +1,9 @@
 // Every Redis key name and hash field of the product, made here and nowhere else.
 import calculateSlot from 'cluster-key-slot';
 
+/** What a name in a key (NODE_ID, CLUSTER) or a database name (MONGO_DB) may hold; member cards are held to it too. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
 /** A member's card. */
 export function nodeKey(cluster: string, id: string): string {
   return `${cluster}:node:${id}`;
@@ -133,7 +136,7 @@ export const SLICE_MARKS = {
 /**
  * The keys of one layout slice: everything one apply call touches, in one hash slot (the tag in
  * braces), so a Redis Cluster runs it on one master. Per pk, `totals` holds 48 packed bytes
- * (format/codec.ts `packTotals`).
+ * (lib/storage/format/codec.ts `packTotals`).
  */
 export function sliceKeys(cluster: string, slices: number, slice: number) {
   const t = `${cluster}:{${sliceTags(slices)[slice]}}`;

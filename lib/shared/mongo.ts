@@ -1,7 +1,7 @@
 import { MongoClient, type Db } from 'mongodb';
-import { maskUrl } from '../ops/config.js';
+import { maskUrl } from './mask-url.js';
 import { sleep } from './util.js';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from './log.js';
 
 export function createMongo(url: string): MongoClient {
   return new MongoClient(url, {

@@ -1,4 +1,4 @@
-import type { Logger } from '../ops/log.js';
+import type { Logger } from './log.js';
 
 /**
  * A background job that runs, then schedules its next run `everyMs` after the last one ended

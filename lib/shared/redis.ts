@@ -1,7 +1,7 @@
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
-import { maskUrl } from '../ops/config.js';
-import { StateLog, type Logger } from '../ops/log.js';
+import { maskUrl } from './mask-url.js';
+import { StateLog, type Logger } from './log.js';
 import { sleep } from './util.js';
 
 /** A connection to one Redis or to a Redis Cluster: every part of the product works on either. */

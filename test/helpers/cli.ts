@@ -1,18 +1,6 @@
 // Runs the real CLI (bin/influencer-node.js over the compiled dist/) as a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-/** The checkout's root: above this file in test/helpers, or in dist/test/helpers when compiled (the soak). */
-function findRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'bin', 'influencer-node.js')) && dirname(dir) !== dir) dir = dirname(dir);
-  return dir;
-}
-
-export const ROOT = findRoot();
-export const BIN = join(ROOT, 'bin', 'influencer-node.js');
+import { BIN, ROOT } from '../kit/children.js';
 
 export interface CliResult {
   code: number | null;
@@ -82,18 +70,4 @@ export function spawnCli(
     out += d;
   });
   return Object.assign(child, { output: () => out });
-}
-
-export function waitExit(child: ChildProcess, timeoutMs = 60_000): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`process ${child.pid} did not exit in ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve(code);
-    });
-  });
 }

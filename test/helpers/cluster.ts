@@ -5,14 +5,14 @@ import { Redis } from 'ioredis';
 import { createRedis, type RedisClient } from '../../lib/shared/redis.js';
 import { MongoClient, type Db } from 'mongodb';
 import { loadConfig, type Config } from '../../lib/ops/config.js';
-import { createLogger } from '../../lib/ops/log.js';
+import { createLogger } from '../../lib/shared/log.js';
 import { startMock, type MockOptions, type MockServer } from '../../lib/mock/mockstagram.js';
 import { InfluencerNode } from '../../lib/node.js';
 import { loadLayout, sliceCount } from '../../lib/storage/format/layout.js';
 import { TimelineReader } from '../../lib/storage/read/reader.js';
 import { Totals } from '../../lib/storage/state/totals.js';
-import { spawnCli, waitExit } from './cli.js';
-import { services, type Owner, type Services } from './servers.js';
+import { spawnCli } from './cli.js';
+import { services, type Owner, type Services } from '../kit/servers.js';
 
 export interface ClusterOptions {
   pks: number;
@@ -125,25 +125,6 @@ export async function startCluster(t: Owner, opts: ClusterOptions): Promise<Test
   return cluster;
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Waits until `fn` is true (polling), or fails after `timeoutMs`. */
-export async function until(fn: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<number> {
-  const start = Date.now();
-  for (;;) {
-    if (await fn()) return Date.now() - start;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-  child.kill(signal);
-  return waitExit(child, 60_000);
-}
-
 export interface StoreCheck {
   /** (pk, interval) pairs with no point, in the window */
   gaps: Array<[number, number]>;
@@ -219,10 +200,6 @@ export async function checkStore(
     }
   }
   return { gaps, gapsPerPk, points: count, totalsMismatch, malformed, duplicates };
-}
-
-export function intervalStart(t: number, intervalMs: number): number {
-  return Math.floor(t / intervalMs) * intervalMs;
 }
 
 export function range(from: number, count: number): number[] {

@@ -15,7 +15,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findFerret, findRedis } from '../../lib/ops/embedded/binaries.js';
-import type { Owner } from './servers.js';
+import type { Owner } from '../kit/servers.js';
 
 const TOOLS = [
   'bash',

@@ -3,7 +3,7 @@
 import type { RedisClient } from '../../lib/shared/redis.js';
 import type { Db } from 'mongodb';
 import { ClusterLock } from '../../lib/cluster/locks.js';
-import { createLogger } from '../../lib/ops/log.js';
+import { createLogger } from '../../lib/shared/log.js';
 import { PeriodCloser } from '../../lib/storage/jobs/closer.js';
 import type { Point } from '../../lib/storage/format/codec.js';
 import { loadLayout, type StorageLayout } from '../../lib/storage/format/layout.js';
@@ -15,7 +15,8 @@ import type { Sample } from '../../lib/storage/format/documents.js';
 import { Totals } from '../../lib/storage/state/totals.js';
 import { takeRanking } from '../../lib/storage/state/ranking.js';
 import { SLICE_MARKS, sliceKeys } from '../../lib/shared/keys.js';
-import { connected, type Owner } from './servers.js';
+import { connected, type Owner } from '../kit/servers.js';
+import { sleep } from '../kit/wait.js';
 
 export const MIN = 60_000;
 export const HOUR = 3_600_000;
@@ -141,7 +142,7 @@ export async function rebuildNow(
       clock.now = Number(T) + 1;
       break;
     }
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   return run;
 }

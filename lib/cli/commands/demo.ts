@@ -1,17 +1,17 @@
 import { openApi, type ApiServer } from '../../read/api.js';
-import { numberFlag, UsageError } from './flags.js';
+import { numberFlag, UsageError } from '../flags.js';
 import { MAX_UNIVERSE, isGiven, type Config } from '../../ops/config.js';
 import { EmbeddedServers } from '../../ops/embedded/servers.js';
 import { SetupError } from '../../ops/embedded/setup-error.js';
-import { createLogger } from '../../ops/log.js';
+import { createLogger } from '../../shared/log.js';
 import { startMock, type MockServer } from '../../mock/mockstagram.js';
 import { portFree } from '../../ops/ports.js';
 import { describeUnreachable, unreachableServers } from '../../ops/preflight.js';
 import { connectRedis, createRedis, redisTarget } from '../../shared/redis.js';
 import { untilSignal } from '../../ops/signals.js';
 import { readStatus } from '../../cluster/status.js';
-import { killNodes, spawnNode, stopNodes, type DemoNode } from './demo-nodes.js';
-import { SummaryLines, summaryLine } from './demo-summary.js';
+import { killNodes, spawnNode, stopNodes, type DemoNode } from '../demo/nodes.js';
+import { SummaryLines, summaryLine } from '../demo/summary.js';
 
 const SUMMARY_EVERY_MS = 3000;
 

@@ -1,7 +1,7 @@
 import type { Config } from '../../ops/config.js';
-import { createLogger } from '../../ops/log.js';
+import { createLogger } from '../../shared/log.js';
 import { createMongo } from '../../shared/mongo.js';
-import { reached } from './reach.js';
+import { reached } from '../reach.js';
 import { loadLayout } from '../../storage/format/layout.js';
 import { migrateLegacy } from '../../storage/jobs/migrate.js';
 import { collectionNames } from '../../storage/format/documents.js';

@@ -1,6 +1,6 @@
-import { numberFlag } from './flags.js';
+import { numberFlag } from '../flags.js';
 import type { Config } from '../../ops/config.js';
-import { createLogger } from '../../ops/log.js';
+import { createLogger } from '../../shared/log.js';
 import { startMock } from '../../mock/mockstagram.js';
 import { untilSignal } from '../../ops/signals.js';
 

@@ -1,7 +1,7 @@
 import { openApi } from '../../read/api.js';
-import { numberFlag } from './flags.js';
+import { numberFlag } from '../flags.js';
 import type { Config } from '../../ops/config.js';
-import { createLogger } from '../../ops/log.js';
+import { createLogger } from '../../shared/log.js';
 import { describeUnreachable, unreachableServers } from '../../ops/preflight.js';
 import { untilSignal } from '../../ops/signals.js';
 import { ServiceNotifier } from '../../ops/notify.js';

@@ -1,7 +1,7 @@
 import type { Config } from '../../ops/config.js';
 import { describe, ensureServers, survey, type Survey } from '../../ops/embedded/setup.js';
 import { aptPolicy } from '../../ops/embedded/install.js';
-import { UsageError } from './flags.js';
+import { UsageError } from '../flags.js';
 
 /**
  * `influencer-node setup [--check [--json]]`: finds redis-server and FerretDB, and installs the

@@ -1,7 +1,7 @@
-import { UsageError } from './flags.js';
+import { UsageError } from '../flags.js';
 import { EXIT } from '../exit.js';
 import type { Config } from '../../ops/config.js';
-import { reached } from './reach.js';
+import { reached } from '../reach.js';
 import { createOneShotRedis, describeTarget, redisTarget } from '../../shared/redis.js';
 import { createMongo } from '../../shared/mongo.js';
 import { Totals } from '../../storage/state/totals.js';

@@ -1,5 +1,5 @@
 import type { Config } from '../../ops/config.js';
-import { createLogger } from '../../ops/log.js';
+import { createLogger } from '../../shared/log.js';
 import { InfluencerNode } from '../../node.js';
 import { untilSignal } from '../../ops/signals.js';
 

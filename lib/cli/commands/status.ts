@@ -1,10 +1,10 @@
 import { createOneShotRedis, describeTarget, redisTarget } from '../../shared/redis.js';
-import { numberFlag, UsageError } from './flags.js';
+import { numberFlag, UsageError } from '../flags.js';
 import type { Config } from '../../ops/config.js';
-import { reached } from './reach.js';
+import { reached } from '../reach.js';
 import { ownerOfPk, readStatus, type ClusterStatus, type MemberRow } from '../../cluster/status.js';
 import { sleep } from '../../shared/util.js';
-import { escapesAllowed } from '../../ops/terminal.js';
+import { escapesAllowed } from '../../shared/terminal.js';
 
 export async function statusCommand(config: Config, opts: Record<string, unknown>): Promise<number> {
   const pk = opts.pk === undefined ? undefined : numberFlag('pk', opts.pk, 0, Number.MAX_SAFE_INTEGER, true);

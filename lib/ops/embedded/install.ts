@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { sleep } from '../../shared/util.js';
-import { PACKAGE_ROOT } from '../version.js';
+import { PACKAGE_ROOT } from '../../shared/version.js';
 import { FERRET_VERSION, ferretCachePath, findFerret, onPath, toolEnv, type Binary } from './binaries.js';
 import type { AptInstall } from '../config.js';
 import { claim, release } from './pid-lock.js';

@@ -3,7 +3,8 @@
 // data in DATA_DIR (installed first when missing), which the demo stops last.
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { maskUrl, type Config } from '../config.js';
+import type { Config } from '../config.js';
+import { maskUrl } from '../../shared/mask-url.js';
 import { freePort } from '../ports.js';
 import { pingMongo, pingRedis } from '../preflight.js';
 import { aptPolicy, shortError, type Write } from './install.js';

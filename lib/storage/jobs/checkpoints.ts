@@ -3,7 +3,7 @@
 // layout's points (what `influencer-node migrate` converted, or the legacy timeline itself).
 import type { RedisClient } from '../../shared/redis.js';
 import type { Db } from 'mongodb';
-import type { Logger } from '../../ops/log.js';
+import type { Logger } from '../../shared/log.js';
 import { SLICE_MARKS, type SliceKeys } from '../../shared/keys.js';
 import { addPoint, decodeCheckpoint, emptyTotals, type PkTotals } from '../format/codec.js';
 import {

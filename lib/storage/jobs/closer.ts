@@ -1,7 +1,7 @@
 import type { Db } from 'mongodb';
 import { insertOnce } from '../../shared/mongo-errors.js';
 import type { ClusterLock } from '../../cluster/locks.js';
-import type { Logger } from '../../ops/log.js';
+import type { Logger } from '../../shared/log.js';
 import { PeriodicJob } from '../../shared/periodic.js';
 import { everyMemberLogged } from '../../cluster/member-view.js';
 import { logSamples, type ApplyOutcome, type Totals } from '../state/totals.js';

@@ -3,7 +3,7 @@
 import type { RedisClient } from '../../shared/redis.js';
 import type { Db } from 'mongodb';
 import type { ClusterLock } from '../../cluster/locks.js';
-import type { Logger } from '../../ops/log.js';
+import type { Logger } from '../../shared/log.js';
 import type { StorageLayout } from '../format/layout.js';
 import type { Keyspace } from '../state/keyspace.js';
 

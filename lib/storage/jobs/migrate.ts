@@ -1,5 +1,5 @@
 import { Binary, type Db } from 'mongodb';
-import type { Logger } from '../../ops/log.js';
+import type { Logger } from '../../shared/log.js';
 import {
   addPoint,
   emptyTotals,

@@ -1,7 +1,7 @@
 import type { RedisClient } from '../../shared/redis.js';
 import type { Db } from 'mongodb';
 import type { ClusterLock } from '../../cluster/locks.js';
-import type { Logger } from '../../ops/log.js';
+import type { Logger } from '../../shared/log.js';
 import { PeriodicJob } from '../../shared/periodic.js';
 import { answerPeriods, collectionNames, docIds, parseCollectionName } from '../format/documents.js';
 import { clusterKeys, SLICE_MARKS, sliceKeys, type ClusterKeys } from '../../shared/keys.js';

@@ -3,7 +3,7 @@
 // "Upgrading a cluster that ran the previous key layout".
 import type { ClusterLock } from '../../cluster/locks.js';
 import { liveCards } from '../../cluster/member-view.js';
-import type { Logger } from '../../ops/log.js';
+import type { Logger } from '../../shared/log.js';
 import { clusterKeys, KEYSPACE_LAYOUT, legacyKeys } from '../../shared/keys.js';
 import { scanKeys, unlinkKeys, type RedisClient } from '../../shared/redis.js';
 

@@ -4,8 +4,8 @@
 // and Redis lists them for `status` and the metrics. The rest of the period closes without them.
 import { Binary, type Db } from 'mongodb';
 import type { RedisClient } from '../../shared/redis.js';
-import type { Logger } from '../../ops/log.js';
-import { clusterKeys } from '../../shared/keys.js';
+import type { Logger } from '../../shared/log.js';
+import { listQuarantined } from '../../cluster/quarantine-list.js';
 import { insertOnce } from '../../shared/mongo-errors.js';
 import { CorruptData } from '../format/bytes.js';
 import type { LogDoc } from '../format/documents.js';
@@ -67,36 +67,10 @@ export async function quarantine(
     at: new Date(),
   };
   const first = await insertOnce(db.collection<QuarantineDoc>(QUARANTINE_COLLECTION), copy);
-  await redis.hset(
-    clusterKeys(cluster).quarantined,
-    token,
-    JSON.stringify({ p: period, reason, at: copy.at.getTime() }),
-  );
+  await listQuarantined(redis, cluster, token, period, reason, copy.at.getTime());
   if (first)
     log.error(
       { period: new Date(period).toISOString(), token, reason },
       `a log document that cannot be applied is quarantined (kept in MongoDB's ${QUARANTINE_COLLECTION}); the period closes without it`,
     );
-}
-
-/** What `status` shows of one quarantined document. */
-export interface QuarantinedEntry {
-  token: string;
-  period: number;
-  reason: string;
-}
-
-/** The quarantined documents Redis lists, oldest period first; entries it cannot read are shown as such. */
-export async function quarantined(redis: RedisClient, cluster: string): Promise<QuarantinedEntry[]> {
-  const all = await redis.hgetall(clusterKeys(cluster).quarantined);
-  return Object.entries(all)
-    .map(([token, raw]) => {
-      try {
-        const v = JSON.parse(raw) as { p?: unknown; reason?: unknown };
-        return { token, period: Number(v.p), reason: String(v.reason ?? '') };
-      } catch {
-        return { token, period: NaN, reason: 'an entry this version cannot read' };
-      }
-    })
-    .sort((a, b) => a.period - b.period || a.token.localeCompare(b.token));
 }

@@ -1,7 +1,7 @@
 // Rank, the two top lists, the number of tracked influencers and their average, at interval
 // granularity (DESIGN.md one folder up, "Ranking at interval granularity"): once per interval one
 // node per slice reads the slice's totals and writes a snapshot; readers merge the slices' snapshots.
-import type { Logger } from '../../ops/log.js';
+import type { Logger } from '../../shared/log.js';
 import { PeriodicJob } from '../../shared/periodic.js';
 import type { RedisClient } from '../../shared/redis.js';
 import { SLICE_MARKS, sliceKeys, type SliceKeys } from '../../shared/keys.js';

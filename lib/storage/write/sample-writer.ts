@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { MongoError } from 'mongodb';
 import { LogWriter, type PendingBatch } from './log-writer.js';
 import type { Sample } from '../format/documents.js';
-import { StateLog, type Logger } from '../../ops/log.js';
+import { StateLog, type Logger } from '../../shared/log.js';
 import { sleep } from '../../shared/util.js';
 
 export interface SampleWriterOptions {

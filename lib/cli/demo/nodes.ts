@@ -3,8 +3,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { SETTINGS, type Config, type SettingName } from '../../ops/config.js';
-import type { Logger } from '../../ops/log.js';
-import { PACKAGE_ROOT } from '../../ops/version.js';
+import type { Logger } from '../../shared/log.js';
+import { PACKAGE_ROOT } from '../../shared/version.js';
 import { NODE_FLAGS } from '../node-flags.js';
 
 export interface DemoNode {

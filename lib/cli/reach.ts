@@ -1,4 +1,4 @@
-import { maskUrl } from '../../ops/config.js';
+import { maskUrl } from '../shared/mask-url.js';
 
 /**
  * Connects a one-shot command's client. On failure it prints the one line a user sees

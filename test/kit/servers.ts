@@ -1,23 +1,22 @@
-// Gives each test file real servers: those named by REDIS_URL / MONGO_URL when set, otherwise a
-// throwaway redis-server and FerretDB (SQLite backend) on free ports in a temp dir, stopped when
-// the file's tests end. They are found (or installed) and started by the product's own code, as
-// demo does (lib/ops/embedded). Every call of `services()` hands out its own key prefix and database.
+// Real servers for the tests, the benchmarks and the chaos suite: a throwaway redis-server, FerretDB
+// (SQLite backend) or Redis Cluster on free ports with its data in a temp dir, found (or installed)
+// and started by the product's own code, as demo does (lib/ops/embedded). Each is stopped by its
+// owner (a test file's end) or by `killAll` (children.ts). A test file's `services()` uses those named
+// by REDIS_URL / MONGO_URL when set, and hands out its own key prefix and database per call.
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Db, MongoClient } from 'mongodb';
 import type { Binary } from '../../lib/ops/embedded/binaries.js';
 import { launch, serverAddress, type ServerProcess } from '../../lib/ops/embedded/launch.js';
 import { ensureServers } from '../../lib/ops/embedded/setup.js';
-import { aptPolicy, type AptPolicy } from '../../lib/ops/embedded/install.js';
+import { aptPolicy, type AptPolicy, type Write } from '../../lib/ops/embedded/install.js';
 import { readSetting } from '../../lib/ops/config.js';
-import { createLogger } from '../../lib/ops/log.js';
+import { createLogger } from '../../lib/shared/log.js';
 import { connectMongo, createMongo } from '../../lib/shared/mongo.js';
 import { freePort } from '../../lib/ops/ports.js';
 import { connectRedis, createRedis, type RedisClient, type RedisTarget } from '../../lib/shared/redis.js';
 import { launchRedisCluster, type RedisClusterProcess } from '../../lib/ops/embedded/redis-cluster.js';
+import { removeTempDir, tempDir, tracked } from './children.js';
 
 export interface Services {
   /** one Redis's URL; on a Redis Cluster (TEST_REDIS=cluster) the URL of one of its masters */
@@ -119,21 +118,35 @@ export function testsApt(env: NodeJS.ProcessEnv = process.env): AptPolicy {
   return aptPolicy(readSetting('aptInstall', env), 'tests', env);
 }
 
+/** Who starts the servers: the tests (apt-get only as `testsApt` allows), or a command-like script (the benchmark). */
+let starter: { apt: () => AptPolicy; write: Write; memory: boolean } = {
+  apt: () => testsApt(),
+  // under tap the lines naming the binaries would only clutter a test's output
+  write: process.env.TAP ? () => undefined : (text) => void process.stderr.write(text),
+  memory: false,
+};
+
+/**
+ * The servers of this process are started as a command starts them: missing ones installed as
+ * `setup` would, progress on stdout, the data in memory (/dev/shm) where the machine has it.
+ */
+export function startServersAsACommand(): void {
+  starter = {
+    apt: () => aptPolicy(readSetting('aptInstall'), 'command'),
+    write: (text) => void process.stdout.write(text),
+    memory: true,
+  };
+}
+
 const binaries = new Map<'redis' | 'ferret', Promise<Binary>>();
 
 /** redis-server or FerretDB, found or installed once per process (under tap, the `before` script installed them). */
 function binary(name: 'redis' | 'ferret'): Promise<Binary> {
-  // under tap the lines naming the binaries would only clutter a test's output
-  const write = process.env.TAP
-    ? () => undefined
-    : (text: string) => {
-        process.stderr.write(text);
-      };
   const wanted = { redis: name === 'redis', ferret: name === 'ferret' };
   if (!binaries.has(name))
     binaries.set(
       name,
-      ensureServers(write, process.env, wanted, testsApt()).then((s) => s[name]!),
+      ensureServers(starter.write, process.env, wanted, starter.apt()).then((s) => s[name]!),
     );
   return binaries.get(name)!;
 }
@@ -146,15 +159,20 @@ export interface Planned {
 }
 
 /** A Redis Cluster of `masters` masters (and `replicas` replicas each) on free ports, its data in a temp dir, stopped with the file's tests. */
-export async function startRedisCluster(masters = 3, replicas = 0): Promise<RedisClusterProcess> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'inode-redis-cluster-'));
-  const cluster = await launchRedisCluster(await binary('redis'), { masters, replicas, dataDir, nodeTimeoutMs: 1000 });
+export async function startRedisCluster(
+  masters = 3,
+  replicas = 0,
+  o: { nodeTimeoutMs?: number } = { nodeTimeoutMs: 1000 },
+): Promise<RedisClusterProcess> {
+  const dataDir = tempDir('inode-redis-cluster-', starter);
+  const cluster = await launchRedisCluster(await binary('redis'), { masters, replicas, dataDir, ...o });
+  for (const n of cluster.nodes) tracked(n.child);
   const stop = cluster.stop;
   return {
     ...cluster,
     async stop(signal) {
       await stop(signal);
-      rmSync(dataDir, { recursive: true, force: true });
+      removeTempDir(dataDir);
     },
   };
 }
@@ -162,7 +180,7 @@ export async function startRedisCluster(masters = 3, replicas = 0): Promise<Redi
 /** A port and a data dir for a server of this kind, and the URL it will answer at once started with them. */
 export async function plan(kind: 'redis' | 'ferret', port?: number, o: { auth?: boolean } = {}): Promise<Planned> {
   const p = port ?? (await freePort());
-  const dataDir = mkdtempSync(join(tmpdir(), kind === 'redis' ? 'inode-redis-' : 'inode-ferret-'));
+  const dataDir = tempDir(kind === 'redis' ? 'inode-redis-' : 'inode-ferret-', starter);
   const name = kind === 'redis' ? 'redis-server' : 'ferretdb';
   return { port: p, dataDir, url: serverAddress(name, { port: p, dataDir, auth: o.auth }) };
 }
@@ -185,7 +203,7 @@ async function start(bin: Binary, where: Planned, o: { auth?: boolean } = {}): P
   let current: ServerProcess | undefined;
   const run = async (): Promise<void> => {
     current = await launch(bin, { port: p, dataDir, auth: o.auth });
-    server.process = current.child;
+    server.process = tracked(current.child);
   };
   const server: Server = {
     url: where.url,
@@ -194,7 +212,7 @@ async function start(bin: Binary, where: Planned, o: { auth?: boolean } = {}): P
       await current?.stop('SIGKILL');
       const i = started.indexOf(server);
       if (i >= 0) started.splice(i, 1);
-      rmSync(dataDir, { recursive: true, force: true });
+      removeTempDir(dataDir);
     },
     async restart() {
       await server.down();

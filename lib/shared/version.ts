@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * The package's own directory (holding package.json, bin/, scripts/): the first directory above this
- * file (lib/ops/ or dist/lib/ops/) whose package.json names influencer-node.
+ * file (lib/shared/ or dist/lib/shared/) whose package.json names influencer-node.
  */
 export const PACKAGE_ROOT: string = findRoot();
 
