@@ -85,17 +85,9 @@ export async function readSummary(totals: Totals, pk: number): Promise<Influence
   };
 }
 
+/** One point is a bucket of one sample. */
 export function intervalPoint(p: Point): TimelinePoint {
-  return {
-    at: new Date(p.at).toISOString(),
-    followerCount: p.f,
-    followingCount: p.g,
-    followerRatio: ratio(p.f, p.g),
-    minFollowers: p.f,
-    maxFollowers: p.f,
-    meanFollowers: p.f,
-    samples: 1,
-  };
+  return bucketPoint({ at: p.at, s: { n: 1, sum: p.f, min: p.f, max: p.f, lastF: p.f, lastG: p.g } });
 }
 
 export function bucketPoint(b: { at: number; s: BucketSummary }): TimelinePoint {
