@@ -5,7 +5,8 @@
 import t from 'tap';
 import { clusterKeys } from '../lib/shared/keys.js';
 import { closeGraceMs } from '../lib/storage/jobs/closer.js';
-import { checkStore, range, startCluster, until, PK_MIN } from './helpers/cluster.js';
+import { checkStore, range, startCluster, PK_MIN } from './helpers/cluster.js';
+import { until } from './kit/wait.js';
 
 const PKS = 40;
 const INTERVAL = 1000;
