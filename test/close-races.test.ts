@@ -11,7 +11,7 @@ import { scanKeys } from '../lib/shared/redis.js';
 import { clusterKeys, SLICE_MARKS } from '../lib/shared/keys.js';
 import { collectionNames, docIds, type CheckpointDoc } from '../lib/storage/format/documents.js';
 import { decodeCheckpoint } from '../lib/storage/format/codec.js';
-import { rebuildNow, sample, storageKit, MIN, type StorageKit } from './helpers/storage.js';
+import { rebuildNow, sample, storageKit, totalsMismatches, MIN, type StorageKit } from './helpers/storage.js';
 
 const T0 = 1_764_576_000_000;
 const BUCKET = 10 * MIN;
@@ -35,15 +35,7 @@ async function openKeys(k: StorageKit, period: number): Promise<number> {
 }
 
 async function exact(t: Test, k: StorageKit, pks: number[]): Promise<void> {
-  const wrong: string[] = [];
-  for (const pk of pks) {
-    const points = await k.points(pk);
-    const totals = await k.totals.read(pk);
-    const sum = points.reduce((s, p) => s + p.f, 0);
-    if ((totals?.samples ?? 0) !== points.length || (totals?.followerSum ?? 0) !== sum)
-      wrong.push(`pk ${pk}: totals ${totals?.samples}/${totals?.followerSum}, points ${points.length}/${sum}`);
-  }
-  t.same(wrong, [], 'every running total equals its points');
+  t.same(await totalsMismatches(k, pks), [], 'every running total equals its points');
 }
 
 t.test('a sample applied while the closer looks for the log of a period without one is not left behind', async (t) => {

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { scanKeys } from '../lib/shared/redis.js';
 import { collectionNames } from '../lib/storage/format/documents.js';
-import { rebuildNow, sample, storageKit, MIN, type StorageKit } from './helpers/storage.js';
+import { rebuildNow, sample, storageKit, totalsMismatches, MIN, type StorageKit } from './helpers/storage.js';
 
 const T0 = 1_764_576_000_000;
 const BUCKET = 10 * MIN;
@@ -52,15 +52,7 @@ t.test(
       "the first period's points are as they were",
     );
     t.same(await k.points(LATE_ONLY), [], 'a sample late the first time is no point now');
-    const wrong: string[] = [];
-    for (const pk of [...PKS, LATE_ONLY]) {
-      const points = await k.points(pk);
-      const totals = await k.totals.read(pk);
-      const sum = points.reduce((s, p) => s + p.f, 0);
-      if ((totals?.samples ?? 0) !== points.length || (totals?.followerSum ?? 0) !== sum)
-        wrong.push(`pk ${pk}: totals ${totals?.samples}/${totals?.followerSum}, points ${points.length}/${sum}`);
-    }
-    t.same(wrong, [], 'every running total equals its points');
+    t.same(await totalsMismatches(k, [...PKS, LATE_ONLY]), [], 'every running total equals its points');
     let leftover = 0;
     for await (const batch of scanKeys(k.redis, `${k.cluster}:*:o:${T0}:*`)) leftover += batch.length;
     t.equal(leftover, 0, 'no open buffer of the first period is left behind');

@@ -166,3 +166,16 @@ export async function takeRankings(redis: RedisClient, cluster: string, totals: 
     await takeRanking(redis, sliceKeys(cluster, totals.slices, s), Date.now(), Date.now());
   totals.reloadRankings();
 }
+
+/** The pks whose running totals (samples, follower sum) differ from their points, a pk without either counting as 0. */
+export async function totalsMismatches(k: StorageKit, pks: number[]): Promise<string[]> {
+  const wrong: string[] = [];
+  for (const pk of pks) {
+    const points = await k.points(pk);
+    const totals = await k.totals.read(pk);
+    const sum = points.reduce((s, p) => s + p.f, 0);
+    if ((totals?.samples ?? 0) !== points.length || (totals?.followerSum ?? 0) !== sum)
+      wrong.push(`pk ${pk}: totals ${totals?.samples}/${totals?.followerSum}, points ${points.length}/${sum}`);
+  }
+  return wrong;
+}
