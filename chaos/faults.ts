@@ -127,13 +127,7 @@ export const redisRestart: Fault = async (h) => {
   const from = h.checkedTo;
   await h.redisServer.restart();
   const members = await h.waitSteady(60_000);
-  const rebuilt = await until(
-    async () =>
-      (await totalsState(h.cluster.redis, h.cluster.svc.cluster, h.cluster.totals.slices).catch(() => 'missing')) ===
-      'ready',
-    120_000,
-    'totals rebuilt',
-  );
+  const rebuilt = await totalsReady(h);
   const to = await intervalsPass(h, 2);
   return {
     fault: 'Redis restarted without its data',
@@ -361,6 +355,16 @@ async function midPeriod(h: Chaos): Promise<number> {
 }
 
 /** Waits until every slice of `period` is closed; resolves to how long after its end that was. */
+/** Waits until every slice's totals are ready (a rebuild has ended); resolves to how long that took, in ms. */
+export function totalsReady(h: Chaos, timeoutMs = 120_000): Promise<number> {
+  const { redis, svc, totals } = h.cluster;
+  return until(
+    async () => (await totalsState(redis, svc.cluster, totals.slices).catch(() => 'missing')) === 'ready',
+    timeoutMs,
+    'totals rebuilt',
+  );
+}
+
 export async function periodClosed(h: Chaos, period: number): Promise<number> {
   const key = clusterKeys(h.cluster.svc.cluster).closed;
   await until(
@@ -555,13 +559,7 @@ export const mongoDownDuringRebuild: Fault = async (h) => {
   await h.mongoServer.down();
   await sleep(4 * h.intervalMs);
   await h.mongoServer.up();
-  const rebuilt = await until(
-    async () =>
-      (await totalsState(h.cluster.redis, h.cluster.svc.cluster, h.cluster.totals.slices).catch(() => 'missing')) ===
-      'ready',
-    180_000,
-    'totals rebuilt',
-  );
+  const rebuilt = await totalsReady(h, 180_000);
   await h.waitSteady(60_000);
   const to = await intervalsPass(h, 2);
   return {

@@ -3,13 +3,12 @@
 // Each returns the windows to check with their bound, as the other faults do (faults.ts).
 import { Binary } from 'mongodb';
 import { runCli } from '../test/helpers/cli.js';
-import { sleep, until } from '../test/kit/wait.js';
+import { sleep } from '../test/kit/wait.js';
 import { scanKeys } from '../lib/shared/redis.js';
 import { clusterKeys, PERIOD_KEYS_TTL_MS, SLICE_MARKS, sliceKeys } from '../lib/shared/keys.js';
 import { collectionNames, type LogDoc } from '../lib/storage/format/documents.js';
 import { QUARANTINE_COLLECTION } from '../lib/storage/state/quarantine.js';
-import { totalsState } from '../lib/storage/state/totals-state.js';
-import { intervalsPass, periodClosed, periods, pick, type Fault } from './faults.js';
+import { intervalsPass, periodClosed, periods, pick, totalsReady, type Fault } from './faults.js';
 import type { Chaos } from './harness.js';
 import { none } from './invariants.js';
 
@@ -28,13 +27,7 @@ export const closedTwiceAfterRedisLoss: Fault = async (h) => {
   const restartedAt = Date.now();
   await h.redisServer.restart();
   await h.waitSteady(60_000);
-  const rebuilt = await until(
-    async () =>
-      (await totalsState(h.cluster.redis, h.cluster.svc.cluster, h.cluster.totals.slices).catch(() => 'missing')) ===
-      'ready',
-    120_000,
-    'totals rebuilt',
-  );
+  const rebuilt = await totalsReady(h);
   await periodClosed(h, period);
   const closedAgain = Date.now() - restartedAt;
   const to = await intervalsPass(h, 2);
