@@ -29,12 +29,62 @@ import type { Ring } from './ring/ring.js';
 import { VERSION } from './shared/version.js';
 import { ServiceNotifier } from './ops/notify.js';
 import { probeStorage } from './ops/storage-probe.js';
+import { ServiceStack, StackStopped, type Service } from './shared/services.js';
 
-/** Redis and MongoDB, connected. */
-interface Connections {
-  redis: RedisClient;
-  sub: RedisClient;
-  db: Db;
+/**
+ * Redis (a client and a subscriber) and MongoDB: connected on start, retried while down (start
+ * resolves without them once `signal` aborts); closed on stop.
+ */
+class Connections implements Service {
+  readonly redis: RedisClient;
+  readonly sub: RedisClient;
+  readonly mongo: MongoClient;
+  /** whether MongoDB's topology has a reachable server */
+  readonly mongoReachable: () => boolean;
+  private database?: Db;
+
+  constructor(
+    private readonly config: Config,
+    private readonly log: Logger,
+    private readonly signal: AbortSignal,
+  ) {
+    const c = config;
+    // one state log for both connections: an outage is one line, not one per connection
+    const redisState = new StateLog(log, 'redis');
+    const target = redisTarget(c);
+    this.redis = createRedis(target, log, `${c.cluster}:${c.nodeId}`, {}, redisState);
+    this.sub = createRedis(target, log, `${c.cluster}:${c.nodeId}:sub`, {}, redisState);
+    this.mongo = createMongo(c.mongoUrl);
+    this.mongoReachable = watchReachable(this.mongo);
+  }
+
+  /** The database, once connected. */
+  get db(): Db {
+    if (!this.database) throw new Error('MongoDB is not connected');
+    return this.database;
+  }
+
+  async start(): Promise<void> {
+    const { config: c, log, signal } = this;
+    const target = redisTarget(c);
+    try {
+      const [db] = await Promise.all([
+        connectMongo(this.mongo, c.mongoUrl, c.mongoDb, log, signal),
+        // one after the other, so a Redis outage at start is reported once
+        connectRedis(this.redis, target, log, signal).then(() => connectRedis(this.sub, target, log, signal)),
+      ]);
+      if (!signal.aborted) this.database = db;
+    } catch (err) {
+      // a stop closes the clients while they connect: what they throw then is the stop, not a failure
+      if (!signal.aborted) throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.mongo.close().catch(() => undefined);
+    this.sub.disconnect();
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
 }
 
 /** What the storage step hands to polling and the daily check. */
@@ -42,29 +92,26 @@ interface Storage {
   db: Db;
   layout: StorageLayout;
   totals: Totals;
+  keyspace: Keyspace;
 }
 
 /**
- * One peer of the cluster: membership in Redis, its share of the pk universe from the ring,
- * the poller and the writer. `stop()` leaves in order: state leaving (peers take over its pks),
- * stop polling once they have, finish requests in flight, flush every sample, delete its key.
+ * One peer of the cluster: membership in Redis, its share of the pk universe from the ring, the
+ * poller and the writer. Its parts are services (`lib/shared/services.ts`) started in the order of
+ * `start()` and stopped in reverse, so a stop leaves in order: the daily check ends, the node says
+ * it is leaving and waits until its peers have taken its pks over, polling stops (requests in flight
+ * finish), the storage jobs stop, every buffered sample is logged, its member card is deleted, and
+ * the connections close.
  */
 export class InfluencerNode {
-  private redis?: RedisClient;
-  private sub?: RedisClient;
-  private mongo?: MongoClient;
+  private readonly stack: ServiceStack;
+  private conn?: Connections;
   private membership?: Membership;
   private tracker?: OwnershipTracker;
   private scheduler?: Scheduler;
   private writer?: SampleWriter;
-  private source?: MockstagramClient;
-  private rebuilder?: TotalsRebuilder;
-  private closer?: PeriodCloser;
-  private retention?: RetentionJob;
-  private ranking?: RankingJob;
   private suspicious?: SuspiciousChecker;
   private metrics?: NodeMetrics;
-  private mongoReachable: () => boolean = () => false;
   private leaving = false;
   private stopping?: Promise<void>;
   private readonly abort = new AbortController();
@@ -81,9 +128,18 @@ export class InfluencerNode {
     const skew = config.clockSkewMs;
     this.now = skew === 0 ? Date.now : () => Date.now() + skew;
     this.notifier = new ServiceNotifier(log);
+    this.stack = new ServiceStack(log);
   }
 
-  /** Connects (retrying while Redis or Mongo is down), joins the cluster and starts polling. */
+  /** The names of the services started and stopped so far, each in its order. */
+  get services(): { started: string[]; stopped: string[] } {
+    return this.stack.history;
+  }
+
+  /**
+   * Connects (retrying while Redis or Mongo is down), joins the cluster and starts polling, one
+   * service after another; resolves early if stopped meanwhile.
+   */
   async start(): Promise<void> {
     const c = this.config;
     this.log.info(
@@ -98,64 +154,93 @@ export class InfluencerNode {
       },
       'node starting',
     );
-    this.notifier.startWatchdog(() => this.healthy());
-    await this.serveMetrics();
+    try {
+      await this.startServices();
+    } catch (err) {
+      if (!(err instanceof StackStopped)) throw err;
+    }
+  }
+
+  private async startServices(): Promise<void> {
+    const c = this.config;
+    const s = this.stack;
+    await s.start('watchdog', this.watchdog());
+    if (c.metricsPort > 0) this.metrics = await s.start('metrics', this.metricsServer());
     this.notifier.status('connecting to Redis and MongoDB');
-    const conn = await this.connect();
-    if (!conn) return;
-    const storage = await this.startStorage(conn);
-    if (!storage) return;
-    const universe = this.hashUniverse();
-    const scheduler = this.startPolling(storage);
-    const tracker = this.trackOwnership(universe, scheduler);
-    await this.join(conn, tracker, scheduler);
-    this.startSuspicious(storage, tracker);
+    const conn = await s.start('connections', (this.conn = new Connections(c, this.log, this.abort.signal)));
+    const storage = await this.openStorage(conn);
+    // the card says joining (off the ring) until the node is ready to poll; it is deleted once every sample is logged
+    const membership = await s.start('membership', this.newMembership(conn));
+    const writer = await s.start('writer', this.newWriter(storage));
+    await this.startStorageJobs(conn, storage);
+    const source = await s.start('source', this.newSource());
+    const scheduler = await s.start('polling', this.newScheduler(source, writer, storage));
+    const tracker = await s.start('ownership', this.newTracker(this.hashUniverse(), scheduler, membership));
+    await s.start('ring', { start: () => this.join(membership, tracker), stop: () => this.handOver(membership) });
+    if (c.suspiciousIntervalMs > 0) this.suspicious = await s.start('suspicious', this.newSuspicious(storage, tracker));
+  }
+
+  /** WATCHDOG=1 to systemd while healthy, from the start. */
+  private watchdog(): Service {
+    return {
+      start: () => this.notifier.startWatchdog(() => this.healthy()),
+      stop: () => this.notifier.stopWatchdog(),
+    };
   }
 
   /** /metrics, /healthz and /readyz from the start, so /readyz says why not while servers are awaited. */
-  private async serveMetrics(): Promise<void> {
+  private metricsServer(): NodeMetrics & Service {
     const c = this.config;
-    if (c.metricsPort <= 0) return;
     const labels = { node: c.nodeId, cluster: c.cluster, version: VERSION };
-    this.metrics = new NodeMetrics(() => this.probe(), labels, this.log);
-    const url = await this.metrics.listen(c.metricsHost, c.metricsPort);
-    this.log.info({ url }, 'serving /metrics, /healthz, /readyz');
+    const metrics = new NodeMetrics(() => this.probe(), labels, this.log);
+    return Object.assign(metrics, {
+      start: async () => {
+        const url = await metrics.listen(c.metricsHost, c.metricsPort);
+        this.log.info({ url }, 'serving /metrics, /healthz, /readyz');
+      },
+    });
   }
 
-  /** Redis (a client and a subscriber) and MongoDB, retried while down; undefined if stopped meanwhile. */
-  private async connect(): Promise<Connections | undefined> {
+  /** This process's member card: claimed (joining) and heartbeated; active once the node joins the ring. */
+  private newMembership({ redis, sub }: Connections): Membership {
     const c = this.config;
-    // one state log for both connections: an outage is one line, not one per connection
-    const redisState = new StateLog(this.log, 'redis');
-    const target = redisTarget(c);
-    const redis = createRedis(target, this.log, `${c.cluster}:${c.nodeId}`, {}, redisState);
-    const sub = createRedis(target, this.log, `${c.cluster}:${c.nodeId}:sub`, {}, redisState);
-    this.redis = redis;
-    this.sub = sub;
-    this.mongo = createMongo(c.mongoUrl);
-    this.mongoReachable = watchReachable(this.mongo);
-    const signal = this.abort.signal;
-    const [db] = await Promise.all([
-      connectMongo(this.mongo, c.mongoUrl, c.mongoDb, this.log, signal),
-      // one after the other, so a Redis outage at start is reported once
-      connectRedis(redis, target, this.log, signal).then(() => connectRedis(sub, target, this.log, signal)),
-    ]);
-    return signal.aborted ? undefined : { redis, sub, db };
+    const card = { cluster: c.cluster, id: c.nodeId, weight: c.nodeWeight, ttlMs: c.heartbeatTtlMs };
+    return (this.membership = new Membership(
+      redis,
+      sub,
+      { ...card, stats: () => this.stats(), now: this.now },
+      this.log,
+    ));
+  }
+
+  /** The layout stored in MongoDB and the running totals in Redis. */
+  private async openStorage({ redis, db }: Connections): Promise<Storage> {
+    const c = this.config;
+    if (c.clockSkewMs !== 0) {
+      this.log.warn({ clockSkewMs: c.clockSkewMs }, 'clock skewed by CLOCK_SKEW_MS (a test hook)');
+    }
+    const layout = await loadLayout(db, c, this.now(), { recordInterval: true });
+    const keyspace = new Keyspace(redis, c.cluster, this.log);
+    const totals = new Totals(redis, c.cluster, layout.slices, undefined, keyspace);
+    return { db, layout, totals, keyspace };
+  }
+
+  /** Samples batched into the log and applied to the running totals; on stop, everything buffered is logged. */
+  private newWriter({ db, layout, totals }: Storage): SampleWriter {
+    const c = this.config;
+    const stopDeadlineMs = Math.max(30_000, 3 * c.intervalMs);
+    const log = new LogWriter(db, totals, layout, c.nodeId);
+    return (this.writer = new SampleWriter(log, { ...c, now: this.now, stopDeadlineMs }, this.log));
   }
 
   /**
    * The storage's jobs: the totals rebuilt if Redis lost them (on a new cluster, started at 0 before
-   * its first sample is logged), periods closed, retention; undefined if stopped meanwhile.
+   * its first sample is logged), periods closed, retention, ranking snapshots.
    */
-  private async startStorage({ redis, db }: Connections): Promise<Storage | undefined> {
+  private async startStorageJobs({ redis, db }: Connections, { layout, totals, keyspace }: Storage): Promise<void> {
     const c = this.config;
+    const s = this.stack;
     const now = this.now;
-    if (c.clockSkewMs !== 0) {
-      this.log.warn({ clockSkewMs: c.clockSkewMs }, 'clock skewed by CLOCK_SKEW_MS (a test hook)');
-    }
-    const layout = await loadLayout(db, c, now(), { recordInterval: true });
-    const keyspace = new Keyspace(redis, c.cluster, this.log);
-    const totals = new Totals(redis, c.cluster, layout.slices, undefined, keyspace);
     const lock = new ClusterLock(redis, c.cluster, this.log);
     const deps: StorageJobDeps & { totals: Totals } = {
       redis,
@@ -169,32 +254,19 @@ export class InfluencerNode {
     };
     // every sample of a time before T is in the log T + grace later: flush age, fetch deadlines, a margin
     const graceMs = closeGraceMs(c);
-    this.rebuilder = new TotalsRebuilder(deps, { graceMs, now });
-    this.rebuilder.start();
-    if ((await keyspace.check()) === 'current') await this.rebuilder.counting(this.abort.signal);
+    const rebuilder = await s.start('rebuild', new TotalsRebuilder(deps, { graceMs, now }));
+    if ((await keyspace.check()) === 'current') await rebuilder.counting(this.abort.signal);
     else
       this.log.warn(
         'nodes of the previous version run this cluster: this one logs its samples and leaves them to their period close until the last of them has gone',
       );
-    if (this.abort.signal.aborted) return undefined;
-    this.closer = new PeriodCloser(deps, { graceMs, now });
-    this.closer.start();
-    this.retention = new RetentionJob(deps, { settings: c, now });
-    this.retention.start();
+    await s.start('closer', new PeriodCloser(deps, { graceMs, now }));
+    await s.start('retention', new RetentionJob(deps, { settings: c, now }));
     // a snapshot of an interval is taken once its samples are stored: the flush age and a second after its end
-    const rankingLag = c.flushMaxAgeMs + 1000;
-    const rankingOpts = {
-      cluster: c.cluster,
-      slices: layout.slices,
-      intervalMs: c.intervalMs,
-      lagMs: rankingLag,
-      keyspace,
-      now,
-    };
-    this.ranking = new RankingJob(redis, rankingOpts, this.log);
-    this.ranking.start();
+    const lagMs = c.flushMaxAgeMs + 1000;
+    const ranking = { cluster: c.cluster, slices: layout.slices, intervalMs: c.intervalMs, lagMs, keyspace, now };
+    await s.start('ranking', new RankingJob(redis, ranking, this.log));
     if (this.metrics) this.metrics.storageProbe = () => probeStorage(redis, c.cluster, layout, now());
-    return { db, layout, totals };
   }
 
   private hashUniverse(): PkUniverse {
@@ -204,26 +276,24 @@ export class InfluencerNode {
     return universe;
   }
 
-  /** The poller and the writer behind it; the scheduler is started once the node joins. */
-  private startPolling({ db, layout, totals }: Storage): Scheduler {
+  /** The Mockstagram client of polling. */
+  private newSource(): MockstagramClient {
     const c = this.config;
-    const now = this.now;
-    const writer = new SampleWriter(new LogWriter(db, totals, layout, c.nodeId), { ...c, now }, this.log);
-    this.writer = writer;
-    const source = new MockstagramClient(c.mockstagramUrl, {
-      connections: c.concurrency,
-      timeoutMs: c.requestTimeoutMs,
-      now,
-      log: this.log,
-    });
-    this.source = source;
+    const opts = { connections: c.concurrency, timeoutMs: c.requestTimeoutMs, now: this.now, log: this.log };
+    return new MockstagramClient(c.mockstagramUrl, opts);
+  }
+
+  /** The poller, feeding the writer; it learns from the writer's batches what was stored on time. */
+  private newScheduler(source: MockstagramClient, writer: SampleWriter, { totals }: Storage): Scheduler {
+    const c = this.config;
     const scheduler = new Scheduler(source, (s) => writer.add(s), {
       intervalMs: c.intervalMs,
       concurrency: c.concurrency,
       stored: storedIn(totals),
       // a handed-over pk's last sample is in the store within the flush age and the ring's lag (≤ 2 s)
       settleMs: c.flushMaxAgeMs + 2000,
-      now,
+      now: this.now,
+      log: this.log,
     });
     this.scheduler = scheduler;
     writer.on('batch', (b) => scheduler.recordStored(b.stored, b.doneAt));
@@ -233,7 +303,7 @@ export class InfluencerNode {
   }
 
   /** This node's share of the pks, recomputed when the members change, handed to the scheduler. */
-  private trackOwnership(universe: PkUniverse, scheduler: Scheduler): OwnershipTracker {
+  private newTracker(universe: PkUniverse, scheduler: Scheduler, membership: Membership): OwnershipTracker {
     const tracker = new OwnershipTracker(universe, this.config.nodeId, { now: this.now });
     this.tracker = tracker;
     tracker.on('change', (change: OwnershipChange) => {
@@ -250,25 +320,32 @@ export class InfluencerNode {
         'ownership changed',
       );
     });
-    tracker.on('ring', (ring: Ring) => this.membership?.setView(ring.members));
+    tracker.on('ring', (ring: Ring) => membership.setView(ring.members));
     tracker.on('error', (err: Error) => this.log.error({ err: err.message }, 'ownership recompute failed'));
+    membership.on('members', (members) => {
+      if (!this.leaving) tracker.setMembers(members);
+    });
     return tracker;
   }
 
-  /** Claims this node's card and becomes active; from then on the members' changes reach the tracker. */
-  private async join({ redis, sub }: Connections, tracker: OwnershipTracker, scheduler: Scheduler): Promise<void> {
-    const c = this.config;
-    const card = { cluster: c.cluster, id: c.nodeId, weight: c.nodeWeight, ttlMs: c.heartbeatTtlMs };
-    this.membership = new Membership(redis, sub, { ...card, stats: () => this.stats(), now: this.now }, this.log);
-    this.membership.on('members', (members) => {
-      if (!this.leaving) tracker.setMembers(members);
-    });
-    scheduler.start();
-    await this.membership.start();
+  /** Becomes active: from then on the ring holds this node, and the members' changes reach the tracker. */
+  private async join(membership: Membership, tracker: OwnershipTracker): Promise<void> {
+    await membership.activate();
     await this.onRing(tracker);
     const owned = tracker.owned().pks.length;
-    this.log.info({ node: c.nodeId, owned }, 'node active');
+    this.log.info({ node: this.config.nodeId, owned }, 'node active');
     if (!this.leaving) this.notifier.ready(`active: owns ${owned} pks, ${tracker.ring().members.length} members`);
+  }
+
+  /** Leaving: the card says so, and the node waits (a TTL and 2 s at most) until its peers have taken its pks over. */
+  private async handOver(membership: Membership): Promise<void> {
+    try {
+      await membership.setState('leaving');
+      const handed = await membership.awaitHandover(this.config.heartbeatTtlMs + 2000);
+      if (!handed) this.log.warn('peers did not confirm the handover in time; stopping anyway');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not announce leaving');
+    }
   }
 
   /**
@@ -302,10 +379,9 @@ export class InfluencerNode {
   }
 
   /** The daily is_suspicious check: low priority, off the polling path (its own client, concurrency and timeout). */
-  private startSuspicious({ db, totals }: Storage, tracker: OwnershipTracker): void {
+  private newSuspicious({ db, totals }: Storage, tracker: OwnershipTracker): SuspiciousChecker {
     const c = this.config;
-    if (c.suspiciousIntervalMs <= 0 || this.leaving) return;
-    this.suspicious = new SuspiciousChecker(
+    return new SuspiciousChecker(
       {
         mockstagramUrl: c.mockstagramUrl,
         intervalMs: c.suspiciousIntervalMs,
@@ -316,7 +392,6 @@ export class InfluencerNode {
       },
       { owned: () => tracker.owned(), answers: collections(db).answers, totals, log: this.log },
     );
-    this.suspicious.start();
   }
 
   /** Figures for the member card and `status`. */
@@ -352,18 +427,19 @@ export class InfluencerNode {
   /** What /metrics and /readyz read at scrape time. */
   probe(): NodeProbe {
     const w = this.writer;
+    const conn = this.conn;
     return {
       scheduler: this.scheduler?.stats(),
       writer: w && { ...w.counters, length: w.length, pendingApply: w.pendingApply, failing: w.failing },
       owned: this.tracker?.owned().pks.length ?? 0,
       state: this.leaving ? 'leaving' : this.membership?.currentState,
       ringMembers: this.membership?.ringMembers.length ?? 0,
-      redisUp: this.redis?.status === 'ready' && this.sub?.status === 'ready',
-      mongoUp: this.mongoReachable(),
+      redisUp: conn?.redis.status === 'ready' && conn.sub.status === 'ready',
+      mongoUp: conn?.mongoReachable() ?? false,
     };
   }
 
-  /** Graceful stop; idempotent. */
+  /** Graceful stop: every service started, in reverse order (see the class); idempotent. */
   stop(): Promise<void> {
     this.stopping ??= this.leave();
     return this.stopping;
@@ -373,36 +449,7 @@ export class InfluencerNode {
     this.leaving = true;
     this.abort.abort();
     this.notifier.stopping();
-    await this.suspicious?.stop();
-    const ttl = this.config.heartbeatTtlMs;
-    if (this.membership) {
-      try {
-        await this.membership.setState('leaving');
-        const handed = await this.membership.awaitHandover(ttl + 2000);
-        if (!handed) this.log.warn('peers did not confirm the handover in time; stopping anyway');
-      } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'could not announce leaving');
-      }
-    }
-    await this.scheduler?.stop();
-    await this.rebuilder?.stop();
-    await this.closer?.stop();
-    await this.retention?.stop();
-    await this.ranking?.stop();
-    this.tracker?.close();
-    if (this.writer) {
-      const flushed = await this.writer.flushAll(Math.max(30_000, 3 * this.config.intervalMs));
-      const why = 'MongoDB did not take every buffered sample before the stop deadline';
-      if (!flushed) this.log.error({ unwritten: this.writer.length }, why);
-      this.writer.close();
-    }
-    await this.membership?.close();
-    await this.source?.close();
-    await this.mongo?.close().catch(() => undefined);
-    this.sub?.disconnect();
-    await this.redis?.quit().catch(() => this.redis?.disconnect());
+    await this.stack.stopAll();
     this.log.info({ ...this.stats() }, 'node stopped');
-    await this.metrics?.close();
-    this.notifier.close();
   }
 }

@@ -84,7 +84,7 @@ async function api(
     { host: '127.0.0.1', port: 0, rankingsRecheckMs: 0, ...opts.limits },
   );
   t.teardown(async () => {
-    await server.close();
+    await server.stop();
     redis.disconnect();
     await mongo.close();
   });

@@ -65,7 +65,7 @@ async function setup(
     { host: '127.0.0.1', port: 0, rankingsRecheckMs: 0, ...limits },
   );
   t.teardown(async () => {
-    await api.close();
+    await api.stop();
     redis.disconnect();
     await mongo.close();
   });
@@ -405,7 +405,7 @@ t.test('Redis down: 503 with a JSON error, not a crash', async (t) => {
     { host: '127.0.0.1', port: 0 },
   );
   t.teardown(async () => {
-    await api.close();
+    await api.stop();
     redis.disconnect();
     await mongo.close();
   });

@@ -158,7 +158,7 @@ t.test(
     t.teardown(async () => {
       await browser.close();
       rmSync(profile, { recursive: true, force: true });
-      await api.close();
+      await api.stop();
     });
     mkdirSync(SHOTS, { recursive: true });
     const errors: string[] = [];

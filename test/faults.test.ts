@@ -54,7 +54,7 @@ t.test(
       maxAttempts: 1,
       log,
     });
-    t.teardown(() => client.close());
+    t.teardown(() => client.stop());
     const errors: string[] = [];
     for (let pk = 1; pk <= 20; pk++) {
       t.match(await client.fetch(pk, Date.now() + 2000, (k) => errors.push(k)), {
@@ -73,7 +73,7 @@ t.test('client: not found, retries, Retry-After, timeouts', async (t) => {
   const mock = await startMock({ port: 0, count: 10, seed: 1, suspiciousDelayScale: 0 });
   t.teardown(() => mock.close());
   const client = new MockstagramClient(mock.url, { connections: 4, timeoutMs: 300 });
-  t.teardown(() => client.close());
+  t.teardown(() => client.stop());
   const found = await client.fetch(1_000_003, Date.now() + 5000);
   t.match(found, { kind: 'ok', influencer: { pk: 1_000_003, username: 'influencer-1000003' } });
   t.same(await client.fetch(1_000_010, Date.now() + 5000), { kind: 'not_found' }, "outside the mock's range");
@@ -89,7 +89,7 @@ t.test('client: not found, retries, Retry-After, timeouts', async (t) => {
   });
   t.teardown(() => flaky.close());
   const limited = new MockstagramClient(flaky.url, { connections: 2, timeoutMs: 300 });
-  t.teardown(() => limited.close());
+  t.teardown(() => limited.stop());
   const errors: string[] = [];
   const started = Date.now();
   const r = await limited.fetch(1_000_001, Date.now() + 2500, (k) => errors.push(k));
@@ -103,7 +103,7 @@ t.test('client: not found, retries, Retry-After, timeouts', async (t) => {
   const hanging = await startMock({ port: 0, count: 10, seed: 3, hangRate: 1, suspiciousDelayScale: 0 });
   t.teardown(() => hanging.close());
   const timing = new MockstagramClient(hanging.url, { connections: 2, timeoutMs: 200, maxAttempts: 2 });
-  t.teardown(() => timing.close());
+  t.teardown(() => timing.stop());
   t.match(await timing.fetch(1_000_001, Date.now() + 5000), { kind: 'failed', error: 'timeout', attempts: 2 });
 });
 
@@ -117,7 +117,7 @@ t.test('client: no retry once the deadline has passed during the backoff (the pr
     timeoutMs: 300,
     now: () => (reads++ === 0 ? 0 : 20_000),
   });
-  t.teardown(() => client.close());
+  t.teardown(() => client.stop());
   const errors: string[] = [];
   t.match(await client.fetch(1_000_001, 10_000, (k) => errors.push(k)), { kind: 'failed', error: 'http_5xx' });
   t.same(errors, ['http_5xx'], 'one attempt: a retry now would fetch a value for an interval already over');
@@ -140,7 +140,7 @@ t.test('client: an answer far larger than an influencer is refused unread, and t
     timeoutMs: 1000,
     maxAttempts: 1,
   });
-  t.teardown(() => client.close());
+  t.teardown(() => client.stop());
   t.match(await client.fetch(7, Date.now() + 2000), { kind: 'failed', error: 'invalid_payload' });
   t.match(await client.fetch(8, Date.now() + 2000), {
     kind: 'ok',

@@ -72,7 +72,7 @@ t.test("cards with weights out of NODE_WEIGHT's bounds are unreadable and kept o
   const reader = new TimelineReader(redis, db, await loadLayout(db, config), config.cluster);
   const deps = { config, redis, reader, log: createLogger('silent') };
   const api = await startApi(deps, { host: '127.0.0.1', port: 0 });
-  t.teardown(() => api.close());
+  t.teardown(() => api.stop());
   const res = await fetch(`${api.url}/api/cluster`);
   t.equal(res.status, 200, '/api/cluster answers');
   const body = (await res.json()) as ClusterStatus;

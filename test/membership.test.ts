@@ -41,6 +41,12 @@ interface Member {
   close(): Promise<void>;
 }
 
+/** Claims the card and becomes active, as a node does once it is ready to poll. */
+async function join(m: Membership): Promise<void> {
+  await m.start();
+  await m.activate();
+}
+
 /** A Membership in this process on its own two connections, closed when the test ends. */
 async function member(
   t: Test,
@@ -58,12 +64,12 @@ async function member(
   m.on('error', (err: Error) => errors.push(err));
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> =>
-    (closed ??= m.close().finally(() => {
+    (closed ??= m.stop().finally(() => {
       redis.disconnect();
       sub.disconnect();
     }));
   t.teardown(close);
-  if (opts.start !== false) await m.start();
+  if (opts.start !== false) await join(m);
   return { m, redis, sub, events, errors, close };
 }
 
@@ -105,11 +111,11 @@ t.test(
           if (!node.leaving) tracker.setMembers(members);
         });
         tracker.on('ring', (ring: Ring) => x.m.setView(ring.members));
-        t.teardown(() => tracker.close());
+        t.teardown(() => tracker.stop());
         return node;
       }),
     );
-    for (const n of nodes) await n.x.m.start();
+    for (const n of nodes) await join(n.x.m);
     const uncovered = (): number => {
       const seen = new Uint8Array(universe.size);
       for (const n of nodes) if (n.live) for (const pk of n.tracker.owned().pks) seen[pk - PK_MIN] = 1;
@@ -140,7 +146,7 @@ t.test(
     const handed = await c.x.m.awaitHandover(TTL + 5000);
     c.live = false;
     await c.x.close();
-    c.tracker.close();
+    c.tracker.stop();
     await sleep(300);
     sampling = false;
     await sampler;
@@ -311,7 +317,7 @@ t.test(
       await probe.del(key);
       // the old member's heartbeat may re-claim in between (once in a few hundred runs): try again
       if (
-        await x.m.start().then(
+        await join(x.m).then(
           () => true,
           (err: unknown) => {
             if (err instanceof DuplicateNodeError) return false;

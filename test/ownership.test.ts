@@ -285,10 +285,10 @@ t.test('OwnershipTracker: rate limit, coalescing, gained and lost', async (t) =>
   // close cancels a pending trailing recompute
   tracker.setMembers(equal(['node-1']));
   t.equal(time.pending(), 1);
-  tracker.close();
+  tracker.stop();
   t.equal(time.pending(), 0, 'timer cancelled');
   time.advance(10_000);
-  tracker.close();
+  tracker.stop();
   t.equal(tracker.owned().pks.length, 0, 'nothing ran after close');
 });
 
@@ -302,7 +302,7 @@ t.test('OwnershipTracker: a node that is not a member owns nothing and emits not
   t.equal(tracker.owned().pks.length, 0);
   t.equal(events, 0);
   t.equal(tracker.ring().size, 2);
-  tracker.close();
+  tracker.stop();
 });
 
 t.test('OwnershipTracker: an error in a trailing recompute is emitted, not thrown', async (t) => {
@@ -319,7 +319,7 @@ t.test('OwnershipTracker: an error in a trailing recompute is emitted, not throw
   t.equal(errors.length, 1);
   t.match(errors[0]!.message, /listener failed/);
   t.equal(tracker.ring().size, 2, 'the recompute itself completed');
-  tracker.close();
+  tracker.stop();
 });
 
 t.test('OwnershipTracker: real timers by default', async (t) => {
@@ -332,7 +332,7 @@ t.test('OwnershipTracker: real timers by default', async (t) => {
   tracker.setMembers(equal(['a', 'b']));
   const change = await second;
   t.ok(change.lost.length > 0 && change.gained.length === 0);
-  tracker.close();
+  tracker.stop();
 });
 
 t.test('OwnershipTracker: orphaned = the gained pks whose last owner is no longer a member', async (t) => {
@@ -354,6 +354,6 @@ t.test('OwnershipTracker: orphaned = the gained pks whose last owner is no longe
   joining.setMembers(equal(['b']));
   const leave = changes[2]!;
   t.ok(leave.gained.length > 0 && sameArray(leave.orphaned, leave.gained), "the leaver's pks are orphaned");
-  tracker.close();
-  joining.close();
+  tracker.stop();
+  joining.stop();
 });

@@ -8,6 +8,9 @@ import type { FetchResult } from '../lib/polling/source.js';
 import type { Sample } from '../lib/storage/format/documents.js';
 import type { StoredCheck } from '../lib/polling/stored.js';
 import { sleep } from './kit/wait.js';
+import { createLogger } from '../lib/shared/log.js';
+
+const log = createLogger('warn');
 
 const TWO_32 = 2 ** 32;
 const I = 10_000;
@@ -40,6 +43,7 @@ function onClock(
     catchUpMs: opts.catchUpMs,
     stored: opts.stored,
     settleMs: opts.settleMs,
+    log,
   });
   scheduler.start();
   /** lets the scheduler's timers run, then returns what it stored, sorted */

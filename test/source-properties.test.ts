@@ -86,7 +86,7 @@ t.test('the client: every broken answer is one counted fetch error, never a samp
   const server = await hostileServer(() => current);
   t.teardown(() => server.close());
   const client = new MockstagramClient(server.url, { connections: 4, timeoutMs: 2000, maxAttempts: 1 });
-  t.teardown(() => client.close());
+  t.teardown(() => client.stop());
   // the JS heap and Buffers: what the client holds of an answer (RSS also counts the server's side)
   const held = (): number => process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
   const heldBefore = held();
@@ -124,7 +124,7 @@ t.test('a body that trickles one byte a second is cut at the request timeout, wh
   t.teardown(() => server.close());
   // 1,500 ms: a byte a second never leaves the connection idle that long
   const client = new MockstagramClient(server.url, { connections: 2, timeoutMs: 1500, maxAttempts: 1 });
-  t.teardown(() => client.close());
+  t.teardown(() => client.stop());
   const valid = fc.integer({ min: 1, max: 9_999_999 }).chain((pk) => fc.tuple(fc.constant(pk), validReply(pk)));
   await holds(
     t,

@@ -297,7 +297,7 @@ t.test('SampleWriter: batches logged at once, applied in the order they were mad
     );
   }
   t.equal(writer.oldestUnlogged(), null, 'nothing left unlogged');
-  writer.close();
+  await writer.stop(0);
 });
 
 t.test('SampleWriter: while Redis fails the log goes on; the Lua step catches up when it is back', async (t) => {
@@ -324,7 +324,7 @@ t.test('SampleWriter: while Redis fails the log goes on; the Lua step catches up
   await sleep(6000);
   t.equal(writer.pendingApply, 0, 'applied once Redis answers');
   t.match(await k.totals.read(1), { samples: 3 });
-  writer.close();
+  await writer.stop(0);
 });
 
 t.test(
@@ -345,7 +345,7 @@ t.test(
     t.equal(writer.counters.late, 2, 'the two older samples counted late');
     t.equal(writer.counters.stored, 2, 'the two of the layout stored');
     t.match(await k.totals.read(1), { samples: 1, followerSum: 201 });
-    writer.close();
+    await writer.stop(0);
   },
 );
 

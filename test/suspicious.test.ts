@@ -490,7 +490,7 @@ t.test('credentials in MOCKSTAGRAM_URL are sent as basic auth, by the check and 
   await checker.stop();
   const client = new MockstagramClient(url, { connections: 1, timeoutMs: 2000 });
   const r = await client.fetch(PK_MIN, Date.now() + 5000);
-  await client.close();
+  await client.stop();
   t.equal(r.kind, 'ok', 'the polling fetched through the credentials');
   const expected = `Basic ${Buffer.from('user:p@ss').toString('base64')}`;
   t.ok(

@@ -2,6 +2,7 @@ import type { RedisClient } from '../shared/redis.js';
 import Redlock, { ExecutionError, ResourceLockedError, type Lock } from 'redlock';
 import type { Logger } from '../shared/log.js';
 import { clusterKeys } from '../shared/keys.js';
+import { PeriodicJob } from '../shared/services.js';
 
 /**
  * Singleton work for the cluster (retention, index creation, rebuilding the rank index): at most
@@ -59,42 +60,41 @@ export class ClusterLock {
 
     const controller = new AbortController();
     let done = false;
-    let timer: NodeJS.Timeout | undefined;
-    let extending: Promise<void> | undefined;
-    const schedule = (ms: number): void => {
-      timer = setTimeout(
-        () => {
-          extending = extend();
-        },
-        Math.max(0, ms),
-      );
-    };
     const lost = (why: string): void => {
       this.log.warn({ job, why }, 'lock lost while the job ran; signalling it to stop');
       controller.abort(new Error(`lock ${key} lost: ${why}`));
+      void renewal.stop();
     };
-    const extend = async (): Promise<void> => {
+    // extended every TTL/3 while the job runs; each run says when the next is due
+    const extend = async (): Promise<number> => {
       try {
         lock = await lock.extend(this.ttlMs);
-        if (done) return;
-        schedule(this.ttlMs / 3);
+        return this.ttlMs / 3;
       } catch (err) {
-        if (done) return;
+        if (done) return this.ttlMs;
         const reason = await failureReason(err);
-        if (reason === 'locked') return lost('another holder has the key');
-        if (lock.expiration <= Date.now()) return lost(`expired while Redis failed (${reason})`);
+        if (reason === 'locked') lost('another holder has the key');
+        else if (lock.expiration <= Date.now()) lost(`expired while Redis failed (${reason})`);
         // Redis unreachable for now: try again while the lock is still ours
-        schedule(Math.min(250, lock.expiration - Date.now()));
+        return Math.max(0, Math.min(250, lock.expiration - Date.now()));
       }
     };
-    schedule(this.ttlMs / 3);
+    const every = this.ttlMs / 3;
+    const failure = 'extending a lock failed';
+    const renewal = new PeriodicJob(extend, {
+      log: this.log,
+      failure,
+      everyMs: every,
+      firstAfterMs: every,
+      next: (ms) => ms,
+    });
+    renewal.start();
 
     try {
       return { ran: true, result: await fn(controller.signal) };
     } finally {
       done = true;
-      clearTimeout(timer);
-      await extending;
+      await renewal.stop();
       if (!controller.signal.aborted) {
         await lock.release().catch(async (err: unknown) => {
           this.log.warn({ job, err: await failureReason(err) }, 'could not release the lock; it expires with its TTL');

@@ -13,6 +13,7 @@ import {
 } from './card.js';
 import { eventsChannel, memberIndexKey, nodeKey } from '../shared/keys.js';
 import type { Logger } from '../shared/log.js';
+import { PeriodicJob } from '../shared/services.js';
 
 /**
  * Reads the member cards. `index` (what nodes do every second): the ids in the member index, one
@@ -94,8 +95,8 @@ export interface MemberViewOptions {
 export class MemberView extends EventEmitter<{ members: [RingMember[]] }> {
   private members: RingMember[] = [];
   private lastCards: ParsedCard[] = [];
-  private scanTimer?: NodeJS.Timeout;
-  private scanSoon?: NodeJS.Timeout;
+  /** the rescan every second, brought forward by an event */
+  private readonly scans: PeriodicJob<void>;
   private closed = false;
   /** the last error of a members update, logged once while it repeats */
   private updateError?: string;
@@ -107,6 +108,9 @@ export class MemberView extends EventEmitter<{ members: [RingMember[]] }> {
     private readonly log: Logger,
   ) {
     super();
+    const everyMs = Math.min(1000, Math.floor(opts.ttlMs / 3));
+    const failure = 'scanning the member cards failed';
+    this.scans = new PeriodicJob(() => this.scan(), { log, failure, everyMs, firstAfterMs: everyMs });
   }
 
   get ringMembers(): RingMember[] {
@@ -117,8 +121,12 @@ export class MemberView extends EventEmitter<{ members: [RingMember[]] }> {
     return this.lastCards;
   }
 
-  /** Rescans at once on an event of the cluster, and whenever the subscriber reconnects. */
+  /**
+   * Rescans every second (a third of the TTL if shorter) until stopped, at once on an event of the
+   * cluster, and whenever the subscriber reconnects.
+   */
   async listen(): Promise<void> {
+    this.scans.start();
     const channel = eventsChannel(this.opts.cluster);
     this.sub.on('message', (from: string) => {
       if (from === channel) this.requestScan();
@@ -127,25 +135,9 @@ export class MemberView extends EventEmitter<{ members: [RingMember[]] }> {
     this.sub.on('ready', () => this.requestScan());
   }
 
-  /** Rescans every second (a third of the TTL if shorter) until closed. */
-  scanEverySecond(): void {
-    if (this.closed) return;
-    this.scanTimer = setTimeout(
-      async () => {
-        await this.scan();
-        this.scanEverySecond();
-      },
-      Math.min(1000, Math.floor(this.opts.ttlMs / 3)),
-    );
-  }
-
   /** A scan in 20 ms, once however many ask meanwhile. */
   requestScan(): void {
-    if (this.closed || this.scanSoon) return;
-    this.scanSoon = setTimeout(() => {
-      this.scanSoon = undefined;
-      void this.scan();
-    }, 20);
+    this.scans.runSoon(20);
   }
 
   /** Reads every member card and emits `members` when the active set changed; never rejects. */
@@ -172,11 +164,10 @@ export class MemberView extends EventEmitter<{ members: [RingMember[]] }> {
   }
 
   /** Stops scanning and drops the listeners; the subscription is left to `unsubscribe()`. */
-  close(): void {
+  async stop(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.scanTimer);
-    clearTimeout(this.scanSoon);
     this.removeAllListeners('members');
+    await this.scans.stop();
   }
 
   async unsubscribe(): Promise<void> {

@@ -17,6 +17,7 @@ import { eventsChannel, KEYSPACE_LAYOUT, memberIndexKey, nodeKey } from '../shar
 import type { Logger } from '../shared/log.js';
 import { VERSION } from '../shared/version.js';
 import { sleep } from '../shared/util.js';
+import { PeriodicJob } from '../shared/services.js';
 import { heartbeat, release } from '../lua/scripts.js';
 import { staleOwnCard, thisProcess, type ProcessPlace } from './own-card.js';
 
@@ -47,7 +48,8 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
   private readonly channel: string;
   private readonly members: MemberView;
   private view = viewHash([]);
-  private heartbeatTimer?: NodeJS.Timeout;
+  /** the card refreshed every TTL/3 */
+  private readonly beats: PeriodicJob<void>;
   private closing?: Promise<void>;
   /** set once this process holds the key: never touch another process's card */
   private claimed = false;
@@ -74,6 +76,9 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
     const selfActive = (): boolean => this.state === 'active';
     this.members = new MemberView(redis, sub, { cluster: opts.cluster, self, selfActive, ttlMs: opts.ttlMs }, log);
     this.members.on('members', (members) => this.emit('members', members));
+    const everyMs = Math.max(50, Math.floor(opts.ttlMs / 3));
+    const failure = 'refreshing the member card failed';
+    this.beats = new PeriodicJob(() => this.heartbeat(), { log, failure, everyMs, firstAfterMs: everyMs });
   }
 
   get id(): string {
@@ -97,7 +102,7 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
 
   /**
    * Claims the id (taking over a stale card of this node's previous run, refusing any other
-   * holder), subscribes, scans, and becomes active.
+   * holder), subscribes, heartbeats and scans; the card says joining until `activate()`.
    */
   async start(): Promise<void> {
     if (!(await this.claim()) && !(await this.takeOverStaleCard())) await this.refuseDuplicate();
@@ -110,10 +115,13 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
       this.members.requestScan();
     });
     await this.publish('join');
-    this.scheduleHeartbeat();
+    this.beats.start();
     await this.members.scan();
+  }
+
+  /** On the ring: the card says active, and every member's view counts this node. */
+  async activate(): Promise<void> {
     await this.setState('active');
-    this.members.scanEverySecond();
   }
 
   private async claim(): Promise<boolean> {
@@ -184,10 +192,10 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
   }
 
   /** Stops heartbeating, deletes the key and announces the leave. Idempotent. */
-  close(): Promise<void> {
+  stop(): Promise<void> {
     this.closing ??= (async () => {
-      clearTimeout(this.heartbeatTimer);
-      this.members.close();
+      await this.beats.stop();
+      await this.members.stop();
       this.removeAllListeners('members');
       if (!this.claimed) return;
       try {
@@ -273,16 +281,5 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
   private async release(token: string): Promise<void> {
     if ((await release(this.redis, [this.key], [token])) === 1)
       await this.redis.srem(memberIndexKey(this.opts.cluster), this.opts.id);
-  }
-
-  private scheduleHeartbeat(): void {
-    if (this.closing) return;
-    this.heartbeatTimer = setTimeout(
-      async () => {
-        await this.heartbeat();
-        this.scheduleHeartbeat();
-      },
-      Math.max(50, Math.floor(this.opts.ttlMs / 3)),
-    );
   }
 }

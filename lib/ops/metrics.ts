@@ -277,7 +277,7 @@ export class NodeMetrics {
   }
 
   /** Stops the server and drops its connections; idempotent. */
-  close(): Promise<void> {
+  stop(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
       const server = this.server;
       if (!server) return resolve();

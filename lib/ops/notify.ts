@@ -3,6 +3,7 @@
 // node-unix-socket (N-API, prebuilt binaries) provides one.
 import { DgramSocket } from 'node-unix-socket';
 import type { Logger } from '../shared/log.js';
+import { PeriodicJob } from '../shared/services.js';
 
 type Env = NodeJS.ProcessEnv;
 
@@ -21,7 +22,7 @@ export function watchdogMs(env: Env = process.env, pid = process.pid): number | 
  */
 export class ServiceNotifier {
   private readonly socket?: string;
-  private watchdog?: NodeJS.Timeout;
+  private watchdog?: PeriodicJob<void>;
   private failed = false;
 
   constructor(
@@ -68,18 +69,24 @@ export class ServiceNotifier {
     if (!this.socket || period === undefined || this.watchdog) return;
     const tick = (): void => {
       if (healthy()) this.send({ WATCHDOG: '1' });
-      this.watchdog = setTimeout(tick, Math.max(1, Math.floor(period / 2)));
-      this.watchdog.unref();
     };
-    tick();
+    const everyMs = Math.max(1, Math.floor(period / 2));
+    this.watchdog = new PeriodicJob(tick, {
+      log: this.log,
+      failure: 'the watchdog check failed',
+      everyMs,
+      unref: true,
+    });
+    this.watchdog.start();
+    this.watchdog.runNow();
   }
 
   stopWatchdog(): void {
-    clearTimeout(this.watchdog);
+    void this.watchdog?.stop();
     this.watchdog = undefined;
   }
 
-  close(): void {
+  stop(): void {
     this.stopWatchdog();
   }
 

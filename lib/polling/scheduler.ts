@@ -5,6 +5,8 @@ import { SlotWalk } from './slots.js';
 import { HandoverHold, type Late } from './handover.js';
 import type { StoredCheck } from './stored.js';
 import { upperBound } from '../shared/util.js';
+import { PeriodicJob } from '../shared/services.js';
+import type { Logger } from '../shared/log.js';
 
 export interface SchedulerOptions {
   intervalMs: number;
@@ -25,6 +27,8 @@ export interface SchedulerOptions {
   stored?: StoredCheck;
   settleMs?: number;
   now?: () => number;
+  /** where a failed walk is reported (it is tried again 50 ms later) */
+  log: Logger;
 }
 
 export interface Fetcher {
@@ -72,7 +76,8 @@ export class Scheduler {
   /** next entry of `late` to dispatch (a head index: shifting would cost O(backlog) per request) */
   private lateHead = 0;
   private readonly notFoundUntil = new Map<number, number>();
-  private timer?: NodeJS.Timeout;
+  /** the walk: each run dispatches what is due and says when to look again */
+  private readonly loop: PeriodicJob<number>;
   private stopped = false;
   private inFlight = 0;
   /** requests in flight per interval they are stamped with (a few intervals at most) */
@@ -98,9 +103,11 @@ export class Scheduler {
     this.walk = new SlotWalk(opts.intervalMs);
     const release = (entries: Late[]): void => {
       this.queue(entries);
-      this.tick();
+      this.loop.runNow();
     };
     this.handover = new HandoverHold(opts.stored, opts.settleMs ?? 0, release, (l) => this.nextSlot(l));
+    const failure = 'polling walk failed; retrying';
+    this.loop = new PeriodicJob(() => this.tick(), { log: opts.log, failure, everyMs: 50, next: (ms) => ms });
   }
 
   /**
@@ -127,7 +134,7 @@ export class Scheduler {
         );
       }
     }
-    this.tick();
+    this.loop.runNow();
   }
 
   /** Appends to the late queue one by one: a spread of a new cluster's million would overflow the stack. */
@@ -153,16 +160,18 @@ export class Scheduler {
     return out;
   }
 
+  /** Starts the walk; its first run before this returns. */
   start(): void {
     this.stopped = false;
-    this.tick();
+    this.loop.start();
+    this.loop.runNow();
   }
 
   /** Stops dispatching; resolves when every request in flight has finished and been handed on. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.handover.clear();
-    clearTimeout(this.timer);
+    await this.loop.stop();
     if (this.inFlight > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
   }
 
@@ -218,14 +227,11 @@ export class Scheduler {
     return min;
   }
 
-  private tick(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.stopped) return;
+  /** One run of the walk; returns how long to wait before the next. */
+  private tick(): number {
     const now = this.pump();
     // next pk's due time, but look again at least every 50 ms (new interval, freed slots, held catch-ups)
-    const wait = Math.max(1, Math.min(50, this.walk.nextDue() - now, this.handover.nextCheck() - now));
-    this.timer = setTimeout(() => this.tick(), wait);
+    return Math.max(1, Math.min(50, this.walk.nextDue() - now, this.handover.nextCheck() - now));
   }
 
   /** Dispatches every due pk the concurrency limit allows; returns the time it looked. */

@@ -198,7 +198,8 @@ export class MockstagramClient {
     });
   }
 
-  async close(): Promise<void> {
+  /** Closes the connection pool (waits for requests in flight). */
+  async stop(): Promise<void> {
     await this.pool.close().catch(() => this.pool.destroy());
   }
 }

@@ -7,6 +7,7 @@ import { isNotFound } from './answer.js';
 import { apiAddress, BodyTimeout, readBodyUpTo } from './source.js';
 import { answerId, type SuspiciousDoc } from '../storage/format/documents.js';
 import { isDuplicateKey } from '../shared/mongo-errors.js';
+import { PeriodicJob } from '../shared/services.js';
 import type { InfluencerTotals } from '../storage/state/totals.js';
 
 export interface SuspiciousOptions {
@@ -114,7 +115,8 @@ export class SuspiciousChecker {
   private retries: Array<{ pk: number; notBefore: number; tries: number }> = [];
   private readonly running = new Set<number>();
   private readonly abort = new AbortController();
-  private timer?: NodeJS.Timeout;
+  /** the walk: each run starts the checks due and says when to look again */
+  private readonly loop: PeriodicJob<number>;
   private stopped = true;
   private readonly idle: Array<() => void> = [];
   private readonly counters: Omit<SuspiciousStats, 'intervalMs' | 'inFlight' | 'errors' | 'lastCheckAt'> = {
@@ -149,18 +151,20 @@ export class SuspiciousChecker {
       headers,
       redirect,
     });
+    const failure = 'suspicious check walk failed';
+    this.loop = new PeriodicJob(() => this.pump(), { log: deps.log, failure, everyMs: TICK_MAX_MS, next: (ms) => ms });
   }
 
   start(): void {
     if (!this.stopped || this.abort.signal.aborted) return;
     this.stopped = false;
-    this.tick();
+    this.loop.start();
   }
 
   /** Stops the walk, aborts the requests in flight and resolves once none is running. Idempotent. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
+    await this.loop.stop();
     this.abort.abort();
     if (this.running.size > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
   }
@@ -173,22 +177,6 @@ export class SuspiciousChecker {
       inFlight: this.running.size,
       lastCheckAt: this.lastCheckAt === null ? null : new Date(this.lastCheckAt).toISOString(),
     };
-  }
-
-  private schedule(ms: number): void {
-    clearTimeout(this.timer);
-    if (!this.stopped) this.timer = setTimeout(() => this.tick(), ms);
-  }
-
-  private tick(): void {
-    this.timer = undefined;
-    if (this.stopped) return;
-    try {
-      this.schedule(this.pump());
-    } catch (err) {
-      this.deps.log.error({ err: (err as Error).message }, 'suspicious check walk failed');
-      this.schedule(TICK_MAX_MS);
-    }
   }
 
   /** Starts every due check the concurrency allows; returns how long to wait before looking again. */
@@ -267,7 +255,7 @@ export class SuspiciousChecker {
       .finally(() => {
         this.running.delete(pk);
         if (this.running.size === 0) for (const resolve of this.idle.splice(0)) resolve();
-        if (!this.stopped) this.schedule(0);
+        this.loop.runSoon(0);
       });
   }
 

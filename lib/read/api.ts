@@ -21,7 +21,7 @@ import { ApiRoutes, HttpError, type ApiDeps, type ReadSettings } from './routes.
 export interface ApiServer {
   url: string;
   port: number;
-  close(): Promise<void>;
+  stop(): Promise<void>;
 }
 
 /** How many API requests run at once, and how many more wait their turn; past that: 503 with Retry-After. */
@@ -165,7 +165,7 @@ export async function startApi(deps: ApiDeps, opts: { host: string; port: number
   return {
     url: `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`,
     port,
-    close: () =>
+    stop: () =>
       (closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
@@ -219,6 +219,6 @@ export async function openApi(
   return {
     url: api.url,
     port: api.port,
-    close: () => (closing ??= api.close().then(closeClients)),
+    stop: () => (closing ??= api.stop().then(closeClients)),
   };
 }

@@ -233,7 +233,8 @@ export class OwnershipTracker extends EventEmitter<{ change: [OwnershipChange]; 
     return this.#ring;
   }
 
-  close(): void {
+  /** Stops recomputing: a pending recompute is dropped. */
+  stop(): void {
     this.#closed = true;
     this.#pending = undefined;
     if (this.#timer !== undefined) this.#clearTimer(this.#timer);

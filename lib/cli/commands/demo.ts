@@ -82,6 +82,7 @@ export async function demoCommand(config: Config, opts: Record<string, unknown>)
       async () => summaryLine(await readStatus(redis, demo), nodeCount, pks),
       out,
       SUMMARY_EVERY_MS,
+      log,
     );
 
     // what ends the demo: Ctrl-C, or else a node or a server it started exiting on its own
@@ -104,7 +105,7 @@ export async function demoCommand(config: Config, opts: Record<string, unknown>)
 
   /** Nodes first (SIGTERM, wait for their flush), then the API, the mock, the servers it started; true if every node exited 0. */
   async function stopAll(): Promise<boolean> {
-    summaries?.stop();
+    await summaries?.stop();
     const order =
       'the nodes first (they hand over and flush), then the dashboard, then the mock' +
       (servers.started ? ', then the servers' : '');
@@ -112,7 +113,7 @@ export async function demoCommand(config: Config, opts: Record<string, unknown>)
     const deadline = Math.max(30_000, 3 * demo.intervalMs) + demo.heartbeatTtlMs + 5000;
     const codes = await stopNodes(nodes, deadline);
     if (nodes.length > 0) out(`nodes stopped (exit codes ${codes.join(', ')})`);
-    await api?.close();
+    await api?.stop();
     await mock?.close();
     redis.disconnect();
     const stopped = await servers.stop();

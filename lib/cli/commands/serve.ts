@@ -24,7 +24,7 @@ export async function serveCommand(config: Config, opts: Record<string, unknown>
   notifier.startWatchdog();
   await untilSignal(log);
   notifier.stopping();
-  await api.close();
-  notifier.close();
+  await api.stop();
+  notifier.stop();
   return 0;
 }

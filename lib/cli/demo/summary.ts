@@ -1,22 +1,25 @@
 // The demo's one-line summary of the cluster, printed every few seconds while it runs.
 import type { ClusterStatus } from '../../cluster/status.js';
+import type { Logger } from '../../shared/log.js';
+import { PeriodicJob } from '../../shared/services.js';
 
 /** Prints `line()` every `everyMs` (or why it could not be read) until stopped. */
 export class SummaryLines {
-  private timer?: NodeJS.Timeout;
-  private stopped = false;
+  private readonly job: PeriodicJob<void>;
 
   constructor(
     private readonly line: () => Promise<string>,
     private readonly out: (line: string) => void,
-    private readonly everyMs: number,
+    everyMs: number,
+    log: Logger,
   ) {
-    this.timer = setTimeout(() => void this.print(), everyMs);
+    const failure = 'printing the summary failed';
+    this.job = new PeriodicJob(() => this.print(), { log, failure, everyMs, firstAfterMs: everyMs });
+    this.job.start();
   }
 
-  stop(): void {
-    this.stopped = true;
-    clearTimeout(this.timer);
+  async stop(): Promise<void> {
+    await this.job.stop();
   }
 
   private async print(): Promise<void> {
@@ -25,7 +28,6 @@ export class SummaryLines {
     } catch (err) {
       this.out(`${clock()}  cluster status unavailable: ${(err as Error).message}`);
     }
-    if (!this.stopped) this.timer = setTimeout(() => void this.print(), this.everyMs);
   }
 }
 

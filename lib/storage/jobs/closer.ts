@@ -2,7 +2,7 @@ import type { Db } from 'mongodb';
 import { insertOnce } from '../../shared/mongo-errors.js';
 import type { ClusterLock } from '../../cluster/locks.js';
 import type { Logger } from '../../shared/log.js';
-import { PeriodicJob } from '../../shared/periodic.js';
+import { PeriodicJob } from '../../shared/services.js';
 import { everyMemberLogged } from '../../cluster/member-view.js';
 import { logSamples, type ApplyOutcome, type Totals } from '../state/totals.js';
 import { cannotApply, payloadOf, quarantine } from '../state/quarantine.js';
@@ -75,7 +75,7 @@ export class PeriodCloser {
   private readonly keys: ClusterKeys;
   private readonly now: () => number;
   private readonly slices: SliceWriter;
-  private readonly job: PeriodicJob;
+  private readonly job: PeriodicJob<CloseOutcome>;
   private stopped = false;
 
   constructor(
@@ -87,12 +87,14 @@ export class PeriodCloser {
     this.keys = clusterKeys(this.cluster);
     this.now = opts.now ?? Date.now;
     this.slices = new SliceWriter(this.db, this.layout);
-    this.job = new PeriodicJob(() => this.closeDue(), this.log, 'closing a period failed; retrying');
+    const everyMs = Math.min(5000, Math.max(200, this.layout.bucketMs / 10));
+    const failure = 'closing a period failed; retrying';
+    this.job = new PeriodicJob(() => this.closeDue(), { log: this.log, failure, everyMs });
   }
 
-  start(everyMs = Math.min(5000, Math.max(200, this.layout.bucketMs / 10))): void {
+  start(): void {
     this.stopped = false;
-    this.job.start(everyMs);
+    this.job.start();
   }
 
   async stop(): Promise<void> {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { PeriodicJob } from '../../shared/periodic.js';
+import { PeriodicJob } from '../../shared/services.js';
 import { everyMemberLogged } from '../../cluster/member-view.js';
 import { answerPeriods, collections, collectionNames, type LogDoc } from '../format/documents.js';
 import { masterIdentities, redisIdentity, sliceTrusted } from '../state/totals-state.js';
@@ -27,6 +27,9 @@ export interface RebuilderOptions {
 /** What the rebuild read of the log: per period, the tokens of the documents it counted. */
 type ReadLog = Map<number, Set<string>>;
 
+/** What one check did: nothing needed, another node rebuilding, rebuilt, or the previous key layout still in use. */
+export type RebuildOutcome = 'ready' | 'busy' | 'rebuilt' | 'previous';
+
 /**
  * Restores the running totals of the slices Redis lost, or of the slices whose Redis is not the
  * server they were built on (a restart from an older snapshot, an eviction, a failover to a
@@ -41,7 +44,7 @@ type ReadLog = Map<number, Set<string>>;
  */
 export class TotalsRebuilder {
   private readonly now: () => number;
-  private readonly job: PeriodicJob;
+  private readonly job: PeriodicJob<RebuildOutcome>;
   private abort?: AbortController;
 
   constructor(
@@ -49,12 +52,13 @@ export class TotalsRebuilder {
     private readonly opts: RebuilderOptions,
   ) {
     this.now = opts.now ?? Date.now;
-    this.job = new PeriodicJob(() => this.runOnce(), d.log, 'totals rebuild check failed; retrying');
+    const failure = 'totals rebuild check failed; retrying';
+    this.job = new PeriodicJob(() => this.runOnce(), { log: d.log, failure, everyMs: 3000 });
   }
 
-  /** Checks every few seconds and rebuilds when needed. */
-  start(everyMs = 3000): void {
-    this.job.start(everyMs);
+  /** Checks every 3 s and rebuilds when needed. */
+  start(): void {
+    this.job.start();
   }
 
   async stop(): Promise<void> {
@@ -98,7 +102,7 @@ export class TotalsRebuilder {
   }
 
   /** One check: nothing to do, another node is at it, or this node rebuilt. */
-  async runOnce(): Promise<'ready' | 'busy' | 'rebuilt' | 'previous'> {
+  async runOnce(): Promise<RebuildOutcome> {
     // nothing of this version's to rebuild while the previous version's nodes write theirs
     const { keyspace, lock } = this.d;
     if (keyspace && !(await keyspace.switchWhenDue(lock))) return 'previous';

@@ -2,7 +2,7 @@ import type { RedisClient } from '../../shared/redis.js';
 import type { Db } from 'mongodb';
 import type { ClusterLock } from '../../cluster/locks.js';
 import type { Logger } from '../../shared/log.js';
-import { PeriodicJob } from '../../shared/periodic.js';
+import { PeriodicJob } from '../../shared/services.js';
 import { answerPeriods, collectionNames, docIds, parseCollectionName } from '../format/documents.js';
 import { clusterKeys, SLICE_MARKS, sliceKeys, type ClusterKeys } from '../../shared/keys.js';
 import { DAY_MS, BUCKETS_PER_ROLLUP, type StorageLayout } from '../format/layout.js';
@@ -51,7 +51,7 @@ export class RetentionJob {
   private readonly keys: ClusterKeys;
   private readonly cluster: string;
   private readonly now: () => number;
-  private readonly job: PeriodicJob;
+  private readonly job: PeriodicJob<RetentionReport | null>;
 
   constructor(deps: StorageJobDeps, opts: RetentionOptions) {
     ({ redis: this.redis, db: this.db, lock: this.lock, layout: this.layout, log: this.log } = deps);
@@ -59,11 +59,13 @@ export class RetentionJob {
     this.keys = clusterKeys(deps.cluster);
     this.cluster = deps.cluster;
     this.now = opts.now ?? Date.now;
-    this.job = new PeriodicJob(() => this.runOnce(), this.log, 'retention pass failed; retrying later');
+    const everyMs = Math.min(600_000, this.layout.bucketMs);
+    const failure = 'retention pass failed; retrying later';
+    this.job = new PeriodicJob(() => this.runOnce(), { log: this.log, failure, everyMs, firstAfterMs: everyMs });
   }
 
-  start(everyMs = Math.min(600_000, this.layout.bucketMs)): void {
-    this.job.start(everyMs, everyMs);
+  start(): void {
+    this.job.start();
   }
 
   async stop(): Promise<void> {

@@ -2,7 +2,7 @@
 // granularity (DESIGN.md one folder up, "Ranking at interval granularity"): once per interval one
 // node per slice reads the slice's totals and writes a snapshot; readers merge the slices' snapshots.
 import type { Logger } from '../../shared/log.js';
-import { PeriodicJob } from '../../shared/periodic.js';
+import { PeriodicJob } from '../../shared/services.js';
 import type { RedisClient } from '../../shared/redis.js';
 import { SLICE_MARKS, sliceKeys, type SliceKeys } from '../../shared/keys.js';
 import { lowerBound, shuffled, upperBound } from '../../shared/util.js';
@@ -163,7 +163,7 @@ export interface RankingJobOptions {
  * claim leaves that slice's snapshot one interval older; the next interval's is taken as usual.
  */
 export class RankingJob {
-  private readonly job: PeriodicJob;
+  private readonly job: PeriodicJob<number>;
   private readonly now: () => number;
   private done = -Infinity;
 
@@ -173,11 +173,13 @@ export class RankingJob {
     log: Logger,
   ) {
     this.now = opts.now ?? Date.now;
-    this.job = new PeriodicJob(() => this.runOnce(), log, 'taking a ranking snapshot failed; retrying');
+    const everyMs = Math.min(1000, Math.max(50, opts.intervalMs / 4));
+    const failure = 'taking a ranking snapshot failed; retrying';
+    this.job = new PeriodicJob(() => this.runOnce(), { log, failure, everyMs });
   }
 
-  start(everyMs = Math.min(1000, Math.max(50, this.opts.intervalMs / 4))): void {
-    this.job.start(everyMs);
+  start(): void {
+    this.job.start();
   }
 
   async stop(): Promise<void> {

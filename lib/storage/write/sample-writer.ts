@@ -13,6 +13,8 @@ export interface SampleWriterOptions {
   writeConcurrency?: number;
   /** the clock of the scheduler's due times, for `doneAt` */
   now?: () => number;
+  /** how long `stop()` waits for MongoDB to take what is buffered (default 30 s) */
+  stopDeadlineMs?: number;
 }
 
 export interface WriterCounters {
@@ -154,8 +156,15 @@ export class SampleWriter extends EventEmitter<{ batch: [StoredBatch] }> {
     return this.length === 0;
   }
 
-  /** Stops writing: no new batch starts and failed ones are not retried. */
-  close(): void {
+  /**
+   * Logs what is buffered (within `deadlineMs`, by default the option's), then stops writing: no new
+   * batch starts and failed ones are not retried. What MongoDB did not take by then is logged as lost.
+   */
+  async stop(deadlineMs = this.opts.stopDeadlineMs ?? 30_000): Promise<void> {
+    if (!this.closed && !(await this.flushAll(deadlineMs))) {
+      const why = 'MongoDB did not take every buffered sample before the stop deadline';
+      this.log.error({ unwritten: this.length }, why);
+    }
     this.closed = true;
     clearTimeout(this.ageTimer);
     if (this.soon) clearImmediate(this.soon);
