@@ -330,6 +330,10 @@ export class InfluencerNode {
 
   /** Becomes active: from then on the ring holds this node, and the members' changes reach the tracker. */
   private async join(membership: Membership, tracker: OwnershipTracker): Promise<void> {
+    // the ring as it is just before this node joins it: what it gains from live members is handed
+    // over (held until their samples are in), not orphaned (fetched at once)
+    await membership.rescan();
+    if (membership.ringMembers.length > 0) tracker.setMembers(membership.ringMembers);
     await membership.activate();
     await this.onRing(tracker);
     const owned = tracker.owned().pks.length;

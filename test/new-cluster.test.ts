@@ -34,7 +34,11 @@ t.test("a node waits for a new cluster's totals to start before it polls", async
     [],
     'no sample logged while the totals have not started',
   );
-  t.same(await readMembers(c.redis, c.svc.cluster), [], 'not in the ring yet');
+  t.same(
+    (await readMembers(c.redis, c.svc.cluster)).map((x) => x.ok && x.card.state),
+    ['joining'],
+    'its card says joining: not on the ring yet',
+  );
 
   release();
   await held;

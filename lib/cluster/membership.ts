@@ -119,6 +119,11 @@ export class Membership extends EventEmitter<{ members: [RingMember[]] }> {
     await this.members.scan();
   }
 
+  /** Reads every member card now (`ringMembers` is then current). */
+  async rescan(): Promise<void> {
+    await this.members.scan();
+  }
+
   /** On the ring: the card says active, and every member's view counts this node. */
   async activate(): Promise<void> {
     await this.setState('active');
