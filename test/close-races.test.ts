@@ -1,14 +1,18 @@
 // The close against what runs beside it: a sample applied while the closer looks for a period's log,
-// a rebuild wiping a slice while the closer reads it, and a closer that stalls in the middle of a
-// slice while other nodes close that period and the next. None may leave an open buffer behind,
-// skip a slice, or move a mark back.
+// a rebuild wiping a slice while the closer reads it, a closer that stalls in the middle of a
+// slice while other nodes close that period and the next, and one whose checkpoint is written after
+// a rebuild of its slice looked for it. None may leave an open buffer behind, skip a slice, move a
+// mark back, or count a sample its buckets lack.
 import t, { type Test } from 'tap';
 import type { Db } from 'mongodb';
 import type { ClusterLock } from '../lib/cluster/locks.js';
 import { PeriodCloser } from '../lib/storage/jobs/closer.js';
+import { TotalsRebuilder } from '../lib/storage/jobs/rebuild.js';
 import type { RedisClient } from '../lib/shared/redis.js';
 import { scanKeys } from '../lib/shared/redis.js';
-import { clusterKeys, SLICE_MARKS } from '../lib/shared/keys.js';
+import { clusterKeys, SLICE_MARKS, sliceKeys } from '../lib/shared/keys.js';
+import { LogWriter } from '../lib/storage/write/log-writer.js';
+import { totalsTrusted } from '../lib/storage/state/totals-state.js';
 import { collectionNames, docIds, type CheckpointDoc } from '../lib/storage/format/documents.js';
 import { decodeCheckpoint } from '../lib/storage/format/codec.js';
 import { rebuildNow, sample, storageKit, totalsMismatches, MIN, type StorageKit } from './helpers/storage.js';
@@ -153,3 +157,85 @@ t.test('a closer stalled in the middle of a slice moves no mark back when it goe
   );
   await exact(t, k, PKS);
 });
+
+// A close that read a slice's open buffers and wrote its buckets, then is slow to write the
+// checkpoint (MongoDB loaded), while Redis restarts and the slice is rebuilt: the rebuild finds no
+// checkpoint of the period and counts it from the log, a late sample included, which the close's
+// buckets lack. The checkpoint lands while the rebuild reads the log, or after the rebuild.
+for (const lands of ['while the rebuild reads the log', 'after the rebuild'] as const) {
+  t.test(
+    `a slice rebuilt while its close writes the checkpoint, landing ${lands}: nothing its buckets lack is counted`,
+    async (t) => {
+      const k = await storageKit(t, { bucketMs: BUCKET, start: T0 });
+      // nine intervals of the period; the tenth of one pk comes late, after the close has begun
+      for (let m = 0; m < 9; m++) await k.store(PKS.map((pk) => sample(pk, T0 + m * MIN, 3000 + (pk % 83) + m)));
+      const pk = PKS[5]!;
+      const slice = k.layout.slice(pk);
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let reached!: () => void;
+      const atCheckpoint = new Promise<void>((r) => (reached = r));
+      const checkpoints = overriding(
+        k.db.collection(collectionNames.checkpoints),
+        'insertOne',
+        async (doc: CheckpointDoc) => {
+          if (doc._id === docIds.checkpoint(T0, slice)) {
+            reached();
+            await held;
+          }
+          return k.db.collection(collectionNames.checkpoints).insertOne(doc);
+        },
+      );
+      const db = overriding(k.db, 'collection', (name: string) =>
+        name === collectionNames.checkpoints ? checkpoints : k.db.collection(name),
+      );
+      const slow = new PeriodCloser({ ...k.deps, db: db as Db }, { graceMs: 0, now: () => T0 + BUCKET + MIN });
+      k.clock.now = T0 + BUCKET + MIN;
+      const closing = slow.runOnce().catch(() => 'failed');
+      await atCheckpoint;
+      // the late sample: refused by the apply step (the close has begun), in the log only
+      const late = await k.store([sample(pk, T0 + 9 * MIN, 9999)]);
+      t.same(
+        late.parts.map((p) => LogWriter.outcome(late, p)),
+        ['late'],
+        'a sample after the close began is late',
+      );
+      // the rebuild, its first read of the period's log held until the close has gone on
+      let hooked = lands === 'after the rebuild';
+      const logDb = overriding(k.db, 'collection', (name: string) => {
+        const col = k.db.collection(name);
+        if (name !== collectionNames.log(T0)) return col;
+        return overriding(col, 'find', (...args: never[]) => {
+          const cursor = col.find(...(args as []));
+          return {
+            async *[Symbol.asyncIterator]() {
+              if (!hooked) {
+                hooked = true;
+                release();
+                await closing;
+              }
+              yield* cursor;
+            },
+          };
+        });
+      });
+      const rebuilder = new TotalsRebuilder({ ...k.deps, db: logDb as Db }, { graceMs: 0, now: () => k.clock.now });
+      // Redis back under another run id: every slice is rebuilt
+      for (let s = 0; s < k.layout.slices; s++)
+        await k.redis.hset(
+          sliceKeys(k.cluster, k.layout.slices, s).marks,
+          SLICE_MARKS.builtOn,
+          'a-server-that-restarted',
+        );
+      t.equal(await rebuildNow(rebuilder, k.redis, k.cluster, k.clock, k.layout.slices), 'rebuilt');
+      release();
+      await closing;
+      if (!(await totalsTrusted(k.redis, k.cluster, k.layout.slices)))
+        await rebuildNow(k.rebuilder, k.redis, k.cluster, k.clock, k.layout.slices);
+      await k.closer.closeDue();
+      t.equal(Number(await k.redis.get(clusterKeys(k.cluster).closed)), T0, 'the period is closed');
+      t.equal((await k.points(pk)).length, 9, 'the late sample is not in the timeline');
+      await exact(t, k, PKS);
+    },
+  );
+}

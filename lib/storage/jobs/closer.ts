@@ -326,6 +326,7 @@ export class PeriodCloser {
       await this.slices.buckets(period, lists);
     }
     await this.slices.checkpoint(period, slice, totals, summaries);
+    await this.afterCheckpoint(k, built);
     if (rollupEnd) await this.slices.rollups(period, slice, summaries);
     await raiseMark(this.redis, k.marks, period, SLICE_MARKS.checkpoint);
     for (let i = 0; i < pks.length; i += CHUNK)
@@ -353,6 +354,20 @@ export class PeriodCloser {
       throw new Error(
         'a totals rebuild began, or Redis evicted keys, while the slice was read; it is closed again later',
       );
+  }
+
+  /**
+   * After the checkpoint is written: a rebuild that wiped the slice since `built` was read may have
+   * looked for this checkpoint before it existed and counted the period from the log, with the
+   * samples this close left out as late, which its buckets lack. Its `since` is removed then, so the
+   * slice is rebuilt again, from this checkpoint. Throws, as unchangedSince does, if anything changed.
+   */
+  private async afterCheckpoint(k: SliceKeys, built: string): Promise<void> {
+    const now = await this.builtFrom(k).catch(() => null);
+    if (now === built) return;
+    const rebuild = (b: string): string => b.split(':', 2).join(':');
+    if (now === null || rebuild(now) !== rebuild(built)) await this.redis.hdel(k.marks, SLICE_MARKS.since);
+    throw new Error('a totals rebuild began while the slice was closed; it is rebuilt again from its checkpoint');
   }
 
   /** The slice's totals as of its newest checkpoint before `period` (none for a new slice). */
