@@ -8,7 +8,12 @@ import { ClusterLock } from '../../../../lib/cluster/locks.js';
 import { createLogger } from '../../../../lib/shared/log.js';
 import { clusterKeys, memberIndexKey, nodeKey, SLICE_MARKS, sliceKeys } from '../../../../lib/shared/keys.js';
 import { sample, storageKit, MIN } from '../../../helpers/storage.js';
-import { type PayloadDoc, type CheckpointDoc, collectionNames, docIds } from '../../../../lib/storage/format/documents.js';
+import {
+  type PayloadDoc,
+  type CheckpointDoc,
+  collectionNames,
+  docIds,
+} from '../../../../lib/storage/format/documents.js';
 
 const T0 = 1_764_576_000_000;
 const BUCKET = 10 * MIN;
