@@ -179,7 +179,7 @@ t.test('status of a running three-node cluster', async (t) => {
     t.teardown(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
-    // into a pipe: one full view after another, no terminal escapes (test/cli-scripting.test.ts has the terminal)
+    // into a pipe: one full view after another, no terminal escapes (test/cli/cli-scripting.test.ts has the terminal)
     const refreshes = (): number => child.output().match(/^members \d+ \(\d+ active\)/gm)?.length ?? 0;
     await until(() => refreshes() >= 2 || child.exitCode !== null, 20_000, 'two refreshes');
     await sleep(500);

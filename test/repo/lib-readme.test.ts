@@ -1,5 +1,6 @@
 // lib/README.md is the map of lib/: it names every file (one line each), no folder holds more than
 // 10 files, and every module has a test that imports it or a line naming the scenario that covers it.
+// test/unit/ mirrors lib/: each of its files is named after a module or folder of lib/ at its path.
 import t from 'tap';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -73,4 +74,14 @@ t.test('every module has a test that imports it or a scenario named in lib/READM
     [],
     'scenarios named that do not exist',
   );
+});
+
+t.test('every file of test/unit/ is named after a module or a folder of lib/ at its path', async (t) => {
+  const unit = filesBelow('test/unit').filter((f) => f.endsWith('.test.ts'));
+  t.ok(unit.length > 0, 'test/unit/ holds tests');
+  const mirrorsNothing = unit.filter((f) => {
+    const mirrored = join('lib', relative('test/unit', f)).replace(/\.test\.ts$/, '');
+    return !existsSync(join(ROOT, `${mirrored}.ts`)) && !existsSync(join(ROOT, mirrored));
+  });
+  t.same(mirrorsNothing, [], 'unit tests whose path names nothing in lib/');
 });

@@ -362,7 +362,7 @@ t.test(
     await waitExit(first);
     const killedAt = Date.now();
     // as if it ran on another host: only a card of this host's own dead process may be taken over
-    // (test/systemd-notify.test.ts has that case)
+    // (test/scenarios/systemd-notify.test.ts has that case)
     const card = JSON.parse((await c.redis.get(key))!);
     await c.redis.set(key, JSON.stringify({ ...card, host: 'another-host' }), 'KEEPTTL');
 
