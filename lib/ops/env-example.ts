@@ -1,5 +1,5 @@
 // The text of .env.example, made from the settings table so the two cannot drift apart
-// (test/config.test.ts compares; `npm run env-example` rewrites the file).
+// (test/unit/ops/config.test.ts compares; `npm run env-example` rewrites the file).
 import { SETTINGS, shownDefault } from './config.js';
 
 const HEADER = `# influencer-node settings, each commented out with its default: a copy of this file (to .env, read at

@@ -1,5 +1,5 @@
 // The read API's contract: an OpenAPI 3.1 document, served at /api/openapi.json. The tests check
-// every route's answers against it (test/api-contract.test.ts), so it cannot drift from the code.
+// every route's answers against it (test/unit/read/openapi.test.ts), so it cannot drift from the code.
 import { VERSION } from '../shared/version.js';
 import { MAX_POINTS } from './influencer.js';
 import { MAX_LIMIT, MAX_RANGE_DAYS, TIME_PATTERN } from './params.js';
