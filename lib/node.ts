@@ -157,7 +157,8 @@ export class InfluencerNode {
     try {
       await this.startServices();
     } catch (err) {
-      if (!(err instanceof StackStopped)) throw err;
+      // once stopping, what the start meets (a closed client, a stopped stack) is the stop, not a failure
+      if (!(err instanceof StackStopped) && !this.leaving) throw err;
     }
   }
 
