@@ -42,6 +42,32 @@ async function exact(t: Test, k: StorageKit, pks: number[]): Promise<void> {
   t.same(await totalsMismatches(k, pks), [], 'every running total equals its points');
 }
 
+/**
+ * The database as a closer sees it, its insert of `slice`'s checkpoint of T0 held: `atCheckpoint`
+ * resolves when the close reaches it, `release()` lets it go on.
+ */
+function holdCheckpoint(k: StorageKit, slice: number): { db: Db; atCheckpoint: Promise<void>; release: () => void } {
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let reached!: () => void;
+  const atCheckpoint = new Promise<void>((r) => (reached = r));
+  const checkpoints = overriding(
+    k.db.collection(collectionNames.checkpoints),
+    'insertOne',
+    async (doc: CheckpointDoc) => {
+      if (doc._id === docIds.checkpoint(T0, slice)) {
+        reached();
+        await held;
+      }
+      return k.db.collection(collectionNames.checkpoints).insertOne(doc);
+    },
+  );
+  const db = overriding(k.db, 'collection', (name: string) =>
+    name === collectionNames.checkpoints ? checkpoints : k.db.collection(name),
+  );
+  return { db: db as Db, atCheckpoint, release };
+}
+
 t.test('a sample applied while the closer looks for the log of a period without one is not left behind', async (t) => {
   const k = await storageKit(t, { bucketMs: BUCKET, start: T0 });
   const pk = PKS[3]!;
@@ -99,24 +125,7 @@ t.test('a closer stalled in the middle of a slice moves no mark back when it goe
   const pk = PKS[5]!;
   const slice = k.layout.slice(pk);
   // a node that believes it holds every lock (paused past its lock's expiry), held at one checkpoint
-  let release!: () => void;
-  const held = new Promise<void>((r) => (release = r));
-  let reached!: () => void;
-  const atCheckpoint = new Promise<void>((r) => (reached = r));
-  const checkpoints = overriding(
-    k.db.collection(collectionNames.checkpoints),
-    'insertOne',
-    async (doc: CheckpointDoc) => {
-      if (doc._id === docIds.checkpoint(T0, slice)) {
-        reached();
-        await held;
-      }
-      return k.db.collection(collectionNames.checkpoints).insertOne(doc);
-    },
-  );
-  const db = overriding(k.db, 'collection', (name: string) =>
-    name === collectionNames.checkpoints ? checkpoints : k.db.collection(name),
-  );
+  const { db, atCheckpoint, release } = holdCheckpoint(k, slice);
   const lock = {
     runExclusive: async (_: string, fn: (s: AbortSignal) => Promise<unknown>) => ({
       ran: true,
@@ -171,24 +180,7 @@ for (const lands of ['while the rebuild reads the log', 'after the rebuild'] as 
       for (let m = 0; m < 9; m++) await k.store(PKS.map((pk) => sample(pk, T0 + m * MIN, 3000 + (pk % 83) + m)));
       const pk = PKS[5]!;
       const slice = k.layout.slice(pk);
-      let release!: () => void;
-      const held = new Promise<void>((r) => (release = r));
-      let reached!: () => void;
-      const atCheckpoint = new Promise<void>((r) => (reached = r));
-      const checkpoints = overriding(
-        k.db.collection(collectionNames.checkpoints),
-        'insertOne',
-        async (doc: CheckpointDoc) => {
-          if (doc._id === docIds.checkpoint(T0, slice)) {
-            reached();
-            await held;
-          }
-          return k.db.collection(collectionNames.checkpoints).insertOne(doc);
-        },
-      );
-      const db = overriding(k.db, 'collection', (name: string) =>
-        name === collectionNames.checkpoints ? checkpoints : k.db.collection(name),
-      );
+      const { db, atCheckpoint, release } = holdCheckpoint(k, slice);
       const slow = new PeriodCloser({ ...k.deps, db: db as Db }, { graceMs: 0, now: () => T0 + BUCKET + MIN });
       k.clock.now = T0 + BUCKET + MIN;
       const closing = slow.runOnce().catch(() => 'failed');
