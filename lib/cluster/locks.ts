@@ -75,7 +75,7 @@ export class ClusterLock {
         const reason = await failureReason(err);
         if (reason === 'locked') lost('another holder has the key');
         else if (lock.expiration <= Date.now()) lost(`expired while Redis failed (${reason})`);
-        // Redis unreachable for now: try again while the lock is still ours
+        // else Redis is unreachable for now: try again while the lock is still ours (lost() stopped the renewal)
         return Math.max(0, Math.min(250, lock.expiration - Date.now()));
       }
     };

@@ -365,8 +365,10 @@ export class PeriodCloser {
   private async afterCheckpoint(k: SliceKeys, built: string): Promise<void> {
     const now = await this.builtFrom(k).catch(() => null);
     if (now === built) return;
-    const rebuild = (b: string): string => b.split(':', 2).join(':');
-    if (now === null || rebuild(now) !== rebuild(built)) await this.redis.hdel(k.marks, SLICE_MARKS.since);
+    // `built` is `<since>:<rebuild owner>:<Redis identity>`; a new cutoff or owner is a rebuild
+    const cutoffAndOwner = (b: string): string => b.split(':', 2).join(':');
+    if (now === null || cutoffAndOwner(now) !== cutoffAndOwner(built))
+      await this.redis.hdel(k.marks, SLICE_MARKS.since);
     throw new Error('a totals rebuild began while the slice was closed; it is rebuilt again from its checkpoint');
   }
 
